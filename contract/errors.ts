@@ -1,0 +1,83 @@
+/**
+ * The one error catalogue of ioc-edge. Every error we raise carries a string
+ * `code` from here, a message that says what to do, an optional `cause` and
+ * context (device, point, file, JSON pointer…). The codes travel over MQTT in
+ * request/response envelopes (`{status: "error", error: {code, message}}`), so
+ * they are part of the contract: renaming one is a breaking change.
+ */
+
+/** Catalogue: code → default message and whether a retry may succeed. */
+export const ERRORS = {
+  // configuration and profiles
+  CONFIG_ERR_INVALID: { message: 'configuration is invalid', retryable: false },
+  CONFIG_ERR_READ: { message: 'configuration file cannot be read', retryable: false },
+  PROFILE_ERR_INVALID: { message: 'device profile is invalid', retryable: false },
+  PROFILE_ERR_NOT_FOUND: { message: 'device profile not found', retryable: false },
+  PROFILE_ERR_READ: { message: 'device profile file cannot be read', retryable: false },
+  // contract
+  CONTRACT_ERR_INVALID_PAYLOAD: { message: 'payload does not match its schema', retryable: false },
+  CONTRACT_ERR_BAD_JSON: { message: 'payload is not valid JSON', retryable: false },
+  CONTRACT_ERR_UNKNOWN_TOPIC: { message: 'topic is not part of the contract', retryable: false },
+  // gateway: southbound
+  GW_ERR_MODBUS_TIMEOUT: { message: 'Modbus device did not answer in time', retryable: true },
+  GW_ERR_MODBUS_CONNECT: { message: 'cannot connect to Modbus endpoint', retryable: true },
+  GW_ERR_MODBUS_EXCEPTION: { message: 'Modbus device answered with an exception', retryable: false },
+  GW_ERR_MODBUS_IO: { message: 'Modbus transport error', retryable: true },
+  GW_ERR_DECODE: { message: 'raw value cannot be decoded', retryable: false },
+  // gateway: store-and-forward
+  GW_ERR_OUTBOX_IO: { message: 'outbox storage error', retryable: true },
+  GW_ERR_OUTBOX_CLOSED: { message: 'outbox is closed', retryable: false },
+  GW_ERR_UPLINK_OFFLINE: { message: 'uplink to the hub is down', retryable: true },
+  // hub
+  HUB_ERR_COMMIT: { message: 'telemetry could not be committed to the store', retryable: true },
+  HUB_ERR_STORE_IO: { message: 'hub store error', retryable: true },
+  HUB_ERR_BAD_REQUEST: { message: 'request is invalid', retryable: false },
+  HUB_ERR_NOT_FOUND: { message: 'not found', retryable: false },
+  HUB_ERR_UNAUTHORIZED: { message: 'not authorised', retryable: false },
+} as const satisfies Record<string, { message: string; retryable: boolean }>;
+
+/** A code from the catalogue. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Context attached to an error: where it happened. */
+export interface ErrorContext {
+  device?: string;
+  point?: string;
+  file?: string;
+  /** JSON pointer into the offending document (RFC 6901). */
+  pointer?: string;
+  [key: string]: unknown;
+}
+
+/**
+ * The single error class of ioc-edge. `message` reads
+ * `"<text> (<CODE>)"` so a log line alone identifies the failure.
+ */
+export class IocError extends Error {
+  readonly code: ErrorCode;
+  readonly context: ErrorContext;
+
+  constructor(code: ErrorCode, detail?: string, opts: { cause?: unknown; context?: ErrorContext } = {}) {
+    super(`${detail ?? ERRORS[code].message} (${code})`, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'IocError';
+    this.code = code;
+    this.context = opts.context ?? {};
+  }
+
+  /** The wire form used in `{status: "error", error}` envelopes and API replies. */
+  toJSON(): { code: ErrorCode; message: string; context?: ErrorContext } {
+    return Object.keys(this.context).length > 0
+      ? { code: this.code, message: this.message, context: this.context }
+      : { code: this.code, message: this.message };
+  }
+}
+
+/** True when `err` is an {@link IocError}, optionally with the given code. */
+export function isIocError(err: unknown, code?: ErrorCode): err is IocError {
+  return err instanceof IocError && (code === undefined || err.code === code);
+}
+
+/** True when a retry of the failed operation may succeed (timeouts, I/O, connection loss). */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof IocError && ERRORS[err.code].retryable;
+}

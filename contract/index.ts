@@ -1,0 +1,8 @@
+/**
+ * ioc-edge contract: what gateway and hub agree on — topic names, payload
+ * schemas and validators, the error catalogue. Imports nothing of ours.
+ */
+export * from './errors.js';
+export * from './topics.js';
+export * from './types.js';
+export * from './validate.js';

@@ -1,0 +1,70 @@
+/**
+ * ajv validators for the contract payloads, used by both gateway (before it
+ * publishes) and hub (before anything reaches the store).
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { IocError } from './errors.js';
+import type { GatewayEvent, GatewayStatus, TelemetryBatch } from './types.js';
+
+function loadSchema(name: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(new URL(`./schemas/${name}.schema.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
+}
+
+const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
+
+/** The contract's schemas, by name, as plain JSON (for docs and OpenAPI). */
+export const schemas = {
+  telemetryBatch: loadSchema('telemetry-batch'),
+  status: loadSchema('status'),
+  event: loadSchema('event'),
+} as const;
+
+const compiled = {
+  telemetryBatch: ajv.compile<TelemetryBatch>(schemas.telemetryBatch),
+  status: ajv.compile<GatewayStatus>(schemas.status),
+  event: ajv.compile<GatewayEvent>(schemas.event),
+};
+
+/** Formats ajv errors as `"/pointer: message"` lines, at most `max` of them. */
+export function formatAjvErrors(errors: ErrorObject[] | null | undefined, max = 5): string {
+  if (!errors || errors.length === 0) return 'unknown schema error';
+  const lines = errors.slice(0, max).map((e) => {
+    const extra = e.keyword === 'additionalProperties' ? ` '${String((e.params as { additionalProperty?: string }).additionalProperty)}'` : '';
+    return `${e.instancePath || '/'}: ${e.message ?? e.keyword}${extra}`;
+  });
+  if (errors.length > max) lines.push(`… and ${errors.length - max} more`);
+  return lines.join('; ');
+}
+
+function check<T>(fn: ValidateFunction<T>, what: string, value: unknown): T {
+  if (fn(value)) return value;
+  const first = fn.errors?.[0];
+  throw new IocError('CONTRACT_ERR_INVALID_PAYLOAD', `${what} is invalid: ${formatAjvErrors(fn.errors)}`, {
+    context: { pointer: first?.instancePath ?? '' },
+  });
+}
+
+/** Parses a buffer as JSON, throwing CONTRACT_ERR_BAD_JSON with the parser's reason. */
+export function parseJson(payload: Buffer | string): unknown {
+  try {
+    return JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+  } catch (err) {
+    throw new IocError('CONTRACT_ERR_BAD_JSON', `payload is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Validates a telemetry batch; throws CONTRACT_ERR_INVALID_PAYLOAD naming the JSON pointer. */
+export function validateTelemetryBatch(value: unknown): TelemetryBatch {
+  return check(compiled.telemetryBatch, 'telemetry batch', value);
+}
+
+/** Validates a gateway status document. */
+export function validateStatus(value: unknown): GatewayStatus {
+  return check(compiled.status, 'status', value);
+}
+
+/** Validates a gateway event. */
+export function validateEvent(value: unknown): GatewayEvent {
+  return check(compiled.event, 'event', value);
+}

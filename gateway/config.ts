@@ -1,0 +1,136 @@
+/**
+ * Gateway configuration: JSON validated against `config.schema.json` (ajv,
+ * allErrors, defaults applied), then a second pass for what the schema cannot
+ * say (unique ids, references to buses and profiles). Errors name the file,
+ * the JSON pointer and the reason. The result is deep-frozen.
+ */
+import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { IocError } from '../contract/index.js';
+
+/** A Modbus TCP endpoint (a device or a gateway to several unit ids). */
+export interface ModbusTcpBusConfig {
+  id: string;
+  type: 'modbus-tcp';
+  host: string;
+  port: number;
+  timeoutMs: number;
+  retries: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+}
+
+/** Any bus. */
+export type BusConfig = ModbusTcpBusConfig;
+
+/** A field device on a bus, read with a profile. */
+export interface DeviceConfig {
+  id: string;
+  bus: string;
+  profile: string;
+  unitId: number;
+  pollIntervalMs?: number;
+  enabled: boolean;
+}
+
+/** The gateway configuration after validation and defaults. */
+export interface GatewayConfig {
+  gatewayId: string;
+  dataDir: string;
+  profileDirs?: string[];
+  hub: { url: string; username?: string; password?: string; keepaliveS: number; reconnectMinMs: number; reconnectMaxMs: number };
+  buses: BusConfig[];
+  devices: DeviceConfig[];
+  outbox: { maxRows: number; maxBytes: number; maxAgeS: number; flushIntervalMs: number; synchronous: 'FULL' | 'NORMAL' };
+  uplink: { batchSize: number; window: number; statusIntervalS: number };
+}
+
+/** The schema, as JSON (for editors and docs). */
+export const gatewayConfigSchema = JSON.parse(readFileSync(new URL('./config.schema.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+
+const ajv = new Ajv2020({ allErrors: true, strict: true, useDefaults: true, allowUnionTypes: true });
+const validate = ajv.compile<GatewayConfig>(gatewayConfigSchema);
+
+/** One problem found in a configuration. */
+export interface ConfigProblem {
+  pointer: string;
+  message: string;
+}
+
+function fail(file: string, problems: ConfigProblem[]): never {
+  const lines = problems.map((p) => `${file}: ${p.pointer || '/'}: ${p.message}`);
+  throw new IocError('CONFIG_ERR_INVALID', `invalid gateway configuration:\n  ${lines.join('\n  ')}`, {
+    context: { file, pointer: problems[0]?.pointer ?? '', problems },
+  });
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** Options of {@link parseGatewayConfig}. */
+export interface ParseConfigOptions {
+  /** Known profile model names; when given, devices must name one of them. */
+  profiles?: ReadonlySet<string> | ReadonlyMap<string, unknown>;
+}
+
+/**
+ * Validates a configuration document. `file` names it in errors. Relative
+ * `dataDir` and `profileDirs` are resolved against the file's folder.
+ */
+export function parseGatewayConfig(doc: unknown, file: string, opts: ParseConfigOptions = {}): GatewayConfig {
+  const copy = structuredClone(doc);
+  if (!validate(copy)) {
+    fail(file, (validate.errors ?? []).filter((e) => e.keyword !== 'if').map((e) => {
+      const params = e.params as { additionalProperty?: string; allowedValues?: unknown[] };
+      const extra = params.additionalProperty ? ` '${params.additionalProperty}'` : params.allowedValues ? ` (${params.allowedValues.map(String).join(', ')})` : '';
+      return { pointer: e.instancePath, message: `${e.message ?? e.keyword}${extra}` };
+    }));
+  }
+  const cfg = copy;
+  const problems: ConfigProblem[] = [];
+  const busIds = new Map<string, number>();
+  cfg.buses.forEach((b, i) => {
+    if (busIds.has(b.id)) problems.push({ pointer: `/buses/${i}/id`, message: `duplicate bus id '${b.id}' (also /buses/${busIds.get(b.id)})` });
+    else busIds.set(b.id, i);
+  });
+  const devIds = new Map<string, number>();
+  const addresses = new Map<string, number>();
+  cfg.devices.forEach((d, i) => {
+    if (devIds.has(d.id)) problems.push({ pointer: `/devices/${i}/id`, message: `duplicate device id '${d.id}' (also /devices/${devIds.get(d.id)})` });
+    else devIds.set(d.id, i);
+    if (!busIds.has(d.bus)) problems.push({ pointer: `/devices/${i}/bus`, message: `unknown bus '${d.bus}'; defined buses: ${[...busIds.keys()].join(', ') || 'none'}` });
+    if (opts.profiles && !opts.profiles.has(d.profile)) problems.push({ pointer: `/devices/${i}/profile`, message: `unknown device profile '${d.profile}'` });
+    const addr = `${d.bus}/${d.unitId}`;
+    if (addresses.has(addr)) problems.push({ pointer: `/devices/${i}/unitId`, message: `unit id ${d.unitId} on bus '${d.bus}' is already used by /devices/${addresses.get(addr)}` });
+    else addresses.set(addr, i);
+  });
+  if (problems.length > 0) fail(file, problems);
+  const base = file.startsWith('<') ? process.cwd() : path.dirname(path.resolve(file));
+  cfg.dataDir = path.resolve(base, cfg.dataDir);
+  if (cfg.profileDirs) cfg.profileDirs = cfg.profileDirs.map((d) => path.resolve(base, d));
+  return deepFreeze(cfg);
+}
+
+/** Reads and validates a configuration file. */
+export async function loadGatewayConfig(file: string, opts: ParseConfigOptions = {}): Promise<GatewayConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new IocError('CONFIG_ERR_READ', `cannot read gateway configuration ${file}: ${(err as Error).message}`, { cause: err, context: { file } });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    fail(file, [{ pointer: '', message: `not valid JSON: ${(err as Error).message}` }]);
+  }
+  return parseGatewayConfig(doc, file, opts);
+}

@@ -1,0 +1,143 @@
+/**
+ * The hub's HTTP API (fastify; route schemas validate requests with ajv and
+ * document responses). Version 1 lives under `/api/v1`.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from '../lib/index.js';
+import type { HubStore } from './store.js';
+
+/** Dependencies and settings of the {@link Api}. */
+export interface ApiDeps {
+  logger: Logger;
+  store: HubStore;
+  host: string;
+  port: number;
+  /** Readiness: true once broker and store are up. */
+  ready: () => boolean;
+}
+
+const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' } as const;
+const readingSchema = {
+  type: 'object',
+  required: ['gateway', 'device', 'point', 'ts', 'value', 'quality'],
+  properties: {
+    gateway: { type: 'string' }, device: { type: 'string' }, point: { type: 'string' },
+    ts: { type: 'integer', description: 'ms since the Unix epoch' },
+    value: { anyOf: [{ type: 'number' }, { type: 'boolean' }, { type: 'string' }, { type: 'null' }] },
+    quality: { enum: ['good', 'bad', 'stale'] },
+  },
+} as const;
+const errorSchema = { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } as const;
+
+/** The HTTP API service. */
+export class Api {
+  private app: FastifyInstance | null = null;
+
+  constructor(private readonly deps: ApiDeps) {}
+
+  /** The bound port (after start). */
+  get port(): number {
+    const addr = this.app?.server.address();
+    return addr && typeof addr === 'object' ? addr.port : 0;
+  }
+
+  /** Builds the fastify instance with every route (exposed for inject-style use). */
+  build(): FastifyInstance {
+    const { store } = this.deps;
+    const app = Fastify({ loggerInstance: this.deps.logger as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { allErrors: true } } });
+
+    app.setErrorHandler((err: { statusCode?: number; validation?: unknown; message: string }, _req, reply) => {
+      const status = err.statusCode ?? 500;
+      const code = err.validation ? 'HUB_ERR_BAD_REQUEST' : status === 404 ? 'HUB_ERR_NOT_FOUND' : status >= 500 ? 'HUB_ERR_STORE_IO' : 'HUB_ERR_BAD_REQUEST';
+      if (status >= 500) this.deps.logger.error({ err }, 'api error');
+      void reply.status(status).send({ error: { code, message: `${err.message} (${code})` } });
+    });
+    app.setNotFoundHandler((req, reply) => {
+      void reply.status(404).send({ error: { code: 'HUB_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url} (HUB_ERR_NOT_FOUND)` } });
+    });
+
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/readyz', async (_req, reply) => (this.deps.ready() ? { status: 'ready' } : reply.status(503).send({ status: 'starting' })));
+
+    app.get('/api/v1/gateways', {
+      schema: {
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              items: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    id: { type: 'string' }, online: { type: 'boolean' }, lastSeen: { type: 'integer' }, firstSeen: { type: 'integer' },
+                    version: { type: 'string' }, backlog: { type: 'object', additionalProperties: true },
+                    devices: { type: 'object', additionalProperties: { type: 'string' } },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    }, async () => {
+      const rows = await store.listGateways();
+      return {
+        items: rows.map((g) => ({
+          id: g.id, online: g.online, lastSeen: g.lastSeen, firstSeen: g.firstSeen,
+          ...(g.status?.version ? { version: g.status.version } : {}),
+          ...(g.status?.backlog ? { backlog: g.status.backlog } : {}),
+          ...(g.status?.devices ? { devices: g.status.devices } : {}),
+        })),
+      };
+    });
+
+    app.get<{ Querystring: { gateway?: string; device?: string; point?: string; limit?: number } }>('/api/v1/readings/latest', {
+      schema: {
+        querystring: { type: 'object', additionalProperties: false, properties: { gateway: ID, device: ID, point: ID, limit: { type: 'integer', minimum: 1, maximum: 100000, default: 10000 } } },
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: readingSchema } } }, 400: errorSchema },
+      },
+    }, async (req) => ({ items: await store.latest(req.query) }));
+
+    app.get<{ Querystring: { gateway: string; device: string; point: string; from?: number; to?: number; limit: number } }>('/api/v1/readings', {
+      schema: {
+        querystring: {
+          type: 'object', additionalProperties: false, required: ['gateway', 'device', 'point'],
+          properties: {
+            gateway: ID, device: ID, point: ID,
+            from: { type: 'integer', minimum: 0, description: 'ms since the Unix epoch, inclusive; default 1 hour ago' },
+            to: { type: 'integer', minimum: 0, description: 'ms since the Unix epoch, inclusive; default now' },
+            limit: { type: 'integer', minimum: 1, maximum: 100000, default: 10000 },
+          },
+        },
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: readingSchema } } }, 400: errorSchema },
+      },
+    }, async (req, reply) => {
+      const to = req.query.to ?? Date.now();
+      const from = req.query.from ?? to - 3_600_000;
+      if (from > to) return reply.status(400).send({ error: { code: 'HUB_ERR_BAD_REQUEST', message: `'from' (${from}) is after 'to' (${to}) (HUB_ERR_BAD_REQUEST)` } });
+      return { items: await store.history({ gateway: req.query.gateway, device: req.query.device, point: req.query.point, from, to, limit: req.query.limit }) };
+    });
+
+    app.get<{ Querystring: { gateway?: string; limit: number } }>('/api/v1/events', {
+      schema: { querystring: { type: 'object', additionalProperties: false, properties: { gateway: ID, limit: { type: 'integer', minimum: 1, maximum: 10000, default: 100 } } } },
+    }, async (req) => ({ items: await store.events(req.query) }));
+
+    app.get<{ Querystring: { limit: number } }>('/api/v1/quarantine', {
+      schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } } },
+    }, async (req) => ({ items: await store.quarantined(req.query.limit) }));
+
+    return app;
+  }
+
+  async start(): Promise<void> {
+    this.app = this.build();
+    await this.app.listen({ host: this.deps.host, port: this.deps.port });
+  }
+
+  async stop(): Promise<void> {
+    const app = this.app;
+    this.app = null;
+    await app?.close();
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * The hub's telemetry store (SQLite, WAL, synchronous=FULL). Telemetry batches
+ * are committed by a group-commit worker: every batch waiting when the worker
+ * runs goes into one transaction, so many gateways' messages cost one fsync.
+ * A batch is identified by (gateway, epoch, seq); a replay is recognised by
+ * the primary key of `batches` inside the same transaction and stores nothing.
+ */
+import { IocError, type GatewayEvent, type GatewayStatus, type Quality, type Reading, type ReadingValue } from '../contract/index.js';
+import { insertMany, SqliteDb, type Logger } from '../lib/index.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS gateways (
+  id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL, status TEXT);
+CREATE TABLE IF NOT EXISTS batches (
+  gateway TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, received_at INTEGER NOT NULL, count INTEGER NOT NULL,
+  PRIMARY KEY (gateway, epoch, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS readings (
+  gateway TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, ts INTEGER NOT NULL,
+  value, vtype INTEGER NOT NULL, quality INTEGER NOT NULL, historical INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS readings_point_ts ON readings (gateway, device, point, ts);
+CREATE TABLE IF NOT EXISTS latest (
+  gateway TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, ts INTEGER NOT NULL,
+  value, vtype INTEGER NOT NULL, quality INTEGER NOT NULL,
+  PRIMARY KEY (gateway, device, point)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+  gateway TEXT NOT NULL, id TEXT NOT NULL, ts INTEGER NOT NULL, received_at INTEGER NOT NULL,
+  type TEXT NOT NULL, severity TEXT NOT NULL, device TEXT, point TEXT, code TEXT, message TEXT NOT NULL, data TEXT,
+  PRIMARY KEY (gateway, id));
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE TABLE IF NOT EXISTS quarantine (
+  n INTEGER PRIMARY KEY, gateway TEXT, topic TEXT NOT NULL, received_at INTEGER NOT NULL,
+  code TEXT NOT NULL, error TEXT NOT NULL, payload BLOB);
+`;
+
+const QUALITY: Quality[] = ['good', 'bad', 'stale'];
+const QUALITY_CODE: Record<Quality, number> = { good: 0, bad: 1, stale: 2 };
+
+/** vtype column: how `value` is to be read back. */
+const enum VType {
+  Number = 0,
+  Boolean = 1,
+  String = 2,
+  Null = 3,
+}
+
+function toColumns(value: ReadingValue): [unknown, VType] {
+  if (value === null) return [null, VType.Null];
+  if (typeof value === 'boolean') return [value ? 1 : 0, VType.Boolean];
+  if (typeof value === 'string') return [value, VType.String];
+  return [value, VType.Number];
+}
+
+function fromColumns(value: unknown, vtype: number): ReadingValue {
+  switch (vtype) {
+    case VType.Boolean:
+      return value === 1;
+    case VType.Null:
+      return null;
+    case VType.String:
+      return String(value);
+    default:
+      return value as number;
+  }
+}
+
+/** A telemetry batch to commit. */
+export interface BatchToCommit {
+  gateway: string;
+  epoch: string;
+  seq: number;
+  historical: boolean;
+  readings: Reading[];
+}
+
+/** A reading as the store returns it. */
+export interface StoredReading extends Reading {
+  gateway: string;
+}
+
+/** A gateway as the registry knows it. */
+export interface GatewayRow {
+  id: string;
+  online: boolean;
+  firstSeen: number;
+  lastSeen: number;
+  status: GatewayStatus | null;
+}
+
+/** A stored event. */
+export interface StoredEvent extends GatewayEvent {
+  gateway: string;
+  receivedAt: number;
+}
+
+interface Pending {
+  batch: BatchToCommit;
+  resolve: (r: 'stored' | 'duplicate') => void;
+  reject: (e: unknown) => void;
+}
+
+/** Dependencies of the {@link HubStore}. */
+export interface HubStoreDeps {
+  file: string;
+  logger: Logger;
+  clock?: () => number;
+  /** Most batches in one group commit. */
+  maxGroup?: number;
+}
+
+/** The hub's SQLite store: registry, telemetry, events, quarantine. */
+export class HubStore {
+  private db: SqliteDb | null = null;
+  private queue: Pending[] = [];
+  private committing = false;
+  private readonly clock: () => number;
+  /** Commits done, batches committed, duplicates dropped: for metrics and the demo. */
+  readonly counters = { commits: 0, batches: 0, readings: 0, duplicates: 0 };
+
+  constructor(private readonly deps: HubStoreDeps) {
+    this.clock = deps.clock ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    this.db = await SqliteDb.open(this.deps.file);
+    await this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;${SCHEMA}`);
+    // Nobody is connected to a broker that has just started.
+    await this.db.run('UPDATE gateways SET online = 0');
+  }
+
+  async stop(): Promise<void> {
+    while (this.committing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    const db = this.db;
+    this.db = null;
+    if (db) {
+      await db.exclusive(() => db.exec('PRAGMA wal_checkpoint(TRUNCATE)')).catch(() => undefined);
+      await db.close();
+    }
+  }
+
+  private requireDb(): SqliteDb {
+    if (!this.db) throw new IocError('HUB_ERR_STORE_IO', 'hub store is not open');
+    return this.db;
+  }
+
+  /**
+   * Commits a batch durably, or recognises it as a replay. Resolves only after
+   * COMMIT returned: the caller may acknowledge then, and not before.
+   */
+  commitBatch(batch: BatchToCommit): Promise<'stored' | 'duplicate'> {
+    return new Promise((resolve, reject) => {
+      if (!this.db) {
+        reject(new IocError('HUB_ERR_COMMIT', 'hub store is closed'));
+        return;
+      }
+      this.queue.push({ batch, resolve, reject });
+      if (!this.committing) void this.commitLoop();
+    });
+  }
+
+  private async commitLoop(): Promise<void> {
+    this.committing = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue.splice(0, this.deps.maxGroup ?? 256);
+        try {
+          const results = await this.commitGroup(group.map((p) => p.batch));
+          group.forEach((p, i) => p.resolve(results[i]!));
+        } catch (err) {
+          this.deps.logger.error({ err, batches: group.length, code: 'HUB_ERR_COMMIT' }, 'telemetry commit failed; not acknowledging');
+          const e = new IocError('HUB_ERR_COMMIT', `telemetry commit failed: ${(err as Error).message}`, { cause: err });
+          for (const p of group) p.reject(e);
+        }
+      }
+    } finally {
+      this.committing = false;
+    }
+  }
+
+  private async commitGroup(batches: BatchToCommit[]): Promise<Array<'stored' | 'duplicate'>> {
+    const db = this.requireDb();
+    const now = this.clock();
+    return db.transaction(async () => {
+      const results: Array<'stored' | 'duplicate'> = [];
+      const rows: unknown[][] = [];
+      const latest = new Map<string, unknown[]>();
+      const seen = new Set<string>();
+      for (const b of batches) {
+        const res = await db.run('INSERT OR IGNORE INTO batches(gateway, epoch, seq, received_at, count) VALUES (?,?,?,?,?)', [b.gateway, b.epoch, b.seq, now, b.readings.length]);
+        if (res.changes === 0) {
+          results.push('duplicate');
+          continue;
+        }
+        results.push('stored');
+        seen.add(b.gateway);
+        const hist = b.historical ? 1 : 0;
+        for (const r of b.readings) {
+          const [value, vtype] = toColumns(r.value);
+          const q = QUALITY_CODE[r.quality];
+          rows.push([b.gateway, r.device, r.point, r.ts, value, vtype, q, hist]);
+          const key = `${b.gateway}\u0000${r.device}\u0000${r.point}`;
+          const prev = latest.get(key);
+          if (!prev || (prev[3] as number) <= r.ts) latest.set(key, [b.gateway, r.device, r.point, r.ts, value, vtype, q]);
+        }
+      }
+      if (rows.length > 0) {
+        await insertMany(db, 'INSERT INTO readings(gateway, device, point, ts, value, vtype, quality, historical)', 8, rows, 500);
+        await upsertLatest(db, [...latest.values()]);
+      }
+      for (const gw of seen) {
+        await db.run('INSERT INTO gateways(id, first_seen, last_seen) VALUES (?,?,?) ON CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen', [gw, now, now]);
+      }
+      this.counters.commits++;
+      this.counters.batches += results.filter((r) => r === 'stored').length;
+      this.counters.duplicates += results.filter((r) => r === 'duplicate').length;
+      this.counters.readings += rows.length;
+      return results;
+    });
+  }
+
+  /** Stores an event once per (gateway, id); false when it was a replay. */
+  async commitEvent(gateway: string, ev: GatewayEvent): Promise<boolean> {
+    const db = this.requireDb();
+    const res = await db.exclusive(() =>
+      db.run('INSERT OR IGNORE INTO events(gateway, id, ts, received_at, type, severity, device, point, code, message, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)', [
+        gateway, ev.id, ev.ts, this.clock(), ev.type, ev.severity, ev.device ?? null, ev.point ?? null, ev.code ?? null, ev.message,
+        ev.data === undefined ? null : JSON.stringify(ev.data),
+      ]),
+    );
+    return res.changes === 1;
+  }
+
+  /** Keeps what failed validation, with the reason, for an operator to look at. */
+  async quarantine(q: { gateway: string | null; topic: string; code: string; error: string; payload: Buffer }): Promise<void> {
+    const db = this.requireDb();
+    await db.exclusive(() =>
+      db.run('INSERT INTO quarantine(gateway, topic, received_at, code, error, payload) VALUES (?,?,?,?,?,?)', [q.gateway, q.topic, this.clock(), q.code, q.error, q.payload.subarray(0, 256 * 1024)]),
+    );
+  }
+
+  /** Records a status document or a connection change for a gateway. */
+  async setGatewayState(gateway: string, change: { online?: boolean; status?: GatewayStatus }): Promise<void> {
+    const db = this.requireDb();
+    const now = this.clock();
+    await db.exclusive(() =>
+      db.run(
+        `INSERT INTO gateways(id, online, first_seen, last_seen, status) VALUES (?,?,?,?,?)
+         ON CONFLICT(id) DO UPDATE SET online = coalesce(?, online), last_seen = excluded.last_seen, status = coalesce(?, status)`,
+        [gateway, change.online ? 1 : 0, now, now, change.status ? JSON.stringify(change.status) : null,
+          change.online === undefined ? null : change.online ? 1 : 0, change.status ? JSON.stringify(change.status) : null],
+      ),
+    );
+  }
+
+  async listGateways(): Promise<GatewayRow[]> {
+    const rows = await this.requireDb().all<{ id: string; online: number; first_seen: number; last_seen: number; status: string | null }>('SELECT * FROM gateways ORDER BY id');
+    return rows.map((r) => ({ id: r.id, online: r.online === 1, firstSeen: r.first_seen, lastSeen: r.last_seen, status: r.status ? (JSON.parse(r.status) as GatewayStatus) : null }));
+  }
+
+  async latest(filter: { gateway?: string; device?: string; point?: string; limit?: number }): Promise<StoredReading[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const k of ['gateway', 'device', 'point'] as const) {
+      if (filter[k] !== undefined) {
+        where.push(`${k} = ?`);
+        params.push(filter[k]);
+      }
+    }
+    params.push(filter.limit ?? 10_000);
+    const rows = await this.requireDb().all<RawReadingRow>(`SELECT gateway, device, point, ts, value, vtype, quality FROM latest ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY gateway, device, point LIMIT ?`, params);
+    return rows.map(toReading);
+  }
+
+  async history(q: { gateway: string; device: string; point: string; from: number; to: number; limit: number }): Promise<StoredReading[]> {
+    const rows = await this.requireDb().all<RawReadingRow>(
+      'SELECT gateway, device, point, ts, value, vtype, quality FROM readings WHERE gateway = ? AND device = ? AND point = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?',
+      [q.gateway, q.device, q.point, q.from, q.to, q.limit],
+    );
+    return rows.map(toReading);
+  }
+
+  async events(q: { gateway?: string; limit: number }): Promise<StoredEvent[]> {
+    const rows = await this.requireDb().all<Record<string, unknown>>(
+      `SELECT * FROM events ${q.gateway ? 'WHERE gateway = ?' : ''} ORDER BY ts DESC LIMIT ?`,
+      q.gateway ? [q.gateway, q.limit] : [q.limit],
+    );
+    return rows.map((r) => {
+      const ev: StoredEvent = { v: 1, gateway: r.gateway as string, id: r.id as string, ts: r.ts as number, receivedAt: r.received_at as number, type: r.type as string, severity: r.severity as StoredEvent['severity'], message: r.message as string };
+      if (r.device !== null) ev.device = r.device as string;
+      if (r.point !== null) ev.point = r.point as string;
+      if (r.code !== null) ev.code = r.code as string;
+      if (r.data !== null) ev.data = JSON.parse(r.data as string) as Record<string, unknown>;
+      return ev;
+    });
+  }
+
+  async quarantined(limit = 100): Promise<Array<{ gateway: string | null; topic: string; code: string; error: string; receivedAt: number }>> {
+    const rows = await this.requireDb().all<{ gateway: string | null; topic: string; code: string; error: string; received_at: number }>('SELECT gateway, topic, code, error, received_at FROM quarantine ORDER BY n DESC LIMIT ?', [limit]);
+    return rows.map((r) => ({ gateway: r.gateway, topic: r.topic, code: r.code, error: r.error, receivedAt: r.received_at }));
+  }
+
+  /** Readings stored per (device, point) of a gateway, and how many of them are duplicates of (device, point, ts). */
+  async readingCounts(gateway: string): Promise<{ total: number; distinct: number }> {
+    const r = await this.requireDb().get<{ total: number; distinct_: number }>(
+      'SELECT count(*) AS total, (SELECT count(*) FROM (SELECT DISTINCT device, point, ts FROM readings WHERE gateway = ?)) AS distinct_ FROM readings WHERE gateway = ?',
+      [gateway, gateway],
+    );
+    return { total: r?.total ?? 0, distinct: r?.distinct_ ?? 0 };
+  }
+}
+
+interface RawReadingRow {
+  gateway: string;
+  device: string;
+  point: string;
+  ts: number;
+  value: unknown;
+  vtype: number;
+  quality: number;
+}
+
+function toReading(r: RawReadingRow): StoredReading {
+  return { gateway: r.gateway, device: r.device, point: r.point, ts: r.ts, value: fromColumns(r.value, r.vtype), quality: QUALITY[r.quality] ?? 'bad' };
+}
+
+async function upsertLatest(db: SqliteDb, rows: unknown[][]): Promise<void> {
+  const one = '(?,?,?,?,?,?,?)';
+  for (let i = 0; i < rows.length; i += 500) {
+    const part = rows.slice(i, i + 500);
+    await db.run(
+      `INSERT INTO latest(gateway, device, point, ts, value, vtype, quality) VALUES ${part.map(() => one).join(',')}
+       ON CONFLICT(gateway, device, point) DO UPDATE SET ts = excluded.ts, value = excluded.value, vtype = excluded.vtype, quality = excluded.quality
+       WHERE excluded.ts >= latest.ts`,
+      part.flat(),
+    );
+  }
+}

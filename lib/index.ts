@@ -1,0 +1,8 @@
+/**
+ * Internal utilities shared by gateway, hub and firmware-bridge: the sqlite3
+ * wrapper, backoff, the logger factory. Imports nothing of ours and knows
+ * nothing of the domain.
+ */
+export * from './backoff.js';
+export * from './logger.js';
+export * from './sqlite-db.js';
