@@ -1,0 +1,7 @@
+/** The gateway-side `ioc-edge` commands, for technicians at the cabinet. Add new commands to this list. */
+import type { Command } from './command.js';
+import { profileValidate } from './profile-validate.js';
+
+export type { Command, CommandIo } from './command.js';
+
+export const gatewayCommands: Command[] = [profileValidate];
