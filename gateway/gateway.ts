@@ -47,9 +47,10 @@ export interface StartGatewayOptions {
 
 /** Starts a gateway; resolves once it polls (the hub may still be unreachable). */
 export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> {
-  const raw = opts.config as { profileDirs?: string[] };
-  const profiles = opts.profiles ?? (await loadProfiles(raw.profileDirs ?? []));
-  const config = parseGatewayConfig(opts.config, opts.source ?? '<config>', { profiles });
+  const source = opts.source ?? '<config>';
+  // First pass without profiles: it resolves profileDirs relative to the config file.
+  const profiles = opts.profiles ?? (await loadProfiles(parseGatewayConfig(opts.config, source).profileDirs ?? []));
+  const config = parseGatewayConfig(opts.config, source, { profiles });
   const logger = opts.logger.child({ gateway: config.gatewayId });
   await mkdir(config.dataDir, { recursive: true });
 
@@ -109,17 +110,22 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     throw err;
   }
   logger.info({ devices: pollers.length, buses: transports.size, hub: config.hub.url }, 'gateway started');
+  let stopping: Promise<void> | null = null;
   return {
     config,
     outbox,
     uplink,
     bus,
     devices,
-    async stop() {
-      // Pollers first (no new readings), then the uplink, then the outbox flushes what is left.
-      for (const s of [...pollers, uplink, ...transports.values(), outbox]) await s.stop().catch((err) => logger.error({ err }, 'stop failed'));
-      bus.removeAllListeners();
-      logger.info('gateway stopped');
+    /** Idempotent: a second call waits for the first. */
+    stop() {
+      stopping ??= (async () => {
+        // Pollers first (no new readings), then the uplink, then the outbox flushes what is left.
+        for (const s of [...pollers, uplink, ...transports.values(), outbox]) await s.stop().catch((err) => logger.error({ err }, 'stop failed'));
+        bus.removeAllListeners();
+        logger.info('gateway stopped');
+      })();
+      return stopping;
     },
   };
 }

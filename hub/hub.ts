@@ -63,19 +63,24 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   }
   ready = true;
   const b = broker;
+  let stopping: Promise<void> | null = null;
   return {
     mqttPort: b.port,
     httpPort: api.port,
     events,
     store,
     broker: b,
-    async stop() {
-      ready = false;
-      // Stop accepting traffic first, then let the store finish its commits.
-      await api.stop();
-      await b.stop();
-      await store.stop();
-      events.removeAllListeners();
+    /** Idempotent: a second call waits for the first. */
+    stop() {
+      stopping ??= (async () => {
+        ready = false;
+        // Stop accepting traffic first, then let the store finish its commits.
+        await api.stop();
+        await b.stop();
+        await store.stop();
+        events.removeAllListeners();
+      })();
+      return stopping;
     },
   };
 }

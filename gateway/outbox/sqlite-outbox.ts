@@ -41,7 +41,9 @@ interface Reserved {
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS readings (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, body TEXT NOT NULL);
+-- AUTOINCREMENT: ids are never reused after the newest rows are acknowledged and deleted,
+-- so "id > lastReserved" always finds new rows.
+CREATE TABLE IF NOT EXISTS readings (id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, lo INTEGER NOT NULL, hi INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
 `;
