@@ -128,6 +128,7 @@ export class DevicePoller {
     const started = this.clock();
     const out: Reading[] = [];
     let failures = 0;
+    let answered = 0;
     let lastError: unknown = null;
     try {
       for (const req of g.plan) {
@@ -137,12 +138,16 @@ export class DevicePoller {
         } catch (err) {
           failures++;
           lastError = err;
-          if (isIocError(err, 'GW_ERR_MODBUS_EXCEPTION')) this.fault(err.code, err.message, req);
+          if (isIocError(err, 'GW_ERR_MODBUS_EXCEPTION')) {
+            answered++;
+            this.fault(err.code, err.message, req);
+          }
           // A timeout or a dead connection fails the rest of this poll at once.
           if (isIocError(err) && err.code !== 'GW_ERR_MODBUS_EXCEPTION') break;
           for (const e of req.points) this.emitIfChanged(out, e.point, null, 'bad', started);
           continue;
         }
+        answered++;
         const ts = this.clock();
         try {
           for (const { point, value } of decodeResponse(req, data)) this.emitIfChanged(out, point, value, 'good', ts);
@@ -157,7 +162,8 @@ export class DevicePoller {
     }
     this.stats.polls++;
     this.stats.lastLatencyMs = this.clock() - started;
-    if (failures === g.plan.length && g.plan.length > 0) this.onFailedPoll(lastError, out);
+    // Down means "does not answer": an exception response is an answer (the device is alive).
+    if (answered === 0 && g.plan.length > 0) this.onFailedPoll(lastError, out);
     else this.onGoodPoll();
     if (out.length > 0) this.deps.onReadings(out);
     if (failures > 0) logger.debug({ device: device.id, failures, err: (lastError as Error)?.message }, 'poll had failures');

@@ -11,7 +11,7 @@ import type { GatewayEvent, Reading } from '../contract/index.js';
 import { loadProfileDir, PROFILES_DIR, type DeviceProfile } from '../device-profiles/index.js';
 import type { Logger } from '../lib/index.js';
 import { parseGatewayConfig, type GatewayConfig } from './config.js';
-import { DevicePoller, eventId, type DeviceHealth } from './device-poller.js';
+import { DevicePoller, eventId, type DeviceHealth, type DevicePollStats } from './device-poller.js';
 import { ModbusTcpTransport } from './drivers/modbus-tcp.js';
 import type { ModbusTransport } from './drivers/modbus-transport.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
@@ -26,6 +26,8 @@ export interface Gateway {
   /** Emits 'readings' (Reading[]) and 'event' (GatewayEvent) as the drivers produce them. */
   readonly bus: EventEmitter;
   devices(): Record<string, DeviceHealth>;
+  /** Poll statistics per device. */
+  pollStats(): Record<string, DevicePollStats>;
   stop(): Promise<void>;
 }
 
@@ -117,6 +119,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     uplink,
     bus,
     devices,
+    pollStats: () => Object.fromEntries(pollers.map((p) => [p.id, { ...p.stats }])),
     /** Idempotent: a second call waits for the first. */
     stop() {
       stopping ??= (async () => {
