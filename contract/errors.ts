@@ -24,6 +24,26 @@ export const ERRORS = {
   GW_ERR_MODBUS_EXCEPTION: { message: 'Modbus device answered with an exception', retryable: false },
   GW_ERR_MODBUS_IO: { message: 'Modbus transport error', retryable: true },
   GW_ERR_DECODE: { message: 'raw value cannot be decoded', retryable: false },
+  // gateway: southbound, Modbus RTU (serial line and RTU over TCP)
+  GW_ERR_MODBUS_CRC: { message: 'Modbus RTU reply failed its CRC check (noise, wrong baud rate or parity)', retryable: true },
+  GW_ERR_MODBUS_FRAME: { message: 'Modbus RTU reply was incomplete or malformed (short frame)', retryable: true },
+  GW_ERR_MODBUS_WRONG_UNIT: { message: 'Modbus RTU reply came from another unit id (two devices with one address?)', retryable: true },
+  GW_ERR_SERIAL_OPEN: { message: 'cannot open the serial port', retryable: true },
+  GW_ERR_SERIAL_PORT_GONE: { message: 'serial port disappeared (USB adapter unplugged?)', retryable: true },
+  // gateway: southbound, serial line-protocol sensors
+  GW_ERR_LINE_CHECKSUM: { message: 'serial line failed its checksum', retryable: false },
+  GW_ERR_LINE_FORMAT: { message: 'serial line does not match the device profile', retryable: false },
+  GW_ERR_LINE_SILENT: { message: 'serial line sensor sent no valid line in time', retryable: true },
+  // gateway: southbound, OPC UA
+  GW_ERR_OPCUA_CONNECT: { message: 'cannot connect to the OPC UA server', retryable: true },
+  GW_ERR_OPCUA_CERT_UNTRUSTED: { message: 'OPC UA server certificate is not in the trust list', retryable: false },
+  GW_ERR_OPCUA_AUTH: { message: 'OPC UA server refused the user identity or security settings', retryable: false },
+  GW_ERR_OPCUA_SESSION: { message: 'OPC UA session or subscription was lost', retryable: true },
+  GW_ERR_OPCUA_NODE: { message: 'OPC UA node cannot be monitored or read', retryable: false },
+  GW_ERR_OPCUA_UNAVAILABLE: { message: 'OPC UA support (node-opcua) could not be loaded', retryable: false },
+  // gateway: writes to field devices
+  GW_ERR_WRITE_REFUSED: { message: 'point cannot be written (unknown, not writable or read-only table)', retryable: false },
+  GW_ERR_WRITE_VALUE: { message: 'value does not fit the point (type or range)', retryable: false },
   // gateway: store-and-forward
   GW_ERR_OUTBOX_IO: { message: 'outbox storage error', retryable: true },
   GW_ERR_OUTBOX_CLOSED: { message: 'outbox is closed', retryable: false },
