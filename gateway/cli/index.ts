@@ -1,7 +1,8 @@
 /** The gateway-side `ioc-edge` commands, for technicians at the cabinet. Add new commands to this list. */
 import type { Command } from './command.js';
 import { profileValidate } from './profile-validate.js';
+import { run } from './run.js';
 
 export type { Command, CommandIo } from './command.js';
 
-export const gatewayCommands: Command[] = [profileValidate];
+export const gatewayCommands: Command[] = [profileValidate, run];
