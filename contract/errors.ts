@@ -48,12 +48,31 @@ export const ERRORS = {
   GW_ERR_OUTBOX_IO: { message: 'outbox storage error', retryable: true },
   GW_ERR_OUTBOX_CLOSED: { message: 'outbox is closed', retryable: false },
   GW_ERR_UPLINK_OFFLINE: { message: 'uplink to the hub is down', retryable: true },
+  // gateway: identity and provisioning (issue 5)
+  GW_ERR_PROVISION: { message: 'provisioning with the claim failed', retryable: true },
+  GW_ERR_AUTH: { message: 'hub refused the gateway credentials', retryable: false },
+  GW_ERR_SUBSCRIBE_REFUSED: { message: 'hub refused a subscription (SUBACK 0x80)', retryable: false },
+  GW_ERR_CREDENTIAL: { message: 'gateway credential file is missing, unreadable or invalid', retryable: false },
   // hub
   HUB_ERR_COMMIT: { message: 'telemetry could not be committed to the store', retryable: true },
   HUB_ERR_STORE_IO: { message: 'hub store error', retryable: true },
   HUB_ERR_BAD_REQUEST: { message: 'request is invalid', retryable: false },
   HUB_ERR_NOT_FOUND: { message: 'not found', retryable: false },
   HUB_ERR_UNAUTHORIZED: { message: 'not authorised', retryable: false },
+  // hub: identity, provisioning, access control (issue 5)
+  HUB_ERR_FORBIDDEN: { message: 'this identity may not do that (role or topic not allowed)', retryable: false },
+  HUB_ERR_RATE_LIMITED: { message: 'too many failed logins from this address; wait and try again', retryable: true },
+  HUB_ERR_IDENTIFIER_REJECTED: { message: 'MQTT client id refused (empty with a persistent session, or not the identity of the credentials)', retryable: false },
+  HUB_ERR_PACKET_TOO_LARGE: { message: 'MQTT packet larger than the hub accepts', retryable: false },
+  HUB_ERR_CLAIM_INVALID: { message: 'claim token is unknown, malformed or not for this gateway', retryable: false },
+  HUB_ERR_CLAIM_USED: { message: 'claim token was already used; ask an operator for a new one', retryable: false },
+  HUB_ERR_CLAIM_EXPIRED: { message: 'claim token has expired; ask an operator for a new one', retryable: false },
+  HUB_ERR_CLAIM_REVOKED: { message: 'claim token was revoked by an operator', retryable: false },
+  HUB_ERR_GATEWAY_EXISTS: { message: 'gateway id is already registered; re-provisioning needs a claim bound to that id', retryable: false },
+  HUB_ERR_GATEWAY_REVOKED: { message: 'gateway was revoked; it may not connect', retryable: false },
+  HUB_ERR_PROVISIONING_DISABLED: { message: 'hub runs without authentication; gateways connect without credentials', retryable: false },
+  HUB_ERR_TLS_CONFIG: { message: 'TLS certificate or key file cannot be read or used', retryable: false },
+  HUB_ERR_INSECURE_CONFIG: { message: 'refusing plain TCP on a non-loopback address without TLS (set tls, or allowPlain for a trusted network)', retryable: false },
 } as const satisfies Record<string, { message: string; retryable: boolean }>;
 
 /** A code from the catalogue. */

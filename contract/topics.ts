@@ -44,7 +44,30 @@ export const topics = {
   allStatus: `${ROOT}/gw/+/status`,
   allTelemetry: `${ROOT}/gw/+/telemetry`,
   allEvents: `${ROOT}/gw/+/events`,
+  /** Provisioning request of a claim session (claim → hub, QoS 1): `ioc/v1/provision/{claimId}/request`. */
+  provisionRequest: (claimId: string) => `${ROOT}/provision/${claimId}/request`,
+  /** Provisioning answer to a claim session (hub → claim, QoS 1, never retained). */
+  provisionResponse: (claimId: string) => `${ROOT}/provision/${claimId}/response`,
 } as const;
+
+/** A parsed provisioning topic. */
+export interface ParsedProvisionTopic {
+  claimId: string;
+  kind: 'request' | 'response';
+}
+
+/**
+ * Parses `ioc/v1/provision/{claimId}/request|response`; null for anything else
+ * (wildcards included, since `+` and `#` are not valid ids).
+ */
+export function parseProvisionTopic(topic: string): ParsedProvisionTopic | null {
+  const levels = topic.split('/');
+  if (levels.length !== 5 || `${levels[0]}/${levels[1]}` !== ROOT || levels[2] !== 'provision') return null;
+  const claimId = levels[3]!;
+  const kind = levels[4];
+  if (!isValidId(claimId) || (kind !== 'request' && kind !== 'response')) return null;
+  return { claimId, kind };
+}
 
 /** A parsed per-gateway topic. */
 export interface ParsedTopic {

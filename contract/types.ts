@@ -38,7 +38,48 @@ export interface GatewayStatus {
   uptimeS?: number;
   backlog?: { rows: number; bytes?: number; oldestTs?: number | null; dropped?: number };
   devices?: Record<string, 'up' | 'down' | 'unknown'>;
+  /** Operating system / firmware of the gateway hardware. */
+  firmware?: string;
+  /** The field devices the gateway is configured with (device registry). */
+  inventory?: InventoryDevice[];
 }
+
+/** One configured field device, as a gateway reports it in its status. */
+export interface InventoryDevice {
+  id: string;
+  profile: string;
+  bus: string;
+  busType?: string;
+  /** Human-readable bus address, e.g. `unit 3 @ 10.0.0.5:502`. */
+  address?: string;
+  unitId?: number;
+  enabled?: boolean;
+}
+
+/** `ioc/v1/provision/{claimId}/request` payload. */
+export interface ProvisionRequest {
+  v: 1;
+  transaction: string;
+  gatewayId: string;
+  version?: string;
+  firmware?: string;
+  location?: string;
+  hostname?: string;
+}
+
+/** The credential a hub issues to a newly registered gateway. */
+export interface IssuedCredential {
+  gatewayId: string;
+  site: string;
+  username: string;
+  password: string;
+  issuedAt: number;
+}
+
+/** `ioc/v1/provision/{claimId}/response` payload: `{status, data | error, transaction}`. */
+export type ProvisionResponse =
+  | { v: 1; transaction: string; status: 'ok'; data: IssuedCredential }
+  | { v: 1; transaction: string; status: 'error'; error: { code: string; message: string } };
 
 /** Event severities. */
 export type Severity = 'info' | 'warning' | 'critical';

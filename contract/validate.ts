@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { IocError } from './errors.js';
-import type { GatewayEvent, GatewayStatus, TelemetryBatch } from './types.js';
+import type { GatewayEvent, GatewayStatus, ProvisionRequest, ProvisionResponse, TelemetryBatch } from './types.js';
 
 function loadSchema(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(`./schemas/${name}.schema.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
@@ -18,12 +18,16 @@ export const schemas = {
   telemetryBatch: loadSchema('telemetry-batch'),
   status: loadSchema('status'),
   event: loadSchema('event'),
+  provisionRequest: loadSchema('provision-request'),
+  provisionResponse: loadSchema('provision-response'),
 } as const;
 
 const compiled = {
   telemetryBatch: ajv.compile<TelemetryBatch>(schemas.telemetryBatch),
   status: ajv.compile<GatewayStatus>(schemas.status),
   event: ajv.compile<GatewayEvent>(schemas.event),
+  provisionRequest: ajv.compile<ProvisionRequest>(schemas.provisionRequest),
+  provisionResponse: ajv.compile<ProvisionResponse>(schemas.provisionResponse),
 };
 
 /** Formats ajv errors as `"/pointer: message"` lines, at most `max` of them. */
@@ -67,4 +71,14 @@ export function validateStatus(value: unknown): GatewayStatus {
 /** Validates a gateway event. */
 export function validateEvent(value: unknown): GatewayEvent {
   return check(compiled.event, 'event', value);
+}
+
+/** Validates a provisioning request (claim session → hub). */
+export function validateProvisionRequest(value: unknown): ProvisionRequest {
+  return check(compiled.provisionRequest, 'provisioning request', value);
+}
+
+/** Validates a provisioning response (hub → claim session). */
+export function validateProvisionResponse(value: unknown): ProvisionResponse {
+  return check(compiled.provisionResponse, 'provisioning response', value);
 }
