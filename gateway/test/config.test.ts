@@ -41,11 +41,12 @@ t.test('schema errors name the pointer and the reason', async (t) => {
   (doc.buses as Array<Record<string, unknown>>)[0]!.port = 70000;
   (doc.devices as Array<Record<string, unknown>>)[0]!.unitId = 300;
   const p = problems(() => parseGatewayConfig(doc, 'gw.json'));
-  t.match(p, [
-    { pointer: '/hub', message: /additional properties 'urll'/ },
+  const sorted = [...p].sort((a, b) => a.pointer.localeCompare(b.pointer));
+  t.match(sorted, [
     { pointer: '/buses/0/port', message: /<= 65535/ },
     { pointer: '/devices/0/unitId', message: /<= 255/ },
-  ].sort((a, b) => a.pointer.localeCompare(b.pointer)).filter(() => true) as unknown as object, 'all three problems reported');
+    { pointer: '/hub', message: /additional properties 'urll'/ },
+  ], 'all three problems reported');
   t.equal(p.length, 3);
   try {
     parseGatewayConfig(doc, 'gw.json');
