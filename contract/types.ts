@@ -36,7 +36,7 @@ export interface GatewayStatus {
   version?: string;
   startedAt?: number;
   uptimeS?: number;
-  backlog?: { rows: number; bytes?: number; oldestTs?: number | null; dropped?: number };
+  backlog?: { rows: number; bytes?: number; oldestTs?: number | null; dropped?: number; historical?: number; drainPerS?: number; ageS?: number };
   devices?: Record<string, 'up' | 'down' | 'unknown'>;
   /** Operating system / firmware of the gateway hardware. */
   firmware?: string;
