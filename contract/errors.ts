@@ -47,6 +47,7 @@ export const ERRORS = {
   // gateway: store-and-forward
   GW_ERR_OUTBOX_IO: { message: 'outbox storage error', retryable: true },
   GW_ERR_OUTBOX_CLOSED: { message: 'outbox is closed', retryable: false },
+  GW_ERR_OUTBOX_FULL: { message: 'outbox storage is full (disk or database size limit); oldest readings are being dropped', retryable: true },
   GW_ERR_UPLINK_OFFLINE: { message: 'uplink to the hub is down', retryable: true },
   // gateway: identity and provisioning (issue 5)
   GW_ERR_PROVISION: { message: 'provisioning with the claim failed', retryable: true },

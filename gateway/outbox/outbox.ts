@@ -21,8 +21,13 @@ export interface OutboxBatch {
 /** Budgets; a reading is dropped (counted, with an event) only when one is exceeded. */
 export interface OutboxLimits {
   maxRows: number;
+  /** Payload bytes of waiting readings (JSON), a close proxy of the pages they use on disk. */
   maxBytes: number;
   maxAgeMs: number;
+  /** Events kept at most; past it the oldest info events go first, then the oldest of any severity. */
+  maxEvents?: number;
+  /** Readings held in memory while the disk refuses writes; past it the oldest are dropped, counted. */
+  maxBufferedRows?: number;
 }
 
 /** Counters and gauges for status messages and metrics. */
@@ -41,6 +46,8 @@ export interface OutboxStats {
   acked: number;
   /** Events waiting. */
   events: number;
+  /** Readings waiting in the backlog region (sent as historical), approximate. */
+  historical: number;
 }
 
 /**

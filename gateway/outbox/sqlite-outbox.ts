@@ -6,6 +6,14 @@
  * a batch resent after a crash carries the same `(epoch, seq)` and the hub
  * drops the replay. Rows are deleted only in {@link SqliteOutbox.ack}.
  *
+ * Live and backlog: normally one cursor walks the table. When more than
+ * `backlogThreshold` readings wait unreserved (the uplink was down), the
+ * table splits at the newest row: rows up to it are the backlog, sent as
+ * `historical` batches, and rows appended afterwards are live; batches are
+ * taken from both regions, live getting `liveShare` of them, so current
+ * values keep flowing while a long backlog drains. The cursors are persisted
+ * with each reservation, so the split survives restarts.
+ *
  * Durability (documented in docs/durability.md): `journal_mode=WAL` and by
  * default `synchronous=FULL`: every committed flush survives a power cut. With
  * `synchronous: 'NORMAL'` a power cut (not a process crash) may lose the last
@@ -27,25 +35,49 @@ export interface SqliteOutboxDeps {
   flushIntervalMs?: number;
   /** Write as soon as this many readings are buffered. */
   flushRows?: number;
-  /** A reading older than this when sent marks its batch `historical` (ms). */
-  historicalAfterMs?: number;
+  /** Unreserved readings beyond which the table splits into backlog and live regions. Default 20,000. */
+  backlogThreshold?: number;
+  /** Share of batches taken from the live region while a backlog drains, 0..1. Default 0.5. */
+  liveShare?: number;
   synchronous?: 'FULL' | 'NORMAL';
+  /** Extra PRAGMA statements run after opening (tests use `max_page_count` to stand in for a full disk). */
+  pragmas?: string;
   clock?: () => number;
+}
+
+interface Row {
+  id: number;
+  ts: number;
+  body: string;
 }
 
 interface Reserved {
   seq: number;
   lo: number;
   hi: number;
+  historical: number;
+}
+
+/** Reservation cursors; backlog region = (backlog, liveStart], live region = (live, ∞). */
+interface Cursors {
+  backlog: number;
+  liveStart: number;
+  live: number;
+}
+
+/** True for SQLite's "database or disk is full" (SQLITE_FULL) and the OS's ENOSPC. */
+export function isDiskFull(err: unknown): boolean {
+  const e = err as { code?: string; errno?: number; message?: string };
+  return e?.code === 'SQLITE_FULL' || e?.code === 'ENOSPC' || e?.errno === 13 || /database or disk is full|ENOSPC|no space left/i.test(e?.message ?? '');
 }
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- AUTOINCREMENT: ids are never reused after the newest rows are acknowledged and deleted,
--- so "id > lastReserved" always finds new rows.
+-- so "id > cursor" always finds new rows.
 CREATE TABLE IF NOT EXISTS readings (id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, lo INTEGER NOT NULL, hi INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, lo INTEGER NOT NULL, hi INTEGER NOT NULL, historical INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, severity TEXT NOT NULL, body TEXT NOT NULL);
 `;
 
 /** SQLite implementation of {@link Outbox}. */
@@ -56,10 +88,14 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private recovered: Reserved[] = [];
-  private lastReserved = 0;
+  private cursors: Cursors = { backlog: 0, liveStart: 0, live: 0 };
+  /** Highest row id written (ids only grow: AUTOINCREMENT). */
+  private maxId = 0;
+  private liveBatches = 0;
+  private backlogBatches = 0;
   private reserved = new Map<number, Reserved>();
   private eventsOut = new Set<string>();
-  private counts = { rows: 0, bytes: 0, appended: 0, dropped: 0, acked: 0, events: 0 };
+  private counts = { rows: 0, bytes: 0, appended: 0, dropped: 0, acked: 0, events: 0, droppedEvents: 0 };
   private oldestTs: number | null = null;
   private epochId = '';
   private readonly clock: () => number;
@@ -76,7 +112,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
   async start(): Promise<void> {
     this.db = await this.openChecked();
     const db = this.db;
-    await db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=${this.deps.synchronous ?? 'FULL'}; PRAGMA busy_timeout=5000;${SCHEMA}`);
+    await db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=${this.deps.synchronous ?? 'FULL'}; PRAGMA busy_timeout=5000;${SCHEMA}${this.deps.pragmas ?? ''}`);
     const epoch = await db.get<{ value: string }>(`SELECT value FROM meta WHERE key='epoch'`);
     if (epoch) this.epochId = epoch.value;
     else {
@@ -88,8 +124,10 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     this.counts.bytes = agg?.b ?? 0;
     this.oldestTs = agg?.t ?? null;
     this.counts.events = (await db.get<{ n: number }>('SELECT count(*) AS n FROM events'))?.n ?? 0;
-    this.recovered = await db.all<Reserved>('SELECT seq, lo, hi FROM batches ORDER BY seq');
-    this.lastReserved = this.recovered.length > 0 ? this.recovered[this.recovered.length - 1]!.hi : 0;
+    this.recovered = await db.all<Reserved>('SELECT seq, lo, hi, historical FROM batches ORDER BY seq');
+    const cur = await db.get<{ value: string }>(`SELECT value FROM meta WHERE key='cursors'`);
+    if (cur) this.cursors = JSON.parse(cur.value) as Cursors;
+    this.maxId = (await db.get<{ m: number | null }>(`SELECT seq AS m FROM sqlite_sequence WHERE name='readings'`))?.m ?? 0;
     this.deps.logger.info({ rows: this.counts.rows, pendingBatches: this.recovered.length, epoch: this.epochId }, 'outbox opened');
   }
 
@@ -134,8 +172,17 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
 
   async appendEvent(event: GatewayEvent): Promise<void> {
     const db = this.requireDb();
-    const res = await db.exclusive(() => db.run('INSERT OR IGNORE INTO events(id, body) VALUES (?, ?)', [event.id, JSON.stringify(event)]));
+    const res = await db.exclusive(() => db.run('INSERT OR IGNORE INTO events(id, severity, body) VALUES (?, ?, ?)', [event.id, event.severity, JSON.stringify(event)]));
     this.counts.events += res.changes;
+    const max = this.deps.limits.maxEvents ?? 100_000;
+    if (this.counts.events > max) {
+      // Alarms outlive chatter: drop the oldest info events first, then the oldest of any kind.
+      const excess = this.counts.events - max;
+      const a = await db.exclusive(() => db.run(`DELETE FROM events WHERE n IN (SELECT n FROM events WHERE severity = 'info' ORDER BY n LIMIT ?)`, [excess]));
+      const b = excess > a.changes ? await db.exclusive(() => db.run('DELETE FROM events WHERE n IN (SELECT n FROM events ORDER BY n LIMIT ?)', [excess - a.changes])) : { changes: 0 };
+      this.counts.events -= a.changes + b.changes;
+      this.counts.droppedEvents += a.changes + b.changes;
+    }
     this.emit('readable');
   }
 
@@ -153,22 +200,113 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     const db = this.requireDb();
     this.flushing = (async () => {
       try {
-        await db.transaction(() => insertMany(db, 'INSERT INTO readings(ts, body)', 2, rows));
+        try {
+          await db.transaction(() => insertMany(db, 'INSERT INTO readings(ts, body)', 2, rows));
+        } catch (err) {
+          if (!isDiskFull(err)) throw err;
+          // The disk is full: make room and write what fits, in small transactions.
+          await this.makeRoom();
+          const written = await this.writeWhatFits(rows);
+          const rest = rows.slice(written);
+          this.buffer = rest.concat(this.buffer);
+          for (const [, body] of rest) this.bufferBytes += body.length;
+          rows.length = written;
+          if (rest.length > 0) {
+            this.capBuffer();
+            this.scheduleRetry();
+            throw err;
+          }
+        }
+        const writtenBytes = rows.reduce((n, [, body]) => n + body.length, 0);
+        this.maxId += rows.length;
         this.counts.rows += rows.length;
-        this.counts.bytes += bytes;
+        this.counts.bytes += writtenBytes;
         await this.enforceBudgets();
         this.emit('readable');
       } catch (err) {
-        // Keep the readings: put them back in front and let the next flush retry.
-        this.buffer = rows.concat(this.buffer);
-        this.bufferBytes += bytes;
-        this.deps.logger.error({ err, rows: rows.length, code: 'GW_ERR_OUTBOX_IO' }, 'outbox write failed; will retry');
-        throw new IocError('GW_ERR_OUTBOX_IO', `outbox write failed: ${(err as Error).message}`, { cause: err });
+        if (!isDiskFull(err)) {
+          // Keep the readings: put them back in front and let the next flush retry.
+          this.buffer = rows.concat(this.buffer);
+          this.bufferBytes += bytes;
+          this.capBuffer();
+          this.scheduleRetry();
+        }
+        const code = isDiskFull(err) ? 'GW_ERR_OUTBOX_FULL' : 'GW_ERR_OUTBOX_IO';
+        this.deps.logger.error({ err, rows: rows.length, buffered: this.buffer.length, code }, 'outbox write failed; will retry');
+        throw new IocError(code, `outbox write failed: ${(err as Error).message}`, { cause: err });
       } finally {
         this.flushing = null;
       }
     })();
     return this.flushing;
+  }
+
+  /** The disk refused a write: drop the oldest tenth of the stored readings (at least 1000), counted. */
+  private async makeRoom(): Promise<void> {
+    const db = this.requireDb();
+    const n = Math.max(1000, Math.ceil(this.counts.rows / 10));
+    try {
+      const res = await db.exclusive(() => db.run('DELETE FROM readings WHERE id IN (SELECT id FROM readings ORDER BY id LIMIT ?)', [n]));
+      if (res.changes > 0) await this.recount(res.changes, 'diskFull');
+    } catch (err) {
+      this.deps.logger.error({ err, code: 'GW_ERR_OUTBOX_FULL' }, 'cannot make room in the outbox');
+    }
+  }
+
+  /** Writes rows in small transactions until the disk refuses one twice; returns how many were written. */
+  private async writeWhatFits(rows: Array<[number, string]>): Promise<number> {
+    const db = this.requireDb();
+    let done = 0;
+    while (done < rows.length) {
+      const chunk = rows.slice(done, done + 250);
+      try {
+        await db.transaction(() => insertMany(db, 'INSERT INTO readings(ts, body)', 2, chunk));
+      } catch (err) {
+        if (!isDiskFull(err)) throw err;
+        await this.makeRoom();
+        try {
+          await db.transaction(() => insertMany(db, 'INSERT INTO readings(ts, body)', 2, chunk));
+        } catch (err2) {
+          if (isDiskFull(err2)) return done;
+          throw err2;
+        }
+      }
+      done += chunk.length;
+    }
+    return done;
+  }
+
+  /** While writes fail, memory holds the readings; past the cap the oldest go, counted. */
+  private capBuffer(): void {
+    const cap = this.deps.limits.maxBufferedRows ?? 200_000;
+    const excess = this.buffer.length - cap;
+    if (excess <= 0) return;
+    const gone = this.buffer.splice(0, excess);
+    for (const [, body] of gone) this.bufferBytes -= body.length;
+    this.counts.dropped += excess;
+    this.emit('overflow', { dropped: excess, reason: 'maxBufferedRows' });
+  }
+
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || !this.db) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.flush().catch(() => undefined);
+    }, 1000);
+    this.retryTimer.unref();
+  }
+
+  private async recount(dropped: number, reason: string): Promise<void> {
+    const db = this.requireDb();
+    const agg = await db.exclusive(() => db.get<{ n: number; b: number | null; t: number | null }>('SELECT count(*) AS n, sum(length(body)) AS b, min(ts) AS t FROM readings'));
+    this.counts.rows = agg?.n ?? 0;
+    this.counts.bytes = agg?.b ?? 0;
+    this.oldestTs = agg?.t ?? null;
+    this.counts.dropped += dropped;
+    this.deps.logger.warn({ dropped, reason, totalDropped: this.counts.dropped }, 'outbox budget reached: oldest readings dropped');
+    this.emit('overflow', { dropped, reason });
   }
 
   /** Drops the oldest readings while a budget is exceeded; counts them and emits 'overflow'. */
@@ -194,50 +332,87 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       dropped += res.changes;
       reason = excessRows >= excessBytes ? 'maxRows' : 'maxBytes';
     }
-    if (dropped > 0) {
-      const agg = await db.exclusive(() => db.get<{ n: number; b: number | null; t: number | null }>('SELECT count(*) AS n, sum(length(body)) AS b, min(ts) AS t FROM readings'));
-      this.counts.rows = agg?.n ?? 0;
-      this.counts.bytes = agg?.b ?? 0;
-      this.oldestTs = agg?.t ?? null;
-      this.counts.dropped += dropped;
-      this.deps.logger.warn({ dropped, reason, totalDropped: this.counts.dropped }, 'outbox budget reached: oldest readings dropped');
-      this.emit('overflow', { dropped, reason });
-    }
+    if (dropped > 0) await this.recount(dropped, reason);
   }
 
   async nextBatch(maxRows: number): Promise<OutboxBatch | null> {
     const db = this.requireDb();
     return db.exclusive(async () => {
-      let res: Reserved | undefined = this.recovered.shift();
-      let rows: Array<{ id: number; ts: number; body: string }>;
-      if (res) {
-        rows = await db.all('SELECT id, ts, body FROM readings WHERE id BETWEEN ? AND ? ORDER BY id', [res.lo, res.hi]);
+      const recovered = this.recovered.shift();
+      if (recovered) {
+        const rows = await db.all<Row>('SELECT id, ts, body FROM readings WHERE id BETWEEN ? AND ? ORDER BY id', [recovered.lo, recovered.hi]);
         if (rows.length === 0) {
           // Every reading of this batch was dropped by a budget: nothing to resend.
-          await db.run('DELETE FROM batches WHERE seq = ?', [res.seq]);
+          await db.run('DELETE FROM batches WHERE seq = ?', [recovered.seq]);
           return null;
         }
-      } else {
-        rows = await db.all('SELECT id, ts, body FROM readings WHERE id > ? ORDER BY id LIMIT ?', [this.lastReserved, maxRows]);
-        if (rows.length === 0) return null;
-        const lo = rows[0]!.id;
-        const hi = rows[rows.length - 1]!.id;
-        const ins = await db.run('INSERT INTO batches(lo, hi) VALUES (?, ?)', [lo, hi]);
-        res = { seq: ins.lastID, lo, hi };
-        this.lastReserved = hi;
+        this.reserved.set(recovered.seq, recovered);
+        return this.toBatch(recovered.seq, rows, recovered.historical === 1);
       }
-      this.reserved.set(res.seq, res);
-      const historical = this.clock() - rows[0]!.ts > (this.deps.historicalAfterMs ?? 30_000);
-      const head = `{"v":1,"epoch":${JSON.stringify(this.epochId)},"seq":${res.seq},"sentAt":${this.clock()},"historical":${historical},"readings":[`;
-      let body = head;
-      for (let i = 0; i < rows.length; i++) body += (i > 0 ? ',' : '') + rows[i]!.body;
-      return { epoch: this.epochId, seq: res.seq, count: rows.length, payload: `${body}]}`, historical };
+      const c = { ...this.cursors };
+      const threshold = this.deps.backlogThreshold ?? 20_000;
+      if (c.backlog >= c.liveStart && this.maxId - c.live > threshold) {
+        // A backlog has built up: everything written so far is history, whatever comes next is live.
+        c.backlog = c.live;
+        c.liveStart = this.maxId;
+        c.live = this.maxId;
+      }
+      let rows: Row[] = [];
+      let historical = false;
+      if (c.backlog < c.liveStart) {
+        const share = this.deps.liveShare ?? 0.5;
+        const liveTurn = this.liveBatches < share * (this.liveBatches + this.backlogBatches + 1);
+        if (liveTurn) rows = await db.all<Row>('SELECT id, ts, body FROM readings WHERE id > ? ORDER BY id LIMIT ?', [c.live, maxRows]);
+        if (rows.length === 0) {
+          rows = await db.all<Row>('SELECT id, ts, body FROM readings WHERE id > ? AND id <= ? ORDER BY id LIMIT ?', [c.backlog, c.liveStart, maxRows]);
+          if (rows.length > 0) historical = true;
+          else {
+            // Backlog drained: back to one cursor.
+            c.backlog = c.liveStart = c.live;
+            this.liveBatches = this.backlogBatches = 0;
+          }
+        }
+      }
+      if (rows.length === 0 && !historical) rows = await db.all<Row>('SELECT id, ts, body FROM readings WHERE id > ? ORDER BY id LIMIT ?', [c.live, maxRows]);
+      if (rows.length === 0) {
+        this.cursors = c;
+        return null;
+      }
+      const lo = rows[0]!.id;
+      const hi = rows[rows.length - 1]!.id;
+      if (historical) {
+        c.backlog = hi;
+        this.backlogBatches++;
+      } else {
+        c.live = hi;
+        if (c.backlog >= c.liveStart) c.backlog = c.liveStart = hi;
+        else this.liveBatches++;
+      }
+      await db.run('BEGIN IMMEDIATE');
+      let seq: number;
+      try {
+        seq = (await db.run('INSERT INTO batches(lo, hi, historical) VALUES (?, ?, ?)', [lo, hi, historical ? 1 : 0])).lastID;
+        await db.run(`INSERT OR REPLACE INTO meta(key, value) VALUES ('cursors', ?)`, [JSON.stringify(c)]);
+        await db.run('COMMIT');
+      } catch (err) {
+        await db.run('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+      this.cursors = c;
+      this.reserved.set(seq, { seq, lo, hi, historical: historical ? 1 : 0 });
+      return this.toBatch(seq, rows, historical);
     });
+  }
+
+  private toBatch(seq: number, rows: Row[], historical: boolean): OutboxBatch {
+    let body = `{"v":1,"epoch":${JSON.stringify(this.epochId)},"seq":${seq},"sentAt":${this.clock()},"historical":${historical},"readings":[`;
+    for (let i = 0; i < rows.length; i++) body += (i > 0 ? ',' : '') + rows[i]!.body;
+    return { epoch: this.epochId, seq, count: rows.length, payload: `${body}]}`, historical };
   }
 
   async ack(seq: number): Promise<void> {
     const db = this.requireDb();
-    const res = this.reserved.get(seq) ?? (await db.exclusive(() => db.get<Reserved>('SELECT seq, lo, hi FROM batches WHERE seq = ?', [seq])));
+    const res = this.reserved.get(seq) ?? (await db.exclusive(() => db.get<Reserved>('SELECT seq, lo, hi, historical FROM batches WHERE seq = ?', [seq])));
     if (!res) return;
     const deleted = await db.transaction(async () => {
       const d = await db.all<{ n: number; b: number | null }>('SELECT count(*) AS n, sum(length(body)) AS b FROM readings WHERE id BETWEEN ? AND ?', [res.lo, res.hi]);
@@ -281,11 +456,14 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       dropped: this.counts.dropped,
       acked: this.counts.acked,
       events: this.counts.events,
+      historical: this.cursors.backlog < this.cursors.liveStart ? Math.max(0, this.cursors.liveStart - this.cursors.backlog) : 0,
     };
   }
 
   async stop(): Promise<void> {
     if (!this.db) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     try {
       await this.flush();
     } catch (err) {

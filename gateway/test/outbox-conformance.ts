@@ -11,7 +11,7 @@ import { validateTelemetryBatch, type GatewayEvent, type Reading } from '../../c
 import type { Outbox, OutboxLimits } from '../outbox/outbox.js';
 
 /** Builds an outbox over `dir`. */
-export type BuildOutbox = (dir: string, opts?: { limits?: Partial<OutboxLimits>; clock?: () => number }) => Outbox;
+export type BuildOutbox = (dir: string, opts?: { limits?: Partial<OutboxLimits>; clock?: () => number; backlogThreshold?: number; liveShare?: number }) => Outbox;
 
 const T0 = Date.now();
 const reading = (i: number, ts = T0 + i): Reading => ({ device: 'dev-1', point: `p${i % 7}`, ts, value: i, quality: 'good' });
@@ -123,7 +123,62 @@ export function outboxConformance(t: Test, name: string, build: BuildOutbox, cap
       now += 1;
     });
 
+    t.test('a backlog drains as historical batches while live readings keep flowing', async (t) => {
+      const o = await open(t.testdir(), { backlogThreshold: 100, liveShare: 0.5 });
+      o.append(Array.from({ length: 500 }, (_, i) => reading(i)));
+      await o.flush();
+      const first = (await o.nextBatch(50))!;
+      t.equal(first.historical, true, 'the backlog is sent as historical');
+      o.append(Array.from({ length: 10 }, (_, i) => reading(1000 + i)));
+      await o.flush();
+      t.ok(o.stats().historical > 0, 'stats count the historical backlog');
+      const seen: Array<{ historical: boolean; values: number[] }> = [{ historical: true, values: JSON.parse(first.payload).readings.map((r: Reading) => r.value) }];
+      for (;;) {
+        const b = await o.nextBatch(50);
+        if (!b) break;
+        seen.push({ historical: b.historical, values: JSON.parse(b.payload).readings.map((r: Reading) => r.value) });
+        await o.ack(b.seq);
+      }
+      const liveAt = seen.findIndex((b) => !b.historical);
+      t.ok(liveAt > 0 && liveAt <= 2, `live readings sent in batch ${liveAt}, not after the whole backlog (${seen.length} batches)`);
+      t.same(seen[liveAt]!.values, Array.from({ length: 10 }, (_, i) => 1000 + i));
+      t.ok(seen.filter((b) => b.historical).every((b) => b.values.every((v) => v < 500)), 'only backlog readings are marked historical');
+      const all = seen.flatMap((b) => b.values).sort((a, b) => a - b);
+      t.same(all, [...Array.from({ length: 500 }, (_, i) => i), ...Array.from({ length: 10 }, (_, i) => 1000 + i)], 'every reading exactly once');
+      o.append([reading(2000)]);
+      await o.flush();
+      t.equal((await o.nextBatch(50))!.historical, false, 'after the backlog, batches are live again');
+      t.equal(o.stats().historical, 0);
+    });
+
+    t.test('event budget keeps warnings and alarms over info events', async (t) => {
+      const o = await open(t.testdir(), { limits: { maxEvents: 5 } });
+      for (const [id, sev] of [['i1', 'info'], ['w1', 'warning'], ['i2', 'info'], ['c1', 'critical'], ['i3', 'info'], ['w2', 'warning'], ['w3', 'warning']] as const) {
+        await o.appendEvent({ ...event(id), severity: sev });
+      }
+      t.equal(o.stats().events, 5);
+      t.same((await o.nextEvents(10)).map((e) => e.id), ['w1', 'c1', 'i3', 'w2', 'w3'], 'oldest info events dropped first');
+    });
+
     if (caps.durable) {
+      t.test('a backlog split and the historical flag survive a restart', async (t) => {
+        const dir = t.testdir();
+        const o1 = build(dir, { backlogThreshold: 10 });
+        await o1.start();
+        o1.append(Array.from({ length: 30 }, (_, i) => reading(i)));
+        await o1.flush();
+        const b1 = (await o1.nextBatch(5))!;
+        t.equal(b1.historical, true);
+        await o1.stop();
+        const o2 = await open(dir, { backlogThreshold: 10 });
+        const again = (await o2.nextBatch(5))!;
+        t.equal(again.seq, b1.seq);
+        t.equal(again.historical, true, 'resent with its flag');
+        const next = (await o2.nextBatch(5))!;
+        t.equal(next.historical, true, 'still draining the backlog');
+        t.same(JSON.parse(next.payload).readings.map((r: Reading) => r.value), [5, 6, 7, 8, 9]);
+      });
+
       t.test('an unacknowledged batch is offered again after a restart, with the same seq', async (t) => {
         const dir = t.testdir();
         const o1 = build(dir);

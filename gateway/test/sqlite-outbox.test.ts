@@ -12,7 +12,13 @@ const limits = { maxRows: 1_000_000, maxBytes: 1 << 30, maxAgeMs: 7 * 86_400_000
 outboxConformance(
   t,
   'SqliteOutbox',
-  (dir, opts) => new SqliteOutbox({ file: path.join(dir, 'outbox.sqlite'), logger: silentLogger(), limits: { ...limits, ...opts?.limits }, flushIntervalMs: 10, ...(opts?.clock ? { clock: opts.clock } : {}) }),
+  (dir, opts) =>
+    new SqliteOutbox({
+      file: path.join(dir, 'outbox.sqlite'), logger: silentLogger(), limits: { ...limits, ...opts?.limits }, flushIntervalMs: 10,
+      ...(opts?.clock ? { clock: opts.clock } : {}),
+      ...(opts?.backlogThreshold !== undefined ? { backlogThreshold: opts.backlogThreshold } : {}),
+      ...(opts?.liveShare !== undefined ? { liveShare: opts.liveShare } : {}),
+    }),
   { durable: true },
 );
 
@@ -30,4 +36,28 @@ t.test('a corrupt outbox file is moved aside and a fresh one starts', async (t) 
   o.append([{ device: 'd', point: 'p', ts: Date.now(), value: 1, quality: 'good' }]);
   await o.flush();
   t.equal(o.stats().rows, 1, 'fresh outbox works');
+});
+
+t.test('a full disk (SQLITE_FULL) drops the oldest readings, counted, and the outbox keeps working', async (t) => {
+  const dir = t.testdir();
+  // max_page_count makes SQLite answer SQLITE_FULL exactly as a full disk does.
+  const o = new SqliteOutbox({ file: path.join(dir, 'outbox.sqlite'), logger: silentLogger(), limits: { ...limits, maxBufferedRows: 5000 }, pragmas: 'PRAGMA max_page_count=256;' });
+  await o.start();
+  t.teardown(() => o.stop());
+  const overflows: Array<{ reason: string; dropped: number }> = [];
+  o.on('overflow', (x: { reason: string; dropped: number }) => overflows.push(x));
+  const big = 'x'.repeat(200);
+  for (let round = 0; round < 10; round++) {
+    o.append(Array.from({ length: 1000 }, (_, i) => ({ device: 'd', point: `p${i % 5}`, ts: Date.now(), value: `${big}${round}-${i}`, quality: 'good' as const })));
+    // Every flush succeeds: room is made by dropping the oldest stored readings.
+    await o.flush();
+  }
+  t.ok(overflows.length > 0 && overflows.every((x) => x.reason === 'diskFull'), 'overflow signalled with the reason');
+  const s = o.stats();
+  t.ok(s.dropped > 0, `readings were dropped (${s.dropped})`);
+  t.equal(s.rows + s.dropped, 10_000, `nothing unaccounted for: ${s.rows} kept + ${s.dropped} dropped`);
+  t.equal(overflows.reduce((n, x) => n + x.dropped, 0), s.dropped, 'every drop was signalled');
+  const b = await o.nextBatch(10);
+  t.ok(b && b.count > 0, 'batches can still be taken');
+  t.match(JSON.parse(b!.payload).readings[0].value, /9-\d+$|[5-8]-\d+$/, 'the newest readings were kept');
 });
