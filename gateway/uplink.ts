@@ -28,8 +28,14 @@ export interface UplinkDeps {
   logger: Logger;
   outbox: Outbox;
   version: string;
-  /** Readings per telemetry message. */
+  /** Most readings per telemetry message; the batch size adapts between `minBatchSize` and this. */
   batchSize: number;
+  /** Smallest adaptive batch. Default 50. */
+  minBatchSize?: number;
+  /** Acknowledgement round trip above which the batch size halves (ms). Default 1000. */
+  targetRttMs?: number;
+  /** Cap on readings sent per second (0 or absent: as fast as the link allows), so a fleet reconnecting at once does not flatten the hub. */
+  maxReadingsPerSec?: number;
   /** Unacknowledged messages allowed in flight. */
   window: number;
   statusIntervalMs: number;
@@ -45,6 +51,10 @@ export interface UplinkDeps {
 /** Uplink counters. */
 export interface UplinkStats {
   connected: boolean;
+  /** Current adaptive batch size. */
+  batchSize: number;
+  /** Readings acknowledged per second over the last 10 s. */
+  drainPerS: number;
   batchesSent: number;
   batchesAcked: number;
   readingsAcked: number;
@@ -67,6 +77,12 @@ export class Uplink extends EventEmitter {
   private readonly clock: () => number;
   private readonly counters = { batchesSent: 0, batchesAcked: 0, readingsAcked: 0, eventsAcked: 0, connects: 0 };
   private readonly onReadable = (): void => this.pump();
+  private batchSize: number;
+  private tokens = 0;
+  private tokensAt = 0;
+  private rateTimer: NodeJS.Timeout | null = null;
+  /** (time, readings) of recent acknowledgements, for the drain rate. */
+  private readonly acks: Array<[number, number]> = [];
   /** Batches reserved in the outbox but not acknowledged by a publish that failed locally. */
   private readonly pendingResend: OutboxBatch[] = [];
 
@@ -75,6 +91,7 @@ export class Uplink extends EventEmitter {
     this.clock = deps.clock ?? Date.now;
     this.startedAt = this.clock();
     this.backoff = new Backoff(deps.reconnect);
+    this.batchSize = deps.batchSize;
   }
 
   /** Starts connecting; returns at once (the hub may be down). */
@@ -122,7 +139,44 @@ export class Uplink extends EventEmitter {
   }
 
   stats(): UplinkStats {
-    return { connected: this.connected, inFlight: this.inFlight, ...this.counters };
+    return { connected: this.connected, inFlight: this.inFlight, batchSize: this.batchSize, drainPerS: this.drainRate(), ...this.counters };
+  }
+
+  /** Readings acknowledged per second over the last 10 s. */
+  private drainRate(): number {
+    const now = this.clock();
+    while (this.acks.length > 0 && this.acks[0]![0] < now - 10_000) this.acks.shift();
+    if (this.acks.length === 0) return 0;
+    const total = this.acks.reduce((n, [, c]) => n + c, 0);
+    return Math.round(total / Math.max(1, Math.min(10, (now - this.acks[0]![0]) / 1000 + 0.001)));
+  }
+
+  /** AIMD on the batch size: halve when acknowledgements come slowly, grow while a backlog waits. */
+  private adapt(rttMs: number): void {
+    const min = Math.min(this.deps.minBatchSize ?? 50, this.deps.batchSize);
+    if (rttMs > (this.deps.targetRttMs ?? 1000)) this.batchSize = Math.max(min, Math.floor(this.batchSize / 2));
+    else if (this.deps.outbox.stats().rows > this.batchSize * this.deps.window) this.batchSize = Math.min(this.deps.batchSize, Math.ceil(this.batchSize * 1.25));
+  }
+
+  /** Token bucket: true when `count` readings may be sent now; otherwise schedules a pump for when they may. */
+  private admit(count: number): boolean {
+    const rate = this.deps.maxReadingsPerSec ?? 0;
+    if (rate <= 0) return true;
+    const now = this.clock();
+    const cap = Math.max(rate, this.deps.batchSize);
+    this.tokens = Math.min(cap, this.tokens + ((now - this.tokensAt) / 1000) * rate);
+    this.tokensAt = now;
+    if (this.tokens >= count) {
+      this.tokens -= count;
+      return true;
+    }
+    if (!this.rateTimer) {
+      this.rateTimer = setTimeout(() => {
+        this.rateTimer = null;
+        this.pump();
+      }, Math.ceil(((count - this.tokens) / rate) * 1000));
+    }
+    return false;
   }
 
   private offlineStatus(): GatewayStatus {
@@ -140,7 +194,10 @@ export class Uplink extends EventEmitter {
       version: this.deps.version,
       startedAt: this.startedAt,
       uptimeS: Math.round((this.clock() - this.startedAt) / 1000),
-      backlog: { rows: s.rows, bytes: s.bytes, oldestTs: s.oldestTs, dropped: s.dropped },
+      backlog: {
+        rows: s.rows, bytes: s.bytes, oldestTs: s.oldestTs, dropped: s.dropped, historical: s.historical, drainPerS: this.drainRate(),
+        ageS: s.oldestTs === null ? 0 : Math.max(0, Math.round((this.clock() - s.oldestTs) / 1000)),
+      },
       ...this.deps.statusExtra?.(),
     };
     client.publish(topics.status(this.deps.gatewayId), JSON.stringify(status), { qos: 1, retain: true }, (err) => {
@@ -183,13 +240,14 @@ export class Uplink extends EventEmitter {
         });
       }
       if (this.inFlight >= this.deps.window) break;
-      const batch = this.pendingResend.shift() ?? (await outbox.nextBatch(this.deps.batchSize));
+      if (this.rateTimer) break;
+      const batch = this.pendingResend.shift() ?? (await outbox.nextBatch(this.batchSize));
       if (!batch) {
         if (events.length === 0) break;
         continue;
       }
-      if (!this.client?.connected) {
-        // Reserved but the link dropped meanwhile: send it first after the reconnect.
+      if (!this.client?.connected || !this.admit(batch.count)) {
+        // Reserved but not sendable now (link dropped, or over the rate cap): it goes first next time.
         this.pendingResend.unshift(batch);
         break;
       }
@@ -201,8 +259,13 @@ export class Uplink extends EventEmitter {
     const { outbox, gatewayId, logger } = this.deps;
     this.inFlight++;
     this.counters.batchesSent++;
+    const sentAt = this.clock();
     this.client!.publish(topics.telemetry(gatewayId), batch.payload, { qos: 1 }, (err) => {
       this.inFlight--;
+      if (!err) {
+        this.acks.push([this.clock(), batch.count]);
+        this.adapt(this.clock() - sentAt);
+      }
       if (err) {
         logger.warn({ err: err.message, seq: batch.seq }, 'batch not acknowledged; kept for resend');
         this.pendingResend.push(batch);
@@ -219,6 +282,8 @@ export class Uplink extends EventEmitter {
   }
 
   async stop(): Promise<void> {
+    if (this.rateTimer) clearTimeout(this.rateTimer);
+    this.rateTimer = null;
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
     this.deps.outbox.off('readable', this.onReadable);
