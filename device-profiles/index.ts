@@ -12,6 +12,10 @@ export type { ProfileProblem } from './check-profile.js';
 export { findProfile, loadProfileDir, loadProfileFile, profileSchema, validateProfile } from './loader.js';
 export { decodeBits, decodeRegisters, encodeValue } from './decode.js';
 export { decodeResponse, extractPoint, planReads, type ReadEntry, type ReadLimits, type ReadRequest } from './read-plan.js';
+export { checksumSize } from './check-other-profiles.js';
+export { LineFramer, byteString, type FramerStats } from './line-framer.js';
+export { checkLineFrame, decodeLine, lineChecksum, printable, type LineValue } from './line-decode.js';
+export { coerceOpcuaValue } from './opcua-value.js';
 
 /** Absolute path of this folder, where the shipped profiles live (`loadProfileDir(PROFILES_DIR)`). */
 export const PROFILES_DIR: string = fileURLToPath(new URL('.', import.meta.url));

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { IocError } from '../contract/index.js';
 import { checkProfile, type ProfileProblem, type SchemaProfile } from './check-profile.js';
-import type { ByteOrder, DeviceProfile, WordOrder } from './types.js';
+import { checkOpcuaProfile, checkSerialLineProfile } from './check-other-profiles.js';
+import type { ByteOrder, DeviceProfile, OpcuaProfile, SerialLineProfile, WordOrder } from './types.js';
 
 /** The profile JSON Schema (draft 2020-12), as plain JSON. */
 export const profileSchema = JSON.parse(readFileSync(new URL('./profile.schema.json', import.meta.url), 'utf8')) as Record<string, unknown>;
@@ -47,6 +48,12 @@ export function validateProfile(doc: unknown, file: string): DeviceProfile {
     throw invalid(file, [{ pointer: '', message: `not a JSON value: ${(err as Error).message}` }], err);
   }
   if (!validateSchema(copy)) throw invalid(file, schemaProblems(validateSchema.errors ?? []));
+  const protocol = (copy as { protocol: DeviceProfile['protocol'] }).protocol;
+  if (protocol !== 'modbus') {
+    const problems = protocol === 'serial-line' ? checkSerialLineProfile(copy as SerialLineProfile, file) : checkOpcuaProfile(copy as OpcuaProfile, file);
+    if (problems.length > 0) throw invalid(file, problems);
+    return deepFreeze(copy as DeviceProfile);
+  }
   const profile = copy as SchemaProfile & { modbus: { byteOrder?: ByteOrder } };
   const problems = checkProfile(profile, file);
   if (problems.length > 0) throw invalid(file, problems);
@@ -139,6 +146,12 @@ function schemaProblems(errors: readonly ErrorObject[]): ProfileProblem[] {
     const params = e.params as Record<string, unknown>;
     switch (e.keyword) {
       case 'if': // only says "must match then"; the failing keyword inside is reported too
+        continue;
+      case 'oneOf': // framing/fields variants: the mismatching keywords inside are reported too
+        if (e.schemaPath.endsWith('/field/oneOf')) out.push({ pointer: e.instancePath, message: 'must be a field index (integer) or a regex group name' });
+        continue;
+      case 'false schema':
+        out.push({ pointer: e.instancePath, message: 'does not belong to this protocol' });
         continue;
       case 'additionalProperties':
         out.push({ pointer: `${e.instancePath}/${escapeToken(String(params.additionalProperty))}`, message: 'is not a known property' });

@@ -3,7 +3,13 @@
  * source of truth; these types follow it (a test checks the enums agree) and
  * describe the profile *after* loading: defaults applied, `wordOrder` and
  * `byteSwap` resolved from `modbus.byteOrder`, everything deep-frozen.
+ * The serial-line and OPC UA branches live in line-types.ts and opcua-types.ts.
  */
+import type { SerialLineProfile } from './line-types.js';
+import type { OpcuaProfile } from './opcua-types.js';
+
+export * from './line-types.js';
+export * from './opcua-types.js';
 
 /**
  * Modbus data model tables (Modbus Application Protocol v1.1b3 §4.3), in
@@ -29,7 +35,7 @@ export type WordOrder = 'big' | 'little';
 export type ByteOrder = 'ABCD' | 'CDAB' | 'BADC' | 'DCBA';
 
 /** Protocols a profile may use. */
-export const PROTOCOLS = ['modbus'] as const;
+export const PROTOCOLS = ['modbus', 'serial-line', 'opcua'] as const;
 
 /** One of {@link PROTOCOLS}. */
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -83,6 +89,8 @@ export interface ModbusSettings {
   readonly maxGap: number;
   /** Device-wide default byte layout, already folded into each point's wordOrder/byteSwap. */
   readonly byteOrder?: ByteOrder;
+  /** Function codes for writes: absent/`auto` = FC 5/6 for one value, 15/16 for more; `multiple` = always 15/16; `single` = always 5/6. */
+  readonly writeMode?: 'auto' | 'single' | 'multiple';
 }
 
 /** A loaded Modbus device profile. */
@@ -100,5 +108,11 @@ export interface ModbusProfile {
   readonly points: readonly ModbusPoint[];
 }
 
-/** Any device profile; a union once more protocols exist. */
-export type DeviceProfile = ModbusProfile;
+/** Any device profile, discriminated by `protocol`. */
+export type DeviceProfile = ModbusProfile | SerialLineProfile | OpcuaProfile;
+
+/** True when `profile` is a Modbus profile (has `modbus` settings and register points). */
+export function isModbusProfile(profile: DeviceProfile): profile is ModbusProfile {
+  return profile.protocol === 'modbus';
+}
+

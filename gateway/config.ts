@@ -22,8 +22,79 @@ export interface ModbusTcpBusConfig {
   reconnectMaxMs: number;
 }
 
+/** Serial port settings shared by the serial bus types. */
+export interface SerialPortConfig {
+  path: string;
+  baudRate: number;
+  parity: 'none' | 'even' | 'odd';
+  dataBits: 7 | 8;
+  stopBits: 1 | 2;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+}
+
+/** Modbus RTU on a serial line (RS-485/RS-232). */
+export interface ModbusRtuBusConfig extends SerialPortConfig {
+  id: string;
+  type: 'modbus-rtu';
+  timeoutMs: number;
+  retries: number;
+  /** Extra silence after each frame on top of 3.5 character times (ms). */
+  interFrameDelayMs: number;
+}
+
+/** Raw Modbus RTU frames over TCP (a serial device server). */
+export interface ModbusRtuTcpBusConfig {
+  id: string;
+  type: 'modbus-rtu-tcp';
+  host: string;
+  port: number;
+  /** Baud rate of the converter's serial side (inter-frame timing). */
+  baudRate: number;
+  timeoutMs: number;
+  retries: number;
+  interFrameDelayMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+}
+
+/** A serial port with one line-protocol sensor. */
+export interface SerialLineBusConfig extends SerialPortConfig {
+  id: string;
+  type: 'serial-line';
+}
+
+/** An OPC UA server. */
+export interface OpcuaBusConfig {
+  id: string;
+  type: 'opcua';
+  endpointUrl: string;
+  securityMode: 'None' | 'Sign' | 'SignAndEncrypt';
+  /** Resolved: None without security, Basic256Sha256 by default with it. */
+  securityPolicy: 'None' | 'Basic256Sha256' | 'Aes128_Sha256_RsaOaep' | 'Aes256_Sha256_RsaPss';
+  certificateFile?: string;
+  privateKeyFile?: string;
+  trustList: string[];
+  /** Resolved: default <dataDir>/pki/<bus id>. */
+  pkiDir: string;
+  username?: string;
+  password?: string;
+  devMode: boolean;
+  timeoutMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+}
+
 /** Any bus. */
-export type BusConfig = ModbusTcpBusConfig;
+export type BusConfig = ModbusTcpBusConfig | ModbusRtuBusConfig | ModbusRtuTcpBusConfig | SerialLineBusConfig | OpcuaBusConfig;
+
+/** Bus types that speak Modbus (devices on them have unit ids and Modbus profiles). */
+export const MODBUS_BUS_TYPES: ReadonlySet<BusConfig['type']> = new Set(['modbus-tcp', 'modbus-rtu', 'modbus-rtu-tcp']);
+
+/** The profile protocol each bus type carries. */
+export function busProtocol(type: BusConfig['type']): 'modbus' | 'serial-line' | 'opcua' {
+  return MODBUS_BUS_TYPES.has(type) ? 'modbus' : (type as 'serial-line' | 'opcua');
+}
 
 /** A field device on a bus, read with a profile. */
 export interface DeviceConfig {
@@ -32,6 +103,10 @@ export interface DeviceConfig {
   profile: string;
   unitId: number;
   pollIntervalMs?: number;
+  /** Modbus: this device's request timeout, overriding the bus's. */
+  timeoutMs?: number;
+  /** Modbus: this device's retries, overriding the bus's. */
+  retries?: number;
   enabled: boolean;
 }
 
@@ -100,6 +175,7 @@ export function parseGatewayConfig(doc: unknown, file: string, opts: ParseConfig
     if (busIds.has(b.id)) problems.push({ pointer: `/buses/${i}/id`, message: `duplicate bus id '${b.id}' (also /buses/${busIds.get(b.id)})` });
     else busIds.set(b.id, i);
   });
+  problems.push(...checkBuses(cfg.buses));
   const devIds = new Map<string, number>();
   const addresses = new Map<string, number>();
   cfg.devices.forEach((d, i) => {
@@ -107,15 +183,47 @@ export function parseGatewayConfig(doc: unknown, file: string, opts: ParseConfig
     else devIds.set(d.id, i);
     if (!busIds.has(d.bus)) problems.push({ pointer: `/devices/${i}/bus`, message: `unknown bus '${d.bus}'; defined buses: ${[...busIds.keys()].join(', ') || 'none'}` });
     if (opts.profiles && !opts.profiles.has(d.profile)) problems.push({ pointer: `/devices/${i}/profile`, message: `unknown device profile '${d.profile}'` });
-    const addr = `${d.bus}/${d.unitId}`;
-    if (addresses.has(addr)) problems.push({ pointer: `/devices/${i}/unitId`, message: `unit id ${d.unitId} on bus '${d.bus}' is already used by /devices/${addresses.get(addr)}` });
-    else addresses.set(addr, i);
+    const bus = cfg.buses[busIds.get(d.bus) ?? -1];
+    // Unit ids address devices on Modbus lines only; a serial-line port carries one sensor.
+    const addr = bus && !MODBUS_BUS_TYPES.has(bus.type) ? (bus.type === 'serial-line' ? d.bus : null) : `${d.bus}/${d.unitId}`;
+    if (addr !== null && addresses.has(addr)) {
+      problems.push(bus?.type === 'serial-line'
+        ? { pointer: `/devices/${i}/bus`, message: `serial-line bus '${d.bus}' already carries /devices/${addresses.get(addr)} (one sensor per port)` }
+        : { pointer: `/devices/${i}/unitId`, message: `unit id ${d.unitId} on bus '${d.bus}' is already used by /devices/${addresses.get(addr)}` });
+    } else if (addr !== null) addresses.set(addr, i);
+    const profile = opts.profiles instanceof Map ? (opts.profiles.get(d.profile) as { protocol?: string } | undefined) : undefined;
+    if (bus && profile?.protocol && profile.protocol !== busProtocol(bus.type)) {
+      problems.push({ pointer: `/devices/${i}/profile`, message: `profile '${d.profile}' speaks ${profile.protocol}, but bus '${d.bus}' is ${bus.type}` });
+    }
   });
   if (problems.length > 0) fail(file, problems);
   const base = file.startsWith('<') ? process.cwd() : path.dirname(path.resolve(file));
   cfg.dataDir = path.resolve(base, cfg.dataDir);
   if (cfg.profileDirs) cfg.profileDirs = cfg.profileDirs.map((d) => path.resolve(base, d));
+  for (const b of cfg.buses) {
+    if (b.type !== 'opcua') continue;
+    b.securityPolicy ??= b.securityMode === 'None' ? 'None' : 'Basic256Sha256';
+    b.pkiDir = path.resolve(base, b.pkiDir ?? path.join(cfg.dataDir, 'pki', b.id));
+    b.trustList = b.trustList.map((f) => path.resolve(base, f));
+    if (b.certificateFile) b.certificateFile = path.resolve(base, b.certificateFile);
+    if (b.privateKeyFile) b.privateKeyFile = path.resolve(base, b.privateKeyFile);
+  }
   return deepFreeze(cfg);
+}
+
+/** Bus rules the schema cannot say: OPC UA security mode and policy must agree. */
+function checkBuses(buses: readonly BusConfig[]): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  buses.forEach((b, i) => {
+    if (b.type !== 'opcua' || b.securityPolicy === undefined) return;
+    if (b.securityMode === 'None' && b.securityPolicy !== 'None') {
+      out.push({ pointer: `/buses/${i}/securityPolicy`, message: `securityPolicy ${b.securityPolicy} needs securityMode Sign or SignAndEncrypt` });
+    }
+    if (b.securityMode !== 'None' && b.securityPolicy === 'None') {
+      out.push({ pointer: `/buses/${i}/securityPolicy`, message: `securityMode ${b.securityMode} needs a securityPolicy other than None` });
+    }
+  });
+  return out;
 }
 
 /** Reads and validates a configuration file. */

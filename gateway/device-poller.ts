@@ -6,23 +6,24 @@
  * Health: after `downAfter` consecutive failed polls the device is marked
  * down — a `device.down` event with the error code, and its points reported
  * once as `stale` with their last value — and polled with exponential backoff
- * so a dead device does not hold its bus. The first good poll brings it up
- * (`device.up`). A failure never stops the other devices.
+ * and without retries, so a dead device does not hold its bus. The first good
+ * poll brings it up (`device.up`). A failure never stops the other devices.
+ * Reporting and health live in {@link DeviceState}, shared with the
+ * serial-line and OPC UA drivers.
  */
-import { randomBytes } from 'node:crypto';
-import { isIocError, type GatewayEvent, type Quality, type Reading, type ReadingValue } from '../contract/index.js';
-import { decodeResponse, planReads, type DeviceProfile, type ModbusPoint, type ReadRequest } from '../device-profiles/index.js';
+import { IocError, isIocError, type GatewayEvent, type Reading } from '../contract/index.js';
+import { decodeResponse, encodeValue, planReads, type ModbusPoint, type ModbusProfile, type ReadRequest } from '../device-profiles/index.js';
 import { Backoff, type Logger } from '../lib/index.js';
 import type { DeviceConfig } from './config.js';
-import type { ModbusTransport } from './drivers/modbus-transport.js';
+import { DeviceState, type DeviceDriver, type DeviceHealth, type DevicePollStats } from './device-state.js';
+import type { ModbusRequestOptions, ModbusTransport, WriteMode } from './drivers/modbus-transport.js';
 
-/** Health of a device as the gateway sees it. */
-export type DeviceHealth = 'up' | 'down' | 'unknown';
+export { eventId, type DeviceHealth, type DevicePollStats } from './device-state.js';
 
 /** Dependencies of {@link DevicePoller}. */
 export interface DevicePollerDeps {
   device: DeviceConfig;
-  profile: DeviceProfile;
+  profile: ModbusProfile;
   transport: ModbusTransport;
   logger: Logger;
   onReadings: (readings: Reading[]) => void;
@@ -41,39 +42,22 @@ interface Group {
   busy: boolean;
 }
 
-interface LastReported {
-  value: ReadingValue;
-  quality: Quality;
-}
-
-/** Creates a short unique id for an event. */
-export function eventId(): string {
-  return `${Date.now().toString(36)}-${randomBytes(6).toString('base64url')}`;
-}
-
-/** Per-device poll statistics. */
-export interface DevicePollStats {
-  polls: number;
-  failures: number;
-  overruns: number;
-  lastLatencyMs: number;
-  health: DeviceHealth;
-}
-
-/** The poll loop of one device. */
-export class DevicePoller {
+/** The poll loop of one Modbus device. */
+export class DevicePoller implements DeviceDriver {
   private readonly groups: Group[] = [];
-  private readonly last = new Map<string, LastReported>();
   private readonly backoff: Backoff;
   private readonly clock: () => number;
-  private consecutiveFailures = 0;
+  private readonly state: DeviceState;
   private running = false;
-  private faultCodes = new Set<string>();
-  readonly stats: DevicePollStats = { polls: 0, failures: 0, overruns: 0, lastLatencyMs: 0, health: 'unknown' };
 
   constructor(private readonly deps: DevicePollerDeps) {
     this.clock = deps.clock ?? Date.now;
-    const base = deps.device.pollIntervalMs ?? deps.profile.pollIntervalMs;
+    const d = deps.device;
+    this.state = new DeviceState({
+      deviceId: d.id, logger: deps.logger, onReadings: deps.onReadings, onEvent: deps.onEvent, clock: this.clock,
+      where: `unit ${d.unitId} on bus ${d.bus}`,
+    });
+    const base = d.pollIntervalMs ?? deps.profile.pollIntervalMs;
     const byInterval = new Map<number, ModbusPoint[]>();
     for (const p of deps.profile.points) {
       const iv = Math.max(base, p.pollIntervalMs ?? base);
@@ -90,7 +74,11 @@ export class DevicePoller {
   }
 
   get health(): DeviceHealth {
-    return this.stats.health;
+    return this.state.health;
+  }
+
+  get stats(): DevicePollStats {
+    return this.state.stats;
   }
 
   async start(): Promise<void> {
@@ -113,11 +101,21 @@ export class DevicePoller {
       const started = this.clock();
       void this.pollGroup(g).finally(() => {
         const elapsed = this.clock() - started;
-        const interval = this.stats.health === 'down' ? this.backoff.next() : g.intervalMs;
-        if (elapsed > interval) this.stats.overruns++;
+        const interval = this.state.health === 'down' ? this.backoff.next() : g.intervalMs;
+        if (elapsed > interval) this.state.stats.overruns++;
         this.schedule(g, Math.max(0, interval - elapsed));
       });
     }, delayMs);
+  }
+
+  /** Per-request options: the device's timeout/retries; no retries while it is down. */
+  private requestOptions(): ModbusRequestOptions {
+    const d = this.deps.device;
+    const opts: ModbusRequestOptions = {};
+    if (d.timeoutMs !== undefined) opts.timeoutMs = d.timeoutMs;
+    if (this.state.health === 'down') opts.retries = 0;
+    else if (d.retries !== undefined) opts.retries = d.retries;
+    return opts;
   }
 
   /** Reads one group now. Exposed for "read now" commands and tests. */
@@ -125,107 +123,99 @@ export class DevicePoller {
     if (g.busy) return;
     g.busy = true;
     const { device, transport, logger } = this.deps;
+    const state = this.state;
     const started = this.clock();
     const out: Reading[] = [];
     let failures = 0;
     let answered = 0;
     let lastError: unknown = null;
+    const opts = this.requestOptions();
     try {
       for (const req of g.plan) {
         let data: number[] | boolean[];
         try {
-          data = await transport.read(device.unitId, req.table, req.address, req.count);
+          data = await transport.read(device.unitId, req.table, req.address, req.count, opts);
         } catch (err) {
           failures++;
           lastError = err;
           if (isIocError(err, 'GW_ERR_MODBUS_EXCEPTION')) {
             answered++;
-            this.fault(err.code, err.message, req);
+            state.fault(err.code, err.message, { table: req.table, address: req.address, count: req.count });
+          } else if (isIocError(err) && isGarbled(err.code)) {
+            // Something answered, but garbled: say so once, and count it as a failed poll.
+            state.fault(err.code, err.message, { table: req.table, address: req.address, count: req.count });
           }
           // A timeout or a dead connection fails the rest of this poll at once.
           if (isIocError(err) && err.code !== 'GW_ERR_MODBUS_EXCEPTION') break;
-          for (const e of req.points) this.emitIfChanged(out, e.point, null, 'bad', started);
+          for (const e of req.points) state.report(out, e.point, null, 'bad', started);
           continue;
         }
         answered++;
         const ts = this.clock();
         try {
-          for (const { point, value } of decodeResponse(req, data)) this.emitIfChanged(out, point, value, 'good', ts);
+          for (const { point, value } of decodeResponse(req, data)) state.report(out, point, value, 'good', ts);
         } catch (err) {
           failures++;
           lastError = err;
-          this.fault('GW_ERR_DECODE', (err as Error).message, req);
+          state.fault('GW_ERR_DECODE', (err as Error).message, { table: req.table, address: req.address, count: req.count });
         }
       }
     } finally {
       g.busy = false;
     }
-    this.stats.polls++;
-    this.stats.lastLatencyMs = this.clock() - started;
+    state.stats.polls++;
+    state.stats.lastLatencyMs = this.clock() - started;
     // Down means "does not answer": an exception response is an answer (the device is alive).
-    if (answered === 0 && g.plan.length > 0) this.onFailedPoll(lastError, out);
-    else this.onGoodPoll();
-    if (out.length > 0) this.deps.onReadings(out);
+    if (answered === 0 && g.plan.length > 0) {
+      state.markFailed(lastError, this.allPoints(), out, this.deps.downAfter ?? 2);
+    } else {
+      if (state.health !== 'up') this.backoff.reset();
+      state.markGood();
+    }
+    state.flush(out);
     if (failures > 0) logger.debug({ device: device.id, failures, err: (lastError as Error)?.message }, 'poll had failures');
   }
 
-  private emitIfChanged(out: Reading[], point: ModbusPoint, value: ReadingValue, quality: Quality, ts: number): void {
-    const prev = this.last.get(point.name);
-    if (prev && prev.quality === quality) {
-      const db = point.deadband ?? 0;
-      if (prev.value === value) return;
-      if (db > 0 && typeof value === 'number' && typeof prev.value === 'number' && Math.abs(value - prev.value) < db) return;
+  private *allPoints(): Iterable<ModbusPoint> {
+    for (const g of this.groups) for (const req of g.plan) for (const e of req.points) yield e.point;
+  }
+
+  /**
+   * Writes one point: only points marked `writable`, only in the writable
+   * tables (coils, holding registers), the value checked by the profile's
+   * `encodeValue` (type, min/max, raw range). A `bit` point is a
+   * read-modify-write of its register. After the write the point's group is
+   * read again so the new value is reported promptly.
+   * @throws IocError GW_ERR_WRITE_REFUSED, GW_ERR_WRITE_VALUE, or the transport's error.
+   */
+  async write(pointName: string, value: unknown): Promise<void> {
+    const { device, profile, transport, logger } = this.deps;
+    const point = profile.points.find((p) => p.name === pointName);
+    const ctx = { device: device.id, point: pointName };
+    if (!point) throw new IocError('GW_ERR_WRITE_REFUSED', `device ${device.id} (${profile.model}) has no point '${pointName}'`, { context: ctx });
+    if (!point.writable) throw new IocError('GW_ERR_WRITE_REFUSED', `point '${pointName}' of ${profile.model} is not writable`, { context: ctx });
+    if (point.table !== 'coil' && point.table !== 'holding') {
+      throw new IocError('GW_ERR_WRITE_REFUSED', `point '${pointName}' is in the read-only ${point.table} table`, { context: ctx });
     }
-    this.last.set(point.name, { value, quality });
-    out.push({ device: this.deps.device.id, point: point.name, ts, value, quality });
-  }
-
-  private onGoodPoll(): void {
-    this.consecutiveFailures = 0;
-    if (this.stats.health !== 'up') {
-      const was = this.stats.health;
-      this.stats.health = 'up';
-      this.backoff.reset();
-      if (was === 'down') {
-        this.deps.logger.info({ device: this.id }, 'device is answering again');
-        this.event('device.up', 'info', `device ${this.id} is answering again`);
-      }
+    const opts: ModbusRequestOptions & { mode?: WriteMode } = { ...this.requestOptions(), retries: 0 };
+    if (profile.modbus.writeMode) opts.mode = profile.modbus.writeMode;
+    let current: number | undefined;
+    if (point.bit !== undefined) current = ((await transport.read(device.unitId, 'holding', point.address, 1, this.requestOptions())) as number[])[0];
+    let encoded: number[] | boolean;
+    try {
+      encoded = encodeValue(point, value, current);
+    } catch (err) {
+      throw new IocError('GW_ERR_WRITE_VALUE', `cannot write ${JSON.stringify(value)} to '${pointName}': ${(err as Error).message}`, { cause: err, context: ctx });
     }
-    this.faultCodes.clear();
+    const values = typeof encoded === 'boolean' ? [encoded] : encoded;
+    await transport.write(device.unitId, point.table, point.address, values, opts);
+    logger.info({ device: device.id, point: pointName, value }, 'point written');
+    const group = this.groups.find((g) => g.plan.some((r) => r.points.some((e) => e.point === point)));
+    if (group && this.running) void this.pollGroup(group).catch(() => undefined);
   }
+}
 
-  private onFailedPoll(err: unknown, out: Reading[]): void {
-    this.stats.failures++;
-    this.consecutiveFailures++;
-    if (this.stats.health === 'down' || this.consecutiveFailures < (this.deps.downAfter ?? 2)) return;
-    this.stats.health = 'down';
-    const code = isIocError(err) ? err.code : 'GW_ERR_MODBUS_IO';
-    const message = `device ${this.id} (unit ${this.deps.device.unitId} on bus ${this.deps.device.bus}) stopped answering: ${(err as Error)?.message ?? 'unknown error'}`;
-    this.deps.logger.warn({ device: this.id, code, failures: this.consecutiveFailures }, 'device down');
-    this.event('device.down', 'warning', message, code);
-    // Its points go stale, keeping their last value so consumers see what was last known.
-    const ts = this.clock();
-    for (const g of this.groups) {
-      for (const req of g.plan) {
-        for (const e of req.points) {
-          const prev = this.last.get(e.point.name);
-          this.emitIfChanged(out, e.point, prev?.value ?? null, 'stale', ts);
-        }
-      }
-    }
-  }
-
-  private fault(code: string, message: string, req: ReadRequest): void {
-    if (this.faultCodes.has(code)) return;
-    this.faultCodes.add(code);
-    this.deps.logger.warn({ device: this.id, code, table: req.table, address: req.address, count: req.count }, message);
-    this.event('driver.fault', 'warning', message, code, { table: req.table, address: req.address, count: req.count });
-  }
-
-  private event(type: string, severity: GatewayEvent['severity'], message: string, code?: string, data?: Record<string, unknown>): void {
-    const ev: GatewayEvent = { v: 1, id: eventId(), ts: this.clock(), type, severity, device: this.id, message: message.slice(0, 1024) };
-    if (code) ev.code = code;
-    if (data) ev.data = data;
-    this.deps.onEvent(ev);
-  }
+/** Codes that mean "bytes came back, but not a usable answer". */
+function isGarbled(code: string): boolean {
+  return code === 'GW_ERR_MODBUS_CRC' || code === 'GW_ERR_MODBUS_FRAME' || code === 'GW_ERR_MODBUS_WRONG_UNIT';
 }

@@ -1,19 +1,20 @@
 /**
  * The gateway's composition root: loads profiles, builds the outbox, uplink,
- * Modbus transports and device pollers from a validated configuration, wires
- * drivers → outbox → uplink, starts them in order and stops them in reverse.
- * Only this file calls `new` on gateway services.
+ * southbound lines and device drivers (through southbound.ts) from a
+ * validated configuration, wires drivers → outbox → uplink, starts them in
+ * order and stops them in reverse. Only this file and southbound.ts call
+ * `new` on gateway services.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
-import type { GatewayEvent, Reading } from '../contract/index.js';
+import { IocError, type GatewayEvent, type Reading } from '../contract/index.js';
 import { loadProfileDir, PROFILES_DIR, type DeviceProfile } from '../device-profiles/index.js';
 import type { Logger } from '../lib/index.js';
 import { parseGatewayConfig, type GatewayConfig } from './config.js';
-import { DevicePoller, eventId, type DeviceHealth, type DevicePollStats } from './device-poller.js';
-import { ModbusTcpTransport } from './drivers/modbus-tcp.js';
-import type { ModbusTransport } from './drivers/modbus-transport.js';
+import { eventId, type DeviceHealth, type DevicePollStats } from './device-poller.js';
+import type { SerialPortFactory } from './drivers/byte-link.js';
+import { buildSouthbound } from './southbound.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import { Uplink } from './uplink.js';
 import { VERSION } from './version.js';
@@ -28,6 +29,14 @@ export interface Gateway {
   devices(): Record<string, DeviceHealth>;
   /** Poll statistics per device. */
   pollStats(): Record<string, DevicePollStats>;
+  /**
+   * Writes one point of a device (Modbus FC 5/6/15/16, OPC UA Write): only
+   * points marked `writable` in the profile, the value checked against the
+   * point's type and min/max. Resolves once the device acknowledged.
+   * @throws IocError GW_ERR_WRITE_REFUSED (unknown device or point, not writable),
+   *   GW_ERR_WRITE_VALUE (type or range), or the driver's error (timeout, exception…).
+   */
+  writePoint(deviceId: string, point: string, value: unknown): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -45,6 +54,8 @@ export interface StartGatewayOptions {
   source?: string;
   logger: Logger;
   profiles?: Map<string, DeviceProfile>;
+  /** Opens serial ports (Modbus RTU, serial-line); tests pass serialport's mock binding. Default: the native binding. */
+  serialPortFactory?: SerialPortFactory;
 }
 
 /** Starts a gateway; resolves once it polls (the hub may still be unreachable). */
@@ -77,11 +88,10 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     outbox.append(readings);
   };
 
-  const transports = new Map<string, ModbusTransport>();
-  for (const b of config.buses) transports.set(b.id, new ModbusTcpTransport({ config: b, logger: logger.child({ component: 'modbus-tcp', bus: b.id }) }));
-  const pollers = config.devices
-    .filter((d) => d.enabled)
-    .map((d) => new DevicePoller({ device: d, profile: profiles.get(d.profile)!, transport: transports.get(d.bus)!, logger: logger.child({ component: 'poller', device: d.id }), onReadings, onEvent }));
+  // Lines (Modbus TCP/RTU, serial-line ports, OPC UA clients) and one driver per device: southbound.ts.
+  const southbound = await buildSouthbound({ config, profiles, logger, onReadings, onEvent, ...(opts.serialPortFactory ? { serialPortFactory: opts.serialPortFactory } : {}) });
+  const lines = southbound.lines;
+  const pollers = southbound.drivers;
   const devices = (): Record<string, DeviceHealth> => Object.fromEntries(pollers.map((p) => [p.id, p.health]));
 
   const uplink = new Uplink({
@@ -100,7 +110,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     statusExtra: () => ({ devices: devices() }),
   });
 
-  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, ...transports.values(), uplink, ...pollers];
+  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, ...lines, uplink, ...pollers];
   const started: typeof services = [];
   try {
     for (const s of services) {
@@ -111,7 +121,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     for (const s of started.reverse()) await s.stop().catch(() => undefined);
     throw err;
   }
-  logger.info({ devices: pollers.length, buses: transports.size, hub: config.hub.url }, 'gateway started');
+  logger.info({ devices: pollers.length, buses: lines.length, hub: config.hub.url }, 'gateway started');
   let stopping: Promise<void> | null = null;
   return {
     config,
@@ -120,11 +130,17 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     bus,
     devices,
     pollStats: () => Object.fromEntries(pollers.map((p) => [p.id, { ...p.stats }])),
+    async writePoint(deviceId, point, value) {
+      const driver = pollers.find((p) => p.id === deviceId);
+      if (!driver) throw new IocError('GW_ERR_WRITE_REFUSED', `no enabled device '${deviceId}' on this gateway`, { context: { device: deviceId, point } });
+      if (!driver.write) throw new IocError('GW_ERR_WRITE_REFUSED', `device '${deviceId}' has no writable points (its protocol is read-only)`, { context: { device: deviceId, point } });
+      await driver.write(point, value);
+    },
     /** Idempotent: a second call waits for the first. */
     stop() {
       stopping ??= (async () => {
         // Pollers first (no new readings), then the uplink, then the outbox flushes what is left.
-        for (const s of [...pollers, uplink, ...transports.values(), outbox]) await s.stop().catch((err) => logger.error({ err }, 'stop failed'));
+        for (const s of [...pollers, uplink, ...lines, outbox]) await s.stop().catch((err) => logger.error({ err }, 'stop failed'));
         bus.removeAllListeners();
         logger.info('gateway stopped');
       })();

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { IocError } from '../../contract/index.js';
-import { findProfile, loadProfileDir, loadProfileFile, validateProfile, type ProfileProblem } from '../index.js';
+import { findProfile, loadProfileDir, loadProfileFile, validateProfile, type ModbusProfile, type ProfileProblem } from '../index.js';
 
 const FILE = 'profiles/dev.json';
 
@@ -39,7 +39,7 @@ function expectProblems(t: Asserts, fn: () => unknown, file: string, expected: [
 
 t.test('a valid profile comes back with defaults applied, deep-frozen, input untouched', async (t) => {
   const input = doc();
-  const p = validateProfile(input, FILE);
+  const p = validateProfile(input, FILE) as ModbusProfile;
   t.same(p, {
     model: 'dev', manufacturer: 'acme', protocol: 'modbus', pollIntervalMs: 1000,
     modbus: { maxRegistersPerRead: 125, maxBitsPerRead: 2000, maxGap: 8 },
@@ -55,7 +55,7 @@ t.test('modbus.byteOrder sets the default word order and byte swap of each point
     { name: 'b', table: 'holding', address: 2, type: 'uint32', wordOrder: 'big' },
     { name: 'c', table: 'holding', address: 4, type: 'uint32', byteSwap: false },
   ];
-  const layout = (byteOrder: string): unknown => validateProfile(doc(points, { modbus: { byteOrder } }), FILE).points.map((p) => [p.wordOrder, p.byteSwap]);
+  const layout = (byteOrder: string): unknown => (validateProfile(doc(points, { modbus: { byteOrder } }), FILE) as ModbusProfile).points.map((p) => [p.wordOrder, p.byteSwap]);
   t.same(layout('ABCD'), [['big', false], ['big', false], ['big', false]]);
   t.same(layout('CDAB'), [['little', false], ['big', false], ['little', false]]);
   t.same(layout('BADC'), [['big', true], ['big', true], ['big', false]]);
@@ -87,7 +87,7 @@ t.test('schema errors name the file, the pointer and the reason', async (t) => {
     ['/points/0/name', /^must match pattern/],
     ['/points/0/address', 'must be >= 0'],
   ]);
-  expectProblems(t, () => validateProfile(doc([], { protocol: 'opcua' }), FILE), FILE, [['/protocol', 'must be one of "modbus"']]);
+  expectProblems(t, () => validateProfile(doc([], { protocol: 'bacnet' }), FILE), FILE, [['/protocol', 'must be one of "modbus", "serial-line", "opcua"']]);
   expectProblems(t, () => validateProfile({ model: 'dev', manufacturer: 'acme', protocol: 'modbus' }, FILE), FILE, [['', "must have required property 'points'"]]);
   expectProblems(t, () => validateProfile(doc([]), FILE), FILE, [['/points', 'must NOT have fewer than 1 items']]);
   expectProblems(t, () => validateProfile(doc(undefined, { modbus: { maxRegistersPerRead: 126 } }), FILE), FILE, [['/modbus/maxRegistersPerRead', 'must be <= 125']]);

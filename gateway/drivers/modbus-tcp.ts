@@ -13,11 +13,11 @@ import { Backoff, type Logger } from '../../lib/index.js';
 import type { ModbusTable } from '../../device-profiles/index.js';
 import type { ModbusTcpBusConfig } from '../config.js';
 import { toModbusError } from './modbus-errors.js';
-import type { ModbusTransport } from './modbus-transport.js';
+import { readTable, writeFunction, writeTable, type ModbusClient } from './modbus-ops.js';
+import type { ModbusRequestOptions, ModbusTransport, WritableTable, WriteMode } from './modbus-transport.js';
 
 // modbus-serial is CommonJS: under NodeNext its default export is `module.exports.default`.
 const ModbusRTU = mb.default;
-type ModbusClient = InstanceType<typeof ModbusRTU>;
 
 /** Dependencies of {@link ModbusTcpTransport}. */
 export interface ModbusTcpDeps {
@@ -109,23 +109,25 @@ export class ModbusTcpTransport implements ModbusTransport {
     }
   }
 
-  read(unitId: number, table: ModbusTable, address: number, count: number): Promise<number[] | boolean[]> {
-    const run = async (): Promise<number[] | boolean[]> => {
+  read(unitId: number, table: ModbusTable, address: number, count: number, opts: ModbusRequestOptions = {}): Promise<number[] | boolean[]> {
+    return this.transaction(unitId, { unitId, table, address, count }, opts, (client) => readTable(client, table, address, count));
+  }
+
+  write(unitId: number, table: WritableTable, address: number, values: number[] | boolean[], opts: ModbusRequestOptions & { mode?: WriteMode } = {}): Promise<void> {
+    writeFunction(table, values.length, opts.mode); // refuse a bad quantity before queueing
+    return this.transaction(unitId, { unitId, table, address, count: values.length, write: true }, opts, (client) => writeTable(client, table, address, values, opts.mode));
+  }
+
+  /** Runs one request on the connection, one at a time, with the device's timeout. */
+  private transaction<T>(unitId: number, what: Record<string, unknown>, opts: ModbusRequestOptions, fn: (client: ModbusClient) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
       if (this.stopped) throw new IocError('GW_ERR_MODBUS_IO', `bus ${this.id} is stopped`);
       const client = await this.connect();
-      const ctx = { bus: this.id, endpoint: this.endpoint, unitId, table, address, count };
+      const ctx = { bus: this.id, endpoint: this.endpoint, ...what };
       client.setID(unitId);
+      client.setTimeout(opts.timeoutMs ?? this.deps.config.timeoutMs);
       try {
-        switch (table) {
-          case 'holding':
-            return (await client.readHoldingRegisters(address, count)).data;
-          case 'input':
-            return (await client.readInputRegisters(address, count)).data;
-          case 'coil':
-            return (await client.readCoils(address, count)).data.slice(0, count);
-          case 'discrete':
-            return (await client.readDiscreteInputs(address, count)).data.slice(0, count);
-        }
+        return await fn(client);
       } catch (err) {
         const e = toModbusError(err, ctx);
         if (e.code === 'GW_ERR_MODBUS_CONNECT' || e.code === 'GW_ERR_MODBUS_IO') this.drop();

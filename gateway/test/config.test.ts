@@ -3,7 +3,7 @@ import t from 'tap';
 import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { isIocError, type IocError } from '../../contract/index.js';
-import { loadGatewayConfig, parseGatewayConfig } from '../config.js';
+import { loadGatewayConfig, parseGatewayConfig, type ModbusTcpBusConfig } from '../config.js';
 import { main } from '../../bin/cli.js';
 import { PassThrough } from 'node:stream';
 
@@ -28,7 +28,7 @@ function problems(fn: () => unknown): Array<{ pointer: string; message: string }
 t.test('a valid configuration gets its defaults and is frozen', async (t) => {
   const cfg = parseGatewayConfig(base(), '/etc/ioc-edge/gw.json', { profiles });
   t.equal(cfg.devices[0]!.enabled, true);
-  t.equal(cfg.buses[0]!.timeoutMs, 1000, 'Modbus timeout defaults to 1 s, never infinite');
+  t.equal((cfg.buses[0] as ModbusTcpBusConfig).timeoutMs, 1000, 'Modbus timeout defaults to 1 s, never infinite');
   t.equal(cfg.outbox.maxBytes, 1073741824, '1 GiB outbox by default');
   t.equal(cfg.outbox.maxAgeS, 7 * 86400, '7 days by default');
   t.equal(cfg.dataDir, path.resolve('/etc/ioc-edge', 'data/gateway'), 'dataDir relative to the file');
