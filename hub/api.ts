@@ -14,6 +14,12 @@ export interface ApiDeps {
   port: number;
   /** Readiness: true once broker and store are up. */
   ready: () => boolean;
+  /** Serve HTTPS with this certificate and key instead of plain HTTP. */
+  https?: { cert: Buffer; key: Buffer };
+  /** Runs on the instance before the built-in routes: authentication hooks and further routes. */
+  extend?: (app: FastifyInstance) => void;
+  /** Gateway list merged with the registry (site, location, versions); default: the store's list. */
+  listGateways?: () => Promise<Array<{ id: string }>>;
 }
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' } as const;
@@ -44,7 +50,7 @@ export class Api {
   /** Builds the fastify instance with every route (exposed for inject-style use). */
   build(): FastifyInstance {
     const { store } = this.deps;
-    const app = Fastify({ loggerInstance: this.deps.logger as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { allErrors: true } } });
+    const app = Fastify({ ...(this.deps.https ? { https: this.deps.https } : {}), loggerInstance: this.deps.logger as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { allErrors: true } } });
 
     app.setErrorHandler((err: { statusCode?: number; validation?: unknown; message: string }, _req, reply) => {
       const status = err.statusCode ?? 500;
@@ -55,6 +61,8 @@ export class Api {
     app.setNotFoundHandler((req, reply) => {
       void reply.status(404).send({ error: { code: 'HUB_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url} (HUB_ERR_NOT_FOUND)` } });
     });
+
+    this.deps.extend?.(app as unknown as FastifyInstance);
 
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => (this.deps.ready() ? { status: 'ready' } : reply.status(503).send({ status: 'starting' })));
@@ -73,6 +81,8 @@ export class Api {
                     id: { type: 'string' }, online: { type: 'boolean' }, lastSeen: { type: 'integer' }, firstSeen: { type: 'integer' },
                     version: { type: 'string' }, backlog: { type: 'object', additionalProperties: true },
                     devices: { type: 'object', additionalProperties: { type: 'string' } },
+                    firmware: { type: 'string' }, site: { type: 'string' }, location: { type: 'string' }, hostname: { type: 'string' },
+                    registeredAt: { type: 'integer' }, registeredBy: { type: 'string' }, revoked: { type: 'boolean' },
                   },
                 },
               },
@@ -81,6 +91,7 @@ export class Api {
         },
       },
     }, async () => {
+      if (this.deps.listGateways) return { items: await this.deps.listGateways() };
       const rows = await store.listGateways();
       return {
         items: rows.map((g) => ({

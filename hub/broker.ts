@@ -4,11 +4,13 @@
  * wires the ingest into `authorizePublish` and tracks connections.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import { parseTopic } from '../contract/index.js';
 import type { Logger } from '../lib/index.js';
 import type { HubEvents } from './hub-events.js';
+import { PacketGuard, type PacketLimits } from './identity/packet-guard.js';
 import type { Ingest } from './ingest.js';
 import type { HubStore } from './store.js';
 
@@ -22,13 +24,21 @@ export interface BrokerDeps {
   port: number;
   /** Extra Aedes options (authenticate, authorizeSubscribe… from the identity service). */
   aedesOptions?: Partial<AedesOptions>;
+  /** Listen with TLS (certificate and key already loaded) instead of plain TCP. */
+  tls?: tls.TlsOptions;
+  /** Packet size limits enforced before Aedes buffers a packet (see PacketGuard); omitted: no guard. */
+  packetLimits?: PacketLimits;
+  /** Which gateway a client speaks for (from its authenticated identity); default: its client id, if a valid gateway id. */
+  gatewayOf?: (client: Client) => string | null;
 }
 
 /** Aedes plus its TCP listener. */
 export class Broker {
   private aedes: Aedes | null = null;
-  private server: net.Server | null = null;
+  private server: net.Server | tls.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
+  /** Connections closed for an oversized packet. */
+  readonly counters = { oversized: 0 };
 
   constructor(private readonly deps: BrokerDeps) {}
 
@@ -64,7 +74,7 @@ export class Broker {
       },
     });
     this.aedes = aedes;
-    const gatewayId = (client: Client): string | null => (parseTopic(`ioc/v1/gw/${client.id}/status`) ? client.id : null);
+    const gatewayId = this.deps.gatewayOf ?? ((client: Client): string | null => (parseTopic(`ioc/v1/gw/${client.id}/status`) ? client.id : null));
     aedes.on('client', (client) => {
       const gw = gatewayId(client);
       logger.debug({ client: client.id }, 'client connected');
@@ -84,14 +94,43 @@ export class Broker {
     aedes.on('clientError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'client error'));
     aedes.on('connectionError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'connection error'));
 
-    this.server = net.createServer((socket) => {
+    const limits = this.deps.packetLimits;
+    const onSocket = (socket: net.Socket): void => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
-      aedes.handle(socket);
-    });
+      if (!limits) {
+        aedes.handle(socket);
+        return;
+      }
+      aedes.handle(new PacketGuard(socket, limits, (info) => {
+        this.counters.oversized++;
+        logger.warn({ ...info, code: 'HUB_ERR_PACKET_TOO_LARGE' }, 'packet too large; connection closed');
+      }));
+    };
+    if (this.deps.tls) {
+      const server = tls.createServer({ handshakeTimeout: 10_000, ...this.deps.tls }, onSocket);
+      server.on('tlsClientError', (err, socket) => logger.debug({ err: err.message, addr: socket.remoteAddress }, 'TLS handshake failed'));
+      this.server = server;
+    } else {
+      this.server = net.createServer(onSocket);
+    }
     this.server.listen(this.deps.port, this.deps.host);
     await once(this.server, 'listening');
-    logger.info({ host: this.deps.host, port: this.port }, 'mqtt listening');
+    logger.info({ host: this.deps.host, port: this.port, tls: this.deps.tls !== undefined }, 'mqtt listening');
+  }
+
+  /** Closes the connection of the client with this id at once, if it is connected. */
+  closeClient(clientId: string): boolean {
+    const c = (this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients?.[clientId];
+    if (!c) return false;
+    c.close();
+    return true;
+  }
+
+  /** Ids of connected clients whose id is `prefix` or starts with `prefix:`. */
+  clientIds(prefix: string): string[] {
+    const all = Object.keys((this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients ?? {});
+    return all.filter((id) => id === prefix || id.startsWith(`${prefix}:`));
   }
 
   /** True when a client with this id is connected, other than `except`. */

@@ -5,11 +5,27 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { IocError } from '../contract/index.js';
 import type { Logger } from '../lib/index.js';
 import { Api } from './api.js';
 import { Broker } from './broker.js';
 import { HubEvents } from './hub-events.js';
+import { installApiAuth } from './identity/api-auth.js';
+import { registerIdentityRoutes } from './identity/api-routes.js';
+import { AuditLog } from './identity/audit-log.js';
+import { IdentityService } from './identity/identity-service.js';
+import { IdentityStore } from './identity/identity-store.js';
+import { MqttAuth } from './identity/mqtt-auth.js';
+import { DEFAULT_PACKET_LIMITS } from './identity/packet-guard.js';
+import { Provisioning } from './identity/provisioning.js';
+import { FailureLimiter, type RateLimitOptions } from './identity/rate-limiter.js';
+import type { ScryptParams } from './identity/secret-hash.js';
+import { isLoopback, loadTlsFiles, type TlsFiles } from './identity/tls-files.js';
 import { Ingest } from './ingest.js';
+import { registerRegistryRoutes } from './registry/api-routes.js';
+import { listGatewayViews } from './registry/gateway-view.js';
+import { RegistryDb } from './registry/registry-db.js';
+import { RegistryStore } from './registry/registry-store.js';
 import { HubStore } from './store.js';
 
 /** Settings of a hub. */
@@ -22,6 +38,20 @@ export interface HubOptions {
   httpHost?: string;
   /** 0 picks a free port. */
   httpPort?: number;
+  /**
+   * Authentication of MQTT clients and API callers. `required` is the default
+   * unless the hub listens on loopback only without TLS; `open` (no
+   * credentials, no ACL; logged as a warning) is refused on any other address.
+   */
+  auth?: { mode?: 'required' | 'open'; scrypt?: ScryptParams; rateLimit?: Partial<RateLimitOptions> };
+  /** TLS for the MQTT listener and the API, from PEM files. */
+  tls?: TlsFiles;
+  /** Accept plain TCP on a non-loopback address (a trusted network); logged as a warning. */
+  allowPlain?: boolean;
+  /** Largest MQTT packet accepted after CONNECT, in bytes (default 2 MiB). */
+  mqttMaxPacketBytes?: number;
+  /** Clock of the identity services (claim expiry, rate limits, audit). */
+  clock?: () => number;
 }
 
 /** A running hub. */
@@ -31,12 +61,39 @@ export interface Hub {
   readonly events: HubEvents;
   readonly store: HubStore;
   readonly broker: Broker;
+  /** Credentials, claims, accounts, API tokens. */
+  readonly identity: IdentityService;
+  /** Gateways' site, location, versions; field devices. */
+  readonly registry: RegistryStore;
+  readonly audit: AuditLog;
+  readonly mqttAuth: MqttAuth;
+  readonly authMode: 'required' | 'open';
+  /** True when MQTT and the API listen with TLS (mqtts://, https://). */
+  readonly tls: boolean;
   stop(): Promise<void>;
+}
+
+/** Decides the authentication mode and refuses configurations that would expose an open or plain hub. */
+function securityMode(opts: HubOptions, logger: Logger): 'required' | 'open' {
+  const hosts = [opts.mqttHost ?? '127.0.0.1', opts.httpHost ?? '127.0.0.1'];
+  const local = hosts.every(isLoopback);
+  if (!opts.tls) {
+    if (!local && !opts.allowPlain) throw new IocError('HUB_ERR_INSECURE_CONFIG', `refusing plain TCP on ${hosts.join(', ')}: configure tls (certFile, keyFile), or allowPlain for a trusted network`);
+    logger.warn({ hosts, code: 'HUB_ERR_INSECURE_CONFIG' }, local ? 'plain TCP, loopback only: for local use; configure TLS for anything else' : 'plain TCP on a network address (allowPlain): credentials cross the network in clear');
+  }
+  const mode = opts.auth?.mode ?? (local && !opts.tls ? 'open' : 'required');
+  if (mode === 'open') {
+    if (!local) throw new IocError('HUB_ERR_INSECURE_CONFIG', `refusing to run without authentication on ${hosts.join(', ')}: auth mode 'open' is for loopback only`);
+    logger.warn({ code: 'HUB_ERR_INSECURE_CONFIG' }, 'authentication is OFF (loopback test/demo hub): any local process may publish as any gateway');
+  }
+  return mode;
 }
 
 /** Starts a hub; resolves once MQTT and HTTP listen. */
 export async function startHub(opts: HubOptions): Promise<Hub> {
   const { logger } = opts;
+  const authMode = securityMode(opts, logger);
+  const tlsMaterial = opts.tls ? await loadTlsFiles(opts.tls) : undefined;
   await mkdir(opts.dataDir, { recursive: true });
   const events = new HubEvents();
   const store = new HubStore({ file: path.join(opts.dataDir, 'hub.sqlite'), logger: logger.child({ component: 'store' }) });
@@ -47,15 +104,53 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     logger: logger.child({ component: 'ingest' }),
     isConnected: (id, except) => broker?.isConnected(id, except) ?? false,
   });
-  broker = new Broker({ logger: logger.child({ component: 'broker' }), ingest, store, events, host: opts.mqttHost ?? '127.0.0.1', port: opts.mqttPort ?? 1883 });
+  const idLog = logger.child({ component: 'identity' });
+  const registryDb = new RegistryDb({ file: path.join(opts.dataDir, 'registry.sqlite'), logger: idLog, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const identities = new IdentityStore({ db: registryDb });
+  const registry = new RegistryStore({ db: registryDb });
+  const audit = new AuditLog({ db: registryDb });
+  const identity = new IdentityService({
+    logger: idLog, db: registryDb, store: identities, registry, audit, ...(opts.auth?.scrypt ? { scrypt: opts.auth.scrypt } : {}),
+    disconnect: (clientId, reason) => {
+      if (broker?.closeClient(clientId)) idLog.info({ client: clientId, reason }, 'connection closed');
+    },
+  });
+  const limiter = new FailureLimiter(opts.auth?.rateLimit ?? {}, opts.clock);
+  const provisioning = new Provisioning({
+    logger: idLog, identity, enabled: authMode === 'required',
+    publish: (topic, payload) => new Promise((resolve, reject) => broker!.instance.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve()))),
+  });
+  const mqttAuth = new MqttAuth({ logger: logger.child({ component: 'mqtt-auth' }), identity, limiter, provisioning, mode: authMode });
+  broker = new Broker({
+    logger: logger.child({ component: 'broker' }), ingest, store, events, host: opts.mqttHost ?? '127.0.0.1', port: opts.mqttPort ?? 1883,
+    aedesOptions: mqttAuth.aedesOptions(),
+    packetLimits: { ...DEFAULT_PACKET_LIMITS, ...(opts.mqttMaxPacketBytes ? { maxPacketBytes: opts.mqttMaxPacketBytes } : {}) },
+    ...(tlsMaterial ? { tls: tlsMaterial } : {}),
+    ...(authMode === 'required' ? { gatewayOf: (c) => mqttAuth.gatewayOf(c) } : {}),
+  });
+  const b0 = broker;
+  events.on('gateway', ({ gateway, status }) => {
+    if (status) void registry.recordStatus(gateway, status).catch((err: unknown) => idLog.error({ err, gateway }, 'registry update from status failed'));
+  });
   let ready = false;
-  const api = new Api({ logger: logger.child({ component: 'api' }), store, host: opts.httpHost ?? '127.0.0.1', port: opts.httpPort ?? 8080, ready: () => ready });
+  const api = new Api({
+    logger: logger.child({ component: 'api' }), store, host: opts.httpHost ?? '127.0.0.1', port: opts.httpPort ?? 8080, ready: () => ready,
+    ...(tlsMaterial ? { https: tlsMaterial } : {}),
+    listGateways: () => listGatewayViews({ store, registry, identities }),
+    extend: (app) => {
+      installApiAuth(app, { logger: logger.child({ component: 'api-auth' }), identity, audit, limiter, mode: authMode });
+      registerIdentityRoutes(app, { identity, store: identities, audit, clientIds: (u) => b0.clientIds(u) });
+      registerRegistryRoutes(app, { identity, store, registry, identities });
+    },
+  });
 
   const started: Array<{ stop(): Promise<void> }> = [];
   try {
-    for (const svc of [store, broker, api]) {
+    for (const svc of [store, registryDb, identity, broker, api]) {
       await svc.start();
       started.push(svc);
+      // A client whose identity was revoked while its CONNECT was in flight is closed once registered.
+      if (svc === broker) broker.instance.on('client', (c) => mqttAuth.recheck(c));
     }
   } catch (err) {
     for (const svc of started.reverse()) await svc.stop().catch(() => undefined);
@@ -70,6 +165,12 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     events,
     store,
     broker: b,
+    identity,
+    registry,
+    audit,
+    mqttAuth,
+    authMode,
+    tls: tlsMaterial !== undefined,
     /** Idempotent: a second call waits for the first. */
     stop() {
       stopping ??= (async () => {
@@ -77,6 +178,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         // Stop accepting traffic first, then let the store finish its commits.
         await api.stop();
         await b.stop();
+        await identity.stop();
+        await registryDb.stop();
         await store.stop();
         events.removeAllListeners();
       })();

@@ -5,3 +5,10 @@
 export { startHub, type Hub, type HubOptions } from './hub.js';
 export type { HubEventMap } from './hub-events.js';
 export type { StoredReading, StoredEvent, GatewayRow } from './store.js';
+export type { IdentityService, ClaimView, LoginResult } from './identity/identity-service.js';
+export type { Identity } from './identity/acl.js';
+export type { ApiRole } from './identity/identity-store.js';
+export type { AuditEntry } from './identity/audit-log.js';
+export type { TlsFiles } from './identity/tls-files.js';
+export type { RegistryDevice, RegistryGateway } from './registry/registry-store.js';
+export type { GatewayView } from './registry/gateway-view.js';

@@ -1,0 +1,100 @@
+/**
+ * The broker's access rules, as pure functions of (identity, topic): what
+ * each kind of MQTT client may publish and which topic filters it may
+ * subscribe to. The matrix test in hub/test/acl-matrix.test.ts drives every
+ * identity × topic family × action through a real broker.
+ *
+ * | identity | publish | subscribe |
+ * |---|---|---|
+ * | gateway G | `gw/G/status`, `telemetry`, `events`, `config/reported`, `cmd/{name}/result`, `fw/…` | filters inside `ioc/v1/gw/G/…` |
+ * | consumer (IOC, read-only) | nothing | `ioc/v1/gw/{G or +}/status, telemetry, events` |
+ * | service (hub services) | `gw/{G}/config/desired`, `gw/{G}/cmd/{name}`, `gw/{G}/fw/…` | filters inside `ioc/v1/gw/…` |
+ * | claim C | `ioc/v1/provision/C/request` | `ioc/v1/provision/C/response` |
+ *
+ * Filters are judged by what they could match (MQTT 3.1.1 §4.7): a filter is
+ * granted only when every topic it matches is allowed, so `ioc/v1/gw/#` is
+ * refused to a consumer (it would match configuration topics) and `#` or
+ * `$SYS/#` to everyone. Provisioning topics carry fresh credentials and are
+ * reachable only by their own claim session.
+ */
+import { ID_PATTERN, parseProvisionTopic, parseTopic, ROOT, topics } from '../../contract/index.js';
+
+/** Who a connected client is, fixed at authentication. */
+export type Identity =
+  | { kind: 'gateway'; id: string }
+  | { kind: 'consumer'; id: string }
+  | { kind: 'service'; id: string }
+  | { kind: 'claim'; claimId: string };
+
+/** Topic kinds a read-only IOC consumer may subscribe to. */
+const CONSUMER_KINDS = new Set(['status', 'telemetry', 'events']);
+
+/** May `who` publish to `topic` (a concrete topic name, never a filter)? */
+export function canPublish(who: Identity, topic: string): boolean {
+  switch (who.kind) {
+    case 'claim':
+      return topic === topics.provisionRequest(who.claimId);
+    case 'consumer':
+      return false;
+    case 'gateway': {
+      const t = parseTopic(topic);
+      if (!t || t.gateway !== who.id) return false;
+      switch (t.kind) {
+        case 'status':
+        case 'telemetry':
+        case 'events':
+        case 'config/reported':
+        case 'fw':
+          return true;
+        case 'cmd':
+          // Requests are the hub's; the gateway writes only results.
+          return t.rest.length === 2 && t.rest[1] === 'result';
+        default:
+          return false;
+      }
+    }
+    case 'service': {
+      const t = parseTopic(topic);
+      if (!t) return false;
+      return t.kind === 'config/desired' || t.kind === 'fw' || (t.kind === 'cmd' && t.rest.length === 1);
+    }
+  }
+}
+
+/** `ioc/v1/gw` split into levels, for filter checks. */
+const GW_PREFIX = [...ROOT.split('/'), 'gw'];
+
+function startsWithLiterals(levels: string[], prefix: string[]): boolean {
+  return prefix.every((p, i) => levels[i] === p);
+}
+
+/** May `who` subscribe to `filter` (MQTT 3.1.1 §4.7 topic filter)? */
+export function canSubscribe(who: Identity, filter: string): boolean {
+  const levels = filter.split('/');
+  switch (who.kind) {
+    case 'claim':
+      return filter === topics.provisionResponse(who.claimId) && parseProvisionTopic(filter) !== null;
+    case 'gateway':
+      // Own namespace only: the gateway id must be literal, wildcards only below it.
+      return startsWithLiterals(levels, [...GW_PREFIX, who.id]) && levels.length >= GW_PREFIX.length + 1;
+    case 'consumer': {
+      if (levels.length !== GW_PREFIX.length + 2 || !startsWithLiterals(levels, GW_PREFIX)) return false;
+      const gw = levels[GW_PREFIX.length]!;
+      const kind = levels[GW_PREFIX.length + 1]!;
+      return (gw === '+' || ID_PATTERN.test(gw)) && CONSUMER_KINDS.has(kind);
+    }
+    case 'service':
+      // Everything per gateway, nothing of provisioning (fresh credentials) or $SYS.
+      return startsWithLiterals(levels, GW_PREFIX) && levels.length > GW_PREFIX.length;
+  }
+}
+
+/** The gateway id an identity speaks for, or null. */
+export function gatewayOf(who: Identity | undefined): string | null {
+  return who?.kind === 'gateway' ? who.id : null;
+}
+
+/** A label for logs and the audit log: `gateway:gw-1`, `consumer:ioc`, `claim:abc`. */
+export function describe(who: Identity): string {
+  return who.kind === 'claim' ? `claim:${who.claimId}` : `${who.kind}:${who.id}`;
+}

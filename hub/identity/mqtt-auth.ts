@@ -1,0 +1,175 @@
+/**
+ * The broker's authentication and authorisation hooks (Aedes `preConnect`,
+ * `authenticate`, `authorizePublish`, `authorizeSubscribe`), each a small
+ * function over the identity service, the ACL and the failed-login limiter.
+ *
+ * - every CONNECT is authenticated; the client id must be the identity's;
+ * - a zero-length client id with CleanSession = 0 is refused with CONNACK
+ *   0x02, which Aedes itself lets through (MQTT 3.1.1 §3.1.3.1, [MQTT-3.1.3-8]);
+ * - failed logins are counted per source address; a locked-out address gets
+ *   CONNACK 0x05 without its secret being checked;
+ * - a refused PUBLISH closes the connection (MQTT 3.1.1 has no negative
+ *   PUBACK; §3.3.5 lets the server drop it, closing is the safe choice);
+ * - a refused SUBSCRIBE topic gets 0x80 in the SUBACK, others are granted
+ *   (MQTT 3.1.1 §3.9.3).
+ *
+ * The broker runs its ingest after {@link MqttAuth.authorizePublish} allows a
+ * publish, so nothing unauthorised reaches the store.
+ */
+import type { AedesOptions, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
+import { IocError, parseProvisionTopic, type ErrorCode } from '../../contract/index.js';
+import type { Logger } from '../../lib/index.js';
+import { canPublish, canSubscribe, describe, gatewayOf, type Identity } from './acl.js';
+import type { IdentityService } from './identity-service.js';
+import type { Provisioning } from './provisioning.js';
+import type { FailureLimiter } from './rate-limiter.js';
+
+/** Dependencies of {@link MqttAuth}. */
+export interface MqttAuthDeps {
+  logger: Logger;
+  identity: IdentityService;
+  limiter: FailureLimiter;
+  provisioning: Provisioning;
+  /** `open`: no authentication or ACL (loopback tests and demos); the MQTT spec checks still apply. */
+  mode: 'required' | 'open';
+}
+
+interface Session {
+  identity: Identity;
+  key: string;
+  epoch: number;
+}
+
+function connackError(code: ErrorCode, detail: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError {
+  return Object.assign(new IocError(code, detail), { returnCode }) as unknown as AuthenticateError;
+}
+
+/** Source address of a client's connection (the packet guard or the raw socket carries it). */
+export function remoteAddress(client: Client | null): string {
+  return (client?.conn as { remoteAddress?: string } | undefined)?.remoteAddress ?? 'unknown';
+}
+
+/** Aedes hooks enforcing identity and the ACL. */
+export class MqttAuth {
+  private readonly sessions = new WeakMap<Client, Session>();
+  private readonly emptyIdPersistent = new WeakSet<Client>();
+  /** Outcomes, for metrics and benchmarks. */
+  readonly counters = { loginsOk: 0, loginsFailed: 0, lockedOut: 0, publishDenied: 0, subscribeDenied: 0 };
+
+  constructor(private readonly deps: MqttAuthDeps) {}
+
+  /** The options to merge into Aedes's (`authorizePublish` runs before the broker's ingest). */
+  aedesOptions(): Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'> {
+    return {
+      preConnect: (client, packet, cb) => this.preConnect(client, packet.clientId, packet.clean ?? true, cb),
+      authenticate: (client, username, password, cb) => void this.authenticate(client, username, password, cb),
+      authorizePublish: (client, packet, cb) => this.authorizePublish(client, packet, cb),
+      authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, cb),
+    };
+  }
+
+  /** Identity of a connected client (undefined on an open hub). */
+  identityOf(client: Client | null): Identity | undefined {
+    return client ? this.sessions.get(client)?.identity : undefined;
+  }
+
+  /** The gateway a client speaks for, or null (consumers, services, claims). */
+  gatewayOf(client: Client): string | null {
+    return gatewayOf(this.identityOf(client));
+  }
+
+  /**
+   * Call when Aedes has registered a client: closes it if its identity was
+   * revoked while the CONNECT was still being processed.
+   */
+  recheck(client: Client): void {
+    const s = this.sessions.get(client);
+    if (s && !this.deps.identity.stillValid(s.key, s.epoch)) {
+      this.deps.logger.warn({ client: client.id }, 'identity revoked during connect; closing');
+      client.close();
+    }
+  }
+
+  private preConnect(client: Client, clientId: string, clean: boolean, cb: (err: Error | null, ok: boolean) => void): void {
+    // Aedes replaces an empty client id with a random one before `authenticate` runs; remember it here.
+    if (clientId.length === 0 && !clean) this.emptyIdPersistent.add(client);
+    cb(null, true);
+  }
+
+  private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined, cb: (err: AuthenticateError | null, ok: boolean | null) => void): Promise<void> {
+    const { logger, limiter } = this.deps;
+    const addr = remoteAddress(client);
+    // [MQTT-3.1.3-8]: zero-byte ClientId with CleanSession 0 → CONNACK 0x02, then close.
+    if (this.emptyIdPersistent.has(client)) {
+      this.counters.loginsFailed++;
+      cb(connackError('HUB_ERR_IDENTIFIER_REJECTED', 'a zero-length client id needs CleanSession = 1 (MQTT 3.1.1 §3.1.3.1)', 2), null);
+      return;
+    }
+    if (this.deps.mode === 'open') {
+      cb(null, true);
+      return;
+    }
+    const wait = limiter.blockedFor(addr);
+    if (wait > 0) {
+      this.counters.lockedOut++;
+      logger.warn({ addr, username, retryInS: Math.ceil(wait / 1000), code: 'HUB_ERR_RATE_LIMITED' }, 'login refused: address locked out after failed logins');
+      cb(connackError('HUB_ERR_RATE_LIMITED', `too many failed logins from ${addr}; retry in ${Math.ceil(wait / 1000)} s`, 5), null);
+      return;
+    }
+    try {
+      const res = await this.deps.identity.verifyLogin(username, password, client.id);
+      if (!res.ok) {
+        this.counters.loginsFailed++;
+        const lock = res.guess ? limiter.fail(addr) : 0;
+        logger.warn({ addr, username, client: client.id, code: res.code, reason: res.reason, lockedOutForS: lock ? Math.ceil(lock / 1000) : undefined }, 'login refused');
+        cb(connackError(res.code, res.reason, res.returnCode), null);
+        return;
+      }
+      const key = res.identity.kind === 'claim' ? `claim:${res.identity.claimId}` : res.identity.id;
+      this.sessions.set(client, { identity: res.identity, key, epoch: this.deps.identity.epoch(key) });
+      this.counters.loginsOk++;
+      logger.debug({ addr, identity: describe(res.identity) }, 'login');
+      cb(null, true);
+    } catch (err) {
+      logger.error({ err, addr, username }, 'login check failed');
+      cb(connackError('HUB_ERR_STORE_IO', 'identity store unavailable', 3), null);
+    }
+  }
+
+  private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    if (this.deps.mode === 'open') {
+      const prov = parseProvisionTopic(packet.topic);
+      if (prov?.kind === 'request') void this.deps.provisioning.onRequest(prov.claimId, packet.payload as Buffer, remoteAddress(client)).then(() => cb(null));
+      else cb(null);
+      return;
+    }
+    const who = this.identityOf(client);
+    if (!who || !canPublish(who, packet.topic)) {
+      this.counters.publishDenied++;
+      this.deps.logger.warn({ client: client?.id, identity: who ? describe(who) : 'none', topic: packet.topic, code: 'HUB_ERR_FORBIDDEN' }, 'publish refused; closing the connection');
+      cb(new IocError('HUB_ERR_FORBIDDEN', `${who ? describe(who) : 'unauthenticated client'} may not publish to '${packet.topic}'`));
+      return;
+    }
+    if (who.kind === 'claim') {
+      void this.deps.provisioning.onRequest(who.claimId, packet.payload as Buffer, remoteAddress(client)).then(() => cb(null));
+      return;
+    }
+    cb(null);
+  }
+
+  private authorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
+    if (this.deps.mode === 'open') {
+      cb(null, sub);
+      return;
+    }
+    const who = this.identityOf(client);
+    if (who && canSubscribe(who, sub.topic)) {
+      cb(null, sub);
+      return;
+    }
+    this.counters.subscribeDenied++;
+    this.deps.logger.warn({ client: client.id, identity: who ? describe(who) : 'none', filter: sub.topic, code: 'HUB_ERR_FORBIDDEN' }, 'subscription refused (SUBACK 0x80)');
+    // null grants 0x80 for this topic only; the others in the same SUBSCRIBE stand.
+    cb(null, null);
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The hub's registry database (`registry.sqlite` in the hub's data folder):
+ * principals and their hashed secrets, claims, API tokens, the audit log,
+ * and the device registry (gateways' site, location and versions; field
+ * devices). Kept apart from the telemetry store so registry writes never
+ * wait behind a telemetry group commit, and vice versa.
+ */
+import { IocError } from '../../contract/index.js';
+import { SqliteDb, type Logger } from '../../lib/index.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS principals (
+  username TEXT PRIMARY KEY, kind TEXT NOT NULL, secret_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL, created_by TEXT NOT NULL, revoked_at INTEGER, revoked_by TEXT);
+CREATE TABLE IF NOT EXISTS claims (
+  id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, site TEXT NOT NULL, gateway_id TEXT, note TEXT,
+  created_at INTEGER NOT NULL, created_by TEXT NOT NULL, expires_at INTEGER NOT NULL,
+  used_at INTEGER, used_by TEXT, revoked_at INTEGER, revoked_by TEXT);
+CREATE TABLE IF NOT EXISTS api_tokens (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, secret_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL, created_by TEXT NOT NULL, revoked_at INTEGER, revoked_by TEXT);
+CREATE TABLE IF NOT EXISTS audit (
+  n INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+  target TEXT, outcome TEXT NOT NULL, source TEXT, detail TEXT);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
+CREATE TABLE IF NOT EXISTS registry_gateways (
+  id TEXT PRIMARY KEY, site TEXT, location TEXT, version TEXT, firmware TEXT, hostname TEXT,
+  registered_at INTEGER NOT NULL, registered_by TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS registry_devices (
+  gateway TEXT NOT NULL, id TEXT NOT NULL, profile TEXT NOT NULL, bus TEXT NOT NULL, bus_type TEXT, address TEXT,
+  unit_id INTEGER, enabled INTEGER NOT NULL DEFAULT 1, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, removed_at INTEGER,
+  PRIMARY KEY (gateway, id)) WITHOUT ROWID;
+`;
+
+/** Dependencies of {@link RegistryDb}. */
+export interface RegistryDbDeps {
+  file: string;
+  logger: Logger;
+  clock?: () => number;
+}
+
+/** Owns the registry's SQLite connection; the stores on top of it borrow it. */
+export class RegistryDb {
+  private handle: SqliteDb | null = null;
+  readonly clock: () => number;
+
+  constructor(private readonly deps: RegistryDbDeps) {
+    this.clock = deps.clock ?? Date.now;
+  }
+
+  /** Opens the file (creating tables). Also usable by CLI commands on the hub machine. */
+  async start(): Promise<void> {
+    const db = await SqliteDb.open(this.deps.file);
+    await db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;${SCHEMA}`);
+    this.handle = db;
+  }
+
+  async stop(): Promise<void> {
+    const db = this.handle;
+    this.handle = null;
+    await db?.close();
+  }
+
+  /** The open connection. */
+  get db(): SqliteDb {
+    if (!this.handle) throw new IocError('HUB_ERR_STORE_IO', 'registry database is not open');
+    return this.handle;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The device registry: gateways (site, location, software and firmware
+ * versions, who registered them) and the field devices each gateway reports
+ * in its status inventory (profile, bus, bus address). Connection state and
+ * last-seen times come from the telemetry store, which sees every message;
+ * the API merges the two.
+ */
+import { createHash } from 'node:crypto';
+import { IocError, type GatewayStatus, type InventoryDevice } from '../../contract/index.js';
+import type { RegistryDb } from './registry-db.js';
+
+/** A gateway's registry record. */
+export interface RegistryGateway {
+  id: string;
+  site: string | null;
+  location: string | null;
+  version: string | null;
+  firmware: string | null;
+  hostname: string | null;
+  registeredAt: number;
+  registeredBy: string;
+  updatedAt: number;
+}
+
+/** A field device as the registry knows it. */
+export interface RegistryDevice {
+  gateway: string;
+  id: string;
+  profile: string;
+  bus: string;
+  busType: string | null;
+  address: string | null;
+  unitId: number | null;
+  enabled: boolean;
+  firstSeen: number;
+  lastSeen: number;
+  removedAt: number | null;
+}
+
+type Raw = Record<string, unknown>;
+const s = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+function gateway(r: Raw): RegistryGateway {
+  return { id: String(r.id), site: s(r.site), location: s(r.location), version: s(r.version), firmware: s(r.firmware), hostname: s(r.hostname), registeredAt: Number(r.registered_at), registeredBy: String(r.registered_by), updatedAt: Number(r.updated_at) };
+}
+
+function device(r: Raw): RegistryDevice {
+  return {
+    gateway: String(r.gateway), id: String(r.id), profile: String(r.profile), bus: String(r.bus), busType: s(r.bus_type), address: s(r.address),
+    unitId: r.unit_id === null ? null : Number(r.unit_id), enabled: r.enabled === 1, firstSeen: Number(r.first_seen), lastSeen: Number(r.last_seen), removedAt: r.removed_at === null ? null : Number(r.removed_at),
+  };
+}
+
+/** How often an unchanged inventory still refreshes the devices' last-seen time. */
+const REFRESH_MS = 5 * 60_000;
+
+/** Gateways and field devices. */
+export class RegistryStore {
+  /** Per gateway: hash of the last inventory written, and when. */
+  private readonly seen = new Map<string, { hash: string; at: number }>();
+
+  constructor(private readonly deps: { db: RegistryDb }) {}
+
+  private get db() {
+    return this.deps.db.db;
+  }
+
+  async getGateway(id: string): Promise<RegistryGateway | null> {
+    const r = await this.db.get<Raw>('SELECT * FROM registry_gateways WHERE id = ?', [id]);
+    return r ? gateway(r) : null;
+  }
+
+  async listGateways(): Promise<RegistryGateway[]> {
+    return (await this.db.all<Raw>('SELECT * FROM registry_gateways ORDER BY id')).map(gateway);
+  }
+
+  /** Creates or refreshes a gateway's record when it gets a credential outside a claim (admin, tests). */
+  async register(id: string, r: { site: string | null; actor: string }): Promise<void> {
+    const db = this.db;
+    const now = this.deps.db.clock();
+    await db.exclusive(() =>
+      db.run(
+        `INSERT INTO registry_gateways(id, site, registered_at, registered_by, updated_at) VALUES (?,?,?,?,?)
+         ON CONFLICT(id) DO UPDATE SET site = coalesce(excluded.site, site), registered_at = excluded.registered_at, registered_by = excluded.registered_by, updated_at = excluded.updated_at`,
+        [id, r.site, now, r.actor, now],
+      ),
+    );
+  }
+
+  /** Operator edit of site/location; HUB_ERR_NOT_FOUND for an unknown gateway. */
+  async updateGateway(id: string, change: { site?: string; location?: string }): Promise<RegistryGateway> {
+    const db = this.db;
+    const res = await db.exclusive(() =>
+      db.run('UPDATE registry_gateways SET site = coalesce(?, site), location = coalesce(?, location), updated_at = ? WHERE id = ?', [change.site ?? null, change.location ?? null, this.deps.db.clock(), id]),
+    );
+    if (res.changes === 0) throw new IocError('HUB_ERR_NOT_FOUND', `no gateway '${id}' in the registry`);
+    return (await this.getGateway(id))!;
+  }
+
+  /**
+   * Takes what a gateway says about itself in a status document: versions and
+   * its device inventory. A gateway first seen this way (a hub without
+   * authentication) gets a record registered by `status`.
+   */
+  async recordStatus(gw: string, status: GatewayStatus): Promise<void> {
+    const db = this.db;
+    const now = this.deps.db.clock();
+    const inv = status.inventory;
+    const hash = inv ? createHash('sha1').update(JSON.stringify(inv)).digest('hex') : null;
+    const prev = this.seen.get(gw);
+    const devicesDue = inv !== undefined && (!prev || prev.hash !== hash || now - prev.at >= REFRESH_MS);
+    await db.transaction(async () => {
+      await db.run(
+        `INSERT INTO registry_gateways(id, version, firmware, registered_at, registered_by, updated_at) VALUES (?,?,?,?, 'status', ?)
+         ON CONFLICT(id) DO UPDATE SET version = coalesce(excluded.version, version), firmware = coalesce(excluded.firmware, firmware),
+           updated_at = CASE WHEN coalesce(excluded.version, version) IS NOT version OR coalesce(excluded.firmware, firmware) IS NOT firmware THEN excluded.updated_at ELSE updated_at END`,
+        [gw, status.version ?? null, status.firmware ?? null, now, now],
+      );
+      if (!devicesDue || !inv) return;
+      for (const d of inv) {
+        await db.run(
+          `INSERT INTO registry_devices(gateway, id, profile, bus, bus_type, address, unit_id, enabled, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?)
+           ON CONFLICT(gateway, id) DO UPDATE SET profile = excluded.profile, bus = excluded.bus, bus_type = excluded.bus_type, address = excluded.address,
+             unit_id = excluded.unit_id, enabled = excluded.enabled, last_seen = excluded.last_seen, removed_at = NULL`,
+          [gw, d.id, d.profile, d.bus, d.busType ?? null, d.address ?? null, d.unitId ?? null, d.enabled === false ? 0 : 1, now, now],
+        );
+      }
+      const ids = inv.map((d: InventoryDevice) => d.id);
+      await db.run(`UPDATE registry_devices SET removed_at = ? WHERE gateway = ? AND removed_at IS NULL ${ids.length ? `AND id NOT IN (${ids.map(() => '?').join(',')})` : ''}`, [now, gw, ...ids]);
+    });
+    if (devicesDue && hash) this.seen.set(gw, { hash, at: now });
+  }
+
+  /** Field devices, optionally of one gateway; removed ones only when asked. */
+  async listDevices(q: { gateway?: string; includeRemoved?: boolean } = {}): Promise<RegistryDevice[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.gateway !== undefined) {
+      where.push('gateway = ?');
+      params.push(q.gateway);
+    }
+    if (!q.includeRemoved) where.push('removed_at IS NULL');
+    const rows = await this.db.all<Raw>(`SELECT * FROM registry_devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY gateway, id`, params);
+    return rows.map(device);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Test helpers for the hub's security tests: a hub with authentication on,
+ * real mqtt.js clients, and a CONNECT that reports the CONNACK code instead
+ * of throwing.
+ */
+import path from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Test } from 'tap';
+import { silentLogger } from '../../lib/index.js';
+import { startHub, type Hub, type HubOptions } from '../index.js';
+
+/** Cheap scrypt for tests (the cost is not what is under test). */
+export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
+
+/** Starts a hub with authentication required, torn down with the test. */
+export async function startSecureHub(t: Test, opts: Partial<HubOptions> = {}): Promise<Hub> {
+  const hub = await startHub({
+    dataDir: path.join(t.testdir(), 'hub'), logger: silentLogger(), mqttPort: 0, httpPort: 0,
+    ...opts,
+    auth: { mode: 'required', scrypt: TEST_SCRYPT, ...opts.auth },
+  });
+  t.teardown(() => hub.stop());
+  return hub;
+}
+
+/** Result of a connection attempt: the client when accepted, or the CONNACK return code / error. */
+export type ConnectResult = { ok: true; client: MqttClient } | { ok: false; code: number | undefined; message: string };
+
+/** Connects once (no reconnect); never rejects. Accepted clients are ended at teardown. */
+export function tryConnect(t: Test, url: string, opts: IClientOptions): Promise<ConnectResult> {
+  return new Promise((resolve) => {
+    const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+    const done = (r: ConnectResult): void => {
+      client.removeAllListeners('connect');
+      client.removeAllListeners('error');
+      client.on('error', () => undefined);
+      resolve(r);
+    };
+    client.once('connect', () => {
+      t.teardown(() => client.endAsync(true));
+      done({ ok: true, client });
+    });
+    client.once('error', (err) => {
+      client.end(true);
+      done({ ok: false, code: (err as { code?: number }).code, message: err.message });
+    });
+    client.once('close', () => {
+      if (!client.connected) done({ ok: false, code: undefined, message: 'closed before CONNACK' });
+    });
+  });
+}
+
+/** Connects or fails the test. */
+export async function connectOk(t: Test, url: string, opts: IClientOptions): Promise<MqttClient> {
+  const r = await tryConnect(t, url, opts);
+  if (!r.ok) throw new Error(`connect as ${String(opts.clientId)} refused: ${r.message} (${String(r.code)})`);
+  return r.client;
+}
+
+/** Resolves when the client's connection closes (the broker dropped it). */
+export function closed(client: MqttClient): Promise<void> {
+  return new Promise((resolve) => {
+    if (client.disconnected || !client.connected) resolve();
+    client.once('close', () => resolve());
+  });
+}
+
+/** The mqtt:// URL of a hub. */
+export function mqttUrl(hub: Hub): string {
+  return `${hub.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${hub.mqttPort}`;
+}
+
+/** Calls the hub API with an optional bearer token; returns status and JSON body. */
+export async function api(hub: Hub, method: string, url: string, opts: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(`http://127.0.0.1:${hub.httpPort}${url}`, {
+    method,
+    headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
