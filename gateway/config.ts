@@ -115,7 +115,11 @@ export interface GatewayConfig {
   gatewayId: string;
   dataDir: string;
   profileDirs?: string[];
-  hub: { url: string; username?: string; password?: string; keepaliveS: number; reconnectMinMs: number; reconnectMaxMs: number };
+  hub: {
+    url: string; username?: string; password?: string; keepaliveS: number; reconnectMinMs: number; reconnectMaxMs: number;
+    /** Resolved paths: CA of the hub's certificate, provisioned credential, claim token file. */
+    ca?: string; credentialFile?: string; claim?: string; claimFile?: string;
+  };
   buses: BusConfig[];
   devices: DeviceConfig[];
   outbox: { maxRows: number; maxBytes: number; maxAgeS: number; flushIntervalMs: number; synchronous: 'FULL' | 'NORMAL' };
@@ -200,6 +204,8 @@ export function parseGatewayConfig(doc: unknown, file: string, opts: ParseConfig
   const base = file.startsWith('<') ? process.cwd() : path.dirname(path.resolve(file));
   cfg.dataDir = path.resolve(base, cfg.dataDir);
   if (cfg.profileDirs) cfg.profileDirs = cfg.profileDirs.map((d) => path.resolve(base, d));
+  for (const k of ['ca', 'claimFile'] as const) if (cfg.hub[k] !== undefined) cfg.hub[k] = path.resolve(base, cfg.hub[k]);
+  if (cfg.hub.credentialFile !== undefined) cfg.hub.credentialFile = path.resolve(cfg.dataDir, cfg.hub.credentialFile);
   for (const b of cfg.buses) {
     if (b.type !== 'opcua') continue;
     b.securityPolicy ??= b.securityMode === 'None' ? 'None' : 'Basic256Sha256';

@@ -16,6 +16,9 @@ import { eventId, type DeviceHealth, type DevicePollStats } from './device-polle
 import type { SerialPortFactory } from './drivers/byte-link.js';
 import { buildSouthbound } from './southbound.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
+import { resolveHubLogin } from './hub-login.js';
+import { inventoryOf } from './inventory.js';
+import { detectFirmware } from './system-info.js';
 import { Uplink } from './uplink.js';
 import { VERSION } from './version.js';
 
@@ -94,11 +97,16 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
   const pollers = southbound.drivers;
   const devices = (): Record<string, DeviceHealth> => Object.fromEntries(pollers.map((p) => [p.id, p.health]));
 
+  // Credential from config, from the file provisioning left, or by provisioning now with a claim (hub-login.ts).
+  const login = await resolveHubLogin(config, logger);
+  const inventory = inventoryOf(config);
+  const firmware = detectFirmware();
   const uplink = new Uplink({
     gatewayId: config.gatewayId,
     url: config.hub.url,
-    ...(config.hub.username !== undefined ? { username: config.hub.username } : {}),
-    ...(config.hub.password !== undefined ? { password: config.hub.password } : {}),
+    ...(login.username !== undefined ? { username: login.username } : {}),
+    ...(login.password !== undefined ? { password: login.password } : {}),
+    mqttOptions: login.mqttOptions,
     logger: logger.child({ component: 'uplink' }),
     outbox,
     version: VERSION,
@@ -107,7 +115,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     statusIntervalMs: config.uplink.statusIntervalS * 1000,
     keepaliveS: config.hub.keepaliveS,
     reconnect: { minMs: config.hub.reconnectMinMs, maxMs: config.hub.reconnectMaxMs },
-    statusExtra: () => ({ devices: devices() }),
+    statusExtra: () => ({ devices: devices(), firmware, inventory }),
   });
 
   const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, ...lines, uplink, ...pollers];
