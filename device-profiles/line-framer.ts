@@ -25,6 +25,7 @@ export interface FramerStats {
 /** A stateful frame splitter for one serial port. */
 export class LineFramer {
   private buf: Buffer = Buffer.alloc(0);
+  private skipping = false;
   private readonly delimiter?: Buffer;
   private readonly start?: Buffer;
   private readonly end?: Buffer;
@@ -40,6 +41,7 @@ export class LineFramer {
   reset(): void {
     this.stats.noiseBytes += this.buf.length;
     this.buf = Buffer.alloc(0);
+    this.skipping = false;
   }
 
   /** Feeds received bytes; returns the frames they completed, in order. */
@@ -68,15 +70,23 @@ export class LineFramer {
       const at = this.buf.indexOf(delim, from);
       if (at < 0) break;
       const frame = this.buf.subarray(from, at);
-      if (frame.length > this.maxFrameBytes) this.stats.overflows++;
+      if (this.skipping) {
+        // The end of a run already dropped as too long.
+        this.stats.noiseBytes += frame.length;
+        this.skipping = false;
+      } else if (frame.length > this.maxFrameBytes) this.stats.overflows++;
       else if (frame.length > 0) frames.push(Buffer.from(frame));
       from = at + delim.length;
     }
     this.buf = this.buf.subarray(from);
     if (this.buf.length > this.maxFrameBytes + delim.length) {
-      // No delimiter in sight: drop the run, keep a tail that may hold the start of a delimiter.
-      this.stats.overflows++;
-      this.buf = Buffer.from(this.buf.subarray(this.buf.length - (delim.length - 1)));
+      // No delimiter in sight: drop the run (and its rest up to the next delimiter), keeping
+      // a tail that may hold the first bytes of a delimiter.
+      if (!this.skipping) this.stats.overflows++;
+      this.skipping = true;
+      const keep = delim.length - 1;
+      this.stats.noiseBytes += this.buf.length - keep;
+      this.buf = Buffer.from(this.buf.subarray(this.buf.length - keep));
     }
   }
 
