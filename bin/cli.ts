@@ -5,8 +5,9 @@
  */
 import { gatewayCommands } from '../gateway/cli/index.js';
 import type { Command } from '../gateway/cli/command.js';
+import { hubCommands } from '../hub/cli/index.js';
 
-const commands: Command[] = [...gatewayCommands];
+const commands: Command[] = [...gatewayCommands, ...hubCommands];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,8 +1,10 @@
 /** The gateway-side `ioc-edge` commands, for technicians at the cabinet. Add new commands to this list. */
 import type { Command } from './command.js';
+import { deviceAdd } from './device-add.js';
 import { profileValidate } from './profile-validate.js';
+import { provision } from './provision.js';
 import { run } from './run.js';
 
 export type { Command, CommandIo } from './command.js';
 
-export const gatewayCommands: Command[] = [profileValidate, run];
+export const gatewayCommands: Command[] = [profileValidate, run, provision, deviceAdd];
