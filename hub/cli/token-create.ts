@@ -4,6 +4,7 @@
  * in the hub's registry on the hub machine — how the first admin token is
  * made. Either way the creation is audited and the token shown once.
  */
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isIocError } from '../../contract/index.js';
@@ -29,6 +30,7 @@ ${API_HELP}`;
 
 /** Creates a token in a hub data folder without the API (bootstrap). */
 export async function createTokenLocally(dataDir: string, name: string, role: ApiRole): Promise<{ id: string; token: string }> {
+  await mkdir(dataDir, { recursive: true });
   const db = new RegistryDb({ file: path.join(dataDir, 'registry.sqlite'), logger: silentLogger() });
   await db.start();
   try {

@@ -48,9 +48,10 @@ export interface IdentityRoutesDeps {
 /** Adds the identity routes to `app`. */
 export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoutesDeps): void {
   const { identity, store, audit } = deps;
-  const done = <T>(req: FastifyRequest, v: T): T => {
+  // The service wrote the audit entry; mark it before the answer's onSend hook runs.
+  const done = (req: FastifyRequest): FastifyRequest => {
     req.audited = true;
-    return v;
+    return req;
   };
 
   app.get('/api/v1/whoami', async (req) => ({ actor: req.principal?.actor, role: req.principal?.role }));
@@ -67,7 +68,8 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
   }, async (req, reply) => {
     try {
       const c = await identity.createClaim(req.body, actorOf(req));
-      return done(req, reply.status(201).send(c));
+      done(req);
+      return reply.status(201).send(c);
     } catch (err) {
       return replyError(reply, err);
     }
@@ -83,7 +85,9 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
     schema: { params: { type: 'object', properties: { id: ID } }, response: { 200: claimView } },
   }, async (req, reply) => {
     try {
-      return done(req, await identity.revokeClaim(req.params.id, actorOf(req)));
+      const c = await identity.revokeClaim(req.params.id, actorOf(req));
+      done(req);
+      return c;
     } catch (err) {
       return replyError(reply, err);
     }
@@ -98,7 +102,9 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
     schema: { body: { type: 'object', additionalProperties: false, required: ['name', 'role'], properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, role: { enum: ['viewer', 'operator', 'admin'] } } } },
   }, async (req, reply) => {
     try {
-      return done(req, reply.status(201).send(await identity.createApiToken(req.body, actorOf(req))));
+      const tok = await identity.createApiToken(req.body, actorOf(req));
+      done(req);
+      return reply.status(201).send(tok);
     } catch (err) {
       return replyError(reply, err);
     }
@@ -107,7 +113,8 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
   app.post<{ Params: { id: string } }>('/api/v1/tokens/:id/revoke', { config: { role: 'admin', action: 'token.revoke' }, schema: { params: { type: 'object', properties: { id: ID } } } }, async (req, reply) => {
     try {
       await identity.revokeApiToken(req.params.id, actorOf(req));
-      return done(req, { id: req.params.id, revoked: true });
+      done(req);
+      return { id: req.params.id, revoked: true };
     } catch (err) {
       return replyError(reply, err);
     }
@@ -122,7 +129,9 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
     schema: { body: { type: 'object', additionalProperties: false, required: ['username', 'kind'], properties: { username: ID, kind: { enum: ['consumer', 'service'] } } } },
   }, async (req, reply) => {
     try {
-      return done(req, reply.status(201).send(await identity.createAccount(req.body, actorOf(req))));
+      const acc = await identity.createAccount(req.body, actorOf(req));
+      done(req);
+      return reply.status(201).send(acc);
     } catch (err) {
       return replyError(reply, err);
     }
@@ -131,7 +140,8 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
   app.post<{ Params: { username: string } }>('/api/v1/accounts/:username/revoke', { config: { role: 'admin', action: 'account.revoke' }, schema: { params: { type: 'object', properties: { username: ID } } } }, async (req, reply) => {
     try {
       await identity.revokeAccount(req.params.username, actorOf(req), () => deps.clientIds(req.params.username));
-      return done(req, { username: req.params.username, revoked: true });
+      done(req);
+      return { username: req.params.username, revoked: true };
     } catch (err) {
       return replyError(reply, err);
     }

@@ -80,3 +80,64 @@ export async function api(hub: Hub, method: string, url: string, opts: { token?:
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
+
+/** MQTT 3.1.1 string: two-byte length, then UTF-8 (§1.5.3). */
+function mqttString(s: string): Buffer {
+  const b = Buffer.from(s, 'utf8');
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(b.length);
+  return Buffer.concat([len, b]);
+}
+
+/** Remaining length, variable byte encoding (§2.2.3). */
+export function remainingLength(n: number): Buffer {
+  const out: number[] = [];
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    out.push(byte);
+  } while (n > 0);
+  return Buffer.from(out);
+}
+
+/** A hand-made CONNECT (MQTT 3.1.1 §3.1), for what mqtt.js will not send. */
+export function connectPacket(o: { clientId: string; clean: boolean; keepalive?: number; username?: string; password?: string }): Buffer {
+  const flags = (o.username !== undefined ? 0x80 : 0) | (o.password !== undefined ? 0x40 : 0) | (o.clean ? 0x02 : 0);
+  const ka = Buffer.alloc(2);
+  ka.writeUInt16BE(o.keepalive ?? 60);
+  const body = Buffer.concat([
+    mqttString('MQTT'), Buffer.from([4, flags]), ka, mqttString(o.clientId),
+    ...(o.username !== undefined ? [mqttString(o.username)] : []), ...(o.password !== undefined ? [mqttString(o.password)] : []),
+  ]);
+  return Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body]);
+}
+
+/** Opens a raw TCP connection to the hub (closed at teardown). */
+export async function rawSocket(t: Test, port: number): Promise<import('node:net').Socket> {
+  const net = await import('node:net');
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  t.teardown(() => socket.destroy());
+  return socket;
+}
+
+/** Sends bytes and resolves with the first bytes the hub answers, or 'closed' if it closes first. */
+export function exchange(socket: import('node:net').Socket, bytes: Buffer): Promise<Buffer | 'closed'> {
+  return new Promise((resolve) => {
+    const onData = (d: Buffer): void => {
+      socket.off('close', onClose);
+      resolve(d);
+    };
+    const onClose = (): void => {
+      socket.off('data', onData);
+      resolve('closed');
+    };
+    socket.once('data', onData);
+    socket.once('close', onClose);
+    socket.write(bytes);
+  });
+}
