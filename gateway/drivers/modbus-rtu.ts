@@ -65,6 +65,21 @@ export interface RtuTransportStats extends RtuLineStats {
   reopenings: number;
 }
 
+/**
+ * Waits until `performance.now()` reaches `deadline`. Timers are armed from
+ * the event loop's cached clock and may fire up to a millisecond early, which
+ * would cut the inter-frame silence short: the last stretch is waited out on
+ * setImmediate turns.
+ */
+export async function sleepUntil(deadline: number): Promise<void> {
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0) return;
+    if (left > 2) await new Promise((r) => setTimeout(r, left - 1));
+    else await new Promise((r) => setImmediate(r));
+  }
+}
+
 const RETRYABLE = new Set(['GW_ERR_MODBUS_TIMEOUT', 'GW_ERR_MODBUS_CRC', 'GW_ERR_MODBUS_FRAME', 'GW_ERR_MODBUS_WRONG_UNIT']);
 
 interface Job {
@@ -128,7 +143,7 @@ export class ModbusRtuTransport implements ModbusTransport {
     return this.enqueue({ unitId, table, address, count }, 8 + replyBytes, opts, opts.retries ?? this.deps.config.retries, (client) => readTable(client, table, address, count));
   }
 
-  write(unitId: number, table: WritableTable, address: number, values: number[] | boolean[], opts: ModbusRequestOptions & { mode?: WriteMode } = {}): Promise<void> {
+  async write(unitId: number, table: WritableTable, address: number, values: number[] | boolean[], opts: ModbusRequestOptions & { mode?: WriteMode } = {}): Promise<void> {
     const fc = writeFunction(table, values.length, opts.mode);
     const requestBytes = fc === 5 || fc === 6 ? 8 : fc === 15 ? 9 + Math.ceil(values.length / 8) : 9 + 2 * values.length;
     // Never retried: a write that timed out may still have been carried out.
@@ -170,8 +185,7 @@ export class ModbusRtuTransport implements ModbusTransport {
   /** One request/reply on the line, after the mandatory silence. */
   private async transaction<T>(what: Record<string, unknown> & { unitId: number }, wireBytes: number, opts: ModbusRequestOptions, fn: (c: ModbusClient) => Promise<T>): Promise<T> {
     await this.ensureOpen();
-    const wait = this.lineFreeAt - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    await sleepUntil(this.lineFreeAt);
     const client = this.client;
     const port = this.port;
     if (!client || !port) throw this.lastError ?? new IocError('GW_ERR_SERIAL_PORT_GONE', `line ${this.where} is closed`, { context: { bus: this.id } });

@@ -113,7 +113,7 @@ export class ModbusTcpTransport implements ModbusTransport {
     return this.transaction(unitId, { unitId, table, address, count }, opts, (client) => readTable(client, table, address, count));
   }
 
-  write(unitId: number, table: WritableTable, address: number, values: number[] | boolean[], opts: ModbusRequestOptions & { mode?: WriteMode } = {}): Promise<void> {
+  async write(unitId: number, table: WritableTable, address: number, values: number[] | boolean[], opts: ModbusRequestOptions & { mode?: WriteMode } = {}): Promise<void> {
     writeFunction(table, values.length, opts.mode); // refuse a bad quantity before queueing
     return this.transaction(unitId, { unitId, table, address, count: values.length, write: true }, opts, (client) => writeTable(client, table, address, values, opts.mode));
   }
