@@ -132,8 +132,9 @@ t.test('checkLineFrame: hex and binary checksums, from, missing or wrong checksu
 
 t.test('decodeLine: delimited fields, sentences, types, bad fields', async (t) => {
   const p = (await loadProfileFile(join(PROFILES_DIR, 'water-level-radar.json'))) as SerialLineProfile;
+  // The framer hands over what lies between '$' and CR LF.
   const values = (line: string): Record<string, unknown> =>
-    Object.fromEntries(decodeLine(p, Buffer.from(line, 'latin1')).map((v) => [v.point.name, v.quality === 'good' ? v.value : `bad: ${v.error}`]));
+    Object.fromEntries(decodeLine(p, Buffer.from(line.slice(1), 'latin1')).map((v) => [v.point.name, v.quality === 'good' ? v.value : `bad: ${v.error}`]));
   t.same(values(nmea('WLRAD,2.345,4.655,87,12.5,A')), { level: 2.345, distance: 4.655, signal_quality: 87, sensor_temp: 12.5, valid: true });
   t.same(values(nmea('WLALM,2')), { flood_stage: 2 }, 'a second sentence type carries other points');
   t.same(values(nmea('GPGGA,1,2,3')), {}, 'unknown sentences are ignored');
@@ -143,7 +144,7 @@ t.test('decodeLine: delimited fields, sentences, types, bad fields', async (t) =
   });
   t.same(values(nmea('WLRAD, 2.5 ,1,2,3,V')), { level: 2.5, distance: 1, signal_quality: 2, sensor_temp: 3, valid: false }, 'fields trimmed');
   t.same(values(nmea('WLRAD,1.5,1,2.5,3,A')).signal_quality, "bad: '2.5' is not a uint16");
-  t.throws(() => decodeLine(p, Buffer.from(nmea('WLRAD,1.5'))), { code: 'GW_ERR_LINE_FORMAT', message: /frame has 2 fields, the profile reads field 5/ });
+  t.throws(() => decodeLine(p, Buffer.from(nmea('WLRAD,1.5').slice(1))), { code: 'GW_ERR_LINE_FORMAT', message: /frame has 2 fields, the profile reads field 5/ });
 });
 
 t.test('decodeLine: regex groups and scaling (rain gauge telegram)', async (t) => {
