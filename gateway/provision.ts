@@ -105,7 +105,7 @@ export async function provisionGateway(o: ProvisionOptions): Promise<{ credentia
     };
     step('request', `asking the hub to register ${o.gatewayId}`);
     const answer = await new Promise<ReturnType<typeof validateProvisionResponse>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new IocError('GW_ERR_PROVISION', `the hub did not answer within ${Math.round(timeoutMs / 1000)} s; try again`)), timeoutMs);
+      const timer = setTimeout(() => reject(new IocError('GW_ERR_PROVISION', `the hub did not answer within ${Math.round(timeoutMs / 1000)} s; try again (if the claim now shows as used, the answer was lost: ask the operator for a claim bound to ${o.gatewayId})`)), timeoutMs);
       client.on('message', (topic, payload) => {
         if (topic !== responseTopic) return;
         try {

@@ -3,6 +3,8 @@
  * real mqtt.js clients, and a CONNECT that reports the CONNACK code instead
  * of throwing.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Test } from 'tap';
@@ -12,10 +14,17 @@ import { startHub, type Hub, type HubOptions } from '../index.js';
 /** Cheap scrypt for tests (the cost is not what is under test). */
 export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
 
-/** Starts a hub with authentication required, torn down with the test. */
+/** A fresh temporary folder removed at teardown (t.testdir() would wipe the test's other files). */
+export function tempDir(t: Test, prefix = 'ioc-edge-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Starts a hub with authentication required in a fresh folder, torn down with the test. */
 export async function startSecureHub(t: Test, opts: Partial<HubOptions> = {}): Promise<Hub> {
   const hub = await startHub({
-    dataDir: path.join(t.testdir(), 'hub'), logger: silentLogger(), mqttPort: 0, httpPort: 0,
+    dataDir: path.join(tempDir(t, 'ioc-edge-hub-'), 'hub'), logger: silentLogger(), mqttPort: 0, httpPort: 0,
     ...opts,
     auth: { mode: 'required', scrypt: TEST_SCRYPT, ...opts.auth },
   });
