@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-/** Starts `node --import tsx FILE ARGS` and resolves with the child and its first stdout line parsed as JSON. */
+/** Starts `node --import tsx FILE ARGS` and resolves with the child and the first stdout line that is a JSON object with `"ready": true`. */
 export async function spawnTs<T>(file: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; info: T }> {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`../../${file}`, import.meta.url)), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -11,11 +11,12 @@ export async function spawnTs<T>(file: string, args: string[] = [], env: NodeJS.
   });
   const rl = createInterface({ input: child.stdout! });
   const info = await new Promise<T>((resolve, reject) => {
-    rl.once('line', (line) => {
+    rl.on('line', (line) => {
+      if (!line.includes('"ready":true')) return;
       try {
         resolve(JSON.parse(line) as T);
       } catch (err) {
-        reject(new Error(`${file}: expected a JSON line, got ${line}: ${(err as Error).message}`));
+        reject(new Error(`${file}: bad ready line ${line}: ${(err as Error).message}`));
       }
     });
     child.once('exit', (code) => reject(new Error(`${file} exited with ${code} before it was ready`)));

@@ -15,6 +15,31 @@ export interface SimDevice {
   readonly served: Record<string, number | boolean | string>;
   /** Advances the simulation to time `t` (ms). */
   tick(t: number): void;
+  /** Called just before a read request is answered (holding registers). */
+  onRead?(table: string, address: number, count: number): void;
+}
+
+/**
+ * A device whose uint32 counter (holding 0–1) advances by one on every read,
+ * and which remembers when it served each value: fault tests compare what it
+ * served with what the hub stored.
+ */
+export class CounterDevice implements SimDevice {
+  readonly model = 'fault-counter';
+  readonly bank = new RegisterBank();
+  readonly served: Record<string, number | boolean | string> = {};
+  /** servedAt[v - 1] = time (ms) value v was served. */
+  readonly servedAt: number[] = [];
+
+  tick(): void {}
+
+  onRead(table: string, address: number): void {
+    if (table !== 'holding' || address !== 0) return;
+    const v = this.servedAt.length + 1;
+    this.servedAt.push(Date.now());
+    this.bank.setU32('holding', 0, v, 'big');
+    this.served.count = v;
+  }
 }
 
 /** A river-side flood level sensor: level rises and falls in a slow wave. */

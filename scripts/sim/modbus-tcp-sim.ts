@@ -44,7 +44,7 @@ export class ModbusTcpSimulator {
     const host = this.opts.host ?? '127.0.0.1';
     this.port = this.opts.port || (await freePort(host));
     const device = (unit: number): SimDevice | undefined => this.devices.get(unit);
-    const answer = <T>(unit: number, cb: Cb<T>, fn: (d: SimDevice) => T): void => {
+    const answer = <T>(unit: number, cb: Cb<T>, fn: (d: SimDevice) => T, read?: [string, number, number]): void => {
       if (this.allSilent || this.silentUnits.has(unit)) return; // no answer at all
       const d = device(unit);
       // Modbus Application Protocol v1.1b3 §7: 0x0B gateway target device failed to respond.
@@ -52,6 +52,7 @@ export class ModbusTcpSimulator {
       this.requests.set(unit, (this.requests.get(unit) ?? 0) + 1);
       const reply = (): void => {
         try {
+          if (read) d.onRead?.(read[0], read[1], read[2]);
           cb(null, fn(d));
         } catch (err) {
           cb(err as Error);
@@ -62,8 +63,8 @@ export class ModbusTcpSimulator {
     };
     const vector = {
       getMultipleHoldingRegisters: (addr: number, len: number, unit: number, cb: Cb<number[]>) =>
-        answer(unit, cb, (d) => Array.from({ length: len }, (_, i) => d.bank.word('holding', addr + i))),
-      getHoldingRegister: (addr: number, unit: number, cb: Cb<number>) => answer(unit, cb, (d) => d.bank.word('holding', addr)),
+        answer(unit, cb, (d) => Array.from({ length: len }, (_, i) => d.bank.word('holding', addr + i)), ['holding', addr, len]),
+      getHoldingRegister: (addr: number, unit: number, cb: Cb<number>) => answer(unit, cb, (d) => d.bank.word('holding', addr), ['holding', addr, 1]),
       getMultipleInputRegisters: (addr: number, len: number, unit: number, cb: Cb<number[]>) =>
         answer(unit, cb, (d) => Array.from({ length: len }, (_, i) => d.bank.word('input', addr + i))),
       getInputRegister: (addr: number, unit: number, cb: Cb<number>) => answer(unit, cb, (d) => d.bank.word('input', addr)),
