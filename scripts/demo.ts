@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { startGateway } from '../gateway/index.js';
+import { provision } from '../gateway/cli/provision.js';
 import { startHub } from '../hub/index.js';
 import { createLogger } from '../lib/index.js';
 import { FloodLevelSensor, TrafficSignalController, type SimDevice } from './sim/field-devices.js';
@@ -67,9 +68,20 @@ async function main(): Promise<void> {
     logger: logger.child({ side: 'hub' }),
     mqttPort: port(args['mqtt-port'], 1883, 'mqtt-port'),
     httpPort: port(args['http-port'], 8080, 'http-port'),
+    // The real flow, even on loopback: every client logs in, every topic is guarded.
+    auth: { mode: 'required' },
   });
-  console.log(`hub api: http://127.0.0.1:${hub.httpPort}`);
+  const admin = await hub.identity.createApiToken({ name: 'demo-operator', role: 'admin' }, { actor: 'demo' });
+  console.log(`hub api: http://127.0.0.1:${hub.httpPort}   (curl -H 'authorization: Bearer ${admin.token}' http://127.0.0.1:${hub.httpPort}/api/v1/gateways)`);
   console.log(`hub mqtt: mqtt://127.0.0.1:${hub.mqttPort}`);
+
+  // Operator: a one-time claim for the cabinet's gateway (bound to its id, so a re-run re-provisions it).
+  const claim = await hub.identity.createClaim({ site: 'demo-riverside', gatewayId: 'gw-demo-01', ttlS: 3600 }, { actor: 'demo-operator' });
+  console.log(`operator: claim ${claim.claim.id} for site demo-riverside: ${claim.token}`);
+  // Technician: ioc-edge provision --hub … --claim … (the same command function, output as they would see it).
+  const gatewayDir = path.join(dataDir, 'gateway');
+  const rc = await provision.run(['--hub', `mqtt://127.0.0.1:${hub.mqttPort}`, '--claim', claim.token, '--gateway-id', 'gw-demo-01', '--data-dir', gatewayDir, '--location', 'Cabinet 12, Riverside Rd'], { out: process.stdout, err: process.stderr });
+  if (rc !== 0) throw new Error('provisioning failed');
   hub.events.on('batch', ({ gateway, seq, readings, duplicate, historical }) => {
     const sample = readings.slice(0, 4).map((r) => `${r.device}.${r.point}=${typeof r.value === 'number' ? +r.value.toFixed(3) : String(r.value)}`).join(' ');
     const tag = duplicate ? ' (replay, dropped)' : historical ? ' (backlog)' : '';
@@ -82,7 +94,8 @@ async function main(): Promise<void> {
     logger: logger.child({ side: 'gateway' }),
     config: {
       gatewayId: 'gw-demo-01',
-      dataDir: path.join(dataDir, 'gateway'),
+      dataDir: gatewayDir,
+      // No secret here: the gateway logs in with the credential provisioning stored (hub-credential.json, 0600).
       hub: { url: `mqtt://127.0.0.1:${hub.mqttPort}` },
       buses: [{ id: 'cabinet-lan', type: 'modbus-tcp', host: '127.0.0.1', port: sim.port, timeoutMs: 500 }],
       devices: [
