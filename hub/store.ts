@@ -123,7 +123,7 @@ export class HubStore {
 
   async start(): Promise<void> {
     this.db = await SqliteDb.open(this.deps.file);
-    await this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;${SCHEMA}`);
+    await this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536;${SCHEMA}`);
     // Nobody is connected to a broker that has just started.
     await this.db.run('UPDATE gateways SET online = 0');
   }
@@ -204,7 +204,9 @@ export class HubStore {
         }
       }
       if (rows.length > 0) {
-        await insertMany(db, 'INSERT INTO readings(gateway, device, point, ts, value, vtype, quality, historical)', 8, rows, 500);
+        // In index order: neighbouring index pages are touched together instead of at random.
+        rows.sort((a, b) => cmp(a[0] as string, b[0] as string) || cmp(a[1] as string, b[1] as string) || cmp(a[2] as string, b[2] as string) || (a[3] as number) - (b[3] as number));
+        await insertMany(db, 'INSERT INTO readings(gateway, device, point, ts, value, vtype, quality, historical)', 8, rows, 2000);
         await upsertLatest(db, [...latest.values()]);
       }
       for (const gw of seen) {
@@ -317,6 +319,10 @@ interface RawReadingRow {
   value: unknown;
   vtype: number;
   quality: number;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function toReading(r: RawReadingRow): StoredReading {
