@@ -61,7 +61,8 @@ export async function buildSouthbound(deps: SouthboundDeps): Promise<Southbound>
   for (const d of enabled) {
     const bus = busById.get(d.bus) as BusConfig;
     const profile = profiles.get(d.profile) as DeviceProfile;
-    const common = { logger: logger.child({ component: 'device', device: d.id }), onReadings, onEvent };
+    // Every log line of a device driver carries `device` itself.
+    const common = { logger: logger.child({ component: 'device' }), onReadings, onEvent };
     if (profile.protocol === 'modbus') {
       drivers.push(new DevicePoller({ ...common, device: d, profile, transport: modbusLines.get(d.bus) as ModbusTransport }));
     } else if (profile.protocol === 'serial-line' && bus.type === 'serial-line') {

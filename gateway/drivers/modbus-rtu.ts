@@ -74,7 +74,7 @@ export interface RtuTransportStats extends RtuLineStats {
 export async function sleepUntil(deadline: number): Promise<void> {
   for (;;) {
     const left = deadline - performance.now();
-    if (left <= 0) return;
+    if (!(left > 0)) return;
     if (left > 2) await new Promise((r) => setTimeout(r, left - 1));
     else await new Promise((r) => setImmediate(r));
   }
