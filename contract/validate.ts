@@ -24,12 +24,18 @@ export const schemas = {
   provisionResponse: loadSchema('provision-response'),
 } as const;
 
+/** Compiles on first use: a gateway that never validates a provisioning reply does not pay for it (memory, start-up). */
+function lazy<T>(make: () => ValidateFunction<T>): () => ValidateFunction<T> {
+  let fn: ValidateFunction<T> | null = null;
+  return () => (fn ??= make());
+}
+
 const compiled = {
-  telemetryBatch: ajv.compile<TelemetryBatch>(schemas.telemetryBatch),
-  status: ajv.compile<GatewayStatus>(schemas.status),
-  event: ajv.compile<GatewayEvent>(schemas.event),
-  provisionRequest: ajv.compile<ProvisionRequest>(schemas.provisionRequest),
-  provisionResponse: ajv.compile<ProvisionResponse>(schemas.provisionResponse),
+  telemetryBatch: lazy(() => ajv.compile<TelemetryBatch>(schemas.telemetryBatch)),
+  status: lazy(() => ajv.compile<GatewayStatus>(schemas.status)),
+  event: lazy(() => ajv.compile<GatewayEvent>(schemas.event)),
+  provisionRequest: lazy(() => ajv.compile<ProvisionRequest>(schemas.provisionRequest)),
+  provisionResponse: lazy(() => ajv.compile<ProvisionResponse>(schemas.provisionResponse)),
 };
 
 /** Formats ajv errors as `"/pointer: message"` lines, at most `max` of them. */
@@ -43,11 +49,12 @@ export function formatAjvErrors(errors: ErrorObject[] | null | undefined, max = 
   return lines.join('; ');
 }
 
-const fastTelemetry = ajvFast.compile<TelemetryBatch>(schemas.telemetryBatch);
+const fastTelemetry = lazy(() => ajvFast.compile<TelemetryBatch>(schemas.telemetryBatch));
 
-function check<T>(fn: ValidateFunction<T>, what: string, value: unknown, fast?: ValidateFunction<T>): T {
-  if (fast ? fast(value) : fn(value)) return value as T;
-  if (fast) fn(value);
+function check<T>(get: () => ValidateFunction<T>, what: string, value: unknown, getFast?: () => ValidateFunction<T>): T {
+  const fn = get();
+  if (getFast ? getFast()(value) : fn(value)) return value as T;
+  if (getFast) fn(value);
   const first = fn.errors?.[0];
   throw new IocError('CONTRACT_ERR_INVALID_PAYLOAD', `${what} is invalid: ${formatAjvErrors(fn.errors)}`, {
     context: { pointer: first?.instancePath ?? '' },
