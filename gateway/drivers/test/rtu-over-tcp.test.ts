@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import mb from 'modbus-serial';
 import type { GatewayEvent } from '../../../contract/index.js';
 import { silentLogger } from '../../../lib/index.js';
@@ -11,7 +11,7 @@ import { openSerialPort } from '../byte-link.js';
 import { ModbusRtuTransport } from '../modbus-rtu.js';
 import { until } from './rtu-harness.js';
 
-async function converter(t: Tap): Promise<{ server: RtuTcpServer; line: RtuSlaveLine; cabinet: CabinetEnvironment }> {
+async function converter(t: Test): Promise<{ server: RtuTcpServer; line: RtuSlaveLine; cabinet: CabinetEnvironment }> {
   const cabinet = new CabinetEnvironment();
   const line = new RtuSlaveLine(new Map<number, SimDevice>([[1, new EastronSdm120()], [2, cabinet]]));
   const server = new RtuTcpServer(line);
@@ -22,9 +22,8 @@ async function converter(t: Tap): Promise<{ server: RtuTcpServer; line: RtuSlave
   });
   return { server, line, cabinet };
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
-function transport(t: Tap, port: number, events: GatewayEvent[] = []): ModbusRtuTransport {
+function transport(t: Test, port: number, events: GatewayEvent[] = []): ModbusRtuTransport {
   const config: ModbusRtuTcpBusConfig = { id: 'converter', type: 'modbus-rtu-tcp', host: '127.0.0.1', port, baudRate: 19200, timeoutMs: 100, retries: 0, interFrameDelayMs: 0, reconnectMinMs: 50, reconnectMaxMs: 200 };
   const tr = new ModbusRtuTransport({ config, logger: silentLogger(), openPort: openSerialPort, onEvent: (e) => events.push(e) });
   t.teardown(() => tr.stop());
