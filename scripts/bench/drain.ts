@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SqliteOutbox } from '../../gateway/outbox/sqlite-outbox.js';
@@ -56,9 +56,10 @@ const cfg = {
 };
 await writeFile(path.join(dir, 'gw.json'), JSON.stringify(cfg));
 
-// 3. Start the gateway and watch the hub until the backlog is in.
+// 3. Build, start the compiled gateway and watch the hub until the backlog is in.
+execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
 const start = Date.now();
-const gw = spawn(process.execPath, [path.join(ROOT, 'bin/ioc-edge.js'), 'run', '--config', path.join(dir, 'gw.json'), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+const gw = spawn(process.execPath, [...(process.env.GW_NODE_FLAGS ?? '').split(' ').filter(Boolean), path.join(ROOT, 'dist/bin/main.js'), 'run', '--config', path.join(dir, 'gw.json'), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
 let live = 0;
 let done = 0;
 for (;;) {
