@@ -9,7 +9,7 @@
 import { IocError, type GatewayEvent, type Reading } from '../contract/index.js';
 import type { DeviceProfile } from '../device-profiles/index.js';
 import type { Logger } from '../lib/index.js';
-import type { BusConfig, GatewayConfig } from './config.js';
+import type { BusConfig, GatewayConfig, OpcuaBusConfig } from './config.js';
 import { DevicePoller } from './device-poller.js';
 import type { DeviceDriver } from './device-state.js';
 import { ModbusRtuTransport } from './drivers/modbus-rtu.js';
@@ -17,6 +17,8 @@ import { ModbusTcpTransport } from './drivers/modbus-tcp.js';
 import type { ModbusTransport } from './drivers/modbus-transport.js';
 import { openSerialPort, type SerialPortFactory } from './drivers/byte-link.js';
 import { SerialLineDevice } from './drivers/serial-line-device.js';
+// Type only: the module itself is imported lazily below.
+import type { OpcuaLine } from './drivers/opcua-line.js';
 
 /** A long-lived part with start/stop. */
 export interface Service {
@@ -56,6 +58,18 @@ export async function buildSouthbound(deps: SouthboundDeps): Promise<Southbound>
   lines.push(...modbusLines.values());
 
   const enabled = config.devices.filter((d) => d.enabled);
+  // node-opcua takes about a second to import: only when an OPC UA bus carries a device.
+  const opcuaBuses = config.buses.filter((b): b is OpcuaBusConfig => b.type === 'opcua' && enabled.some((d) => d.bus === b.id));
+  const opcua = opcuaBuses.length === 0 ? null : await import('./drivers/opcua-line.js').catch((err: unknown) => {
+    throw new IocError('GW_ERR_OPCUA_UNAVAILABLE', `OPC UA buses are configured but node-opcua cannot be loaded: ${(err as Error).message}`, { cause: err });
+  });
+  const opcuaLines = new Map<string, OpcuaLine>();
+  for (const b of opcuaBuses) {
+    if (!opcua) break;
+    const line = new opcua.OpcuaLine({ config: b, logger: logger.child({ component: 'opcua', bus: b.id }), onEvent });
+    opcuaLines.set(b.id, line);
+    lines.push(line);
+  }
 
   const drivers: DeviceDriver[] = [];
   for (const d of enabled) {
@@ -67,6 +81,8 @@ export async function buildSouthbound(deps: SouthboundDeps): Promise<Southbound>
       drivers.push(new DevicePoller({ ...common, device: d, profile, transport: modbusLines.get(d.bus) as ModbusTransport }));
     } else if (profile.protocol === 'serial-line' && bus.type === 'serial-line') {
       drivers.push(new SerialLineDevice({ ...common, device: d, profile, bus, openPort }));
+    } else if (profile.protocol === 'opcua' && bus.type === 'opcua') {
+      drivers.push((opcuaLines.get(bus.id) as OpcuaLine).addDevice({ ...common, device: d, profile }));
     } else {
       throw new IocError('CONFIG_ERR_INVALID', `device ${d.id}: profile ${profile.model} (${profile.protocol}) cannot run on bus ${bus.id} (${bus.type})`, { context: { device: d.id } });
     }
