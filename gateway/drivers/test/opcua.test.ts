@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { GatewayEvent, Reading } from '../../../contract/index.js';
 import { PROFILES_DIR, loadProfileFile, type OpcuaProfile } from '../../../device-profiles/index.js';
 import { OpcuaCameraServer } from '../../../scripts/sim/opcua-camera-server.js';
@@ -41,7 +41,7 @@ interface Rig {
   lines: ReturnType<typeof captureLogger>['lines'];
 }
 
-async function rig(tt: typeof t, config: OpcuaBusConfig, profile: OpcuaProfile = camera, deviceId = 'cam-1'): Promise<Rig & { device: ReturnType<OpcuaLine['addDevice']> }> {
+async function rig(tt: Test, config: OpcuaBusConfig, profile: OpcuaProfile = camera, deviceId = 'cam-1'): Promise<Rig & { device: ReturnType<OpcuaLine['addDevice']> }> {
   const { logger, lines } = captureLogger('info');
   const readings: Reading[] = [];
   const events: GatewayEvent[] = [];
