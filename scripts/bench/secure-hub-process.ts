@@ -1,0 +1,73 @@
+/**
+ * A hub with authentication in its own process, for benchmarks:
+ *   node --import tsx scripts/bench/secure-hub-process.ts DATA_DIR
+ * Prints {"ready": true, "mqttPort", "httpPort", "pid"} when it listens, then
+ * answers one JSON line per command line on stdin:
+ *   issue N PREFIX FILE  → gateway credentials PREFIX-0…N-1 written to FILE as JSON; {"issued": N, "seconds"}
+ *   consumer NAME        → {"username", "password"} of a new read-only consumer account
+ *   service NAME         → the same for a hub service account
+ *   stats                → {"rss", "heapUsed", "clients", "loginsOk", "loginsFailed", "commits", "batches"}
+ * Stops cleanly on SIGTERM/SIGINT or when stdin closes. Env SCRYPT_N overrides the scrypt cost.
+ */
+import { writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { startHub } from '../../hub/index.js';
+import { createLogger } from '../../lib/index.js';
+
+const [dataDir] = process.argv.slice(2);
+if (!dataDir) {
+  console.error('usage: secure-hub-process.ts DATA_DIR');
+  process.exit(2);
+}
+const scryptN = process.env.SCRYPT_N ? Number(process.env.SCRYPT_N) : undefined;
+const hub = await startHub({
+  dataDir, logger: createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: process.stderr }), mqttPort: 0, httpPort: 0,
+  auth: { mode: 'required', ...(scryptN ? { scrypt: { N: scryptN, r: 8, p: 1 } } : {}) },
+});
+const say = (o: unknown): boolean => process.stdout.write(`${JSON.stringify(o)}\n`);
+say({ ready: true, mqttPort: hub.mqttPort, httpPort: hub.httpPort, pid: process.pid });
+
+let stopping = false;
+const stop = (): void => {
+  if (stopping) return;
+  stopping = true;
+  void hub.stop().then(() => process.exit(0));
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
+
+const rl = createInterface({ input: process.stdin });
+rl.on('close', stop);
+rl.on('line', (line) => {
+  const [cmd, ...a] = line.trim().split(/\s+/);
+  void (async () => {
+    switch (cmd) {
+      case 'issue': {
+        const n = Number(a[0]);
+        const t0 = performance.now();
+        const creds: Array<{ clientId: string; username: string; password: string }> = [];
+        // Issued concurrently in slices: scrypt runs on the libuv thread pool.
+        for (let i = 0; i < n; i += 64) {
+          const slice = Array.from({ length: Math.min(64, n - i) }, (_, k) => `${a[1]}-${i + k}`);
+          const made = await Promise.all(slice.map((id) => hub.identity.issueGatewayCredential(id, { site: 'bench', actor: 'bench' })));
+          made.forEach((c) => creds.push({ clientId: c.username, ...c }));
+        }
+        await writeFile(a[2]!, JSON.stringify(creds));
+        say({ issued: n, seconds: (performance.now() - t0) / 1000 });
+        break;
+      }
+      case 'consumer':
+      case 'service':
+        say(await hub.identity.createAccount({ username: a[0]!, kind: cmd }, { actor: 'bench' }));
+        break;
+      case 'stats': {
+        if (globalThis.gc) globalThis.gc();
+        const m = process.memoryUsage();
+        say({ rss: m.rss, heapUsed: m.heapUsed, clients: hub.broker.instance.connectedClients, ...hub.mqttAuth.counters, commits: hub.store.counters.commits, batches: hub.store.counters.batches });
+        break;
+      }
+      default:
+        say({ error: `unknown command '${cmd}'` });
+    }
+  })().catch((err: unknown) => say({ error: (err as Error).message }));
+});
