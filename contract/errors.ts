@@ -74,6 +74,24 @@ export const ERRORS = {
   HUB_ERR_PROVISIONING_DISABLED: { message: 'hub runs without authentication; gateways connect without credentials', retryable: false },
   HUB_ERR_TLS_CONFIG: { message: 'TLS certificate or key file cannot be read or used', retryable: false },
   HUB_ERR_INSECURE_CONFIG: { message: 'refusing plain TCP on a non-loopback address without TLS (set tls, or allowPlain for a trusted network)', retryable: false },
+  // firmware bridge (issue 7)
+  FW_ERR_MANIFEST: { message: 'firmware manifest is invalid (schema, size, chunk size or hash format)', retryable: false },
+  FW_ERR_UNSIGNED: { message: 'firmware manifest carries no signature; only signed firmware is accepted', retryable: false },
+  FW_ERR_UNTRUSTED_KEY: { message: 'firmware manifest is signed by a key this gateway does not trust (check firmware.trustedKeys)', retryable: false },
+  FW_ERR_SIGNATURE: { message: 'firmware manifest signature does not verify (altered manifest or wrong key)', retryable: false },
+  FW_ERR_WRONG_MODEL: { message: 'firmware is built for another device model', retryable: false },
+  FW_ERR_INTEGRITY: { message: 'firmware image does not match its manifest (SHA-256 or size); nothing was flashed', retryable: false },
+  FW_ERR_UNSUPPORTED: { message: 'device cannot take this firmware (its profile names no flasher, or one this gateway lacks)', retryable: false },
+  FW_ERR_TRANSFER: { message: 'firmware chunk transfer failed', retryable: true },
+  FW_ERR_IMAGE_NOT_FOUND: { message: 'firmware image is not in the hub store; upload it first', retryable: false },
+  FW_ERR_FLASH_TIMEOUT: { message: 'device stopped answering while being flashed (bootloader or Modbus timeout)', retryable: true },
+  FW_ERR_FLASH_CANCELLED: { message: 'device cancelled the firmware transfer (XMODEM CAN)', retryable: false },
+  FW_ERR_FLASH_REJECTED: { message: 'device refused the firmware (too many NAKs or a Modbus exception)', retryable: false },
+  FW_ERR_VERSION_MISMATCH: { message: 'device does not report the new firmware version after flashing', retryable: false },
+  FW_ERR_CANCELLED: { message: 'firmware job was cancelled by an operator', retryable: false },
+  FW_ERR_ROLLOUT_STATE: { message: 'rollout cannot do that in its current state', retryable: false },
+  FW_ERR_NO_TARGETS: { message: 'rollout targets no known device (check profile, site or device list)', retryable: false },
+  FW_ERR_STORE_IO: { message: 'firmware store error (image or progress database)', retryable: true },
 } as const satisfies Record<string, { message: string; retryable: boolean }>;
 
 /** A code from the catalogue. */
