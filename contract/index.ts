@@ -3,6 +3,7 @@
  * schemas and validators, the error catalogue. Imports nothing of ours.
  */
 export * from './errors.js';
+export * from './gateway-config.js';
 export * from './provisioning.js';
 export * from './topics.js';
 export * from './types.js';

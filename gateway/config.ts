@@ -1,14 +1,14 @@
 /**
- * Gateway configuration: JSON validated against `config.schema.json` (ajv,
- * allErrors, defaults applied), then a second pass for what the schema cannot
- * say (unique ids, references to buses and profiles). Errors name the file,
+ * Gateway configuration: JSON validated against the contract's
+ * `gateway-config.schema.json` (ajv, allErrors, defaults applied), then a
+ * second pass for what the schema cannot say (unique ids, references to buses
+ * and profiles); both live in contract/gateway-config.ts so the hub runs the
+ * same checks before it accepts a remote configuration. Errors name the file,
  * the JSON pointer and the reason. The result is deep-frozen.
  */
 import { readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import { IocError } from '../contract/index.js';
+import { checkGatewayConfig, IocError, type ConfigProblem } from '../contract/index.js';
 
 /** A Modbus TCP endpoint (a device or a gateway to several unit ids). */
 export interface ModbusTcpBusConfig {
@@ -88,13 +88,8 @@ export interface OpcuaBusConfig {
 /** Any bus. */
 export type BusConfig = ModbusTcpBusConfig | ModbusRtuBusConfig | ModbusRtuTcpBusConfig | SerialLineBusConfig | OpcuaBusConfig;
 
-/** Bus types that speak Modbus (devices on them have unit ids and Modbus profiles). */
-export const MODBUS_BUS_TYPES: ReadonlySet<BusConfig['type']> = new Set(['modbus-tcp', 'modbus-rtu', 'modbus-rtu-tcp']);
-
-/** The profile protocol each bus type carries. */
-export function busProtocol(type: BusConfig['type']): 'modbus' | 'serial-line' | 'opcua' {
-  return MODBUS_BUS_TYPES.has(type) ? 'modbus' : (type as 'serial-line' | 'opcua');
-}
+/** Bus types that speak Modbus, and the profile protocol each bus type carries (contract/gateway-config.ts). */
+export { MODBUS_BUS_TYPES, busProtocol } from '../contract/index.js';
 
 /** A field device on a bus, read with a profile. */
 export interface DeviceConfig {
@@ -126,17 +121,8 @@ export interface GatewayConfig {
   uplink: { batchSize: number; window: number; statusIntervalS: number };
 }
 
-/** The schema, as JSON (for editors and docs). */
-export const gatewayConfigSchema = JSON.parse(readFileSync(new URL('./config.schema.json', import.meta.url), 'utf8')) as Record<string, unknown>;
-
-const ajv = new Ajv2020({ allErrors: true, strict: true, useDefaults: true, allowUnionTypes: true });
-const validate = ajv.compile<GatewayConfig>(gatewayConfigSchema);
-
-/** One problem found in a configuration. */
-export interface ConfigProblem {
-  pointer: string;
-  message: string;
-}
+/** The schema, as JSON (for editors and docs); its file is `contract/schemas/gateway-config.schema.json`. */
+export { gatewayConfigSchema, type ConfigProblem } from '../contract/index.js';
 
 function fail(file: string, problems: ConfigProblem[]): never {
   const lines = problems.map((p) => `${file}: ${p.pointer || '/'}: ${p.message}`);
@@ -164,43 +150,9 @@ export interface ParseConfigOptions {
  * `dataDir` and `profileDirs` are resolved against the file's folder.
  */
 export function parseGatewayConfig(doc: unknown, file: string, opts: ParseConfigOptions = {}): GatewayConfig {
-  const copy = structuredClone(doc);
-  if (!validate(copy)) {
-    fail(file, (validate.errors ?? []).filter((e) => e.keyword !== 'if').map((e) => {
-      const params = e.params as { additionalProperty?: string; allowedValues?: unknown[] };
-      const extra = params.additionalProperty ? ` '${params.additionalProperty}'` : params.allowedValues ? ` (${params.allowedValues.map(String).join(', ')})` : '';
-      return { pointer: e.instancePath, message: `${e.message ?? e.keyword}${extra}` };
-    }));
-  }
-  const cfg = copy;
-  const problems: ConfigProblem[] = [];
-  const busIds = new Map<string, number>();
-  cfg.buses.forEach((b, i) => {
-    if (busIds.has(b.id)) problems.push({ pointer: `/buses/${i}/id`, message: `duplicate bus id '${b.id}' (also /buses/${busIds.get(b.id)})` });
-    else busIds.set(b.id, i);
-  });
-  problems.push(...checkBuses(cfg.buses));
-  const devIds = new Map<string, number>();
-  const addresses = new Map<string, number>();
-  cfg.devices.forEach((d, i) => {
-    if (devIds.has(d.id)) problems.push({ pointer: `/devices/${i}/id`, message: `duplicate device id '${d.id}' (also /devices/${devIds.get(d.id)})` });
-    else devIds.set(d.id, i);
-    if (!busIds.has(d.bus)) problems.push({ pointer: `/devices/${i}/bus`, message: `unknown bus '${d.bus}'; defined buses: ${[...busIds.keys()].join(', ') || 'none'}` });
-    if (opts.profiles && !opts.profiles.has(d.profile)) problems.push({ pointer: `/devices/${i}/profile`, message: `unknown device profile '${d.profile}'` });
-    const bus = cfg.buses[busIds.get(d.bus) ?? -1];
-    // Unit ids address devices on Modbus lines only; a serial-line port carries one sensor.
-    const addr = bus && !MODBUS_BUS_TYPES.has(bus.type) ? (bus.type === 'serial-line' ? d.bus : null) : `${d.bus}/${d.unitId}`;
-    if (addr !== null && addresses.has(addr)) {
-      problems.push(bus?.type === 'serial-line'
-        ? { pointer: `/devices/${i}/bus`, message: `serial-line bus '${d.bus}' already carries /devices/${addresses.get(addr)} (one sensor per port)` }
-        : { pointer: `/devices/${i}/unitId`, message: `unit id ${d.unitId} on bus '${d.bus}' is already used by /devices/${addresses.get(addr)}` });
-    } else if (addr !== null) addresses.set(addr, i);
-    const profile = opts.profiles instanceof Map ? (opts.profiles.get(d.profile) as { protocol?: string } | undefined) : undefined;
-    if (bus && profile?.protocol && profile.protocol !== busProtocol(bus.type)) {
-      problems.push({ pointer: `/devices/${i}/profile`, message: `profile '${d.profile}' speaks ${profile.protocol}, but bus '${d.bus}' is ${bus.type}` });
-    }
-  });
+  const { value, problems } = checkGatewayConfig(doc, opts);
   if (problems.length > 0) fail(file, problems);
+  const cfg = value as GatewayConfig;
   const base = file.startsWith('<') ? process.cwd() : path.dirname(path.resolve(file));
   cfg.dataDir = path.resolve(base, cfg.dataDir);
   if (cfg.profileDirs) cfg.profileDirs = cfg.profileDirs.map((d) => path.resolve(base, d));
@@ -215,21 +167,6 @@ export function parseGatewayConfig(doc: unknown, file: string, opts: ParseConfig
     if (b.privateKeyFile) b.privateKeyFile = path.resolve(base, b.privateKeyFile);
   }
   return deepFreeze(cfg);
-}
-
-/** Bus rules the schema cannot say: OPC UA security mode and policy must agree. */
-function checkBuses(buses: readonly BusConfig[]): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
-  buses.forEach((b, i) => {
-    if (b.type !== 'opcua' || b.securityPolicy === undefined) return;
-    if (b.securityMode === 'None' && b.securityPolicy !== 'None') {
-      out.push({ pointer: `/buses/${i}/securityPolicy`, message: `securityPolicy ${b.securityPolicy} needs securityMode Sign or SignAndEncrypt` });
-    }
-    if (b.securityMode !== 'None' && b.securityPolicy === 'None') {
-      out.push({ pointer: `/buses/${i}/securityPolicy`, message: `securityMode ${b.securityMode} needs a securityPolicy other than None` });
-    }
-  });
-  return out;
 }
 
 /** Reads and validates a configuration file. */

@@ -13,7 +13,7 @@ import type { Command } from './command.js';
 
 const HELP = `Usage: ioc-edge run --config FILE [--log-level LEVEL] [--pretty]
 
-Runs the gateway described by FILE (JSON, see gateway/config.schema.json).
+Runs the gateway described by FILE (JSON, see contract/schemas/gateway-config.schema.json).
 Logs are JSON lines on stdout (--pretty for a terminal).`;
 
 export const run: Command = {
