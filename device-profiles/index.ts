@@ -7,6 +7,7 @@
 import { fileURLToPath } from 'node:url';
 
 export * from './types.js';
+export { checkAlarms, type PointAlarm } from './alarm.js';
 export { registerCount, type PointLayout } from './register-count.js';
 export type { ProfileProblem } from './check-profile.js';
 export { findProfile, loadProfileDir, loadProfileFile, profileSchema, validateProfile } from './loader.js';

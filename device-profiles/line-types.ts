@@ -6,6 +6,8 @@
  * out of it. `profile.schema.json` is the source of truth.
  */
 
+import type { PointAlarm } from './alarm.js';
+
 /** Checksums a line protocol may use. */
 export const LINE_CHECKSUMS = ['none', 'nmea-xor', 'crc16-modbus', 'sum8'] as const;
 
@@ -98,6 +100,8 @@ export interface SerialLinePoint {
   readonly falseText: readonly string[];
   /** Serial-line points are read-only. */
   readonly writable: false;
+  /** Threshold alarm evaluated at the gateway (see alarm.ts). */
+  readonly alarm?: PointAlarm;
 }
 
 /** A loaded serial-line device profile. */

@@ -9,6 +9,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { IocError } from '../contract/index.js';
+import { checkAlarms } from './alarm.js';
 import { checkProfile, type ProfileProblem, type SchemaProfile } from './check-profile.js';
 import { checkOpcuaProfile, checkSerialLineProfile } from './check-other-profiles.js';
 import type { ByteOrder, DeviceProfile, OpcuaProfile, SerialLineProfile, WordOrder } from './types.js';
@@ -51,11 +52,12 @@ export function validateProfile(doc: unknown, file: string): DeviceProfile {
   const protocol = (copy as { protocol: DeviceProfile['protocol'] }).protocol;
   if (protocol !== 'modbus') {
     const problems = protocol === 'serial-line' ? checkSerialLineProfile(copy as SerialLineProfile, file) : checkOpcuaProfile(copy as OpcuaProfile, file);
+    problems.push(...checkAlarms((copy as SerialLineProfile | OpcuaProfile).points));
     if (problems.length > 0) throw invalid(file, problems);
     return deepFreeze(copy as DeviceProfile);
   }
   const profile = copy as SchemaProfile & { modbus: { byteOrder?: ByteOrder } };
-  const problems = checkProfile(profile, file);
+  const problems = [...checkProfile(profile, file), ...checkAlarms(profile.points)];
   if (problems.length > 0) throw invalid(file, problems);
   const layout = BYTE_ORDERS[profile.modbus.byteOrder ?? 'ABCD'];
   for (const p of profile.points) {

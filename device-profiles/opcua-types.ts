@@ -4,6 +4,7 @@
  * (OPC UA Part 4 §5.12). `profile.schema.json` is the source of truth.
  */
 import type { PointType } from './types.js';
+import type { PointAlarm } from './alarm.js';
 
 /** Subscription defaults of an OPC UA device, defaults applied. */
 export interface OpcuaSettings {
@@ -49,6 +50,8 @@ export interface OpcuaPoint {
   readonly writable: boolean;
   readonly min?: number;
   readonly max?: number;
+  /** Threshold alarm evaluated at the gateway (see alarm.ts). */
+  readonly alarm?: PointAlarm;
 }
 
 /** A loaded OPC UA device profile. */

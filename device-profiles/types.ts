@@ -7,6 +7,7 @@
  */
 import type { SerialLineProfile } from './line-types.js';
 import type { OpcuaProfile } from './opcua-types.js';
+import type { PointAlarm } from './alarm.js';
 
 export * from './line-types.js';
 export * from './opcua-types.js';
@@ -77,6 +78,8 @@ export interface ModbusPoint {
   readonly min?: number;
   /** Highest valid engineering value. */
   readonly max?: number;
+  /** Threshold alarm evaluated at the gateway (see alarm.ts). */
+  readonly alarm?: PointAlarm;
 }
 
 /** Read limits of a Modbus device, defaults applied. */
