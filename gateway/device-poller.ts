@@ -138,6 +138,7 @@ export class DevicePoller implements DeviceDriver {
         } catch (err) {
           failures++;
           lastError = err;
+          if (isIocError(err, 'GW_ERR_MODBUS_TIMEOUT')) state.stats.timeouts = (state.stats.timeouts ?? 0) + 1;
           if (isIocError(err, 'GW_ERR_MODBUS_EXCEPTION')) {
             answered++;
             state.fault(err.code, err.message, { table: req.table, address: req.address, count: req.count });

@@ -25,6 +25,8 @@ export interface DevicePollStats {
   overruns: number;
   lastLatencyMs: number;
   health: DeviceHealth;
+  /** Requests that got no answer in time (Modbus timeouts), for metrics. */
+  timeouts?: number;
 }
 
 /** A point as far as reporting goes. */
@@ -65,7 +67,7 @@ interface LastReported {
 
 /** Reporting and health bookkeeping of one device. */
 export class DeviceState {
-  readonly stats: DevicePollStats = { polls: 0, failures: 0, overruns: 0, lastLatencyMs: 0, health: 'unknown' };
+  readonly stats: DevicePollStats = { polls: 0, failures: 0, overruns: 0, lastLatencyMs: 0, health: 'unknown', timeouts: 0 };
   private readonly last = new Map<string, LastReported>();
   private readonly faultCodes = new Set<string>();
   private consecutiveFailures = 0;
