@@ -14,6 +14,15 @@ export const ERRORS = {
   PROFILE_ERR_INVALID: { message: 'device profile is invalid', retryable: false },
   PROFILE_ERR_NOT_FOUND: { message: 'device profile not found', retryable: false },
   PROFILE_ERR_READ: { message: 'device profile file cannot be read', retryable: false },
+  // remote configuration (issue 6)
+  CONFIG_ERR_TOO_LARGE: { message: 'configuration document is larger than the gateway accepts', retryable: false },
+  CONFIG_ERR_STALE: { message: 'desired configuration is not newer than the one running (or already failed); ignored', retryable: false },
+  CONFIG_ERR_WRONG_GATEWAY: { message: 'desired configuration is addressed to another gateway', retryable: false },
+  CONFIG_ERR_LOCAL_ONLY: { message: 'setting belongs to the gateway itself and cannot be pushed remotely', retryable: false },
+  CONFIG_ERR_APPLY: { message: 'configuration could not be applied; the gateway went back to its last good configuration', retryable: false },
+  CONFIG_ERR_UNCONFIRMED: { message: 'gateway could not reach the hub within the confirm window after applying; it went back to its last good configuration', retryable: false },
+  CONFIG_ERR_INTERRUPTED: { message: 'gateway restarted before the configuration was confirmed; it started with its last good configuration', retryable: false },
+  CONFIG_ERR_VERSION_CONFLICT: { message: 'desired configuration changed since the version this push was based on', retryable: false },
   // contract
   CONTRACT_ERR_INVALID_PAYLOAD: { message: 'payload does not match its schema', retryable: false },
   CONTRACT_ERR_BAD_JSON: { message: 'payload is not valid JSON', retryable: false },
@@ -54,6 +63,11 @@ export const ERRORS = {
   GW_ERR_AUTH: { message: 'hub refused the gateway credentials', retryable: false },
   GW_ERR_SUBSCRIBE_REFUSED: { message: 'hub refused a subscription (SUBACK 0x80)', retryable: false },
   GW_ERR_CREDENTIAL: { message: 'gateway credential file is missing, unreadable or invalid', retryable: false },
+  // gateway: remote commands (issue 6)
+  GW_ERR_CMD_UNKNOWN: { message: 'gateway does not know this command', retryable: false },
+  GW_ERR_CMD_ARGS: { message: 'command arguments are invalid', retryable: false },
+  GW_ERR_CMD_EXPIRED: { message: 'command arrived after its expiry and was not carried out', retryable: true },
+  GW_ERR_NO_DEVICE: { message: 'no such device or bus on this gateway', retryable: false },
   // hub
   HUB_ERR_COMMIT: { message: 'telemetry could not be committed to the store', retryable: true },
   HUB_ERR_STORE_IO: { message: 'hub store error', retryable: true },
@@ -73,6 +87,9 @@ export const ERRORS = {
   HUB_ERR_GATEWAY_REVOKED: { message: 'gateway was revoked; it may not connect', retryable: false },
   HUB_ERR_PROVISIONING_DISABLED: { message: 'hub runs without authentication; gateways connect without credentials', retryable: false },
   HUB_ERR_TLS_CONFIG: { message: 'TLS certificate or key file cannot be read or used', retryable: false },
+  // hub: remote configuration and commands (issue 6)
+  HUB_ERR_CMD_TIMEOUT: { message: 'gateway did not answer the command in time', retryable: true },
+  HUB_ERR_GATEWAY_OFFLINE: { message: 'gateway is not connected to the hub', retryable: true },
   HUB_ERR_INSECURE_CONFIG: { message: 'refusing plain TCP on a non-loopback address without TLS (set tls, or allowPlain for a trusted network)', retryable: false },
   // firmware bridge (issue 7)
   FW_ERR_MANIFEST: { message: 'firmware manifest is invalid (schema, size, chunk size or hash format)', retryable: false },

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { IocError } from './errors.js';
 import type { GatewayEvent, GatewayStatus, ProvisionRequest, ProvisionResponse, TelemetryBatch } from './types.js';
+import type { CommandArgs, CommandName, CommandRequest, CommandResult, ConfigDesired, ConfigReported } from './remote-config.js';
 
 function loadSchema(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(`./schemas/${name}.schema.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
@@ -22,6 +23,11 @@ export const schemas = {
   event: loadSchema('event'),
   provisionRequest: loadSchema('provision-request'),
   provisionResponse: loadSchema('provision-response'),
+  configDesired: loadSchema('config-desired'),
+  configReported: loadSchema('config-reported'),
+  commandRequest: loadSchema('command-request'),
+  commandResult: loadSchema('command-result'),
+  commandArgs: loadSchema('command-args'),
 } as const;
 
 /** Compiles on first use: a gateway that never validates a provisioning reply does not pay for it (memory, start-up). */
@@ -36,7 +42,13 @@ const compiled = {
   event: lazy(() => ajv.compile<GatewayEvent>(schemas.event)),
   provisionRequest: lazy(() => ajv.compile<ProvisionRequest>(schemas.provisionRequest)),
   provisionResponse: lazy(() => ajv.compile<ProvisionResponse>(schemas.provisionResponse)),
+  configDesired: lazy(() => ajv.compile<ConfigDesired>(schemas.configDesired)),
+  configReported: lazy(() => ajv.compile<ConfigReported>(schemas.configReported)),
+  commandRequest: lazy(() => ajv.compile<CommandRequest>(schemas.commandRequest)),
+  commandResult: lazy(() => ajv.compile<CommandResult>(schemas.commandResult)),
 };
+
+const commandArgs = new Map<string, () => ValidateFunction<unknown>>();
 
 /** Formats ajv errors as `"/pointer: message"` lines, at most `max` of them. */
 export function formatAjvErrors(errors: ErrorObject[] | null | undefined, max = 5): string {
@@ -93,4 +105,38 @@ export function validateProvisionRequest(value: unknown): ProvisionRequest {
 /** Validates a provisioning response (hub → claim session). */
 export function validateProvisionResponse(value: unknown): ProvisionResponse {
   return check(compiled.provisionResponse, 'provisioning response', value);
+}
+
+/** Validates a desired configuration envelope (the `config` and `profiles` inside are checked by their own schemas). */
+export function validateConfigDesired(value: unknown): ConfigDesired {
+  return check(compiled.configDesired, 'desired configuration', value);
+}
+
+/** Validates a reported configuration document. */
+export function validateConfigReported(value: unknown): ConfigReported {
+  return check(compiled.configReported, 'reported configuration', value);
+}
+
+/** Validates a command request envelope (see {@link validateCommandArgs} for its arguments). */
+export function validateCommandRequest(value: unknown): CommandRequest {
+  return check(compiled.commandRequest, 'command request', value);
+}
+
+/** Validates a command result envelope. */
+export function validateCommandResult(value: unknown): CommandResult {
+  return check(compiled.commandResult, 'command result', value);
+}
+
+/** Validates the arguments of command `name` against command-args.schema.json; pointers start at `/args`. */
+export function validateCommandArgs<N extends CommandName>(name: N, args: unknown): CommandArgs[N] {
+  let get = commandArgs.get(name);
+  if (!get) {
+    if (!ajv.getSchema(String(schemas.commandArgs.$id))) ajv.addSchema(schemas.commandArgs);
+    get = lazy(() => ajv.getSchema(`${String(schemas.commandArgs.$id)}#/$defs/${name}`) as ValidateFunction<unknown>);
+    commandArgs.set(name, get);
+  }
+  const fn = get();
+  if (fn(args ?? {})) return (args ?? {}) as CommandArgs[N];
+  const errors = (fn.errors ?? []).map((e) => ({ ...e, instancePath: `/args${e.instancePath}` }));
+  throw new IocError('CONTRACT_ERR_INVALID_PAYLOAD', `arguments of '${name}' are invalid: ${formatAjvErrors(errors)}`, { context: { pointer: errors[0]?.instancePath ?? '/args' } });
 }

@@ -1,0 +1,123 @@
+/**
+ * Remote configuration and remote commands, as gateway and hub both see them:
+ * payload types (following `schemas/config-desired`, `config-reported`,
+ * `command-request`, `command-result` and `command-args`), size limits, the
+ * configuration hash and the command names.
+ *
+ * Desired/reported works like a device twin: the hub publishes each version
+ * of a gateway's configuration as a retained document; the gateway applies a
+ * version only if it is newer than the one it runs, keeps the previous one,
+ * and reports what it runs and what happened to the last version it saw.
+ */
+import { createHash } from 'node:crypto';
+import type { Reading } from './types.js';
+
+/** Largest desired configuration document, in bytes. Both sides refuse bigger ones before parsing them. */
+export const CONFIG_MAX_BYTES = 256 * 1024;
+
+/** Largest command request or result payload, in bytes. */
+export const COMMAND_MAX_BYTES = 64 * 1024;
+
+/** Seconds the gateway has to reach the hub again after applying a version, unless the document says otherwise. */
+export const DEFAULT_CONFIRM_WINDOW_S = 30;
+
+/**
+ * Settings of the gateway configuration that belong to the gateway itself
+ * (local paths, the credential and claim it provisioned with): a desired
+ * configuration may not contain them; the gateway keeps its own.
+ */
+export const LOCAL_ONLY_SETTINGS: readonly string[] = ['/dataDir', '/profileDirs', '/hub/credentialFile', '/hub/claim', '/hub/claimFile'];
+
+/** `ioc/v1/gw/{gw}/config/desired` payload (retained; published by hub services only). */
+export interface ConfigDesired {
+  v: 1;
+  gateway: string;
+  version: number;
+  hash: string;
+  pushedAt: number;
+  pushedBy: string;
+  note?: string;
+  confirmWindowS?: number;
+  /** A gateway configuration without its local-only settings. */
+  config: Record<string, unknown>;
+  /** Device profiles beyond the shipped ones. */
+  profiles?: Array<Record<string, unknown>>;
+}
+
+/** Status of the desired version a report is about. */
+export type ConfigStatus = 'applying' | 'confirming' | 'applied' | 'rejected' | 'rolled-back';
+
+/** Where a configuration failed. */
+export type ConfigPhase = 'receive' | 'validate' | 'apply' | 'confirm' | 'restart';
+
+/** `ioc/v1/gw/{gw}/config/reported` payload. */
+export interface ConfigReported {
+  v: 1;
+  ts: number;
+  /** The version running now (0: the gateway's own file). */
+  running: { version: number; hash?: string; since: number };
+  status: ConfigStatus;
+  /** The desired version `status` is about. */
+  version: number;
+  error?: { code: string; message: string; phase?: ConfigPhase; problems?: Array<{ pointer: string; message: string }> };
+  restarted?: { buses?: string[]; devices?: string[]; uplink?: boolean };
+  pending?: string[];
+  ignored?: { version: number; reason: string; ts: number };
+  profiles?: string[];
+}
+
+/** The commands a gateway answers on `ioc/v1/gw/{gw}/cmd/{name}`. */
+export const COMMAND_NAMES = ['ping', 'read', 'write', 'restart-driver', 'logs'] as const;
+
+/** A command name. */
+export type CommandName = (typeof COMMAND_NAMES)[number];
+
+/** True when `name` is a command of the contract. */
+export function isCommandName(name: string): name is CommandName {
+  return (COMMAND_NAMES as readonly string[]).includes(name);
+}
+
+/** Arguments per command (command-args.schema.json). */
+export interface CommandArgs {
+  ping: Record<string, never>;
+  read: { device: string; points?: string[] };
+  write: { device: string; point: string; value: number | boolean | string };
+  'restart-driver': { device: string } | { bus: string };
+  logs: { lines?: number; level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'; since?: number };
+}
+
+/** What each command answers in `data`. */
+export interface CommandData {
+  ping: { pong: true; ts: number; version: string; uptimeS: number; config: { version: number; status: ConfigStatus | 'none' } };
+  read: { device: string; readings: Reading[]; cached: boolean };
+  write: { device: string; point: string; value: number | boolean | string; written: true };
+  'restart-driver': { restarted: string[] };
+  logs: { lines: Array<Record<string, unknown>>; total: number };
+}
+
+/** `ioc/v1/gw/{gw}/cmd/{name}` payload. */
+export interface CommandRequest {
+  v?: 1;
+  transaction: string;
+  args?: Record<string, unknown>;
+  /** ms since the Unix epoch after which the gateway does not carry the request out. */
+  expiresAt?: number;
+}
+
+/** `ioc/v1/gw/{gw}/cmd/{name}/result` payload: `{status, data | error, transaction}`. */
+export type CommandResult<T = unknown> =
+  | { v: 1; transaction: string; status: 'ok'; data: T }
+  | { v: 1; transaction: string; status: 'error'; error: { code: string; message: string; context?: Record<string, unknown> } };
+
+/** JSON with object keys sorted at every level: equal values give equal text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    return Object.fromEntries(Object.keys(v as Record<string, unknown>).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
+  });
+}
+
+/** The hash a desired document carries: `sha256:` + hex SHA-256 of the canonical JSON of `{config, profiles}`. */
+export function configHash(config: unknown, profiles: unknown[] = []): string {
+  return `sha256:${createHash('sha256').update(canonicalJson({ config, profiles })).digest('hex')}`;
+}
