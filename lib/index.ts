@@ -5,4 +5,5 @@
  */
 export * from './backoff.js';
 export * from './logger.js';
+export * from './log-ring.js';
 export * from './sqlite-db.js';

@@ -16,6 +16,8 @@ export interface CreateLoggerOptions {
   /** Where JSON lines go; stdout when absent. */
   destination?: NodeJS.WritableStream;
   name?: string;
+  /** Also keeps every line in this destination (e.g. a {@link LogRing} for the remote "logs" command). */
+  ring?: { write(line: string): unknown };
 }
 
 /** Creates the process's root logger. */
@@ -24,6 +26,13 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
     level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
     ...(opts.name ? { name: opts.name } : {}),
   };
+  if (opts.ring) {
+    // Each stream takes every line the logger's own level lets through.
+    const main = opts.pretty
+      ? pretty({ colorize: process.stdout.isTTY ?? false, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, sync: true })
+      : ((opts.destination as pino.DestinationStream | undefined) ?? pino.destination(1));
+    return pino(base, pino.multistream([{ level: 'trace', stream: main }, { level: 'trace', stream: opts.ring as pino.DestinationStream }]));
+  }
   if (opts.pretty) {
     return pino(base, pretty({ colorize: process.stdout.isTTY ?? false, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, sync: true }));
   }
