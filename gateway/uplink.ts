@@ -12,12 +12,36 @@
  * Within one process, mqtt.js resends unacknowledged packets after a reconnect
  * (its outgoing store); across restarts the outbox offers the unacknowledged
  * batches again under their original seq.
+ *
+ * The uplink owns the gateway's one MQTT client; other services reach the hub
+ * through it: {@link Uplink.subscribe} (re-subscribed after every
+ * reconnection, a refusal named per topic), {@link Uplink.publish}, and
+ * {@link Uplink.reconfigure} for a new hub address, credentials or TLS
+ * settings (remote configuration).
  */
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { topics, type GatewayStatus } from '../contract/index.js';
+import { IocError, topics, type GatewayStatus } from '../contract/index.js';
 import { Backoff, type Logger } from '../lib/index.js';
+import { subscribeEach } from './mqtt-subscribe.js';
 import type { Outbox, OutboxBatch } from './outbox/outbox.js';
+
+/** Receives the messages of one subscription. */
+export type MessageHandler = (payload: Buffer, topic: string, retained: boolean) => void;
+
+/** Settings {@link Uplink.reconfigure} may change. Connection settings reconnect; the others apply at once. */
+export type UplinkSettings = Pick<UplinkDeps, 'url' | 'username' | 'password' | 'mqttOptions' | 'keepaliveS' | 'reconnect' | 'batchSize' | 'window' | 'statusIntervalMs' | 'statusExtra'>;
+
+/** True when MQTT topic filter `filter` matches `topic` (MQTT 3.1.1 §4.7.1: `+` one level, `#` the rest). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
+}
 
 /** Dependencies and settings of the {@link Uplink}. */
 export interface UplinkDeps {
@@ -55,6 +79,8 @@ export interface UplinkStats {
   batchSize: number;
   /** Readings acknowledged per second over the last 10 s. */
   drainPerS: number;
+  /** Why the last connection attempt or connection failed (cleared on connect). */
+  lastError: string | null;
   batchesSent: number;
   batchesAcked: number;
   readingsAcked: number;
@@ -72,7 +98,7 @@ export class Uplink extends EventEmitter {
   private pumping = false;
   private again = false;
   private statusTimer: NodeJS.Timeout | null = null;
-  private readonly backoff: Backoff;
+  private backoff: Backoff;
   private readonly startedAt: number;
   private readonly clock: () => number;
   private readonly counters = { batchesSent: 0, batchesAcked: 0, readingsAcked: 0, eventsAcked: 0, connects: 0 };
@@ -85,8 +111,11 @@ export class Uplink extends EventEmitter {
   private readonly acks: Array<[number, number]> = [];
   /** Batches reserved in the outbox but not acknowledged by a publish that failed locally. */
   private readonly pendingResend: OutboxBatch[] = [];
+  private readonly subs = new Map<string, MessageHandler>();
+  private lastErr: string | null = null;
+  private started = false;
 
-  constructor(private readonly deps: UplinkDeps) {
+  constructor(private deps: UplinkDeps) {
     super();
     this.clock = deps.clock ?? Date.now;
     this.startedAt = this.clock();
@@ -96,6 +125,20 @@ export class Uplink extends EventEmitter {
 
   /** Starts connecting; returns at once (the hub may be down). */
   async start(): Promise<void> {
+    this.started = true;
+    this.connect();
+    this.deps.outbox.on('readable', this.onReadable);
+    this.armStatusTimer();
+  }
+
+  private armStatusTimer(): void {
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.statusTimer = setInterval(() => this.publishStatus(), this.deps.statusIntervalMs);
+    this.statusTimer.unref();
+  }
+
+  /** Creates the MQTT client for the current settings. */
+  private connect(): void {
     const { deps } = this;
     const statusTopic = topics.status(deps.gatewayId);
     const client = mqtt.connect(deps.url, {
@@ -107,6 +150,8 @@ export class Uplink extends EventEmitter {
       connectTimeout: 10_000,
       reconnectPeriod: deps.reconnect.minMs,
       reconnectOnConnackError: true,
+      // Subscriptions are renewed by resubscribe() on every connect, with refusals named per topic.
+      resubscribe: false,
       will: { topic: statusTopic, payload: Buffer.from(JSON.stringify(this.offlineStatus())), qos: 1, retain: true },
       ...deps.mqttOptions,
     });
@@ -116,21 +161,101 @@ export class Uplink extends EventEmitter {
       client.options.reconnectPeriod = this.backoff.next();
     });
     client.on('connect', () => {
+      if (this.client !== client) return;
+      this.lastErr = null;
       this.backoff.reset();
       this.counters.connects++;
       deps.logger.info({ url: deps.url }, 'connected to hub');
       this.publishStatus();
       this.emit('connect');
       this.pump();
+      void this.resubscribe(client);
+    });
+    client.on('message', (topic, payload, packet) => {
+      for (const [filter, handler] of this.subs) {
+        if (!topicMatches(filter, topic)) continue;
+        try {
+          handler(payload, topic, packet.retain);
+        } catch (err) {
+          deps.logger.error({ err, topic }, 'message handler failed');
+        }
+      }
     });
     client.on('offline', () => {
       deps.logger.warn({ url: deps.url, retryInMs: client.options.reconnectPeriod, code: 'GW_ERR_UPLINK_OFFLINE' }, 'hub unreachable; buffering in the outbox');
       this.emit('offline');
     });
-    client.on('error', (err) => deps.logger.warn({ err: err.message, code: 'GW_ERR_UPLINK_OFFLINE' }, 'uplink error'));
-    deps.outbox.on('readable', this.onReadable);
-    this.statusTimer = setInterval(() => this.publishStatus(), deps.statusIntervalMs);
-    this.statusTimer.unref();
+    client.on('error', (err) => {
+      const code = (err as { code?: string | number }).code;
+      this.lastErr = `${err.message}${code !== undefined && !err.message.includes(String(code)) ? ` (${code})` : ''}`;
+      deps.logger.warn({ err: err.message, code: 'GW_ERR_UPLINK_OFFLINE' }, 'uplink error');
+    });
+  }
+
+  /** Subscribes every registered filter on a fresh connection (clean session: the broker forgot them). */
+  private async resubscribe(client: MqttClient): Promise<void> {
+    if (this.subs.size === 0) return;
+    try {
+      await subscribeEach(client, [...this.subs.keys()]);
+    } catch (err) {
+      this.deps.logger.error({ err: (err as Error).message, code: (err as IocError).code }, 'subscription failed');
+      this.emit('subscribe-error', err);
+    }
+  }
+
+  /**
+   * Receives the messages of `filter` (QoS 1) from now on, across reconnects
+   * and {@link reconfigure}. Resolves once subscribed when connected (at once
+   * when not: the subscription is made on connect).
+   * @throws IocError GW_ERR_SUBSCRIBE_REFUSED naming the topic when the hub refuses it (SUBACK 0x80).
+   */
+  async subscribe(filter: string, handler: MessageHandler): Promise<void> {
+    this.subs.set(filter, handler);
+    const client = this.client;
+    if (client?.connected) await subscribeEach(client, [filter]);
+  }
+
+  /**
+   * Publishes one message now. Resolves when the hub acknowledged it (QoS 1)
+   * or it was written (QoS 0).
+   * @throws IocError GW_ERR_UPLINK_OFFLINE when not connected or the connection dropped first.
+   */
+  publish(topic: string, payload: string | Buffer, opts: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
+    const client = this.client;
+    if (!client?.connected) return Promise.reject(new IocError('GW_ERR_UPLINK_OFFLINE', `not connected to the hub; '${topic}' not sent`));
+    return new Promise((resolve, reject) => {
+      client.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false }, (err) => {
+        if (err) reject(new IocError('GW_ERR_UPLINK_OFFLINE', `'${topic}' not acknowledged: ${err.message}`, { cause: err }));
+        else resolve();
+      });
+    });
+  }
+
+  /**
+   * Takes new settings. A new hub address, credentials, TLS material or
+   * keepalive drops the connection and connects with them (reconnects as
+   * usual if the hub cannot be reached); batch size, window, status interval
+   * and reconnect spacing apply at once. Unacknowledged batches are sent
+   * again on the new connection (the hub drops replays).
+   * @returns true when it reconnected.
+   */
+  async reconfigure(next: Partial<UplinkSettings>): Promise<boolean> {
+    const prev = this.deps;
+    this.deps = { ...prev, ...next };
+    if (next.batchSize !== undefined) this.batchSize = Math.min(this.batchSize, next.batchSize);
+    if (next.reconnect) this.backoff = new Backoff(next.reconnect);
+    if (next.statusIntervalMs !== undefined && next.statusIntervalMs !== prev.statusIntervalMs && this.statusTimer) this.armStatusTimer();
+    const same = (k: keyof UplinkSettings): boolean => JSON.stringify(prev[k]) === JSON.stringify(this.deps[k]);
+    const reconnect = !(['url', 'username', 'password', 'keepaliveS'] as const).every(same) || !sameOptions(prev.mqttOptions, this.deps.mqttOptions);
+    if (!reconnect || !this.started) return false;
+    const old = this.client;
+    this.client = null;
+    this.deps.logger.info({ from: prev.url, to: this.deps.url }, 'hub connection settings changed; reconnecting');
+    if (old) await old.endAsync(true).catch(() => undefined);
+    if (!this.started) return true;
+    this.connect();
+    this.pump();
+    return true;
   }
 
   /** True while connected to the hub. */
@@ -139,7 +264,7 @@ export class Uplink extends EventEmitter {
   }
 
   stats(): UplinkStats {
-    return { connected: this.connected, inFlight: this.inFlight, batchSize: this.batchSize, drainPerS: this.drainRate(), ...this.counters };
+    return { connected: this.connected, lastError: this.lastErr, inFlight: this.inFlight, batchSize: this.batchSize, drainPerS: this.drainRate(), ...this.counters };
   }
 
   /** Readings acknowledged per second over the last 10 s. */
@@ -282,6 +407,7 @@ export class Uplink extends EventEmitter {
   }
 
   async stop(): Promise<void> {
+    this.started = false;
     if (this.rateTimer) clearTimeout(this.rateTimer);
     this.rateTimer = null;
     if (this.statusTimer) clearInterval(this.statusTimer);
@@ -302,4 +428,10 @@ export class Uplink extends EventEmitter {
     }
     await client.endAsync(true);
   }
+}
+
+/** Compares mqtt.js options that may hold Buffers (TLS material). */
+function sameOptions(a: Partial<IClientOptions> | undefined, b: Partial<IClientOptions> | undefined): boolean {
+  const norm = (o: Partial<IClientOptions> | undefined): string => JSON.stringify(o ?? {}, (_k, v: unknown) => (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' ? `buf:${String((v as { data: number[] }).data)}` : v));
+  return norm(a) === norm(b);
 }
