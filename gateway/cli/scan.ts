@@ -1,0 +1,105 @@
+/**
+ * `ioc-edge scan`: finds what is connected.
+ * - Modbus (serial RTU, TCP, RTU over TCP): asks every unit id in the range
+ *   for one register; an answer or an exception response means a device is
+ *   there, a garbled reply means something is there with other serial
+ *   settings, silence means nobody. Progress bar on a terminal, plain
+ *   progress lines otherwise (on stderr; results on stdout).
+ * - OPC UA: browses the server's address space from the Objects folder.
+ * Exit code 0 when something was found, 1 when nothing was, 2 on usage or
+ * line errors.
+ */
+import { parseArgs } from 'node:util';
+import { isIocError } from '../../contract/index.js';
+import type { ModbusTable } from '../../device-profiles/index.js';
+import type { Command } from './command.js';
+import { LINE_HELP, LINE_OPTIONS, lineKind, modbusTransport, serialSettings, unitList, type LineValues } from './line-args.js';
+import { createProgress, type MaybeTty } from './progress.js';
+
+const HELP = `Usage: ioc-edge scan (--serial PATH | --tcp HOST:PORT | --rtu-tcp HOST:PORT) [options]
+       ioc-edge scan --opcua URL [--depth N] [options]
+
+Modbus: asks every unit id for one register and lists who answers.
+  --units LIST       unit ids to try, e.g. 1-247 or 1,2,10-20 (default 1-247)
+  --register T:ADDR  what to read: holding:0 (default), input:0, coil:0, discrete:0
+OPC UA: prints the address space below the Objects folder.
+  --depth N          how deep to browse (default 4)
+
+${LINE_HELP}`;
+
+const GARBLED = new Set(['GW_ERR_MODBUS_CRC', 'GW_ERR_MODBUS_FRAME', 'GW_ERR_MODBUS_WRONG_UNIT']);
+const LINE_DOWN = new Set(['GW_ERR_MODBUS_CONNECT', 'GW_ERR_SERIAL_OPEN', 'GW_ERR_SERIAL_PORT_GONE', 'GW_ERR_MODBUS_IO']);
+
+function register(spec: string): { table: ModbusTable; address: number } {
+  const m = /^(holding|input|coil|discrete):(\d{1,5})$/.exec(spec);
+  if (!m || Number(m[2]) > 65535) throw new Error(`--register: expected TABLE:ADDRESS such as holding:0, got '${spec}'`);
+  return { table: m[1] as ModbusTable, address: Number(m[2]) };
+}
+
+export const scan: Command = {
+  name: 'scan',
+  summary: 'find devices: responding unit ids on a Modbus line, or browse an OPC UA server',
+  async run(args, { out, err }) {
+    let values: LineValues & { units?: string; register?: string; depth?: string; help?: boolean };
+    try {
+      values = parseArgs({ args, options: { ...LINE_OPTIONS, units: { type: 'string' }, register: { type: 'string' }, depth: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }).values;
+    } catch (e) {
+      err.write(`${(e as Error).message}\n\n${HELP}\n`);
+      return 2;
+    }
+    if (values.help) {
+      out.write(`${HELP}\n`);
+      return 0;
+    }
+    try {
+      if (lineKind(values) === 'opcua') {
+        const { browseOpcua } = await import('./opcua-tools.js');
+        return await browseOpcua(values, Number(values.depth ?? 4), { out, err });
+      }
+      const units = unitList(values.units ?? '1-247');
+      const what = register(values.register ?? 'holding:0');
+      return await scanModbus(values, units, what, { out, err });
+    } catch (e) {
+      err.write(`ioc-edge scan: ${isIocError(e) || e instanceof Error ? e.message : String(e)}\n`);
+      return 2;
+    }
+  },
+};
+
+async function scanModbus(v: LineValues, units: number[], what: { table: ModbusTable; address: number }, io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream }): Promise<number> {
+  const transport = modbusTransport(v, { timeoutMs: v.serial ? 100 : 300 });
+  await transport.start();
+  const found: string[] = [];
+  const garbled: string[] = [];
+  const progress = createProgress(io.err as MaybeTty, units.length, 'units');
+  const where = v.serial ? `${v.serial} at ${describeSerial(v)}` : (v.tcp ?? v['rtu-tcp']);
+  try {
+    for (let i = 0; i < units.length; i++) {
+      const unit = units[i] as number;
+      progress.update(i, found.length ? `found: ${found.length}` : '');
+      try {
+        const data = await transport.read(unit, what.table, what.address, 1, { retries: 0 });
+        const v0 = data[0];
+        found.push(`${String(unit).padStart(5)}  answered: ${what.table} ${what.address} = ${typeof v0 === 'number' ? `0x${v0.toString(16).padStart(4, '0')} (${v0})` : String(v0)}`);
+      } catch (e) {
+        const code = isIocError(e) ? e.code : 'GW_ERR_MODBUS_IO';
+        if (code === 'GW_ERR_MODBUS_EXCEPTION') found.push(`${String(unit).padStart(5)}  exception ${String((e as { context: { modbusCode?: number } }).context.modbusCode)}: a device is there (the register may not exist)`);
+        else if (GARBLED.has(code)) garbled.push(`${String(unit).padStart(5)}  garbled reply (${code}): something answers; check baud rate, parity and termination`);
+        else if (LINE_DOWN.has(code)) throw e;
+      }
+    }
+    progress.update(units.length, found.length ? `found: ${found.length}` : '');
+  } finally {
+    progress.end();
+    await transport.stop();
+  }
+  if (found.length + garbled.length > 0) io.out.write(` unit  result\n${[...found, ...garbled].sort().join('\n')}\n`);
+  const ids = found.map((l) => l.trim().split(/\s+/)[0]).join(', ');
+  io.out.write(found.length > 0 ? `found ${found.length} device${found.length === 1 ? '' : 's'} on ${where}: unit${found.length === 1 ? '' : 's'} ${ids}\n` : `no device answered on ${where} (${units.length} unit ids tried)\n`);
+  return found.length > 0 ? 0 : 1;
+}
+
+function describeSerial(v: LineValues): string {
+  const s = serialSettings(v);
+  return `${s.baudRate} ${s.dataBits}${s.parity[0]?.toUpperCase()}${s.stopBits}`;
+}
