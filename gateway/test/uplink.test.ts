@@ -1,5 +1,5 @@
 /** The MQTT uplink against a real hub: rate cap, status and last will, acknowledgement-driven deletes. */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { topics, validateStatus, type GatewayStatus } from '../../contract/index.js';
@@ -11,7 +11,7 @@ import { waitFor } from '../../test/support/wait.js';
 
 const limits = { maxRows: 1_000_000, maxBytes: 1 << 30, maxAgeMs: 86_400_000 };
 
-async function setup(t: Tap.Test, opts: { clock?: () => number; maxReadingsPerSec?: number; rows?: number } = {}) {
+async function setup(t: Test, opts: { clock?: () => number; maxReadingsPerSec?: number; rows?: number } = {}) {
   const dir = t.testdir();
   const hub = await startHub({ dataDir: path.join(dir, 'hub'), logger: silentLogger(), mqttPort: 0, httpPort: 0 });
   t.teardown(() => hub.stop());
@@ -32,10 +32,6 @@ async function setup(t: Tap.Test, opts: { clock?: () => number; maxReadingsPerSe
   });
   t.teardown(() => uplink.stop());
   return { hub, outbox, uplink };
-}
-
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 }
 
 t.test('the rate cap holds readings back until tokens accrue (injected clock)', async (t) => {
