@@ -119,6 +119,8 @@ export interface GatewayConfig {
   devices: DeviceConfig[];
   outbox: { maxRows: number; maxBytes: number; maxAgeS: number; flushIntervalMs: number; synchronous: 'FULL' | 'NORMAL' };
   uplink: { batchSize: number; window: number; statusIntervalS: number };
+  /** Local /metrics, /healthz, /readyz endpoint; absent = off. */
+  http?: { host: string; port: number };
 }
 
 /** The schema, as JSON (for editors and docs); its file is `contract/schemas/gateway-config.schema.json`. */

@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import { IocError, type GatewayEvent, type Reading } from '../contract/index.js';
 import { loadProfileDir, PROFILES_DIR, type DeviceProfile } from '../device-profiles/index.js';
 import type { Logger } from '../lib/index.js';
+import { AlarmEvaluator, alarmRules } from './alarm-evaluator.js';
 import { parseGatewayConfig, type GatewayConfig } from './config.js';
 import { eventId, type DeviceHealth, type DevicePollStats } from './device-poller.js';
 import type { SerialPortFactory } from './drivers/byte-link.js';
@@ -19,6 +20,8 @@ import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import { resolveHubLogin } from './hub-login.js';
 import { inventoryOf } from './inventory.js';
 import { detectFirmware } from './system-info.js';
+import { GatewayHttp } from './http-endpoint.js';
+import { GatewayMetrics } from './metrics.js';
 import { Uplink } from './uplink.js';
 import { VERSION } from './version.js';
 
@@ -32,6 +35,12 @@ export interface Gateway {
   devices(): Record<string, DeviceHealth>;
   /** Poll statistics per device. */
   pollStats(): Record<string, DevicePollStats>;
+  /** Threshold alarms of the profiles' points, evaluated on every reading. */
+  readonly alarms: AlarmEvaluator;
+  /** Prometheus metrics (served at /metrics when `http` is configured). */
+  readonly metrics: GatewayMetrics;
+  /** Port of the /metrics, /healthz, /readyz endpoint; 0 when it is off. */
+  readonly httpPort: number;
   /**
    * Writes one point of a device (Modbus FC 5/6/15/16, OPC UA Write): only
    * points marked `writable` in the profile, the value checked against the
@@ -86,9 +95,11 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     onEvent({ v: 1, id: eventId(), ts: Date.now(), type: 'outbox.overflow', severity: 'warning', code: 'GW_ERR_OUTBOX_IO', message: `outbox budget ${reason} reached: ${dropped} oldest readings dropped`, data: { dropped, reason } }));
   outbox.on('corrupt', ({ movedTo, reason }: { movedTo: string; reason: string }) =>
     setImmediate(() => onEvent({ v: 1, id: eventId(), ts: Date.now(), type: 'outbox.corrupt', severity: 'critical', code: 'GW_ERR_OUTBOX_IO', message: `outbox failed its integrity check (${reason}); moved to ${movedTo}, started fresh`, data: { movedTo } })));
+  const alarms = new AlarmEvaluator({ rules: alarmRules(config.devices, profiles), onEvent, logger: logger.child({ component: 'alarms' }), stateFile: path.join(config.dataDir, 'alarms.json') });
   const onReadings = (readings: Reading[]): void => {
     bus.emit('readings', readings);
     outbox.append(readings);
+    alarms.evaluate(readings);
   };
 
   // Lines (Modbus TCP/RTU, serial-line ports, OPC UA clients) and one driver per device: southbound.ts.
@@ -118,7 +129,22 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     statusExtra: () => ({ devices: devices(), firmware, inventory }),
   });
 
-  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, ...lines, uplink, ...pollers];
+  const pollStats = (): Record<string, DevicePollStats> => Object.fromEntries(pollers.map((p) => [p.id, { ...p.stats }]));
+  const metrics = new GatewayMetrics({
+    gatewayId: config.gatewayId, version: VERSION, outbox, uplink, pollStats,
+    alarms: () => ({ active: alarms.list().length, ...alarms.counters }),
+  });
+  let running = false;
+  const http = config.http
+    ? new GatewayHttp({
+      ...config.http, logger: logger.child({ component: 'http' }), metrics,
+      readiness: () => {
+        const checks = { started: running, hubConnected: uplink.connected };
+        return { ready: checks.started && checks.hubConnected, checks };
+      },
+    })
+    : null;
+  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, alarms, ...lines, uplink, ...pollers, ...(http ? [http] : [])];
   const started: typeof services = [];
   try {
     for (const s of services) {
@@ -129,6 +155,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     for (const s of started.reverse()) await s.stop().catch(() => undefined);
     throw err;
   }
+  running = true;
   logger.info({ devices: pollers.length, buses: lines.length, hub: config.hub.url }, 'gateway started');
   let stopping: Promise<void> | null = null;
   return {
@@ -137,7 +164,10 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     uplink,
     bus,
     devices,
-    pollStats: () => Object.fromEntries(pollers.map((p) => [p.id, { ...p.stats }])),
+    pollStats,
+    alarms,
+    metrics,
+    httpPort: http?.port ?? 0,
     async writePoint(deviceId, point, value) {
       const driver = pollers.find((p) => p.id === deviceId);
       if (!driver) throw new IocError('GW_ERR_WRITE_REFUSED', `no enabled device '${deviceId}' on this gateway`, { context: { device: deviceId, point } });
@@ -148,7 +178,8 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     stop() {
       stopping ??= (async () => {
         // Pollers first (no new readings), then the uplink, then the outbox flushes what is left.
-        for (const s of [...pollers, uplink, ...lines, outbox]) await s.stop().catch((err) => logger.error({ err }, 'stop failed'));
+        running = false;
+        for (const s of [...(http ? [http] : []), ...pollers, uplink, ...lines, alarms, outbox]) await s.stop().catch((err) => logger.error({ err }, 'stop failed'));
         bus.removeAllListeners();
         logger.info('gateway stopped');
       })();
