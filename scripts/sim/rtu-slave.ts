@@ -64,6 +64,7 @@ export class RtuSlaveLine {
   private lastReplyEnd = 0;
   private busyUntil = 0;
   private timers = new Set<NodeJS.Timeout>();
+  private immediates = new Set<NodeJS.Immediate>();
   /** Requests answered, per unit. */
   readonly answered = new Map<number, number>();
   /** Requests seen with bad CRC (discarded, as a real slave does). */
@@ -117,6 +118,8 @@ export class RtuSlaveLine {
   close(): void {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    for (const i of this.immediates) clearImmediate(i);
+    this.immediates.clear();
   }
 
   /** Bytes from the master. */
@@ -156,14 +159,30 @@ export class RtuSlaveLine {
       this.bytesOut += reply.length;
       this.send(reply);
     };
-    const delay = end - performance.now();
     if (!this.opts.baudRate && !this.opts.turnaroundMs) deliver();
-    else {
+    else this.at(end, deliver);
+  }
+
+  /**
+   * Runs `fn` at `deadline` (performance.now() time) as precisely as the event
+   * loop allows: a timer to just before, then setImmediate turns, the way a
+   * UART would deliver the last byte on time.
+   */
+  private at(deadline: number, fn: () => void): void {
+    const left = deadline - performance.now();
+    if (left <= 0) return fn();
+    if (left > 2) {
       const t = setTimeout(() => {
         this.timers.delete(t);
-        deliver();
-      }, Math.max(0, delay));
+        this.at(deadline, fn);
+      }, left - 1.5);
       this.timers.add(t);
+    } else {
+      const i = setImmediate(() => {
+        this.immediates.delete(i);
+        this.at(deadline, fn);
+      });
+      this.immediates.add(i);
     }
   }
 
