@@ -68,6 +68,7 @@ export const ERRORS = {
   GW_ERR_CMD_ARGS: { message: 'command arguments are invalid', retryable: false },
   GW_ERR_CMD_EXPIRED: { message: 'command arrived after its expiry and was not carried out', retryable: true },
   GW_ERR_NO_DEVICE: { message: 'no such device or bus on this gateway', retryable: false },
+  GW_ERR_CMD_FAILED: { message: 'command failed on the gateway', retryable: false },
   // hub
   HUB_ERR_COMMIT: { message: 'telemetry could not be committed to the store', retryable: true },
   HUB_ERR_STORE_IO: { message: 'hub store error', retryable: true },

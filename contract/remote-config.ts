@@ -10,13 +10,14 @@
  * and reports what it runs and what happened to the last version it saw.
  */
 import { createHash } from 'node:crypto';
+import { checkGatewayConfig, type ConfigProblem } from './gateway-config.js';
 import type { Reading } from './types.js';
 
 /** Largest desired configuration document, in bytes. Both sides refuse bigger ones before parsing them. */
 export const CONFIG_MAX_BYTES = 256 * 1024;
 
-/** Largest command request or result payload, in bytes. */
-export const COMMAND_MAX_BYTES = 64 * 1024;
+/** Largest command request or result payload, in bytes (a `logs` answer is cut to fit). */
+export const COMMAND_MAX_BYTES = 512 * 1024;
 
 /** Seconds the gateway has to reach the hub again after applying a version, unless the document says otherwise. */
 export const DEFAULT_CONFIRM_WINDOW_S = 30;
@@ -120,4 +121,58 @@ export function canonicalJson(value: unknown): string {
 /** The hash a desired document carries: `sha256:` + hex SHA-256 of the canonical JSON of `{config, profiles}`. */
 export function configHash(config: unknown, profiles: unknown[] = []): string {
   return `sha256:${createHash('sha256').update(canonicalJson({ config, profiles })).digest('hex')}`;
+}
+
+/** How {@link checkDesiredConfig} validates one pushed device profile (device-profiles' validateProfile, injected: the contract imports nothing of ours). */
+export type ProfileValidator = (doc: unknown, index: number) => { model: string; protocol: string };
+
+/** Options of {@link checkDesiredConfig}. */
+export interface CheckDesiredOptions {
+  /** Profiles available without pushing them (model → profile with its `protocol`). */
+  knownProfiles: ReadonlyMap<string, unknown>;
+  /** Further model names known to exist on the gateway (its report), protocol unknown. */
+  alsoKnown?: Iterable<string>;
+  /** Validates a pushed profile; throws an error whose `context.problems` lists `{pointer, message}` relative to the profile. */
+  validateProfile: ProfileValidator;
+}
+
+/**
+ * The checks a desired configuration must pass, run by the hub before it
+ * accepts a push and by the gateway before it applies one: pushed profiles
+ * against the profile schema and its second pass (overlapping registers…),
+ * the configuration against the gateway configuration schema and its second
+ * pass with those profiles, the gateway id, and no local-only settings.
+ * Pointers are into the desired document (`/config/…`, `/profiles/2/…`).
+ * @returns the problems (empty when it may be applied) and the pushed profiles that passed, by model.
+ */
+export function checkDesiredConfig(input: { gateway: string; config: unknown; profiles?: readonly unknown[] }, opts: CheckDesiredOptions): { problems: ConfigProblem[]; profiles: Map<string, unknown> } {
+  const problems: ConfigProblem[] = [];
+  const pushed = new Map<string, unknown>();
+  (input.profiles ?? []).forEach((doc, i) => {
+    try {
+      const p = opts.validateProfile(doc, i);
+      if (pushed.has(p.model)) problems.push({ pointer: `/profiles/${i}/model`, message: `profile '${p.model}' is pushed twice` });
+      pushed.set(p.model, p);
+    } catch (err) {
+      const list = (err as { context?: { problems?: ConfigProblem[] } }).context?.problems;
+      if (list && list.length > 0) for (const p of list) problems.push({ pointer: `/profiles/${i}${p.pointer}`, message: p.message });
+      else problems.push({ pointer: `/profiles/${i}`, message: (err as Error).message });
+    }
+  });
+  const config = input.config as Record<string, unknown> | null;
+  if (config && typeof config === 'object' && !Array.isArray(config)) {
+    for (const pointer of LOCAL_ONLY_SETTINGS) {
+      const [, a, b] = pointer.split('/');
+      const v = b === undefined ? config[a!] : (config[a!] as Record<string, unknown> | undefined)?.[b];
+      if (v !== undefined) problems.push({ pointer: `/config${pointer}`, message: 'is set on the gateway itself and cannot be pushed; remove it' });
+    }
+    if (typeof config.gatewayId === 'string' && config.gatewayId !== input.gateway) {
+      problems.push({ pointer: '/config/gatewayId', message: `is '${config.gatewayId}' but this configuration is for gateway '${input.gateway}'` });
+    }
+  }
+  const known = new Map<string, unknown>(opts.knownProfiles);
+  for (const m of opts.alsoKnown ?? []) if (!known.has(m)) known.set(m, {});
+  for (const [m, p] of pushed) known.set(m, p);
+  for (const p of checkGatewayConfig(input.config, { profiles: known }).problems) problems.push({ pointer: `/config${p.pointer}`, message: p.message });
+  return { problems, profiles: pushed };
 }
