@@ -9,6 +9,8 @@ import { IocError } from '../contract/index.js';
 import type { Logger } from '../lib/index.js';
 import { Api } from './api.js';
 import { Broker } from './broker.js';
+import { registerConsoleRoutes } from './console/console-routes.js';
+import { registerDataRoutes } from './data-routes.js';
 import { HubEvents } from './hub-events.js';
 import { installApiAuth } from './identity/api-auth.js';
 import { registerIdentityRoutes } from './identity/api-routes.js';
@@ -22,6 +24,10 @@ import { FailureLimiter, type RateLimitOptions } from './identity/rate-limiter.j
 import type { ScryptParams } from './identity/secret-hash.js';
 import { isLoopback, loadTlsFiles, type TlsFiles } from './identity/tls-files.js';
 import { Ingest } from './ingest.js';
+import { LiveStream } from './live/live-stream.js';
+import { HubMetrics } from './metrics.js';
+import { installOpenApi } from './openapi.js';
+import { HUB_VERSION } from './version.js';
 import { registerRegistryRoutes } from './registry/api-routes.js';
 import { listGatewayViews } from './registry/gateway-view.js';
 import { RegistryDb } from './registry/registry-db.js';
@@ -68,6 +74,10 @@ export interface Hub {
   readonly audit: AuditLog;
   readonly mqttAuth: MqttAuth;
   readonly authMode: 'required' | 'open';
+  /** Prometheus metrics (GET /metrics). */
+  readonly metrics: HubMetrics;
+  /** The SSE live stream (GET /api/v1/stream). */
+  readonly live: LiveStream;
   /** True when MQTT and the API listen with TLS (mqtts://, https://). */
   readonly tls: boolean;
   stop(): Promise<void>;
@@ -96,8 +106,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const tlsMaterial = opts.tls ? await loadTlsFiles(opts.tls) : undefined;
   await mkdir(opts.dataDir, { recursive: true });
   const events = new HubEvents();
-  const store = new HubStore({ file: path.join(opts.dataDir, 'hub.sqlite'), logger: logger.child({ component: 'store' }) });
+  let metrics: HubMetrics | null = null;
+  const store = new HubStore({ file: path.join(opts.dataDir, 'hub.sqlite'), logger: logger.child({ component: 'store' }), onCommit: (info) => metrics?.observeCommit(info) });
   let broker: Broker | null = null;
+  const live = new LiveStream({ events, logger: logger.child({ component: 'live' }) });
   const ingest = new Ingest({
     store,
     events,
@@ -123,12 +135,17 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const mqttAuth = new MqttAuth({ logger: logger.child({ component: 'mqtt-auth' }), identity, limiter, provisioning, mode: authMode });
   broker = new Broker({
     logger: logger.child({ component: 'broker' }), ingest, store, events, host: opts.mqttHost ?? '127.0.0.1', port: opts.mqttPort ?? 1883,
-    aedesOptions: mqttAuth.aedesOptions(),
+    aedesOptions: { ...mqttAuth.aedesOptions(), authorizeForward: (_client, packet) => (metrics?.countOut(), packet) },
     packetLimits: { ...DEFAULT_PACKET_LIMITS, ...(opts.mqttMaxPacketBytes ? { maxPacketBytes: opts.mqttMaxPacketBytes } : {}) },
     ...(tlsMaterial ? { tls: tlsMaterial } : {}),
     ...(authMode === 'required' ? { gatewayOf: (c) => mqttAuth.gatewayOf(c) } : {}),
   });
   const b0 = broker;
+  metrics = new HubMetrics({
+    store, events, mqttClients: () => b0.instance.connectedClients, oversized: () => b0.counters.oversized,
+    live: () => ({ clients: live.clientCount, messages: live.counters.messages, dropped: live.counters.dropped }),
+  });
+  const m0 = metrics;
   events.on('gateway', ({ gateway, status }) => {
     if (status) void registry.recordStatus(gateway, status).catch((err: unknown) => idLog.error({ err, gateway }, 'registry update from status failed'));
   });
@@ -138,19 +155,25 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     ...(tlsMaterial ? { https: tlsMaterial } : {}),
     listGateways: () => listGatewayViews({ store, registry, identities }),
     extend: (app) => {
+      installOpenApi(app, { version: HUB_VERSION });
       installApiAuth(app, { logger: logger.child({ component: 'api-auth' }), identity, audit, limiter, mode: authMode });
       registerIdentityRoutes(app, { identity, store: identities, audit, clientIds: (u) => b0.clientIds(u) });
       registerRegistryRoutes(app, { identity, store, registry, identities });
+      registerDataRoutes(app, { store });
+      live.register(app);
+      registerConsoleRoutes(app);
+      app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format 0.0.4)', tags: ['observability'] } }, async (_req, reply) => reply.type(m0.contentType).send(await m0.text()));
     },
   });
 
   const started: Array<{ stop(): Promise<void> }> = [];
   try {
-    for (const svc of [store, registryDb, identity, broker, api]) {
+    for (const svc of [store, registryDb, identity, metrics, broker, live, api]) {
       await svc.start();
       started.push(svc);
       // A client whose identity was revoked while its CONNECT was in flight is closed once registered.
       if (svc === broker) broker.instance.on('client', (c) => mqttAuth.recheck(c));
+      if (svc === broker) broker.instance.on('publish', (packet, client) => client && m0.countIn(packet.topic));
     }
   } catch (err) {
     for (const svc of started.reverse()) await svc.stop().catch(() => undefined);
@@ -170,14 +193,18 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     audit,
     mqttAuth,
     authMode,
+    metrics: m0,
+    live,
     tls: tlsMaterial !== undefined,
     /** Idempotent: a second call waits for the first. */
     stop() {
       stopping ??= (async () => {
         ready = false;
         // Stop accepting traffic first, then let the store finish its commits.
+        await live.stop(); // ends the open streams, so the HTTP server can close
         await api.stop();
         await b.stop();
+        await m0.stop();
         await identity.stop();
         await registryDb.stop();
         await store.stop();

@@ -7,6 +7,7 @@
  */
 import { IocError, type GatewayEvent, type GatewayStatus, type Quality, type Reading, type ReadingValue } from '../contract/index.js';
 import { insertMany, SqliteDb, type Logger } from '../lib/index.js';
+import { ackAlarm, activeAlarmCounts, ALARM_SCHEMA, applyAlarmEvent, isAlarmEvent, listAlarms, type AlarmQuery, type StoredAlarm } from './alarm-store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS gateways (
@@ -106,12 +107,14 @@ export interface HubStoreDeps {
   clock?: () => number;
   /** Most batches in one group commit. */
   maxGroup?: number;
+  /** Called after each group commit with its duration (ms, from the first batch queued to COMMIT) — for metrics. */
+  onCommit?: (info: { ms: number; batches: number; readings: number }) => void;
 }
 
 /** The hub's SQLite store: registry, telemetry, events, quarantine. */
 export class HubStore {
   private db: SqliteDb | null = null;
-  private queue: Pending[] = [];
+  private queue: Array<Pending & { queuedAt?: number }> = [];
   private committing = false;
   private readonly clock: () => number;
   /** Commits done, batches committed, duplicates dropped: for metrics and the demo. */
@@ -123,7 +126,7 @@ export class HubStore {
 
   async start(): Promise<void> {
     this.db = await SqliteDb.open(this.deps.file);
-    await this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536;${SCHEMA}`);
+    await this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536;${SCHEMA}${ALARM_SCHEMA}`);
     // Nobody is connected to a broker that has just started.
     await this.db.run('UPDATE gateways SET online = 0');
   }
@@ -153,7 +156,7 @@ export class HubStore {
         reject(new IocError('HUB_ERR_COMMIT', 'hub store is closed'));
         return;
       }
-      this.queue.push({ batch, resolve, reject });
+      this.queue.push({ batch, resolve, reject, ...(this.deps.onCommit ? { queuedAt: performance.now() } : {}) });
       if (!this.committing) void this.commitLoop();
     });
   }
@@ -165,6 +168,7 @@ export class HubStore {
         const group = this.queue.splice(0, this.deps.maxGroup ?? 256);
         try {
           const results = await this.commitGroup(group.map((p) => p.batch));
+          if (this.deps.onCommit) this.deps.onCommit({ ms: performance.now() - (group[0]!.queuedAt ?? 0), batches: group.length, readings: group.reduce((n, p) => n + p.batch.readings.length, 0) });
           group.forEach((p, i) => p.resolve(results[i]!));
         } catch (err) {
           this.deps.logger.error({ err, batches: group.length, code: 'HUB_ERR_COMMIT' }, 'telemetry commit failed; not acknowledging');
@@ -220,16 +224,51 @@ export class HubStore {
     });
   }
 
-  /** Stores an event once per (gateway, id); false when it was a replay. */
+  /** Stores an event once per (gateway, id); false when it was a replay. Alarm events update the alarm state in the same transaction. */
   async commitEvent(gateway: string, ev: GatewayEvent): Promise<boolean> {
     const db = this.requireDb();
-    const res = await db.exclusive(() =>
-      db.run('INSERT OR IGNORE INTO events(gateway, id, ts, received_at, type, severity, device, point, code, message, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)', [
+    const alarm = isAlarmEvent(ev);
+    const now = this.clock();
+    const res = await (alarm ? db.transaction.bind(db) : db.exclusive.bind(db))(async () => {
+      const r = await db.run('INSERT OR IGNORE INTO events(gateway, id, ts, received_at, type, severity, device, point, code, message, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)', [
         gateway, ev.id, ev.ts, this.clock(), ev.type, ev.severity, ev.device ?? null, ev.point ?? null, ev.code ?? null, ev.message,
         ev.data === undefined ? null : JSON.stringify(ev.data),
-      ]),
-    );
+      ]);
+      if (alarm && r.changes === 1) await applyAlarmEvent(db, gateway, ev, now);
+      return r;
+    });
     return res.changes === 1;
+  }
+
+  /** Alarms raised by gateways, newest first (see alarm-store.ts). */
+  alarms(q: AlarmQuery = {}): Promise<StoredAlarm[]> {
+    return listAlarms(this.requireDb(), q);
+  }
+
+  /** An operator acknowledged alarm `id`; false when there is no such alarm. */
+  ackAlarm(id: number, actor: string): Promise<boolean> {
+    const db = this.requireDb();
+    return db.exclusive(() => ackAlarm(db, id, actor, this.clock()));
+  }
+
+  /** Active alarms counted by gateway and severity. */
+  activeAlarmCounts(): Promise<Array<{ gateway: string; severity: string; count: number }>> {
+    return activeAlarmCounts(this.requireDb());
+  }
+
+  /**
+   * History of one numeric (or bool, as 0/1) point in buckets of `bucketMs`
+   * from `from`: min, max, average and count of the good readings in each
+   * bucket; empty buckets are left out. Bucket `ts` is its start.
+   */
+  async downsample(q: { gateway: string; device: string; point: string; from: number; to: number; bucketMs: number }): Promise<Array<{ ts: number; count: number; min: number; max: number; avg: number }>> {
+    const rows = await this.requireDb().all<{ b: number; n: number; mn: number; mx: number; av: number }>(
+      `SELECT CAST((ts - ?) / ? AS INTEGER) AS b, count(*) AS n, min(value) AS mn, max(value) AS mx, avg(value) AS av FROM readings
+       WHERE gateway = ? AND device = ? AND point = ? AND ts >= ? AND ts <= ? AND vtype IN (${VType.Number}, ${VType.Boolean}) AND quality = 0
+       GROUP BY b ORDER BY b`,
+      [q.from, q.bucketMs, q.gateway, q.device, q.point, q.from, q.to],
+    );
+    return rows.map((r) => ({ ts: q.from + r.b * q.bucketMs, count: r.n, min: r.mn, max: r.mx, avg: r.av }));
   }
 
   /** Keeps what failed validation, with the reason, for an operator to look at. */

@@ -37,6 +37,8 @@ declare module 'fastify' {
     role?: ApiRole;
     /** Name of the action in the audit log (default: method and route). */
     action?: string;
+    /** Served without a token (static console files; they hold no data). Only for GET routes. */
+    public?: boolean;
   }
 }
 
@@ -74,6 +76,7 @@ export function installApiAuth(app: FastifyInstance, deps: ApiAuthDeps): void {
   app.addHook('onRequest', async (req, reply) => {
     const url = req.routeOptions.url;
     if (url === undefined || PUBLIC.has(url)) return; // 404s and health checks
+    if (req.routeOptions.config?.public === true && READ.has(req.method)) return;
     if (deps.mode === 'open') {
       req.principal = { actor: 'anonymous', role: 'admin', tokenId: null };
       return;

@@ -1,0 +1,141 @@
+/**
+ * The hub's Prometheus metrics (prom-client, served at `GET /metrics` to a
+ * `viewer` token). Most values are read at scrape time from the services'
+ * own counters; the rest are counted on the hub's event bus, from Aedes's
+ * `publish` event (messages in), the `authorizeForward` hook (messages out)
+ * and the store's group-commit callback (commit latency). Each hub has its
+ * own `Registry` — never prom-client's global one: tests run many hubs in
+ * one process. Names follow `ioc_edge_<what>_<unit>`.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { parseTopic } from '../contract/index.js';
+import type { HubEventMap, HubEvents } from './hub-events.js';
+import type { HubStore } from './store.js';
+
+/** Where the hub's metrics come from. */
+export interface HubMetricsSources {
+  store: HubStore;
+  events: HubEvents;
+  /** MQTT clients connected now. */
+  mqttClients: () => number;
+  /** Connections closed for an oversized packet. */
+  oversized: () => number;
+  live: () => { clients: number; messages: number; dropped: number };
+  clock?: () => number;
+}
+
+/** The hub's metrics registry and the counters fed by hooks. */
+export class HubMetrics {
+  readonly registry = new Registry();
+  private readonly received: Counter<'kind'>;
+  private readonly sent: Counter;
+  private readonly commit: Histogram;
+  private readonly events: Counter<'severity'>;
+  private readonly quarantined: Counter;
+  private readonly started: number;
+
+  constructor(private readonly src: HubMetricsSources) {
+    const reg = this.registry;
+    const clock = src.clock ?? Date.now;
+    this.started = clock();
+    const registers = [reg];
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({ name, help, registers, collect() { this.set(read()); } });
+    };
+    const total = (name: string, help: string, read: () => number): void => {
+      new Counter({ name, help, registers, collect() { this.reset(); this.inc(read()); } });
+    };
+    gauge('ioc_edge_process_uptime_seconds', 'Seconds since the hub started.', () => (clock() - this.started) / 1000);
+    gauge('ioc_edge_process_resident_memory_bytes', 'Resident set size of the hub process.', () => process.memoryUsage.rss());
+    gauge('ioc_edge_process_heap_used_bytes', 'V8 heap in use.', () => process.memoryUsage().heapUsed);
+
+    gauge('ioc_edge_hub_mqtt_clients_connected', 'MQTT clients connected now (gateways, consumers, services).', src.mqttClients);
+    total('ioc_edge_hub_mqtt_oversized_packets_total', 'Connections closed for a packet over the size limit.', src.oversized);
+    this.received = new Counter({ name: 'ioc_edge_hub_mqtt_messages_received_total', help: 'PUBLISH packets accepted from clients, by topic kind.', labelNames: ['kind'], registers });
+    this.sent = new Counter({ name: 'ioc_edge_hub_mqtt_messages_sent_total', help: 'PUBLISH packets forwarded to subscribers.', registers });
+
+    this.commit = new Histogram({
+      name: 'ioc_edge_hub_ingest_commit_duration_seconds', help: 'Telemetry group commit: first batch queued to COMMIT returned (fsync included).',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers,
+    });
+    const c = src.store.counters;
+    total('ioc_edge_hub_ingest_commits_total', 'Group commits of telemetry.', () => c.commits);
+    total('ioc_edge_hub_ingest_batches_total', 'Telemetry batches committed.', () => c.batches);
+    total('ioc_edge_hub_ingest_readings_total', 'Readings committed.', () => c.readings);
+    total('ioc_edge_hub_ingest_duplicate_batches_total', 'Replayed batches recognised and dropped.', () => c.duplicates);
+    this.events = new Counter({ name: 'ioc_edge_hub_events_total', help: 'Gateway events committed, by severity.', labelNames: ['severity'], registers });
+    this.quarantined = new Counter({ name: 'ioc_edge_hub_quarantined_total', help: 'Malformed payloads quarantined.', registers });
+
+    const store = src.store;
+    new Gauge({
+      name: 'ioc_edge_hub_gateways', help: 'Gateways known to the hub, by connection state.', labelNames: ['state'], registers,
+      async collect() {
+        const all = await store.listGateways();
+        const online = all.filter((g) => g.online).length;
+        this.set({ state: 'online' }, online);
+        this.set({ state: 'offline' }, all.length - online);
+      },
+    });
+    new Gauge({
+      name: 'ioc_edge_hub_gateway_backlog_readings', help: 'Readings waiting in each gateway\'s outbox, as its last status said.', labelNames: ['gateway'], registers,
+      async collect() {
+        this.reset();
+        for (const g of await store.listGateways()) if (g.status?.backlog) this.set({ gateway: g.id }, g.status.backlog.rows);
+      },
+    });
+    new Gauge({
+      name: 'ioc_edge_hub_alarms_active', help: 'Active alarms, by severity.', labelNames: ['severity'], registers,
+      async collect() {
+        this.reset();
+        const by = new Map<string, number>([['warning', 0], ['critical', 0]]);
+        for (const r of await store.activeAlarmCounts()) by.set(r.severity, (by.get(r.severity) ?? 0) + r.count);
+        for (const [severity, n] of by) this.set({ severity }, n);
+      },
+    });
+    gauge('ioc_edge_hub_live_clients', 'Live stream (SSE) clients connected now.', () => src.live().clients);
+    total('ioc_edge_hub_live_messages_total', 'Messages written to live stream clients.', () => src.live().messages);
+    total('ioc_edge_hub_live_dropped_clients_total', 'Live stream clients disconnected for not reading.', () => src.live().dropped);
+  }
+
+  /** Counts a PUBLISH accepted from a client (Aedes `publish` event). */
+  countIn(topic: string): void {
+    this.received.inc({ kind: parseTopic(topic)?.kind ?? (topic.startsWith('$SYS') ? 'sys' : 'other') });
+  }
+
+  /** Counts a PUBLISH forwarded to a subscriber (from `authorizeForward`). */
+  countOut(): void {
+    this.sent.inc();
+  }
+
+  /** The store's group-commit callback. */
+  readonly observeCommit = (info: { ms: number }): void => {
+    this.commit.observe(info.ms / 1000);
+  };
+
+  private readonly onEvent = ({ event }: HubEventMap['event'][0]): void => {
+    this.events.inc({ severity: event.severity });
+  };
+
+  private readonly onQuarantine = (): void => {
+    this.quarantined.inc();
+  };
+
+  async start(): Promise<void> {
+    this.src.events.on('event', this.onEvent);
+    this.src.events.on('quarantine', this.onQuarantine);
+  }
+
+  async stop(): Promise<void> {
+    this.src.events.off('event', this.onEvent);
+    this.src.events.off('quarantine', this.onQuarantine);
+  }
+
+  /** Exposition text for GET /metrics. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
