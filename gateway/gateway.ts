@@ -1,21 +1,28 @@
 /**
  * The gateway's composition root: loads profiles, builds the outbox, uplink,
- * southbound lines and device drivers (through southbound.ts) from a
- * validated configuration, wires drivers → outbox → uplink, starts them in
- * order and stops them in reverse. Only this file and southbound.ts call
- * `new` on gateway services.
+ * southbound lines and device drivers (through southbound.ts, kept per bus by
+ * southbound-set.ts) from a validated configuration, wires drivers → outbox →
+ * uplink, starts them in order and stops them in reverse. Only this file,
+ * southbound.ts and southbound-set.ts call `new` on gateway services.
+ *
+ * Remote configuration (config-agent.ts) runs the last good pushed version
+ * over the file (config-agent `bootConfig`) and changes a running gateway with
+ * {@link Gateway.reconfigure}: only what changed restarts.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
-import { IocError, type GatewayEvent, type Reading } from '../contract/index.js';
+import { canonicalJson, IocError, type GatewayEvent, type Reading } from '../contract/index.js';
 import { loadProfileDir, PROFILES_DIR, type DeviceProfile } from '../device-profiles/index.js';
-import type { Logger } from '../lib/index.js';
+import type { Logger, LogRing } from '../lib/index.js';
 import { AlarmEvaluator, alarmRules } from './alarm-evaluator.js';
+import { CommandHandler } from './commands.js';
+import { bootConfig, ConfigAgent, type ApplyResult } from './config-agent.js';
+import { ConfigFiles } from './config-store.js';
+import { SouthboundSet } from './southbound-set.js';
 import { parseGatewayConfig, type GatewayConfig } from './config.js';
 import { eventId, type DeviceHealth, type DevicePollStats } from './device-poller.js';
 import type { SerialPortFactory } from './drivers/byte-link.js';
-import { buildSouthbound } from './southbound.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import { resolveHubLogin } from './hub-login.js';
 import { inventoryOf } from './inventory.js';
@@ -49,6 +56,19 @@ export interface Gateway {
    *   GW_ERR_WRITE_VALUE (type or range), or the driver's error (timeout, exception…).
    */
   writePoint(deviceId: string, point: string, value: unknown): Promise<void>;
+  /**
+   * Moves the running gateway to `next` (same gateway id and data folder):
+   * only buses and devices whose settings or profile changed restart, the
+   * others keep polling; new hub settings reconnect the uplink. Outbox and
+   * http settings wait for a restart (listed in `pending`).
+   * @throws the first error (hub login, serial port probe, driver start…);
+   *   applying the previous configuration again restores it.
+   */
+  reconfigure(next: GatewayConfig, profiles?: ReadonlyMap<string, DeviceProfile>): Promise<ApplyResult>;
+  /** Remote configuration: desired/reported with commit-confirm rollback. */
+  readonly configAgent: ConfigAgent;
+  /** Remote commands (ping, read, write, restart-driver, logs). */
+  readonly commands: CommandHandler;
   stop(): Promise<void>;
 }
 
@@ -68,6 +88,10 @@ export interface StartGatewayOptions {
   profiles?: Map<string, DeviceProfile>;
   /** Opens serial ports (Modbus RTU, serial-line); tests pass serialport's mock binding. Default: the native binding. */
   serialPortFactory?: SerialPortFactory;
+  /** The ring the process logger also writes to: the remote `logs` command answers from it. */
+  logRing?: LogRing;
+  /** Overrides the confirm window of every desired configuration (ms; tests). */
+  confirmWindowMs?: number;
 }
 
 /** Starts a gateway; resolves once it polls (the hub may still be unreachable). */
@@ -75,9 +99,14 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
   const source = opts.source ?? '<config>';
   // First pass without profiles: it resolves profileDirs relative to the config file.
   const profiles = opts.profiles ?? (await loadProfiles(parseGatewayConfig(opts.config, source).profileDirs ?? []));
-  const config = parseGatewayConfig(opts.config, source, { profiles });
-  const logger = opts.logger.child({ gateway: config.gatewayId });
-  await mkdir(config.dataDir, { recursive: true });
+  const local = parseGatewayConfig(opts.config, source, { profiles });
+  const logger = opts.logger.child({ gateway: local.gatewayId });
+  await mkdir(local.dataDir, { recursive: true });
+  // The last good pushed configuration runs over the file (config-agent.ts).
+  const files = new ConfigFiles(local.dataDir);
+  const boot = await bootConfig(local, source, profiles, files, logger.child({ component: 'config' }));
+  let config = boot.running.config;
+  let currentProfiles: ReadonlyMap<string, DeviceProfile> = boot.running.profiles;
 
   const bus = new EventEmitter();
   const outbox = new SqliteOutbox({
@@ -95,22 +124,30 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     onEvent({ v: 1, id: eventId(), ts: Date.now(), type: 'outbox.overflow', severity: 'warning', code: 'GW_ERR_OUTBOX_IO', message: `outbox budget ${reason} reached: ${dropped} oldest readings dropped`, data: { dropped, reason } }));
   outbox.on('corrupt', ({ movedTo, reason }: { movedTo: string; reason: string }) =>
     setImmediate(() => onEvent({ v: 1, id: eventId(), ts: Date.now(), type: 'outbox.corrupt', severity: 'critical', code: 'GW_ERR_OUTBOX_IO', message: `outbox failed its integrity check (${reason}); moved to ${movedTo}, started fresh`, data: { movedTo } })));
-  const alarms = new AlarmEvaluator({ rules: alarmRules(config.devices, profiles), onEvent, logger: logger.child({ component: 'alarms' }), stateFile: path.join(config.dataDir, 'alarms.json') });
+  const alarms = new AlarmEvaluator({ rules: alarmRules(config.devices, currentProfiles), onEvent, logger: logger.child({ component: 'alarms' }), stateFile: path.join(config.dataDir, 'alarms.json') });
+  // Last reading per device and point, for "read now" on devices that cannot be asked (streams, subscriptions).
+  const latest = new Map<string, Map<string, Reading>>();
   const onReadings = (readings: Reading[]): void => {
+    for (const r of readings) {
+      let m = latest.get(r.device);
+      if (!m) latest.set(r.device, (m = new Map()));
+      m.set(r.point, r);
+    }
     bus.emit('readings', readings);
     outbox.append(readings);
     alarms.evaluate(readings);
   };
 
-  // Lines (Modbus TCP/RTU, serial-line ports, OPC UA clients) and one driver per device: southbound.ts.
-  const southbound = await buildSouthbound({ config, profiles, logger, onReadings, onEvent, ...(opts.serialPortFactory ? { serialPortFactory: opts.serialPortFactory } : {}) });
-  const lines = southbound.lines;
-  const pollers = southbound.drivers;
-  const devices = (): Record<string, DeviceHealth> => Object.fromEntries(pollers.map((p) => [p.id, p.health]));
+  // Lines (Modbus TCP/RTU, serial-line ports, OPC UA clients) and one driver per device: southbound.ts, per bus.
+  const southbound = new SouthboundSet({ logger, onReadings, onEvent, ...(opts.serialPortFactory ? { serialPortFactory: opts.serialPortFactory } : {}) });
+  await southbound.build(config, currentProfiles);
+  const lines = southbound.lines();
+  const pollers = southbound.drivers();
+  const devices = (): Record<string, DeviceHealth> => Object.fromEntries(southbound.drivers().map((p) => [p.id, p.health]));
 
   // Credential from config, from the file provisioning left, or by provisioning now with a claim (hub-login.ts).
   const login = await resolveHubLogin(config, logger);
-  const inventory = inventoryOf(config);
+  let inventory = inventoryOf(config);
   const firmware = detectFirmware();
   const uplink = new Uplink({
     gatewayId: config.gatewayId,
@@ -129,7 +166,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     statusExtra: () => ({ devices: devices(), firmware, inventory }),
   });
 
-  const pollStats = (): Record<string, DevicePollStats> => Object.fromEntries(pollers.map((p) => [p.id, { ...p.stats }]));
+  const pollStats = (): Record<string, DevicePollStats> => Object.fromEntries(southbound.drivers().map((p) => [p.id, { ...p.stats }]));
   const metrics = new GatewayMetrics({
     gatewayId: config.gatewayId, version: VERSION, outbox, uplink, pollStats,
     alarms: () => ({ active: alarms.list().length, ...alarms.counters }),
@@ -144,7 +181,51 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
       },
     })
     : null;
-  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, alarms, ...lines, uplink, ...pollers, ...(http ? [http] : [])];
+  const startedWith = config;
+  const same = (a: unknown, b: unknown): boolean => canonicalJson(a ?? null) === canonicalJson(b ?? null);
+  const reconfigure = async (next: GatewayConfig, nextProfiles: ReadonlyMap<string, DeviceProfile> = currentProfiles): Promise<ApplyResult> => {
+    if (next.gatewayId !== config.gatewayId || next.dataDir !== config.dataDir) {
+      throw new IocError('CONFIG_ERR_LOCAL_ONLY', `a running gateway keeps its id and data folder (${config.gatewayId}, ${config.dataDir})`);
+    }
+    // What can fail without touching anything first: the hub login (credential, CA file).
+    const hubChanged = !same(next.hub, config.hub);
+    const nextLogin = hubChanged ? await resolveHubLogin(next, logger) : null;
+    config = next;
+    currentProfiles = nextProfiles;
+    const change = await southbound.apply(next, nextProfiles);
+    alarms.setRules(alarmRules(next.devices, nextProfiles));
+    inventory = inventoryOf(next);
+    const reconnected = await uplink.reconfigure({
+      batchSize: next.uplink.batchSize, window: next.uplink.window, statusIntervalMs: next.uplink.statusIntervalS * 1000,
+      reconnect: { minMs: next.hub.reconnectMinMs, maxMs: next.hub.reconnectMaxMs },
+      ...(nextLogin ? { url: next.hub.url, username: nextLogin.username, password: nextLogin.password, mqttOptions: nextLogin.mqttOptions, keepaliveS: next.hub.keepaliveS } : {}),
+    });
+    const pending = (['outbox', 'http'] as const).filter((k) => !same((next as unknown as Record<string, unknown>)[k], (startedWith as unknown as Record<string, unknown>)[k])).map((k) => `/${k}`);
+    logger.info({ restartedBuses: change.buses, restartedDevices: change.devices, reconnected, pending }, 'configuration changed');
+    return { restarted: { ...change, uplink: reconnected }, pending };
+  };
+  const configAgent = new ConfigAgent({
+    gatewayId: config.gatewayId, logger: logger.child({ component: 'config' }), files, uplink, boot, local, source, baseProfiles: profiles,
+    apply: (next) => reconfigure(next.config, next.profiles),
+    ...(opts.confirmWindowMs !== undefined ? { confirmWindowMs: opts.confirmWindowMs } : {}),
+  });
+  const commands = new CommandHandler({
+    gatewayId: config.gatewayId, logger: logger.child({ component: 'commands' }), uplink, version: VERSION,
+    readNow: (device, points) => southbound.readNow(device, points),
+    latest: (device) => [...(latest.get(device)?.values() ?? [])],
+    hasDevice: (device) => southbound.driver(device) !== undefined,
+    writePoint: (device, point, value) => writePoint(device, point, value),
+    restart: (target) => southbound.restart(target),
+    configState: () => ({ version: configAgent.runningVersion, status: configAgent.reported.status }),
+    ...(opts.logRing ? { logs: opts.logRing } : {}),
+  });
+  const writePoint = async (deviceId: string, point: string, value: unknown): Promise<void> => {
+    const driver = southbound.driver(deviceId);
+    if (!driver) throw new IocError('GW_ERR_WRITE_REFUSED', `no enabled device '${deviceId}' on this gateway`, { context: { device: deviceId, point } });
+    if (!driver.write) throw new IocError('GW_ERR_WRITE_REFUSED', `device '${deviceId}' has no writable points (its protocol is read-only)`, { context: { device: deviceId, point } });
+    await driver.write(point, value);
+  };
+  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, alarms, ...lines, uplink, configAgent, commands, ...pollers, ...(http ? [http] : [])];
   const started: typeof services = [];
   try {
     for (const s of services) {
@@ -156,10 +237,13 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     throw err;
   }
   running = true;
-  logger.info({ devices: pollers.length, buses: lines.length, hub: config.hub.url }, 'gateway started');
+  southbound.markStarted();
+  logger.info({ configVersion: boot.running.version, devices: pollers.length, buses: lines.length, hub: config.hub.url }, 'gateway started');
   let stopping: Promise<void> | null = null;
   return {
-    config,
+    get config() {
+      return config;
+    },
     outbox,
     uplink,
     bus,
@@ -168,18 +252,21 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     alarms,
     metrics,
     httpPort: http?.port ?? 0,
-    async writePoint(deviceId, point, value) {
-      const driver = pollers.find((p) => p.id === deviceId);
-      if (!driver) throw new IocError('GW_ERR_WRITE_REFUSED', `no enabled device '${deviceId}' on this gateway`, { context: { device: deviceId, point } });
-      if (!driver.write) throw new IocError('GW_ERR_WRITE_REFUSED', `device '${deviceId}' has no writable points (its protocol is read-only)`, { context: { device: deviceId, point } });
-      await driver.write(point, value);
-    },
+    writePoint,
+    reconfigure,
+    configAgent,
+    commands,
     /** Idempotent: a second call waits for the first. */
     stop() {
       stopping ??= (async () => {
         // Pollers first (no new readings), then the uplink, then the outbox flushes what is left.
         running = false;
-        for (const s of [...(http ? [http] : []), ...pollers, uplink, ...lines, alarms, outbox]) await s.stop().catch((err) => logger.error({ err }, 'stop failed'));
+        const onError = (err: unknown): void => logger.error({ err }, 'stop failed');
+        for (const s of [...(http ? [http] : []), configAgent, commands]) await s.stop().catch(onError);
+        await southbound.stopDrivers(onError);
+        await uplink.stop().catch(onError);
+        await southbound.stopLines(onError);
+        for (const s of [alarms, outbox]) await s.stop().catch(onError);
         bus.removeAllListeners();
         logger.info('gateway stopped');
       })();

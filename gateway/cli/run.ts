@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { isIocError } from '../../contract/index.js';
-import { createLogger } from '../../lib/index.js';
+import { createLogger, LogRing } from '../../lib/index.js';
 import { loadGatewayConfig } from '../config.js';
 import { loadProfiles, startGateway } from '../gateway.js';
 import type { Command } from './command.js';
@@ -40,8 +40,10 @@ export const run: Command = {
       const first = await loadGatewayConfig(values.config);
       const profiles = await loadProfiles(first.profileDirs ?? []);
       const config = await loadGatewayConfig(values.config, { profiles });
-      const logger = createLogger({ level: values['log-level'] ?? 'info', pretty: values.pretty ?? false, destination: out });
-      gateway = await startGateway({ config, source: values.config, logger, profiles });
+      // The last log lines stay in memory for the remote 'logs' command.
+      const logRing = new LogRing({ capacity: 2000 });
+      const logger = createLogger({ level: values['log-level'] ?? 'info', pretty: values.pretty ?? false, destination: out, ring: logRing });
+      gateway = await startGateway({ config, source: values.config, logger, profiles, logRing });
     } catch (e) {
       err.write(`ioc-edge: gateway not started: ${isIocError(e) ? e.message : String(e)}\n`);
       return 1;
