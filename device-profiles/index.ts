@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 export * from './types.js';
 export { checkAlarms, type PointAlarm } from './alarm.js';
+export { FLASHERS, checkFirmware, profileFirmware, type FirmwareSettings, type FlasherKind } from './firmware-settings.js';
 export { registerCount, type PointLayout } from './register-count.js';
 export type { ProfileProblem } from './check-profile.js';
 export { findProfile, loadProfileDir, loadProfileFile, profileSchema, validateProfile } from './loader.js';

@@ -12,6 +12,7 @@ import { IocError } from '../contract/index.js';
 import { checkAlarms } from './alarm.js';
 import { checkProfile, type ProfileProblem, type SchemaProfile } from './check-profile.js';
 import { checkOpcuaProfile, checkSerialLineProfile } from './check-other-profiles.js';
+import { checkFirmware } from './firmware-settings.js';
 import type { ByteOrder, DeviceProfile, OpcuaProfile, SerialLineProfile, WordOrder } from './types.js';
 
 /** The profile JSON Schema (draft 2020-12), as plain JSON. */
@@ -53,11 +54,12 @@ export function validateProfile(doc: unknown, file: string): DeviceProfile {
   if (protocol !== 'modbus') {
     const problems = protocol === 'serial-line' ? checkSerialLineProfile(copy as SerialLineProfile, file) : checkOpcuaProfile(copy as OpcuaProfile, file);
     problems.push(...checkAlarms((copy as SerialLineProfile | OpcuaProfile).points));
+    problems.push(...checkFirmware(copy as SerialLineProfile | OpcuaProfile));
     if (problems.length > 0) throw invalid(file, problems);
     return deepFreeze(copy as DeviceProfile);
   }
   const profile = copy as SchemaProfile & { modbus: { byteOrder?: ByteOrder } };
-  const problems = [...checkProfile(profile, file), ...checkAlarms(profile.points)];
+  const problems = [...checkProfile(profile, file), ...checkAlarms(profile.points), ...checkFirmware({ ...profile, protocol: 'modbus' })];
   if (problems.length > 0) throw invalid(file, problems);
   const layout = BYTE_ORDERS[profile.modbus.byteOrder ?? 'ABCD'];
   for (const p of profile.points) {
