@@ -185,36 +185,52 @@ export class HubStore {
     const db = this.requireDb();
     const now = this.clock();
     return db.transaction(async () => {
-      const results: Array<'stored' | 'duplicate'> = [];
+      // One round trip for the whole group's dedupe: a multi-row INSERT OR IGNORE … RETURNING
+      // names the batches that were new. A key seen twice in one group counts once.
+      const key = (b: BatchToCommit): string => `${b.gateway}\u0000${b.epoch}\u0000${b.seq}`;
+      const firstOf = new Map<string, number>();
+      batches.forEach((b, i) => {
+        if (!firstOf.has(key(b))) firstOf.set(key(b), i);
+      });
+      const candidates = [...firstOf.values()].map((i) => batches[i]!);
+      const inserted = new Set<string>();
+      for (let i = 0; i < candidates.length; i += 1000) {
+        const part = candidates.slice(i, i + 1000);
+        const ret = await db.all<{ gateway: string; epoch: string; seq: number }>(
+          `INSERT OR IGNORE INTO batches(gateway, epoch, seq, received_at, count) VALUES ${part.map(() => '(?,?,?,?,?)').join(',')} RETURNING gateway, epoch, seq`,
+          part.flatMap((b) => [b.gateway, b.epoch, b.seq, now, b.readings.length]),
+        );
+        for (const r of ret) inserted.add(`${r.gateway}\u0000${r.epoch}\u0000${r.seq}`);
+      }
+      const results: Array<'stored' | 'duplicate'> = batches.map((b, i) => (firstOf.get(key(b)) === i && inserted.has(key(b)) ? 'stored' : 'duplicate'));
       const rows: unknown[][] = [];
       const latest = new Map<string, unknown[]>();
       const seen = new Set<string>();
-      for (const b of batches) {
-        const res = await db.run('INSERT OR IGNORE INTO batches(gateway, epoch, seq, received_at, count) VALUES (?,?,?,?,?)', [b.gateway, b.epoch, b.seq, now, b.readings.length]);
-        if (res.changes === 0) {
-          results.push('duplicate');
-          continue;
-        }
-        results.push('stored');
+      batches.forEach((b, i) => {
+        if (results[i] !== 'stored') return;
         seen.add(b.gateway);
         const hist = b.historical ? 1 : 0;
         for (const r of b.readings) {
           const [value, vtype] = toColumns(r.value);
           const q = QUALITY_CODE[r.quality];
           rows.push([b.gateway, r.device, r.point, r.ts, value, vtype, q, hist]);
-          const key = `${b.gateway}\u0000${r.device}\u0000${r.point}`;
-          const prev = latest.get(key);
-          if (!prev || (prev[3] as number) <= r.ts) latest.set(key, [b.gateway, r.device, r.point, r.ts, value, vtype, q]);
+          const k = `${b.gateway}\u0000${r.device}\u0000${r.point}`;
+          const prev = latest.get(k);
+          if (!prev || (prev[3] as number) <= r.ts) latest.set(k, [b.gateway, r.device, r.point, r.ts, value, vtype, q]);
         }
-      }
+      });
       if (rows.length > 0) {
         // In index order: neighbouring index pages are touched together instead of at random.
         rows.sort((a, b) => cmp(a[0] as string, b[0] as string) || cmp(a[1] as string, b[1] as string) || cmp(a[2] as string, b[2] as string) || (a[3] as number) - (b[3] as number));
         await insertMany(db, 'INSERT INTO readings(gateway, device, point, ts, value, vtype, quality, historical)', 8, rows, 2000);
         await upsertLatest(db, [...latest.values()]);
       }
-      for (const gw of seen) {
-        await db.run('INSERT INTO gateways(id, first_seen, last_seen) VALUES (?,?,?) ON CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen', [gw, now, now]);
+      if (seen.size > 0) {
+        const gws = [...seen];
+        await db.run(
+          `INSERT INTO gateways(id, first_seen, last_seen) VALUES ${gws.map(() => '(?,?,?)').join(',')} ON CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen`,
+          gws.flatMap((gw) => [gw, now, now]),
+        );
       }
       this.counters.commits++;
       this.counters.batches += results.filter((r) => r === 'stored').length;
@@ -370,8 +386,8 @@ function toReading(r: RawReadingRow): StoredReading {
 
 async function upsertLatest(db: SqliteDb, rows: unknown[][]): Promise<void> {
   const one = '(?,?,?,?,?,?,?)';
-  for (let i = 0; i < rows.length; i += 500) {
-    const part = rows.slice(i, i + 500);
+  for (let i = 0; i < rows.length; i += 2000) {
+    const part = rows.slice(i, i + 2000);
     await db.run(
       `INSERT INTO latest(gateway, device, point, ts, value, vtype, quality) VALUES ${part.map(() => one).join(',')}
        ON CONFLICT(gateway, device, point) DO UPDATE SET ts = excluded.ts, value = excluded.value, vtype = excluded.vtype, quality = excluded.quality
