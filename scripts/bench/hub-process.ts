@@ -6,6 +6,7 @@
  */
 import { startHub } from '../../hub/index.js';
 import { createLogger } from '../../lib/index.js';
+import { cpuProfileFromEnv } from './cpu-profile.js';
 
 const [dataDir, port] = process.argv.slice(2);
 if (!dataDir) {
@@ -14,20 +15,7 @@ if (!dataDir) {
 }
 const hub = await startHub({ dataDir, logger: createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: process.stderr }), mqttPort: Number(port ?? 0), httpPort: 0 });
 process.stdout.write(`${JSON.stringify({ ready: true, mqttPort: hub.mqttPort, httpPort: hub.httpPort, pid: process.pid })}\n`);
-// HUB_CPU_PROFILE=FILE writes a V8 CPU profile of the hub's life to FILE (for benchmark analysis).
-let writeProfile = async (): Promise<void> => undefined;
-if (process.env.HUB_CPU_PROFILE) {
-  const { Session } = await import('node:inspector/promises');
-  const { writeFile } = await import('node:fs/promises');
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
-  writeProfile = async () => {
-    const { profile } = await session.post('Profiler.stop');
-    await writeFile(process.env.HUB_CPU_PROFILE!, JSON.stringify(profile));
-  };
-}
+const writeProfile = await cpuProfileFromEnv();
 const stop = (): void => void hub.stop().then(writeProfile).then(() => process.exit(0));
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

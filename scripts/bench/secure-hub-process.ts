@@ -13,6 +13,7 @@ import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { startHub } from '../../hub/index.js';
 import { createLogger } from '../../lib/index.js';
+import { cpuProfileFromEnv } from './cpu-profile.js';
 
 const [dataDir] = process.argv.slice(2);
 if (!dataDir) {
@@ -25,13 +26,14 @@ const hub = await startHub({
   auth: { mode: 'required', ...(scryptN ? { scrypt: { N: scryptN, r: 8, p: 1 } } : {}) },
 });
 const say = (o: unknown): boolean => process.stdout.write(`${JSON.stringify(o)}\n`);
+const writeProfile = await cpuProfileFromEnv();
 say({ ready: true, mqttPort: hub.mqttPort, httpPort: hub.httpPort, pid: process.pid });
 
 let stopping = false;
 const stop = (): void => {
   if (stopping) return;
   stopping = true;
-  void hub.stop().then(() => process.exit(0));
+  void hub.stop().then(writeProfile).then(() => process.exit(0));
 };
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);
