@@ -110,6 +110,25 @@ export type CommandResult<T = unknown> =
   | { v: 1; transaction: string; status: 'ok'; data: T }
   | { v: 1; transaction: string; status: 'error'; error: { code: string; message: string; context?: Record<string, unknown> } };
 
+/** Deepest nesting accepted in a desired configuration (a real one nests about 6 levels). */
+export const CONFIG_MAX_DEPTH = 32;
+
+/**
+ * True when `value` nests objects/arrays deeper than `max` levels. Iterative,
+ * so a hostile document thousands of levels deep cannot overflow the stack
+ * (JSON.parse accepts it; JSON.stringify and structuredClone would not).
+ */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Object.values(v as Record<string, unknown>)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** JSON with object keys sorted at every level: equal values give equal text. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {

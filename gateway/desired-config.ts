@@ -1,13 +1,13 @@
 /**
  * From a received desired document to a configuration the gateway can run:
- * size cap before parsing, the envelope schema, the hash, then the checks the
+ * size cap before parsing, a nesting cap after, the envelope schema, the hash, then the checks the
  * hub ran too (contract `checkDesiredConfig`: pushed profiles, configuration
  * schema and second pass, gateway id, no local-only settings), and finally the
  * gateway's own settings (data folder, profile folders, credential, claim)
  * merged in and paths resolved as for its file.
  */
 import {
-  checkDesiredConfig, CONFIG_MAX_BYTES, configHash, IocError, LOCAL_ONLY_SETTINGS, parseJson, validateConfigDesired,
+  checkDesiredConfig, CONFIG_MAX_BYTES, CONFIG_MAX_DEPTH, configHash, nestedDeeperThan, IocError, LOCAL_ONLY_SETTINGS, parseJson, validateConfigDesired,
   type ConfigDesired, type ConfigProblem,
 } from '../contract/index.js';
 import { validateProfile, type DeviceProfile } from '../device-profiles/index.js';
@@ -32,7 +32,11 @@ export function parseDesiredPayload(payload: Buffer, maxBytes = CONFIG_MAX_BYTES
   if (payload.length > maxBytes) {
     throw new IocError('CONFIG_ERR_TOO_LARGE', `desired configuration of ${payload.length} bytes is larger than the ${maxBytes} bytes a gateway accepts; not parsed`, { context: { bytes: payload.length } });
   }
-  return validateConfigDesired(parseJson(payload));
+  const value = parseJson(payload);
+  if (nestedDeeperThan(value, CONFIG_MAX_DEPTH)) {
+    throw new IocError('CONTRACT_ERR_INVALID_PAYLOAD', `desired configuration nests deeper than ${CONFIG_MAX_DEPTH} levels; not a configuration`, { context: { pointer: '' } });
+  }
+  return validateConfigDesired(value);
 }
 
 function invalid(version: number, problems: ConfigProblem[]): IocError {

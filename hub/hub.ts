@@ -9,6 +9,11 @@ import { IocError } from '../contract/index.js';
 import type { Logger } from '../lib/index.js';
 import { Api } from './api.js';
 import { Broker } from './broker.js';
+import { registerConfigRoutes } from './config/api-routes.js';
+import { brokerLink } from './config/broker-link.js';
+import { CommandService } from './config/command-service.js';
+import { ConfigService } from './config/config-service.js';
+import { ConfigStore } from './config/config-store.js';
 import { registerConsoleRoutes } from './console/console-routes.js';
 import { registerDataRoutes } from './data-routes.js';
 import { HubEvents } from './hub-events.js';
@@ -78,6 +83,10 @@ export interface Hub {
   readonly metrics: HubMetrics;
   /** The SSE live stream (GET /api/v1/stream). */
   readonly live: LiveStream;
+  /** Versioned desired configurations, gateways' reports, the fleet view (issue 6). */
+  readonly config: ConfigService;
+  /** Remote commands to gateways with their answers (issue 6). */
+  readonly commands: CommandService;
   /** True when MQTT and the API listen with TLS (mqtts://, https://). */
   readonly tls: boolean;
   stop(): Promise<void>;
@@ -146,6 +155,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     live: () => ({ clients: live.clientCount, messages: live.counters.messages, dropped: live.counters.dropped }),
   });
   const m0 = metrics;
+  // Remote configuration and commands (issue 6): the hub's own publishes bypass the ACL (broker-link.ts).
+  const link = brokerLink(() => b0.instance);
+  const config = new ConfigService({ logger: logger.child({ component: 'config' }), store: new ConfigStore({ db: registryDb }), audit, broker: link, listGateways: () => store.listGateways(), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const commands = new CommandService({ logger: logger.child({ component: 'commands' }), broker: link, audit, isOnline: (gw) => b0.isConnected(gw, null) });
   events.on('gateway', ({ gateway, status }) => {
     if (status) void registry.recordStatus(gateway, status).catch((err: unknown) => idLog.error({ err, gateway }, 'registry update from status failed'));
   });
@@ -160,6 +173,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       registerIdentityRoutes(app, { identity, store: identities, audit, clientIds: (u) => b0.clientIds(u) });
       registerRegistryRoutes(app, { identity, store, registry, identities });
       registerDataRoutes(app, { store });
+      registerConfigRoutes(app, { config, commands });
       live.register(app);
       registerConsoleRoutes(app);
       app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format 0.0.4)', tags: ['observability'] } }, async (_req, reply) => reply.type(m0.contentType).send(await m0.text()));
@@ -168,7 +182,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
 
   const started: Array<{ stop(): Promise<void> }> = [];
   try {
-    for (const svc of [store, registryDb, identity, metrics, broker, live, api]) {
+    for (const svc of [store, registryDb, identity, metrics, broker, config, commands, live, api]) {
       await svc.start();
       started.push(svc);
       // A client whose identity was revoked while its CONNECT was in flight is closed once registered.
@@ -195,6 +209,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     authMode,
     metrics: m0,
     live,
+    config,
+    commands,
     tls: tlsMaterial !== undefined,
     /** Idempotent: a second call waits for the first. */
     stop() {
@@ -203,6 +219,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         // Stop accepting traffic first, then let the store finish its commits.
         await live.stop(); // ends the open streams, so the HTTP server can close
         await api.stop();
+        await commands.stop();
+        await config.stop();
         await b.stop();
         await m0.stop();
         await identity.stop();
