@@ -11,7 +11,8 @@
  *    changed drivers restart, the uplink reconnects only for new hub
  *    settings — and report `confirming`;
  * 3. confirm: within the confirm window (`confirmWindowS`, default 30 s) the
- *    hub must acknowledge a report over the (possibly new) connection. Then
+ *    hub must acknowledge a report over the (possibly new) connection (a
+ *    refusal no retry can mend — credentials, TLS trust — ends it early). Then
  *    the version becomes the last good one (`last-good.json`) and is reported
  *    `applied`;
  * 4. otherwise — it could not be applied, or the hub was not reached in time
@@ -227,11 +228,17 @@ export class ConfigAgent extends EventEmitter {
         done = true;
         clearTimeout(timer);
         uplink.off('connect', attempt);
+        uplink.off('connect-error', onError);
         this.cancelConfirm = null;
         if (err) reject(err);
         else resolve();
       };
       const timer = setTimeout(() => finish(new Error(`no acknowledgement from the hub within ${Math.round(windowMs / 1000)} s`)), windowMs);
+      // A refusal that no retry can change (credentials, TLS trust) ends the wait at once: waiting would only hammer the hub.
+      const onError = (err: Error): void => {
+        if (isDefinitiveRefusal(err)) finish(new Error(`the hub refused the connection: ${err.message}`));
+      };
+      uplink.on('connect-error', onError);
       function attempt(): void {
         if (done || !uplink.connected) return;
         uplink.publish(topics.configReported(gatewayId), JSON.stringify(current()), { qos: 1 }).then(() => finish(null), () => undefined);
@@ -250,10 +257,14 @@ export class ConfigAgent extends EventEmitter {
     const target = back.version === 0 ? 'its configuration file (version 0)' : `version ${back.version}`;
     let error: NonNullable<ConfigReported['error']>;
     if (phase === 'confirm') {
-      const why = uplink.stats().lastError;
+      const refused = (err as Error).message.startsWith('the hub refused');
+      const why = refused ? (err as Error).message.replace(/^the hub refused the connection: /, '') : uplink.stats().lastError;
+      const windowS = Math.round((this.deps.confirmWindowMs ?? (doc.confirmWindowS ?? 30) * 1000) / 1000);
       error = {
         code: 'CONFIG_ERR_UNCONFIRMED', phase,
-        message: `version ${v} was applied, but the gateway could not reach the hub at ${next.config.hub.url} within ${Math.round((this.deps.confirmWindowMs ?? (doc.confirmWindowS ?? 30) * 1000) / 1000)} s${why ? ` (last error: ${why})` : ''}; it went back to ${target} by itself. Check the hub address, credentials and TLS settings of version ${v}`,
+        message: refused
+          ? `version ${v} was applied, but the hub at ${next.config.hub.url} refused the gateway's connection (${why}); it went back to ${target} by itself. Check the credentials and TLS settings of version ${v}`
+          : `version ${v} was applied, but the gateway could not reach the hub at ${next.config.hub.url} within ${windowS} s${why ? ` (last error: ${why})` : ''}; it went back to ${target} by itself. Check the hub address, credentials and TLS settings of version ${v}`,
       };
     } else {
       error = errorOf(err, phase, `version ${v} could not be applied: ${(err as Error).message}; the gateway went back to ${target} by itself`);
@@ -299,6 +310,13 @@ export class ConfigAgent extends EventEmitter {
       this.deps.logger.debug({ err: (err as Error).message }, 'configuration report not sent; sent again on reconnect');
     }
   }
+}
+
+/** CONNACK return codes 2 (identifier rejected), 4 (bad user name or password), 5 (not authorised), MQTT 3.1.1 §3.2.2.3, and TLS trust failures. */
+export function isDefinitiveRefusal(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (code === 2 || code === 4 || code === 5) return true;
+  return typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|ERR_TLS|EPROTO|SSL/.test(code);
 }
 
 function codeOf(err: unknown): string {

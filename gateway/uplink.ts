@@ -90,7 +90,10 @@ export interface UplinkStats {
 }
 
 /**
- * Emits `'connect'`, `'offline'` and `'batch-acked'` (`{seq, count}`).
+ * Emits `'connect'`, `'offline'`, `'batch-acked'` (`{seq, count}`),
+ * `'connect-error'` (Error: a refused CONNACK carries its return code in
+ * `code`, a socket or TLS failure its errno/OpenSSL code) and
+ * `'subscribe-error'`.
  */
 export class Uplink extends EventEmitter {
   private client: MqttClient | null = null;
@@ -189,6 +192,7 @@ export class Uplink extends EventEmitter {
       const code = (err as { code?: string | number }).code;
       this.lastErr = `${err.message}${code !== undefined && !err.message.includes(String(code)) ? ` (${code})` : ''}`;
       deps.logger.warn({ err: err.message, code: 'GW_ERR_UPLINK_OFFLINE' }, 'uplink error');
+      if (this.client === client) this.emit('connect-error', err);
     });
   }
 

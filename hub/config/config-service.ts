@@ -5,12 +5,13 @@
  * profiles plus those the gateway reports and those pushed with the
  * configuration — overlapping registers and all); each accepted version is
  * stored (who, when, note), audited, and published as the retained desired
- * document. The gateways' reports are stored as they arrive; the fleet view
+ * document (readers never see passwords: {@link redactSecrets}). The gateways' reports are stored as they arrive; the fleet view
  * compares desired with reported per gateway.
  *
  * Retained messages live in the broker's memory: at start the newest version
  * of every gateway is published again.
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   checkDesiredConfig, CONFIG_MAX_BYTES, CONFIG_MAX_DEPTH, configHash, nestedDeeperThan, DEFAULT_CONFIRM_WINDOW_S, IocError, isValidId, parseJson, parseTopic, ROOT, topics, validateConfigReported,
@@ -170,11 +171,16 @@ export class ConfigService extends EventEmitter {
     return this.deps.store.versions(gateway, limit);
   }
 
-  /** One version (the newest by default). @throws IocError HUB_ERR_NOT_FOUND */
+  /**
+   * One version (the newest by default), as readers see it: every `password`
+   * replaced by `redacted:` and the start of its SHA-256, so a change still
+   * shows in a diff but the secret does not leave the hub.
+   * @throws IocError HUB_ERR_NOT_FOUND
+   */
   async document(gateway: string, version?: number): Promise<ConfigDesired> {
     const doc = await this.deps.store.document(gateway, version);
     if (!doc) throw new IocError('HUB_ERR_NOT_FOUND', version === undefined ? `no configuration was ever pushed to gateway '${gateway}'` : `gateway '${gateway}' has no configuration version ${version}`);
-    return doc;
+    return redactSecrets(doc);
   }
 
   /** Differences between two versions (`from` defaults to the one before `to`, `to` to the newest). */
@@ -232,4 +238,9 @@ function invalid(gateway: string, problems: ConfigProblem[]): IocError {
   const lines = problems.slice(0, 20).map((p) => `${p.pointer || '/'}: ${p.message}`);
   if (problems.length > 20) lines.push(`… and ${problems.length - 20} more`);
   return new IocError(code, `configuration for gateway ${gateway} refused (${problems.length} problem${problems.length === 1 ? '' : 's'}): ${lines.join('; ')}`, { context: { pointer: problems[0]?.pointer ?? '', problems } });
+}
+
+/** Copy of `value` with the value of every `password` key replaced by a short fingerprint. */
+export function redactSecrets<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value), (k, v: unknown) => (k === 'password' && typeof v === 'string' ? `redacted:${createHash('sha256').update(v).digest('hex').slice(0, 8)}` : v)) as T;
 }
