@@ -73,6 +73,7 @@ async function main(): Promise<void> {
   });
   const admin = await hub.identity.createApiToken({ name: 'demo-operator', role: 'admin' }, { actor: 'demo' });
   console.log(`hub api: http://127.0.0.1:${hub.httpPort}   (curl -H 'authorization: Bearer ${admin.token}' http://127.0.0.1:${hub.httpPort}/api/v1/gateways)`);
+  console.log(`console: http://127.0.0.1:${hub.httpPort}/console/   (sign in with the token above; metrics: /metrics, API document: /api/v1/openapi.json)`);
   console.log(`hub mqtt: mqtt://127.0.0.1:${hub.mqttPort}`);
 
   // Operator: a one-time claim for the cabinet's gateway (bound to its id, so a re-run re-provisions it).
