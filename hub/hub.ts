@@ -14,6 +14,8 @@ import { brokerLink } from './config/broker-link.js';
 import { CommandService } from './config/command-service.js';
 import { ConfigService } from './config/config-service.js';
 import { ConfigStore } from './config/config-store.js';
+import { FirmwareDb, FirmwareService, registerFirmwareRoutes } from './firmware/index.js';
+import { ImageStore, parsePublicKey } from '../firmware-bridge/index.js';
 import { registerConsoleRoutes } from './console/console-routes.js';
 import { registerDataRoutes } from './data-routes.js';
 import { HubEvents } from './hub-events.js';
@@ -63,6 +65,13 @@ export interface HubOptions {
   mqttMaxPacketBytes?: number;
   /** Clock of the identity services (claim expiry, rate limits, audit). */
   clock?: () => number;
+  /**
+   * Firmware (issue 7): Ed25519 public keys (base64 of the raw 32 bytes, or
+   * PEM) an uploaded manifest must be signed by — when absent, any signed
+   * manifest is stored and the gateways' own keys decide; how long an offer
+   * waits for an answer before it is sent again.
+   */
+  firmware?: { trustedKeys?: string[]; reofferMs?: number };
 }
 
 /** A running hub. */
@@ -87,6 +96,8 @@ export interface Hub {
   readonly config: ConfigService;
   /** Remote commands to gateways with their answers (issue 6). */
   readonly commands: CommandService;
+  /** Firmware images, manifests and rollouts (issue 7). */
+  readonly firmware: FirmwareService;
   /** True when MQTT and the API listen with TLS (mqtts://, https://). */
   readonly tls: boolean;
   stop(): Promise<void>;
@@ -159,6 +170,15 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const link = brokerLink(() => b0.instance);
   const config = new ConfigService({ logger: logger.child({ component: 'config' }), store: new ConfigStore({ db: registryDb }), audit, broker: link, listGateways: () => store.listGateways(), ...(opts.clock ? { clock: opts.clock } : {}) });
   const commands = new CommandService({ logger: logger.child({ component: 'commands' }), broker: link, audit, isOnline: (gw) => b0.isConnected(gw, null) });
+  // Firmware (issue 7): images content-addressed under <dataDir>/firmware, records in firmware.sqlite.
+  const fwDb = new FirmwareDb({ file: path.join(opts.dataDir, 'firmware.sqlite'), logger: logger.child({ component: 'firmware' }), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const firmware = new FirmwareService({
+    logger: logger.child({ component: 'firmware' }), db: fwDb, images: new ImageStore(path.join(opts.dataDir, 'firmware')), audit, broker: link,
+    devices: async () => (await registry.listDevices()).map((d) => ({ gateway: d.gateway, id: d.id, profile: d.profile })),
+    sites: async () => new Map((await registry.listGateways()).map((g) => [g.id, g.site])),
+    ...(opts.firmware?.trustedKeys ? { trustedKeys: opts.firmware.trustedKeys.map(parsePublicKey) } : {}),
+    ...(opts.firmware?.reofferMs !== undefined ? { reofferMs: opts.firmware.reofferMs } : {}),
+  });
   events.on('gateway', ({ gateway, status }) => {
     if (status) void registry.recordStatus(gateway, status).catch((err: unknown) => idLog.error({ err, gateway }, 'registry update from status failed'));
   });
@@ -174,6 +194,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       registerRegistryRoutes(app, { identity, store, registry, identities });
       registerDataRoutes(app, { store });
       registerConfigRoutes(app, { config, commands });
+      registerFirmwareRoutes(app, { firmware });
       live.register(app);
       registerConsoleRoutes(app);
       app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format 0.0.4)', tags: ['observability'] } }, async (_req, reply) => reply.type(m0.contentType).send(await m0.text()));
@@ -182,7 +203,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
 
   const started: Array<{ stop(): Promise<void> }> = [];
   try {
-    for (const svc of [store, registryDb, identity, metrics, broker, config, commands, live, api]) {
+    for (const svc of [store, registryDb, identity, metrics, broker, config, commands, fwDb, firmware, live, api]) {
       await svc.start();
       started.push(svc);
       // A client whose identity was revoked while its CONNECT was in flight is closed once registered.
@@ -211,6 +232,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     live,
     config,
     commands,
+    firmware,
     tls: tlsMaterial !== undefined,
     /** Idempotent: a second call waits for the first. */
     stop() {
@@ -220,6 +242,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         await live.stop(); // ends the open streams, so the HTTP server can close
         await api.stop();
         await commands.stop();
+        await firmware.stop();
+        await fwDb.stop();
         await config.stop();
         await b.stop();
         await m0.stop();

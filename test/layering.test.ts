@@ -14,8 +14,9 @@ const ALLOWED: Record<string, string[]> = {
   contract: ['contract'],
   lib: ['lib'],
   'device-profiles': ['device-profiles', 'contract'],
-  gateway: ['gateway', 'contract', 'device-profiles', 'lib'],
-  hub: ['hub', 'contract', 'device-profiles', 'lib'],
+  // The firmware bridge is the library both use for firmware (issue 7); it imports neither.
+  gateway: ['gateway', 'contract', 'device-profiles', 'lib', 'firmware-bridge'],
+  hub: ['hub', 'contract', 'device-profiles', 'lib', 'firmware-bridge'],
   'firmware-bridge': ['firmware-bridge', 'contract', 'device-profiles', 'lib'],
   bin: ['bin', 'gateway', 'hub', 'firmware-bridge', 'contract', 'device-profiles', 'lib'],
 };
