@@ -364,7 +364,9 @@ export async function bootConfig(local: GatewayConfig, source: string, baseProfi
     }
   }
   const d = desired?.doc;
-  if (desired && d && typeof d.version === 'number' && d.version > running.version) {
+  // A failure of the last good version itself (above) matters more than an older desired one.
+  const seen = Math.max(running.version, lastGood?.doc?.version ?? 0);
+  if (desired && d && typeof d.version === 'number' && d.version > seen) {
     if (desired.state === 'applying' || desired.state === 'confirming') {
       const message = `the gateway restarted while version ${d.version} was ${desired.state === 'applying' ? 'being applied' : 'waiting for confirmation'}; it started with ${running.version === 0 ? 'its configuration file (version 0)' : `version ${running.version}`}`;
       logger.warn({ version: d.version, code: 'CONFIG_ERR_INTERRUPTED' }, message);
