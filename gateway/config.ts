@@ -121,6 +121,8 @@ export interface GatewayConfig {
   uplink: { batchSize: number; window: number; statusIntervalS: number };
   /** Local /metrics, /healthz, /readyz endpoint; absent = off. */
   http?: { host: string; port: number };
+  /** Firmware updates of the field devices (issue 7): trusted signing keys and download tuning; absent = every offer refused. */
+  firmware?: { trustedKeys: string[]; window: number; chunkTimeoutMs: number; stallTimeoutS: number };
 }
 
 /** The schema, as JSON (for editors and docs); its file is `contract/schemas/gateway-config.schema.json`. */
