@@ -59,8 +59,9 @@ export async function callApi<T>(target: ApiTarget, method: string, path: string
           json = null;
         }
         if ((res.statusCode ?? 500) >= 300) {
-          const e = (json as { error?: { code?: string; message?: string } } | null)?.error;
-          reject(new IocError('HUB_ERR_BAD_REQUEST', `${method} ${url.pathname}: HTTP ${res.statusCode}: ${e?.message ?? text.slice(0, 200)}`, { context: { status: res.statusCode, code: e?.code } }));
+          const e = (json as { error?: { code?: string; message?: string; context?: { problems?: unknown[] } } } | null)?.error;
+          const problems = e?.context?.problems;
+          reject(new IocError('HUB_ERR_BAD_REQUEST', `${method} ${url.pathname}: HTTP ${res.statusCode}: ${e?.message ?? text.slice(0, 200)}`, { context: { status: res.statusCode, code: e?.code, ...(problems ? { problems } : {}) } }));
         } else resolve(json as T);
       });
     });

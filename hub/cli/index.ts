@@ -1,6 +1,7 @@
 /** The hub-side `ioc-edge` commands, for operators. bin/cli.ts registers this list next to the gateway's. */
 import { accountCreate } from './account-create.js';
 import { claimCreate, claimList, claimRevoke } from './claim.js';
+import { configDiff, configGet, configPush, configStatus, gatewayCommand } from './config.js';
 import type { Command } from './command.js';
 import { gatewayRevoke } from './gateway-revoke.js';
 import { hubRun } from './hub-run.js';
@@ -8,4 +9,4 @@ import { tokenCreate } from './token-create.js';
 
 export type { Command, CommandIo } from './command.js';
 
-export const hubCommands: Command[] = [hubRun, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate];
+export const hubCommands: Command[] = [hubRun, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, configPush, configGet, configDiff, configStatus, gatewayCommand];
