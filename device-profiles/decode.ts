@@ -14,6 +14,9 @@ import { IocError, type ReadingValue } from '../contract/index.js';
 import { registerCount } from './register-count.js';
 import { isBitTable, type ModbusPoint, type PointType } from './types.js';
 
+/** Scratch space for decoding up to 4 registers (64-bit values). */
+const SCRATCH = Buffer.alloc(8);
+
 /** Largest finite float32. */
 const FLOAT32_MAX = 3.4028234663852886e38;
 
@@ -70,11 +73,17 @@ function toEngineering(point: ModbusPoint, raw: number): number {
 export function decodeRegisters(point: ModbusPoint, regs: readonly number[]): ReadingValue {
   if (isBitTable(point.table)) throw fail(point, `a ${point.table} point is decoded with decodeBits, not from registers`);
   checkWords(point, regs, registerCount(point));
+  // Hot path (a gateway decodes tens of thousands of points a second): 16-bit integers without allocating.
+  if (point.bit === undefined && !point.byteSwap && (point.type === 'uint16' || point.type === 'int16')) {
+    const w = regs[0] as number;
+    return toEngineering(point, point.type === 'uint16' ? w : (w << 16) >> 16);
+  }
   const words = point.byteSwap ? regs.map(swapBytes) : [...regs];
   if (point.bit !== undefined) return (((words[0] as number) >>> point.bit) & 1) === 1;
   if (point.type === 'string') return decodeAscii(words);
   if (point.wordOrder === 'little') words.reverse();
-  const buf = Buffer.alloc(words.length * 2);
+  // One scratch buffer for every decode: values are read out before it is reused.
+  const buf = SCRATCH;
   words.forEach((w, i) => buf.writeUInt16BE(w, i * 2));
   let raw: number;
   switch (point.type) {

@@ -97,7 +97,10 @@ export class DeviceState {
       if (prev.value === value) return;
       if (db > 0 && typeof value === 'number' && typeof prev.value === 'number' && Math.abs(value - prev.value) < db) return;
     }
-    this.last.set(point.name, { value, quality });
+    if (prev) {
+      prev.value = value;
+      prev.quality = quality;
+    } else this.last.set(point.name, { value, quality });
     out.push({ device: this.deps.deviceId, point: point.name, ts, value, quality });
   }
 
