@@ -33,7 +33,7 @@ t.test('new bus types get their defaults', async (t) => {
   t.match(rtu, { baudRate: 9600, parity: 'even', dataBits: 8, stopBits: 1, timeoutMs: 1000, retries: 1, interFrameDelayMs: 0 }, 'Modbus serial line defaults: 9600 8E1 (Modbus over Serial Line v1.02 §2.5.1)');
   t.match(conv, { baudRate: 9600, timeoutMs: 1000, retries: 1, interFrameDelayMs: 0 });
   t.match(com1, { baudRate: 4800, parity: 'none', dataBits: 8, stopBits: 1 });
-  t.match(vms, { securityPolicy: 'Basic256Sha256', devMode: false, pkiDir: '/etc/ioc-edge/data/gateway/pki/vms', trustList: ['/etc/ioc-edge/pki/vms.pem'] });
+  t.match(vms, { securityPolicy: 'Basic256Sha256', devMode: false, pkiDir: '/etc/ioc-edge/data/gateway/pki/vms', trustList: ['/etc/ioc-edge/pki/vms.pem'], reconnectMaxMs: 2000 });
 });
 
 t.test('bus and device rules', async (t) => {
