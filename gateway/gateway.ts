@@ -22,7 +22,8 @@ import { ConfigFiles } from './config-store.js';
 import { SouthboundSet } from './southbound-set.js';
 import { parseGatewayConfig, type GatewayConfig } from './config.js';
 import { eventId, type DeviceHealth, type DevicePollStats } from './device-poller.js';
-import type { SerialPortFactory } from './drivers/byte-link.js';
+import { openSerialPort, type SerialPortFactory } from './drivers/byte-link.js';
+import { FirmwareAgent } from './firmware-agent.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import { resolveHubLogin } from './hub-login.js';
 import { inventoryOf } from './inventory.js';
@@ -69,6 +70,8 @@ export interface Gateway {
   readonly configAgent: ConfigAgent;
   /** Remote commands (ping, read, write, restart-driver, logs). */
   readonly commands: CommandHandler;
+  /** Firmware offers from the hub: download, verify, flash, confirm (issue 7). */
+  readonly firmware: FirmwareAgent;
   stop(): Promise<void>;
 }
 
@@ -219,13 +222,18 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     configState: () => ({ version: configAgent.runningVersion, status: configAgent.reported.status }),
     ...(opts.logRing ? { logs: opts.logRing } : {}),
   });
+  const firmwareAgent = new FirmwareAgent({
+    gatewayId: config.gatewayId, dataDir: config.dataDir, logger: logger.child({ component: 'firmware' }), uplink, onEvent,
+    config: () => config, profiles: () => currentProfiles, openPort: opts.serialPortFactory ?? openSerialPort,
+    driver: (id) => southbound.driver(id), latest: (device, point) => latest.get(device)?.get(point),
+  });
   const writePoint = async (deviceId: string, point: string, value: unknown): Promise<void> => {
     const driver = southbound.driver(deviceId);
     if (!driver) throw new IocError('GW_ERR_WRITE_REFUSED', `no enabled device '${deviceId}' on this gateway`, { context: { device: deviceId, point } });
     if (!driver.write) throw new IocError('GW_ERR_WRITE_REFUSED', `device '${deviceId}' has no writable points (its protocol is read-only)`, { context: { device: deviceId, point } });
     await driver.write(point, value);
   };
-  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, alarms, ...lines, uplink, configAgent, commands, ...pollers, ...(http ? [http] : [])];
+  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, alarms, ...lines, uplink, configAgent, commands, firmwareAgent, ...pollers, ...(http ? [http] : [])];
   const started: typeof services = [];
   try {
     for (const s of services) {
@@ -256,13 +264,14 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     reconfigure,
     configAgent,
     commands,
+    firmware: firmwareAgent,
     /** Idempotent: a second call waits for the first. */
     stop() {
       stopping ??= (async () => {
         // Pollers first (no new readings), then the uplink, then the outbox flushes what is left.
         running = false;
         const onError = (err: unknown): void => logger.error({ err }, 'stop failed');
-        for (const s of [...(http ? [http] : []), configAgent, commands]) await s.stop().catch(onError);
+        for (const s of [...(http ? [http] : []), configAgent, commands, firmwareAgent]) await s.stop().catch(onError);
         await southbound.stopDrivers(onError);
         await uplink.stop().catch(onError);
         await southbound.stopLines(onError);
