@@ -165,6 +165,7 @@ export class Uplink extends EventEmitter {
     });
     client.on('connect', () => {
       if (this.client !== client) return;
+      (client.stream as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
       this.lastErr = null;
       this.backoff.reset();
       this.counters.connects++;
