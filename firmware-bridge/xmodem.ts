@@ -65,7 +65,10 @@ export interface XmodemResult {
   lineBytes: number;
   /** True when the receiver asked for CRC (`C`); false for checksum mode. */
   crc: boolean;
+  /** From the handshake's start to the acknowledged EOT, ms. */
   durationMs: number;
+  /** From the first block on the line to the acknowledged EOT (the transfer without the wait for the receiver), ms. */
+  transferMs: number;
 }
 
 /** One XMODEM frame: header, number, complement, padded data, CRC-16 (big-endian) or checksum. */
@@ -108,7 +111,7 @@ export async function xmodemSend(channel: ByteChannel, image: Buffer, opts: Xmod
   const maxRetries = opts.maxRetries ?? 10;
   const reader = new ByteReader(channel);
   const started = Date.now();
-  const result: XmodemResult = { blocks: 0, blocks1k: 0, retransmits: 0, lineBytes: 0, crc: true, durationMs: 0 };
+  const result: XmodemResult = { blocks: 0, blocks1k: 0, retransmits: 0, lineBytes: 0, crc: true, durationMs: 0, transferMs: 0 };
   const write = (b: Buffer): void => {
     result.lineBytes += b.length;
     channel.write(b);
@@ -170,6 +173,7 @@ export async function xmodemSend(channel: ByteChannel, image: Buffer, opts: Xmod
     let blockNumber = 1;
     // Stale 'C's sent before our first block are not answers to it.
     reader.purge();
+    const firstBlockAt = performance.now();
     for (const size of sizes) {
       const frame = xmodemFrame(blockNumber, image.subarray(offset, offset + size), size, result.crc);
       let tries = 0;
@@ -204,6 +208,7 @@ export async function xmodemSend(channel: ByteChannel, image: Buffer, opts: Xmod
       }
     }
     result.durationMs = Date.now() - started;
+    result.transferMs = performance.now() - firstBlockAt;
     return result;
   } finally {
     reader.detach();
