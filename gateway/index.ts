@@ -6,3 +6,5 @@ export { startGateway, loadProfiles, type Gateway, type StartGatewayOptions } fr
 export { loadGatewayConfig, parseGatewayConfig, gatewayConfigSchema, type GatewayConfig } from './config.js';
 export type { Outbox, OutboxBatch, OutboxStats } from './outbox/outbox.js';
 export { SqliteOutbox } from './outbox/sqlite-outbox.js';
+export type { ConfigAgent, ApplyResult } from './config-agent.js';
+export type { CommandHandler } from './commands.js';

@@ -12,3 +12,5 @@ export type { AuditEntry } from './identity/audit-log.js';
 export type { TlsFiles } from './identity/tls-files.js';
 export type { RegistryDevice, RegistryGateway } from './registry/registry-store.js';
 export type { GatewayView } from './registry/gateway-view.js';
+export type { ConfigService, ConfigPush, FleetRow, FleetState } from './config/config-service.js';
+export type { CommandService } from './config/command-service.js';
