@@ -144,6 +144,10 @@ export async function gatewayKills(kills: number, opts: ScenarioOptions = {}): P
     for (let i = 0; i < kills; i++) {
       const child = run();
       const exited = new Promise((r) => child.once('exit', r));
+      // Kill it under load: only once it polls (start-up is slow on a busy machine).
+      const before = counters.reduce((n, c) => n + c.servedAt.length, 0);
+      const deadline = Date.now() + 60_000;
+      while (counters.reduce((n, c) => n + c.servedAt.length, 0) === before && child.exitCode === null && Date.now() < deadline) await sleep(50);
       await sleep(rand(opts.runMs ?? [800, 2000]));
       if (child.exitCode !== null) throw new Error(`gateway process exited by itself with code ${child.exitCode}`);
       killTimes.push(Date.now());
