@@ -102,6 +102,10 @@ t.test('operator console end to end', async (t) => {
   t.equal(await page.textContent('#desired-version'), '1', 'desired version 1 is the one the gateway reports running');
   await page.screenshot({ path: path.join(ARTIFACTS, 'console-config.png'), fullPage: true });
 
+  // Firmware rollouts (none yet on this hub).
+  await page.click('#nav a[data-view="firmware"]');
+  await page.locator('#rollouts-table td:has-text("No rollouts yet")').waitFor();
+
   // The audit log shows who did it.
   await page.click('#nav a[data-view="audit"]');
   await page.locator('#audit-table td code:text("config.push")').first().waitFor();
