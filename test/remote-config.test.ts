@@ -7,7 +7,11 @@ import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { configHash, CONFIG_MAX_BYTES, topics, type ConfigDesired } from '../contract/index.js';
+import { startGateway } from '../gateway/index.js';
+import { startHub } from '../hub/index.js';
+import { silentLogger } from '../lib/index.js';
 import { freePort } from '../scripts/sim/free-port.js';
+import { gatewayConfig, startSim } from './support/stack.js';
 import { hubApi, longestGap, push, pushable, recordReadings, reportOf, startRemoteStack } from './support/remote-config.js';
 import { waitFor } from './support/wait.js';
 
@@ -179,4 +183,31 @@ t.test('an older version is ignored; hostile and oversized documents are rejecte
   t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution');
   t.equal(gw.configAgent.runningVersion, 2, 'still runs version 2 after all of them');
   t.equal(gw.devices()['flood-1'], 'up');
+});
+
+t.test('a gateway offline at push time takes the version when it is back, even across a hub restart', async (t) => {
+  const dir = t.testdir();
+  const sim = await startSim(t);
+  const mqttPort = await freePort();
+  const hubOpts = { dataDir: path.join(dir, 'hub'), logger: silentLogger(), mqttPort, httpPort: 0 };
+  const first = await startHub(hubOpts);
+  const cfg = gatewayConfig(dir, mqttPort, sim.port);
+  const next = pushable(cfg);
+  (next.devices as Array<Record<string, unknown>>)[1]!.pollIntervalMs = 250;
+  t.equal((await push(first, GW, { config: next })).status, 201, 'pushed while the gateway is away');
+  t.equal((await hubApi(first, 'GET', `/api/v1/gateways/${GW}/config`)).body.state, 'unreported');
+  await first.stop();
+  const hub = await startHub(hubOpts);
+  t.teardown(() => hub.stop());
+  const gw = await startGateway({ config: cfg, source: '<test>', logger: silentLogger() });
+  t.teardown(() => gw.stop());
+  const report = await reportOf(gw, 1, 'applied');
+  t.equal(report.running.version, 1, 'the retained document was published again by the restarted hub');
+  t.equal(gw.config.devices[1]!.pollIntervalMs, 250);
+  await waitFor(async () => (await hubApi(hub, 'GET', `/api/v1/gateways/${GW}/config`)).body.state === 'in-sync', 'in sync');
+  await gw.stop();
+  const again = await startGateway({ config: cfg, source: '<test>', logger: silentLogger() });
+  t.teardown(() => again.stop());
+  t.equal(again.config.devices[1]!.pollIntervalMs, 250, 'after a gateway restart it runs the last good version over its file');
+  t.equal(again.configAgent.runningVersion, 1);
 });
