@@ -48,8 +48,9 @@ class StreamLink extends EventEmitter implements ByteLink {
   constructor(private readonly port: SerialStreamLike, readonly where: string) {
     super();
     port.on('data', (d: Buffer) => this.emit('data', d));
-    // serialport emits `close` with a DisconnectedError when the device vanishes (err.disconnected).
-    port.on('close', (err?: Error | null) => this.finish(err ?? null));
+    // serialport emits `close` with a DisconnectedError when the device vanishes (err.disconnected);
+    // a vanished pty may also just end the stream: any close we did not ask for is a broken link.
+    port.on('close', (err?: Error | null) => this.finish(err ?? new Error('serial port closed unexpectedly')));
     port.on('error', (err: Error) => {
       if (!port.isOpen) this.finish(err);
     });
