@@ -130,8 +130,38 @@ export class Api {
       return { items: await store.history({ gateway: req.query.gateway, device: req.query.device, point: req.query.point, from, to, limit: req.query.limit }) };
     });
 
-    app.get<{ Querystring: { gateway?: string; limit: number } }>('/api/v1/events', {
-      schema: { querystring: { type: 'object', additionalProperties: false, properties: { gateway: ID, limit: { type: 'integer', minimum: 1, maximum: 10000, default: 100 } } } },
+    app.get<{ Querystring: { gateway?: string; device?: string; type?: string; severity?: string; since?: number; limit: number } }>('/api/v1/events', {
+      schema: {
+        summary: 'Gateway events (alarms, device up/down, driver faults, outbox overflow…), newest first',
+        querystring: {
+          type: 'object', additionalProperties: false,
+          properties: {
+            gateway: ID, device: ID, severity: { enum: ['info', 'warning', 'critical'] },
+            type: { type: 'string', pattern: '^[a-z][a-z0-9_.]{0,63}$', description: 'type prefix, e.g. alarm. or device.down' },
+            since: { type: 'integer', minimum: 0, description: 'event time at or after, ms since the Unix epoch' },
+            limit: { type: 'integer', minimum: 1, maximum: 10000, default: 100 },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              items: {
+                type: 'array',
+                items: {
+                  type: 'object', required: ['gateway', 'id', 'ts', 'type', 'severity', 'message'],
+                  properties: {
+                    v: { type: 'integer' }, gateway: { type: 'string' }, id: { type: 'string' }, ts: { type: 'integer' }, receivedAt: { type: 'integer' }, type: { type: 'string' },
+                    severity: { enum: ['info', 'warning', 'critical'] }, device: { type: 'string' }, point: { type: 'string' }, code: { type: 'string' },
+                    message: { type: 'string' }, data: { type: 'object', additionalProperties: true },
+                  },
+                },
+              },
+            },
+          },
+          400: errorSchema,
+        },
+      },
     }, async (req) => ({ items: await store.events(req.query) }));
 
     app.get<{ Querystring: { limit: number } }>('/api/v1/quarantine', {

@@ -336,11 +336,26 @@ export class HubStore {
     return rows.map(toReading);
   }
 
-  async events(q: { gateway?: string; limit: number }): Promise<StoredEvent[]> {
-    const rows = await this.requireDb().all<Record<string, unknown>>(
-      `SELECT * FROM events ${q.gateway ? 'WHERE gateway = ?' : ''} ORDER BY ts DESC LIMIT ?`,
-      q.gateway ? [q.gateway, q.limit] : [q.limit],
-    );
+  /** Events newest first; `type` matches a prefix (`alarm.`), `since` is inclusive (ms, event time). */
+  async events(q: { gateway?: string; device?: string; type?: string; severity?: string; since?: number; limit: number }): Promise<StoredEvent[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const k of ['gateway', 'device', 'severity'] as const) {
+      if (q[k] !== undefined) {
+        where.push(`${k} = ?`);
+        params.push(q[k]);
+      }
+    }
+    if (q.type !== undefined) {
+      where.push("type LIKE ? ESCAPE '\\'");
+      params.push(`${q.type.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    }
+    if (q.since !== undefined) {
+      where.push('ts >= ?');
+      params.push(q.since);
+    }
+    params.push(q.limit);
+    const rows = await this.requireDb().all<Record<string, unknown>>(`SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC LIMIT ?`, params);
     return rows.map((r) => {
       const ev: StoredEvent = { v: 1, gateway: r.gateway as string, id: r.id as string, ts: r.ts as number, receivedAt: r.received_at as number, type: r.type as string, severity: r.severity as StoredEvent['severity'], message: r.message as string };
       if (r.device !== null) ev.device = r.device as string;

@@ -70,6 +70,15 @@ t.test('alarms: raised and cleared from gateway events, listed by state, acknowl
   t.match(audit, [{ action: 'alarm.ack', outcome: 'error' }, { action: 'alarm.ack', outcome: 'ok', actor: /olga/ }, { action: 'alarm.ack', outcome: 'denied' }], 'every acknowledgement attempt is audited');
 
   t.match(await api(hub, 'GET', '/api/v1/alarms?state=bogus', { token: viewer }), { status: 400, body: { error: { code: 'HUB_ERR_BAD_REQUEST' } } });
+
+  // The events behind the alarms, filtered.
+  const ev = async (q: string) => (await api(hub, 'GET', `/api/v1/events?${q}`, { token: viewer })).body.items.map((e: { type: string; ts: number }) => `${e.type}@${e.ts}`);
+  t.same(await ev('type=alarm.cleared'), ['alarm.cleared@3000', 'alarm.cleared@2000'], 'type prefix');
+  t.same(await ev('type=alarm.&device=flood-1&since=1500'), ['alarm.cleared@2000', 'alarm.raised@1800'], 'device and since');
+  t.same(await ev('severity=warning&gateway=gw-river'), ['alarm.cleared@3000', 'alarm.raised@1500'], 'severity');
+  t.same(await ev('type=alarm_'), [], "LIKE's _ is literal");
+  t.equal((await api(hub, 'GET', '/api/v1/events?type=alarm%25', { token: viewer })).status, 400);
+  t.match((await api(hub, 'GET', '/api/v1/events?limit=1', { token: viewer })).body.items[0], { v: 1, gateway: 'gw-river', id: /^e\d+$/, receivedAt: Number });
 });
 
 t.test('downsampled history: min, max, avg and count per bucket', async (t) => {
