@@ -10,6 +10,8 @@
  * `device.down` (GW_ERR_LINE_SILENT). The port vanishing (USB adapter
  * unplugged) → `device.down` with GW_ERR_SERIAL_PORT_GONE at once, then the
  * port is reopened with backoff; the next valid frame brings the device up.
+ * A port silent for three stale periods is closed and reopened, since a
+ * receive-only port may not notice that its adapter went away.
  * Sensors that must be asked get the profile's `request` every poll interval.
  */
 import { IocError, isIocError, type GatewayEvent, type Reading } from '../../contract/index.js';
@@ -55,6 +57,7 @@ export class SerialLineDevice implements DeviceDriver {
   private link: ByteLink | null = null;
   private running = false;
   private lastGoodAt = 0;
+  private lastRecycleAt = 0;
   private watchdog: NodeJS.Timeout | null = null;
   private reopenTimer: NodeJS.Timeout | null = null;
   private requestTimer: NodeJS.Timeout | null = null;
@@ -219,8 +222,21 @@ export class SerialLineDevice implements DeviceDriver {
   }
 
   private checkSilence(): void {
-    if (!this.running || this.state.health === 'down') return;
+    if (!this.running) return;
     const stale = this.deps.profile.serialLine.staleAfterMs;
+    const silentFor = this.clock() - Math.max(this.lastGoodAt, this.lastRecycleAt);
+    // A port that only ever receives may not notice its adapter is gone (no I/O error without a
+    // write): after three silent periods, close and reopen it — a re-enumerated adapter comes back.
+    if (this.link && silentFor >= 3 * stale) {
+      this.lastRecycleAt = this.clock();
+      const link = this.link;
+      this.link = null;
+      this.deps.logger.info({ device: this.id, path: this.deps.bus.path }, 'serial line silent: reopening the port');
+      void link.close().then(() => {
+        if (this.running) this.opening = this.open();
+      });
+    }
+    if (this.state.health === 'down') return;
     if (this.clock() - this.lastGoodAt < stale) return;
     this.goDown(new IocError('GW_ERR_LINE_SILENT', `no valid frame for ${stale} ms on ${this.deps.bus.path} (${this.lineStats.checksumErrors} checksum errors, ${this.lineStats.noiseBytes} noise bytes so far)`, { context: { device: this.id } }));
   }

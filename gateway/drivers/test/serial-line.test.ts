@@ -146,3 +146,27 @@ t.test('a port missing at start: down at once with GW_ERR_SERIAL_OPEN, up when i
   await until(() => dev.health === 'up', 'up once the port exists');
   t.equal(events.filter((e) => e.type === 'device.down').length, 1);
 });
+
+t.test('a receive-only port that went quiet is reopened after three stale periods', async (t) => {
+  const path = mockPath();
+  const hub = new MockSerialHub();
+  const sim = new WaterLevelRadarSim(20);
+  hub.connect(path, sim);
+  const profile = { ...radarProfile, serialLine: { ...radarProfile.serialLine, staleAfterMs: 100 } } as SerialLineProfile;
+  const events: GatewayEvent[] = [];
+  let opens = 0;
+  const openPort: typeof hub.factory = async (o) => {
+    opens++;
+    return hub.factory(o);
+  };
+  const dev = new SerialLineDevice({ device: device('river-5', 'water-level-radar'), profile, bus: bus(path), openPort, logger: captureLogger().logger, onReadings: () => undefined, onEvent: (e) => events.push(e) });
+  await dev.start();
+  t.teardown(async () => {
+    sim.stop();
+    await dev.stop();
+  });
+  await until(() => opens >= 3, 'reopened while silent');
+  t.match(events.find((e) => e.type === 'device.down'), { code: 'GW_ERR_LINE_SILENT' });
+  sim.start();
+  await until(() => dev.health === 'up', 'up once frames flow');
+});
