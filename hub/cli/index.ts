@@ -3,10 +3,13 @@ import { accountCreate } from './account-create.js';
 import { claimCreate, claimList, claimRevoke } from './claim.js';
 import { configDiff, configGet, configPush, configStatus, gatewayCommand } from './config.js';
 import type { Command } from './command.js';
+import { fwSign, fwKeygen } from './fw-sign.js';
+import { fwCancel, fwPause, fwResume, fwRollout, fwStatus } from './fw-rollout.js';
+import { fwUpload } from './fw-upload.js';
 import { gatewayRevoke } from './gateway-revoke.js';
 import { hubRun } from './hub-run.js';
 import { tokenCreate } from './token-create.js';
 
 export type { Command, CommandIo } from './command.js';
 
-export const hubCommands: Command[] = [hubRun, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, configPush, configGet, configDiff, configStatus, gatewayCommand];
+export const hubCommands: Command[] = [hubRun, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, configPush, configGet, configDiff, configStatus, gatewayCommand, fwKeygen, fwSign, fwUpload, fwRollout, fwStatus, fwPause, fwResume, fwCancel];
