@@ -59,6 +59,7 @@ export class SouthboundSet {
   private config: GatewayConfig | null = null;
   private profiles: ReadonlyMap<string, DeviceProfile> = new Map();
   private started = false;
+  private lock: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: SouthboundSetDeps) {}
 
@@ -121,7 +122,18 @@ export class SouthboundSet {
    *   holds `next` partly started, and applying the previous configuration
    *   again restores it.
    */
-  async apply(next: GatewayConfig, nextProfiles: ReadonlyMap<string, DeviceProfile>): Promise<SouthboundChange> {
+  apply(next: GatewayConfig, nextProfiles: ReadonlyMap<string, DeviceProfile>): Promise<SouthboundChange> {
+    return this.exclusive(() => this.applyNow(next, nextProfiles));
+  }
+
+  /** Runs changes to the set one at a time (a configuration apply and a "restart driver" command may meet). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(next: GatewayConfig, nextProfiles: ReadonlyMap<string, DeviceProfile>): Promise<SouthboundChange> {
     const prev = this.config;
     if (!prev) throw new Error('southbound set not built');
     const prevProfiles = this.profiles;
@@ -205,7 +217,11 @@ export class SouthboundSet {
   }
 
   /** Stops and starts again the driver of one device, or a bus with its devices (the "restart driver" command). */
-  async restart(target: { device: string } | { bus: string }): Promise<string[]> {
+  restart(target: { device: string } | { bus: string }): Promise<string[]> {
+    return this.exclusive(() => this.restartNow(target));
+  }
+
+  private async restartNow(target: { device: string } | { bus: string }): Promise<string[]> {
     const config = this.config;
     if (!config) throw new Error('southbound set not built');
     if ('device' in target) {
@@ -220,7 +236,7 @@ export class SouthboundSet {
         if (this.started) await fresh.start();
         return [d.id];
       }
-      return this.restart({ bus: g.bus.id });
+      return this.restartNow({ bus: g.bus.id });
     }
     const g = this.groups.get(target.bus);
     if (!g) throw new IocError('GW_ERR_NO_DEVICE', `no bus '${target.bus}' on this gateway`, { context: { bus: target.bus } });
