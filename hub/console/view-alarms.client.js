@@ -1,6 +1,6 @@
 // Alarms: active and recently cleared, with acknowledgement for operators; updated live.
 import { api, get, stream } from './api.client.js';
-import { badge, fill, h, value, when } from './dom.client.js';
+import { badge, fill, h, throttle, value, when } from './dom.client.js';
 
 export function render(root, _params, ctx) {
   let tab = 'active';
@@ -49,8 +49,9 @@ export function render(root, _params, ctx) {
 
   drawTabs();
   void load();
+  const reload = throttle(() => void load(), 500);
   const live = stream({ types: 'events' }, (event, data) => {
-    if (event === 'event' && data.type?.startsWith('alarm.')) void load();
+    if (event === 'event' && data.type?.startsWith('alarm.')) reload();
   });
   return () => live.close();
 }

@@ -72,6 +72,7 @@ export function render(root, _params, ctx) {
     }
   };
 
+  const reload = throttle(() => void load(), 1000);
   search.addEventListener('input', () => {
     state.filter = search.value;
     draw();
@@ -84,7 +85,7 @@ export function render(root, _params, ctx) {
   const live = stream({ types: 'gateways,events' }, (event, data) => {
     if (event === 'gateway') {
       const g = state.gateways.get(data.gateway);
-      if (!g) return void load(); // a new gateway: fetch its registry view
+      if (!g) return reload(); // a new gateway: fetch its registry view
       if (data.online !== undefined) g.online = data.online;
       if (data.status?.backlog) g.backlog = data.status.backlog;
       if (data.status?.devices) g.devices = data.status.devices;
@@ -92,7 +93,7 @@ export function render(root, _params, ctx) {
       g.lastSeen = Date.now();
       redraw();
     } else if (event === 'event' && data.type?.startsWith('alarm.')) {
-      void load();
+      reload();
     }
   });
   void load();

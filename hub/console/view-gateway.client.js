@@ -127,6 +127,10 @@ export function render(root, [id], ctx) {
       st.events = [data, ...st.events].slice(0, MAX_EVENTS);
       drawEvents();
       if (data.type.startsWith('alarm.')) void loadAlarms();
+      if ((data.type === 'device.up' || data.type === 'device.down') && data.device && st.view) {
+        st.view.devices = { ...st.view.devices, [data.device]: data.type === 'device.up' ? 'up' : 'down' };
+        drawDevices();
+      }
     } else if (event === 'gateway' && st.view) {
       if (data.online !== undefined) st.view.online = data.online;
       if (data.status?.backlog) st.view.backlog = data.status.backlog;
