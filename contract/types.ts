@@ -74,6 +74,8 @@ export interface IssuedCredential {
   username: string;
   password: string;
   issuedAt: number;
+  /** Firmware signing keys the gateway is to trust (issue 7). */
+  firmwareKeys?: string[];
 }
 
 /** `ioc/v1/provision/{claimId}/response` payload: `{status, data | error, transaction}`. */

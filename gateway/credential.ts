@@ -21,6 +21,8 @@ export interface GatewayCredential {
   /** The hub URL it was issued by. */
   hub: string;
   issuedAt: number;
+  /** Firmware signing keys the hub handed over at provisioning (issue 7). */
+  firmwareKeys?: string[];
 }
 
 /** Default location of the credential for a data folder. */

@@ -5,7 +5,7 @@
  * `fw/state` and as a `fw.<state>` event:
  *
  * 1. checks before anything is fetched: the manifest is signed by a key in
- *    `firmware.trustedKeys`, the signature verifies, it is for this device's
+ *    `firmware.trustedKeys` or one the hub handed over at provisioning, the signature verifies, it is for this device's
  *    model, and the device's profile and line can take it — else `failed`
  *    with result 5 (integrity) or 6 (unsupported package);
  * 2. downloads the image in chunks (firmware-bridge/chunk-download.ts),
@@ -42,6 +42,8 @@ export interface FirmwareAgentDeps extends FlashDeps {
   dataDir: string;
   uplink: Pick<Uplink, 'subscribe' | 'publish' | 'connected' | 'on' | 'off'>;
   onEvent: (event: GatewayEvent) => void;
+  /** Keys the hub handed over at provisioning, trusted next to `firmware.trustedKeys`. */
+  provisionedKeys?: readonly string[];
 }
 
 interface Running {
@@ -76,7 +78,7 @@ export class FirmwareAgent {
 
   private trusted(): TrustedKey[] {
     const out: TrustedKey[] = [];
-    for (const k of this.settings().trustedKeys) {
+    for (const k of [...this.settings().trustedKeys, ...(this.deps.provisionedKeys ?? [])]) {
       try {
         out.push(parsePublicKey(k));
       } catch (err) {

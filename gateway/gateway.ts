@@ -225,7 +225,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
   const firmwareAgent = new FirmwareAgent({
     gatewayId: config.gatewayId, dataDir: config.dataDir, logger: logger.child({ component: 'firmware' }), uplink, onEvent,
     config: () => config, profiles: () => currentProfiles, openPort: opts.serialPortFactory ?? openSerialPort,
-    driver: (id) => southbound.driver(id), latest: (device, point) => latest.get(device)?.get(point),
+    driver: (id) => southbound.driver(id), latest: (device, point) => latest.get(device)?.get(point), provisionedKeys: login.firmwareKeys ?? [],
   });
   const writePoint = async (deviceId: string, point: string, value: unknown): Promise<void> => {
     const driver = southbound.driver(deviceId);

@@ -27,6 +27,8 @@ export interface HubLogin {
   password?: string;
   mqttOptions: Partial<IClientOptions>;
   source: 'config' | 'credential-file' | 'provisioned' | 'none';
+  /** Firmware signing keys from the provisioning answer (issue 7). */
+  firmwareKeys?: string[];
 }
 
 /** Resolves the gateway's hub login (see the file comment for the order). */
@@ -52,7 +54,10 @@ export async function resolveHubLogin(config: GatewayConfig, logger: Logger): Pr
   if (credential.gatewayId !== config.gatewayId) {
     throw new IocError('GW_ERR_CREDENTIAL', `hub credential ${file} belongs to gateway '${credential.gatewayId}', not '${config.gatewayId}'`, { context: { file } });
   }
-  return { username: credential.username, password: credential.password, mqttOptions, source: hub.claim ?? hub.claimFile ? 'provisioned' : 'credential-file' };
+  return {
+    username: credential.username, password: credential.password, mqttOptions, source: hub.claim ?? hub.claimFile ? 'provisioned' : 'credential-file',
+    ...(Array.isArray(credential.firmwareKeys) ? { firmwareKeys: credential.firmwareKeys.filter((k): k is string => typeof k === 'string') } : {}),
+  };
 }
 
 async function readClaimFile(file: string): Promise<string> {

@@ -129,7 +129,7 @@ export async function provisionGateway(o: ProvisionOptions): Promise<{ credentia
     const d = answer.data;
     if (d.gatewayId !== o.gatewayId) throw new IocError('GW_ERR_PROVISION', `the hub registered '${d.gatewayId}', not '${o.gatewayId}'`);
     step('registered', `registered as ${d.gatewayId} at site ${d.site}`);
-    credential = { v: 1, gatewayId: d.gatewayId, site: d.site, username: d.username, password: d.password, hub: o.hubUrl, issuedAt: d.issuedAt };
+    credential = { v: 1, gatewayId: d.gatewayId, site: d.site, username: d.username, password: d.password, hub: o.hubUrl, issuedAt: d.issuedAt, ...(d.firmwareKeys ? { firmwareKeys: d.firmwareKeys } : {}) };
   } finally {
     await client.endAsync(true).catch(() => undefined);
   }

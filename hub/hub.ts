@@ -149,7 +149,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   });
   const limiter = new FailureLimiter(opts.auth?.rateLimit ?? {}, opts.clock);
   const provisioning = new Provisioning({
-    logger: idLog, identity, enabled: authMode === 'required',
+    logger: idLog, identity, enabled: authMode === 'required', ...(opts.firmware?.trustedKeys ? { firmwareKeys: opts.firmware.trustedKeys } : {}),
     publish: (topic, payload) => new Promise((resolve, reject) => broker!.instance.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve()))),
   });
   const mqttAuth = new MqttAuth({ logger: logger.child({ component: 'mqtt-auth' }), identity, limiter, provisioning, mode: authMode });

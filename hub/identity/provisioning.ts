@@ -18,6 +18,8 @@ export interface ProvisioningDeps {
   publish: (topic: string, payload: Buffer) => Promise<void>;
   /** False on a hub without authentication: requests are answered with HUB_ERR_PROVISIONING_DISABLED. */
   enabled: boolean;
+  /** Firmware signing keys handed to every provisioned gateway (issue 7). */
+  firmwareKeys?: readonly string[];
 }
 
 /** Answers provisioning requests. */
@@ -41,7 +43,8 @@ export class Provisioning {
         response = { v: 1, transaction, status: 'error', error: { code: 'HUB_ERR_PROVISIONING_DISABLED', message: 'this hub runs without authentication: configure the gateway without a claim (HUB_ERR_PROVISIONING_DISABLED)' } };
       } else {
         const data = await this.deps.identity.redeemClaim(claimId, req, source);
-        response = { v: 1, transaction, status: 'ok', data };
+        const keys = this.deps.firmwareKeys;
+        response = { v: 1, transaction, status: 'ok', data: keys && keys.length > 0 ? { ...data, firmwareKeys: [...keys] } : data };
         logger.info({ claim: claimId, gateway: data.gatewayId, site: data.site }, 'gateway provisioned');
       }
     } catch (err) {
