@@ -4,7 +4,7 @@
  * in a pushed profile, local-only settings, another gateway's id) with JSON
  * pointers; roles (operator pushes, viewer reads); secrets never read back;
  * and a push that breaks the gateway's credentials, rolled back by the
- * gateway and reported once it is back.
+ * gateway and reported once it is back; the same for TLS settings.
  */
 import t from 'tap';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { startGateway } from '../../gateway/index.js';
 import { silentLogger } from '../../lib/index.js';
 import { waitFor } from '../../test/support/wait.js';
 import { api, startSecureHub, tempDir } from './support.js';
+import { makeTestPki } from './tls-certs.js';
 
 const cfg = (extra: Record<string, unknown> = {}) => ({
   gatewayId: 'gw-sec',
@@ -129,4 +130,32 @@ t.test('a push with wrong credentials is rolled back by the gateway and reported
   t.match(view.why, /credentials/);
   t.equal(view.reported.running.version, 0, 'the gateway runs its own file again');
   t.ok(gw.uplink.connected, 'and is connected with its good credential');
+});
+
+t.test('a push with TLS settings the hub does not match is rolled back at once and reported', async (t) => {
+  const pki = makeTestPki(tempDir(t));
+  const otherPki = makeTestPki(tempDir(t));
+  const hub = await startSecureHub(t, { tls: { certFile: pki.certFile, keyFile: pki.keyFile } });
+  const cred = await hub.identity.issueGatewayCredential('gw-sec');
+  const dir = tempDir(t);
+  const local = {
+    gatewayId: 'gw-sec', dataDir: path.join(dir, 'gw'),
+    hub: { url: `mqtts://127.0.0.1:${hub.mqttPort}`, ca: pki.caFile, username: cred.username, password: cred.password, reconnectMinMs: 100, reconnectMaxMs: 300 },
+    buses: [], devices: [], uplink: { statusIntervalS: 1 },
+  };
+  const gw = await startGateway({ config: local, source: '<test>', logger: silentLogger() });
+  t.teardown(() => gw.stop());
+  await waitFor(() => gw.uplink.connected, 'connected over verified TLS');
+  const { dataDir: _d, ...pushable } = local;
+  const t0 = Date.now();
+  await hub.config.push('gw-sec', { config: { ...pushable, hub: { ...local.hub, ca: otherPki.caFile } }, confirmWindowS: 60 }, { actor: 'test' });
+  const report = await waitFor(() => (gw.configAgent.reported.status === 'rolled-back' ? gw.configAgent.reported : null), 'rolled back', 20_000);
+  t.ok(Date.now() - t0 < 30_000, 'without waiting out the 60 s window');
+  t.match(report.error?.message, /refused the gateway's connection \(.*(certificate|UNABLE_TO_VERIFY)/i, 'says the TLS check failed');
+  await waitFor(() => gw.uplink.connected, 'back on the hub with the good CA');
+  const row = await waitFor(async () => {
+    const r = (await hub.config.fleet({ gateway: 'gw-sec' })).items[0];
+    return r?.state === 'failed' ? r : null;
+  }, 'the hub learns why');
+  t.match(row.why, /TLS settings of version 1/);
 });
