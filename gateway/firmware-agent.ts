@@ -20,9 +20,9 @@
  * A job that failed stays failed: nothing is retried by itself (no retry
  * storms against a device that cannot take the image). A restart during a
  * flash fails that job (result 8): the device's state is unknown.
- * State reports are stored first and sent again after a reconnect until the
- * hub acknowledges them; `fw/sync` after each connect tells the hub which jobs
- * this gateway holds.
+ * State reports are stored first and the latest one of each job is sent again
+ * after every reconnect (the hub keeps the highest `seq`); `fw/sync` after
+ * each connect tells the hub which jobs this gateway holds.
  */
 import path from 'node:path';
 import {
@@ -141,7 +141,9 @@ export class FirmwareAgent {
     try {
       const all = await this.db.listJobs();
       await this.deps.uplink.publish(fwTopics.sync(this.deps.gatewayId), JSON.stringify({ v: 1, jobs: all.map((j) => ({ job: j.job, state: j.state })) }), { qos: 1 });
-      for (const j of all) if (j.reportedSeq < j.seq) await this.send(this.jobs.get(j.job)?.machine.report() ?? new JobMachine(j).report());
+      // Every job's latest report (the newest 200): a PUBACK only says the broker got it, not that the hub
+      // stored it before a crash; the hub keeps the highest seq, so repeats cost nothing.
+      for (const j of all.slice(-200)) if (j.seq > 0) await this.send(this.jobs.get(j.job)?.machine.report() ?? new JobMachine(j).report());
     } catch (err) {
       this.deps.logger.debug({ err: (err as Error).message }, 'firmware sync not sent; next connect');
     }
