@@ -159,6 +159,10 @@ export class FirmwareService extends EventEmitter {
     const target = req.target ?? {};
     const [devices, sites] = await Promise.all([this.deps.devices(), this.deps.sites()]);
     const targets = selectTargets(devices, sites, target, m.model);
+    // One unfinished job per device: two rollouts must not flash one device at once.
+    const busy = new Set((await this.deps.db.listJobs({ statuses: ['pending', 'offered', 'active'] })).map((j) => `${j.gateway}/${j.device}`));
+    const clash = targets.filter((x) => busy.has(`${x.gateway}/${x.device}`)).map((x) => `${x.gateway}/${x.device}`);
+    if (clash.length > 0) throw new IocError('FW_ERR_ROLLOUT_STATE', `device(s) ${clash.slice(0, 10).join(', ')}${clash.length > 10 ? ` and ${clash.length - 10} more` : ''} already have an unfinished firmware job; cancel that rollout first`);
     const canary = Math.min(req.canary ?? 1, targets.length);
     const waveSize = req.waveSize ?? 10;
     const stages = assignStages(targets.length, canary, waveSize);

@@ -85,8 +85,11 @@ t.test('targeting: profile, site, list; wrong model and unknown devices are refu
   t.match(await api(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: manifestId, target: { site: 'south' } }), { status: 400, body: { error: { code: 'FW_ERR_NO_TARGETS' } } });
   const bySite = await api<View>(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: manifestId, target: { site: 'north' } });
   t.equal(bySite.body.progress.total, 1);
-  const byList = await api<View>(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: manifestId, target: { devices: ['gw-a/dev-2', 'gw-b/dev-1'] } });
+  const byList = await api<View>(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: manifestId, target: { devices: ['gw-a/dev-1', 'gw-a/dev-2'] } });
   t.equal(byList.body.progress.total, 2);
+  t.match(await api(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: manifestId }), { status: 409, body: { error: { code: 'FW_ERR_ROLLOUT_STATE', message: /already have an unfinished firmware job/ } } }, 'one unfinished job per device');
+  await api(hub, 'POST', `/api/v1/firmware/rollouts/${bySite.body.id}/cancel`);
+  await api(hub, 'POST', `/api/v1/firmware/rollouts/${byList.body.id}/cancel`);
   const all = await api<View>(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: manifestId });
   t.equal(all.body.progress.total, 3, 'default: every device of the manifest model');
 });
