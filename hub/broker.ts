@@ -96,6 +96,9 @@ export class Broker {
 
     const limits = this.deps.packetLimits;
     const onSocket = (socket: net.Socket): void => {
+      // PUBACKs are tiny: without TCP_NODELAY, Nagle's algorithm holds them ~40 ms behind the
+      // previous unacknowledged segment, which throttles every QoS 1 publisher.
+      socket.setNoDelay(true);
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
       if (!limits) {
