@@ -287,7 +287,8 @@ export class FirmwareAgent {
       });
       await this.transition(run, 'updated', { version, bytes: manifest.size, total: manifest.size });
     } catch (err) {
-      await this.fail(run, err);
+      // Stopping the gateway aborts a flash (the sender cancels cleanly); the device's state is then unknown.
+      await this.fail(run, this.stopped ? new IocError('FW_ERR_FLASH_TIMEOUT', 'the gateway stopped while this device was being flashed; its state is unknown', { cause: err }) : err).catch(() => undefined);
     }
     await this.cleanup(manifest.sha256);
   }

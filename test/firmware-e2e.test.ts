@@ -164,3 +164,17 @@ t.test('a download cut by a dropped connection and by a gateway restart resumes 
   t.same(firstAsks, missing, 'after the restart the gateway asked exactly for the chunks it did not have');
   t.same(s.fc21.image, image);
 });
+
+t.test('a gateway restart during a flash fails that job (result 8) and does not flash again', async (t) => {
+  const s = await startFwStack(t, { dir: t.testdir(), xm: { baudRate: 115_200 } });
+  const image = buildSimImage('8.0.0', 100_000);
+  const id = await rollOut(s.hub, image, sign(s.key, image, 'sim-xmodem-sensor', '8.0.0'));
+  await waitFor(async () => (await s.gw.firmware.list())[0]?.state === 'updating' && s.xm.stats.blocks > 3, 'flashing');
+  await s.gw.stop(); // the sender cancels (CAN CAN) as it stops
+  await s.restartGateway();
+  const r = await stopped(s.hub, id, 'stopped');
+  t.match(r.jobs[0], { status: 'failed', result: 8, error: { code: 'FW_ERR_FLASH_TIMEOUT', message: /(stopped|restarted) while this device was being flashed/ } });
+  await sleep(300);
+  t.equal(s.xm.stats.sessions, 1, 'no second flash');
+  t.equal(s.xm.stats.installs, 0);
+});
