@@ -200,3 +200,33 @@ t.test('a sync that does not list an offered job brings the offer again', async 
   await sleep(100);
   t.equal(a.offers.length, 2, 'a held job is not offered again');
 });
+
+t.test('a hub restart keeps rollouts and jobs; reports after the restart move the rollout on', async (t) => {
+  const dataDir = path.join(tempDir(t), 'hub');
+  const { freePort } = await import('../../scripts/sim/free-port.js');
+  const mqttPort = await freePort();
+  let hub = await startHub({ dataDir, logger: silentLogger(), mqttPort, httpPort: 0 });
+  const first = hub;
+  t.teardown(() => first.stop()); // idempotent: also when the test fails before the restart
+  const a = new FakeFwGateway('gw-a', [{ id: 'dev-1', profile: MODEL }, { id: 'dev-2', profile: MODEL }]);
+  await a.connect(t, `mqtt://127.0.0.1:${mqttPort}`);
+  await until(async () => (await hub.registry.listDevices()).length === 2, 'registry');
+  await api(hub, 'PUT', '/api/v1/firmware/images', image, 'application/octet-stream');
+  const m = await api<{ id: string }>(hub, 'POST', '/api/v1/firmware/manifests', signed);
+  const r = await api<View>(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: m.body.id, canary: 1, waveSize: 1 });
+  await until(() => a.offers.length === 1, 'canary offer');
+  await a.client.endAsync(true);
+  await hub.stop();
+  hub = await startHub({ dataDir, logger: silentLogger(), mqttPort, httpPort: 0 });
+  t.teardown(() => hub.stop());
+  const again = new FakeFwGateway('gw-a', a.devices);
+  await again.connect(t, `mqtt://127.0.0.1:${mqttPort}`);
+  t.match((await api<View>(hub, 'GET', `/api/v1/firmware/rollouts/${r.body.id}`)).body, { state: 'running', progress: { offered: 1, pending: 1 } });
+  await again.sync([]); // the gateway lost the offer with the hub: it comes again
+  await until(() => again.offers.length === 1, 'offer after the restart');
+  t.equal(again.offers[0]!.job, a.offers[0]!.job);
+  await again.succeed(again.offers[0]!);
+  await until(() => again.offers.length === 2, 'the next wave');
+  await again.succeed(again.offers[1]!);
+  await until(async () => (await api<View>(hub, 'GET', `/api/v1/firmware/rollouts/${r.body.id}`)).body.state === 'completed', 'completed');
+});
