@@ -36,8 +36,8 @@ interface PointLike {
 }
 
 /** The firmware settings of a loaded profile, or undefined when the model takes no firmware updates. */
-export function profileFirmware(profile: { readonly firmware?: unknown }): FirmwareSettings | undefined {
-  return profile.firmware as FirmwareSettings | undefined;
+export function profileFirmware(profile: object): FirmwareSettings | undefined {
+  return (profile as { readonly firmware?: unknown }).firmware as FirmwareSettings | undefined;
 }
 
 /** Second-pass checks of the `firmware` section. */

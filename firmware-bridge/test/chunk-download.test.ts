@@ -4,7 +4,7 @@
  * exactly the missing chunks, offline periods, and the refusals — a
  * truncated or altered image at the hub, an unknown image, a stall.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import path from 'node:path';
 import { encodeChunkFrame, decodeChunkFrame, type FirmwareChunkRequest, type FirmwareManifest } from '../../contract/index.js';
 import { silentLogger } from '../../lib/index.js';
@@ -36,7 +36,7 @@ function server(dl: () => ChunkDownload, o: { served?: Buffer; drop?: (i: number
   return requester;
 }
 
-async function store(t: Parameters<Parameters<typeof t.test>[1]>[0], dir: string): Promise<DownloadStore> {
+async function store(t: Test, dir: string): Promise<DownloadStore> {
   const s = new DownloadStore({ file: path.join(dir, 'firmware.sqlite') });
   await s.start();
   t.teardown(() => s.stop());

@@ -4,7 +4,7 @@
  * against the simulated device — version read back, an exception mid-flash,
  * a connection dropped mid-flash, a device that rejects the image.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { buildSimImage } from '../../scripts/sim/sim-firmware.js';
 import { ModbusFileDeviceSim, type ModbusFileDeviceOptions } from '../../scripts/sim/modbus-file-device.js';
 import { loadProfileDir, profileFirmware, type ModbusPoint, type ModbusProfile } from '../../device-profiles/index.js';
@@ -16,7 +16,7 @@ import path from 'node:path';
 const profile = (await loadProfileDir(path.resolve(import.meta.dirname, '../../scripts/sim/firmware-profiles'))).get('sim-fc21-device') as ModbusProfile;
 const point = (name: string): ModbusPoint => profile.points.find((p) => p.name === name)!;
 
-async function device(t: Parameters<Parameters<typeof t.test>[1]>[0], o: ModbusFileDeviceOptions = {}): Promise<{ sim: ModbusFileDeviceSim; ch: MbapClient }> {
+async function device(t: Test, o: ModbusFileDeviceOptions = {}): Promise<{ sim: ModbusFileDeviceSim; ch: MbapClient }> {
   const sim = new ModbusFileDeviceSim(o);
   await sim.start();
   const ch = new MbapClient('127.0.0.1', sim.port);

@@ -4,7 +4,7 @@
  * retransmission on NAK, CAN CAN from the device, silence, EOT handshake,
  * operator cancel.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { openSerialPort } from '../../gateway/drivers/byte-link.js';
@@ -14,7 +14,7 @@ import { XmodemBootloaderSim, type XmodemBootloaderOptions } from '../../scripts
 import { CAN, STX, SOH, crc16Xmodem, planBlocks, xmodemFrame, xmodemSend, type ByteChannel } from '../index.js';
 
 let n = 0;
-async function setup(t: Parameters<Parameters<typeof tap.test>[1]>[0], opts: XmodemBootloaderOptions = {}): Promise<{ sim: XmodemBootloaderSim; link: ByteChannel & { close(): Promise<void> } }> {
+async function setup(t: Test, opts: XmodemBootloaderOptions = {}): Promise<{ sim: XmodemBootloaderSim; link: ByteChannel & { close(): Promise<void> } }> {
   const hub = new MockSerialHub();
   const sim = new XmodemBootloaderSim({ startInBootloader: true, handshakeIntervalMs: 100, ...opts });
   const p = `/dev/ttyFW${n++}`;
@@ -26,7 +26,6 @@ async function setup(t: Parameters<Parameters<typeof tap.test>[1]>[0], opts: Xmo
   });
   return { sim, link };
 }
-const tap = t;
 
 t.test('CRC-16/XMODEM and frame layout (Forsberg §3.1, §8)', async (t) => {
   t.equal(crc16Xmodem(Buffer.from('123456789')), 0x31c3, 'check value');
