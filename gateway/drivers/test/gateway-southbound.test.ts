@@ -93,6 +93,15 @@ t.test('RTU and serial-line devices through the gateway into the hub', async (t)
     await until(() => events.find((e) => e.type === 'driver.fault' && e.code === 'GW_ERR_MODBUS_CRC'), 'CRC fault event');
     t.ok(lines.some((l) => l.level === WARN && l.code === 'GW_ERR_MODBUS_CRC'), 'warn log line with GW_ERR_MODBUS_CRC');
     line.clearFaults(2);
+    for (const [fault, code] of [[{ kind: 'short', bytes: 4 }, 'GW_ERR_MODBUS_FRAME'], [{ kind: 'wrong-unit', unit: 9 }, 'GW_ERR_MODBUS_WRONG_UNIT'], [{ kind: 'garbage' }, 'GW_ERR_MODBUS_CRC']] as const) {
+      // A fault is reported once per code until the device answers well again.
+      await until(() => gw.devices()['cabinet-1'] === 'up', 'cabinet up before the next fault');
+      const before = events.length;
+      line.inject(2, fault, true);
+      await until(() => events.slice(before).find((e) => e.type === 'driver.fault' && e.code === code && e.device === 'cabinet-1'), `${code} fault event`);
+      t.ok(lines.some((l) => l.level === WARN && l.code === code), `warn log line with ${code}`);
+      line.clearFaults(2);
+    }
     line.inject(1, { kind: 'exception', code: 2 }, true);
     await until(() => events.find((e) => e.type === 'driver.fault' && e.code === 'GW_ERR_MODBUS_EXCEPTION' && e.device === 'meter-1'), 'exception fault event');
     t.equal(gw.devices()['meter-1'], 'up', 'an exception is an answer: the device stays up');

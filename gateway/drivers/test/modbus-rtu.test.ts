@@ -2,6 +2,7 @@ import t, { type Test } from 'tap';
 import { isIocError } from '../../../contract/index.js';
 import { interFrameSilenceMs, bitsPerChar } from '../modbus-rtu.js';
 import { crc16, expectedReplyLength, frameLengthAt } from '../rtu-port.js';
+import { captureLogger, WARN } from './log-capture.js';
 import { rtuRig, until, type RtuRig } from './rtu-harness.js';
 
 async function rig(t: Test, opts: Parameters<typeof rtuRig>[0] = {}): Promise<RtuRig> {
@@ -117,11 +118,13 @@ t.test('retries: a one-off CRC error is retried, exceptions and writes are not',
 });
 
 t.test('the port vanishes and comes back: bus.down / bus.up, reads fail fast, then work', async (t) => {
-  const { transport, line, hub, path, events } = await rig(t);
+  const { logger, lines } = captureLogger();
+  const { transport, line, hub, path, events } = await rig(t, { logger });
   t.equal((await transport.read(1, 'input', 0, 2)).length, 2);
   hub.unplug(path);
   await until(() => events.find((e) => e.type === 'bus.down'), 'bus.down');
   t.match(events.find((e) => e.type === 'bus.down'), { code: 'GW_ERR_SERIAL_PORT_GONE', severity: 'warning', data: { bus: 'rs485', endpoint: path } });
+  t.ok(lines.some((l) => l.level === WARN && l.code === 'GW_ERR_SERIAL_PORT_GONE' && l.msg === 'Modbus RTU line lost'), 'warn log line with the code');
   await t.rejects(transport.read(1, 'input', 0, 2), { code: /GW_ERR_SERIAL_(PORT_GONE|OPEN)/ });
   hub.replug(path);
   const regs = await until(async () => transport.read(1, 'input', 0, 2).catch(() => null), 'reads after replug');

@@ -75,7 +75,7 @@ t.test('values flow through a subscription; a server restart re-creates it and v
   t.equal(line.sessions, 2, 'a new session with re-created monitored items');
 });
 
-t.test('deadband filter and per-point sampling reach the server; unknown nodes make only their point bad', async (t) => {
+t.test('unknown nodes make only their point bad; reported changes respect the deadband', async (t) => {
   const profile = {
     ...camera,
     model: 'camera-bad-node',
@@ -87,6 +87,9 @@ t.test('deadband filter and per-point sampling reach the server; unknown nodes m
   t.ok(lines.some((l) => l.level === WARN && l.code === 'GW_ERR_OPCUA_NODE'), 'warn log line with the code');
   t.equal(latest(readings, 'ghost')?.quality, 'bad');
   await until(() => latest(readings, 'online')?.quality === 'good', 'the other points are good');
+  await until(() => readings.filter((r) => r.point === 'bitrate').length >= 4, 'bitrate changes');
+  const bitrates = readings.filter((r) => r.point === 'bitrate' && r.quality === 'good').map((r) => r.value as number);
+  t.ok(bitrates.slice(1).every((v, i) => Math.abs(v - (bitrates[i] as number)) >= 50), `bitrate changes of at least the 50 kbit/s deadband: ${bitrates.join(', ')}`);
 });
 
 t.test('writes: writable points only, value checked, the server receives it', async (t) => {
@@ -110,6 +113,18 @@ t.test('security: an untrusted server certificate is refused; trusted, SignAndEn
 
   const trusted = await rig(t, bus({ securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256', trustList: [server.certificateFile] }), camera, 'cam-secure');
   await until(() => latest(trusted.readings, 'online')?.quality === 'good', 'values over SignAndEncrypt with the server in the trust list', 20_000);
+
+  // Sign mode with the gateway's own certificate files (the ones the previous client created).
+  const pki = (trusted.line as unknown as { deps: { config: OpcuaBusConfig } }).deps.config.pkiDir;
+  const signed = await rig(t, bus({
+    securityMode: 'Sign', securityPolicy: 'Basic256Sha256', trustList: [server.certificateFile],
+    certificateFile: path.join(pki, 'own', 'certs', 'client_certificate.pem'), privateKeyFile: path.join(pki, 'own', 'private', 'private_key.pem'),
+  }), camera, 'cam-signed');
+  await until(() => latest(signed.readings, 'online')?.quality === 'good', 'values over Sign with a configured client certificate', 20_000);
+
+  const dev = await rig(t, bus({ securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256', devMode: true }), camera, 'cam-devmode');
+  await until(() => latest(dev.readings, 'online')?.quality === 'good', 'devMode trusts an unknown server', 20_000);
+  t.ok(dev.lines.some((l) => l.level === WARN && /devMode/.test(l.msg)), 'devMode is logged as a warning');
 
   const wrong = await rig(t, bus({ password: 'guess' }), camera, 'cam-intruder');
   await until(() => wrong.events.find((e) => e.type === 'bus.down'), 'bus.down for a bad password', 10_000);
