@@ -26,7 +26,7 @@ export interface OutboxLimits {
   maxAgeMs: number;
   /** Events kept at most; past it the oldest info events go first, then the oldest of any severity. */
   maxEvents?: number;
-  /** Readings held in memory while the disk refuses writes; past it the oldest are dropped, counted. */
+  /** Readings held in memory waiting for the disk (slow or refusing writes); past it the oldest are dropped, counted. Default 50,000. */
   maxBufferedRows?: number;
 }
 
@@ -48,6 +48,8 @@ export interface OutboxStats {
   events: number;
   /** Readings waiting in the backlog region (sent as historical), approximate. */
   historical: number;
+  /** Readings in memory, not yet written (included in `rows`). */
+  buffered: number;
 }
 
 /**

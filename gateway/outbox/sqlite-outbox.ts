@@ -161,6 +161,8 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       if (this.oldestTs === null || r.ts < this.oldestTs) this.oldestTs = r.ts;
     }
     this.counts.appended += readings.length;
+    // Offered faster than the disk takes it: memory stays bounded, the oldest go first, counted.
+    if (this.buffer.length > (this.deps.limits.maxBufferedRows ?? 50_000)) this.capBuffer();
     if (this.buffer.length >= (this.deps.flushRows ?? 2000)) void this.flush().catch(() => undefined);
     else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
@@ -278,7 +280,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
 
   /** While writes fail, memory holds the readings; past the cap the oldest go, counted. */
   private capBuffer(): void {
-    const cap = this.deps.limits.maxBufferedRows ?? 200_000;
+    const cap = this.deps.limits.maxBufferedRows ?? 50_000;
     const excess = this.buffer.length - cap;
     if (excess <= 0) return;
     const gone = this.buffer.splice(0, excess);
@@ -456,6 +458,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       dropped: this.counts.dropped,
       acked: this.counts.acked,
       events: this.counts.events,
+      buffered: this.buffer.length,
       historical: this.cursors.backlog < this.cursors.liveStart ? Math.max(0, this.cursors.liveStart - this.cursors.backlog) : 0,
     };
   }

@@ -61,3 +61,20 @@ t.test('a full disk (SQLITE_FULL) drops the oldest readings, counted, and the ou
   t.ok(b && b.count > 0, 'batches can still be taken');
   t.match(JSON.parse(b!.payload).readings[0].value, /9-\d+$|[5-8]-\d+$/, 'the newest readings were kept');
 });
+
+t.test('readings offered faster than the disk takes them: memory stays bounded, the oldest are dropped and counted', async (t) => {
+  const o = new SqliteOutbox({ file: path.join(t.testdir(), 'outbox.sqlite'), logger: silentLogger(), limits: { ...limits, maxBufferedRows: 1000 } });
+  await o.start();
+  t.teardown(() => o.stop());
+  const overflows: Array<{ reason: string; dropped: number }> = [];
+  o.on('overflow', (x: { reason: string; dropped: number }) => overflows.push(x));
+  // 5000 readings in one synchronous burst: no flush can run in between.
+  for (let i = 0; i < 50; i++) o.append(Array.from({ length: 100 }, (_, j) => ({ device: 'd', point: 'p', ts: Date.now(), value: i * 100 + j, quality: 'good' as const })));
+  t.ok(o.stats().rows <= 1000 + 100, `buffer bounded (${o.stats().rows})`);
+  await o.flush();
+  const s = o.stats();
+  t.equal(s.rows + s.dropped, 5000, 'every reading kept or counted');
+  t.ok(overflows.every((x) => x.reason === 'maxBufferedRows'));
+  const b = (await o.nextBatch(1))!;
+  t.ok(JSON.parse(b.payload).readings[0].value >= 3900, 'the newest were kept');
+});

@@ -29,8 +29,8 @@ for (let i = 0; i < N; i += 5000) {
   const chunk = [];
   for (let j = i; j < Math.min(N, i + 5000); j++) chunk.push({ device: `dev-${j % devices}`, point: `p${Math.floor(j / devices) % 30}`, ts: t0 - N + j, value: Math.round(Math.sin(j) * 1e6) / 1e3, quality: 'good' as const });
   outbox.append(chunk);
+  await outbox.flush();
 }
-await outbox.flush();
 console.log(`preloaded ${outbox.stats().rows} readings in ${Date.now() - t0} ms`);
 
 const uplink = new Uplink({
