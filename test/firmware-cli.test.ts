@@ -6,24 +6,13 @@
 import t from 'tap';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { main } from '../bin/cli.js';
 import { silentLogger } from '../lib/index.js';
 import { startHub } from '../hub/index.js';
 import { buildSimImage } from '../scripts/sim/sim-firmware.js';
 import { GW, startFwStack } from './support/fw-stack.js';
 import { waitFor } from './support/wait.js';
+import { runCli as cli } from './support/cli.js';
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let o = '';
-  let e = '';
-  out.on('data', (d: Buffer) => (o += d.toString()));
-  err.on('data', (d: Buffer) => (e += d.toString()));
-  const code = await main(argv, out, err);
-  return { code, out: o, err: e };
-}
 
 t.test('sign, upload, roll out and follow from the command line', async (t) => {
   const dir = t.testdir();

@@ -2,22 +2,11 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { main } from '../bin/cli.js';
 import { pushable, startRemoteStack } from './support/remote-config.js';
+import { runCli as cli } from './support/cli.js';
 
 const GW = 'gw-test-01';
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let o = '';
-  let e = '';
-  out.on('data', (d: Buffer) => (o += d.toString()));
-  err.on('data', (d: Buffer) => (e += d.toString()));
-  const code = await main(argv, out, err);
-  return { code, out: o, err: e };
-}
 
 t.test('operator CLI for remote configuration and commands', async (t) => {
   const dir = t.testdir();

@@ -4,8 +4,7 @@ import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { isIocError, type IocError } from '../../contract/index.js';
 import { loadGatewayConfig, parseGatewayConfig, type ModbusTcpBusConfig } from '../config.js';
-import { main } from '../../bin/cli.js';
-import { PassThrough } from 'node:stream';
+import { runCli } from '../../test/support/cli.js';
 
 const base = () => ({
   gatewayId: 'gw-1',
@@ -74,16 +73,6 @@ t.test('files: unreadable and malformed JSON', async (t) => {
   t.equal(cfg.dataDir, path.join(dir, 'data/gateway'));
 });
 
-async function runCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let o = '';
-  let e = '';
-  out.on('data', (d: Buffer) => (o += d.toString()));
-  err.on('data', (d: Buffer) => (e += d.toString()));
-  const code = await main(args, out, err);
-  return { code, out: o, err: e };
-}
 
 t.test('ioc-edge run refuses to start on a bad config or a bad profile, naming file, pointer and reason', async (t) => {
   const dir = t.testdir({
