@@ -1,15 +1,2 @@
-/** The shape of an `ioc-edge` sub-command. */
-
-/** Where a command writes. Injected so tests read the output. */
-export interface CommandIo {
-  out: NodeJS.WritableStream;
-  err: NodeJS.WritableStream;
-}
-
-/** One sub-command: `name` may have several words ("profile validate"). */
-export interface Command {
-  name: string;
-  summary: string;
-  /** Runs with the arguments after the command's words; resolves to the exit code. */
-  run(args: string[], io: CommandIo): Promise<number>;
-}
+/** The shape of an `ioc-edge` sub-command (lib/cli-command.ts). */
+export type { Command, CommandIo } from '../../lib/cli-command.js';
