@@ -179,8 +179,15 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     ...(opts.firmware?.trustedKeys ? { trustedKeys: opts.firmware.trustedKeys.map(parsePublicKey) } : {}),
     ...(opts.firmware?.reofferMs !== undefined ? { reofferMs: opts.firmware.reofferMs } : {}),
   });
+  // Registry updates run beside ingest; stop() waits for them (the broker's last wills arrive while it closes).
+  const registryUpdates = new Set<Promise<void>>();
+  let registryOpen = true;
   events.on('gateway', ({ gateway, status }) => {
-    if (status) void registry.recordStatus(gateway, status).catch((err: unknown) => idLog.error({ err, gateway }, 'registry update from status failed'));
+    // Last wills published while the broker closes come after the registry is shut: the store keeps them.
+    if (!status || !registryOpen) return;
+    const p = registry.recordStatus(gateway, status).catch((err: unknown) => idLog.error({ err, gateway }, 'registry update from status failed'));
+    registryUpdates.add(p);
+    void p.finally(() => registryUpdates.delete(p));
   });
   let ready = false;
   const api = new Api({
@@ -246,8 +253,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         await fwDb.stop();
         await config.stop();
         await b.stop();
+        await Promise.allSettled([...registryUpdates]);
         await m0.stop();
         await identity.stop();
+        registryOpen = false;
+        await Promise.allSettled([...registryUpdates]);
         await registryDb.stop();
         await store.stop();
         events.removeAllListeners();
