@@ -90,16 +90,20 @@ export class LineFramer {
     }
   }
 
+  /** No start marker in the buffer: count it as noise, keeping what could be the first bytes of one. */
+  private dropNoiseBefore(start: Buffer): void {
+    const keep = Math.min(this.buf.length, start.length - 1);
+    this.stats.noiseBytes += this.buf.length - keep;
+    this.buf = Buffer.from(this.buf.subarray(this.buf.length - keep));
+  }
+
   private splitStartEnd(frames: Buffer[]): void {
     const start = this.start as Buffer;
     const end = this.end as Buffer;
     for (;;) {
       const s = this.buf.indexOf(start);
       if (s < 0) {
-        // Keep what could be the first bytes of a start marker.
-        const keep = Math.min(this.buf.length, start.length - 1);
-        this.stats.noiseBytes += this.buf.length - keep;
-        this.buf = Buffer.from(this.buf.subarray(this.buf.length - keep));
+        this.dropNoiseBefore(start);
         return;
       }
       this.stats.noiseBytes += s;
@@ -135,9 +139,7 @@ export class LineFramer {
       if (start) {
         const s = this.buf.indexOf(start);
         if (s < 0) {
-          const keep = Math.min(this.buf.length, start.length - 1);
-          this.stats.noiseBytes += this.buf.length - keep;
-          this.buf = Buffer.from(this.buf.subarray(this.buf.length - keep));
+          this.dropNoiseBefore(start);
           return;
         }
         this.stats.noiseBytes += s;
