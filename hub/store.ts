@@ -4,80 +4,17 @@
  * runs goes into one transaction, so many gateways' messages cost one fsync.
  * A batch is identified by (gateway, epoch, seq); a replay is recognised by
  * the primary key of `batches` inside the same transaction and stores nothing.
+ * Table layout and migration: store-schema.ts; the commit itself and the
+ * written-behind `latest` table: telemetry-commit.ts.
  */
-import { IocError, type GatewayEvent, type GatewayStatus, type Quality, type Reading, type ReadingValue } from '../contract/index.js';
-import { insertMany, SqliteDb, type Logger } from '../lib/index.js';
+import { IocError, type GatewayEvent, type GatewayStatus } from '../contract/index.js';
+import { SqliteDb, type Logger } from '../lib/index.js';
 import { ackAlarm, activeAlarmCounts, ALARM_SCHEMA, applyAlarmEvent, isAlarmEvent, listAlarms, type AlarmQuery, type StoredAlarm } from './alarm-store.js';
+import { ensureSchema, GOOD_NUMERIC, toReading, type RawReadingRow, type StoredReading } from './store-schema.js';
+import { commitTelemetryGroup, flushLatest, recoverLatest, TelemetryState, type BatchToCommit } from './telemetry-commit.js';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS gateways (
-  id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, first_seen INTEGER NOT NULL,
-  last_seen INTEGER NOT NULL, status TEXT);
-CREATE TABLE IF NOT EXISTS batches (
-  gateway TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, received_at INTEGER NOT NULL, count INTEGER NOT NULL,
-  PRIMARY KEY (gateway, epoch, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS readings (
-  gateway TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, ts INTEGER NOT NULL,
-  value, vtype INTEGER NOT NULL, quality INTEGER NOT NULL, historical INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS readings_point_ts ON readings (gateway, device, point, ts);
-CREATE TABLE IF NOT EXISTS latest (
-  gateway TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, ts INTEGER NOT NULL,
-  value, vtype INTEGER NOT NULL, quality INTEGER NOT NULL,
-  PRIMARY KEY (gateway, device, point)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-  gateway TEXT NOT NULL, id TEXT NOT NULL, ts INTEGER NOT NULL, received_at INTEGER NOT NULL,
-  type TEXT NOT NULL, severity TEXT NOT NULL, device TEXT, point TEXT, code TEXT, message TEXT NOT NULL, data TEXT,
-  PRIMARY KEY (gateway, id));
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
-CREATE TABLE IF NOT EXISTS quarantine (
-  n INTEGER PRIMARY KEY, gateway TEXT, topic TEXT NOT NULL, received_at INTEGER NOT NULL,
-  code TEXT NOT NULL, error TEXT NOT NULL, payload BLOB);
-`;
-
-const QUALITY: Quality[] = ['good', 'bad', 'stale'];
-const QUALITY_CODE: Record<Quality, number> = { good: 0, bad: 1, stale: 2 };
-
-/** vtype column: how `value` is to be read back. */
-const enum VType {
-  Number = 0,
-  Boolean = 1,
-  String = 2,
-  Null = 3,
-}
-
-function toColumns(value: ReadingValue): [unknown, VType] {
-  if (value === null) return [null, VType.Null];
-  if (typeof value === 'boolean') return [value ? 1 : 0, VType.Boolean];
-  if (typeof value === 'string') return [value, VType.String];
-  return [value, VType.Number];
-}
-
-function fromColumns(value: unknown, vtype: number): ReadingValue {
-  switch (vtype) {
-    case VType.Boolean:
-      return value === 1;
-    case VType.Null:
-      return null;
-    case VType.String:
-      return String(value);
-    default:
-      return value as number;
-  }
-}
-
-/** A telemetry batch to commit. */
-export interface BatchToCommit {
-  gateway: string;
-  epoch: string;
-  seq: number;
-  historical: boolean;
-  readings: Reading[];
-}
-
-/** A reading as the store returns it. */
-export interface StoredReading extends Reading {
-  gateway: string;
-}
+export type { BatchToCommit } from './telemetry-commit.js';
+export type { StoredReading } from './store-schema.js';
 
 /** A gateway as the registry knows it. */
 export interface GatewayRow {
@@ -109,6 +46,8 @@ export interface HubStoreDeps {
   maxGroup?: number;
   /** Called after each group commit with its duration (ms, from the first batch queued to COMMIT) — for metrics. */
   onCommit?: (info: { ms: number; batches: number; readings: number }) => void;
+  /** How often the newest value per point and gateway last-seen times are written behind (ms; default 1000). */
+  latestFlushMs?: number;
 }
 
 /** The hub's SQLite store: registry, telemetry, events, quarantine. */
@@ -117,6 +56,8 @@ export class HubStore {
   private queue: Array<Pending & { queuedAt?: number }> = [];
   private committing = false;
   private readonly clock: () => number;
+  private readonly telemetry = new TelemetryState();
+  private flushTimer: NodeJS.Timeout | null = null;
   /** Commits done, batches committed, duplicates dropped: for metrics and the demo. */
   readonly counters = { commits: 0, batches: 0, readings: 0, duplicates: 0 };
 
@@ -125,20 +66,40 @@ export class HubStore {
   }
 
   async start(): Promise<void> {
-    this.db = await SqliteDb.open(this.deps.file);
-    await this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536;${SCHEMA}${ALARM_SCHEMA}`);
+    const db = await SqliteDb.open(this.deps.file);
+    this.db = db;
+    await db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536;');
+    const found = await ensureSchema(db);
+    if (found === 1) this.deps.logger.info({ file: this.deps.file }, 'hub store migrated to schema version 2 (series ids)');
+    await db.exec(ALARM_SCHEMA);
+    const recovered = await recoverLatest(db);
+    if (recovered > 0) this.deps.logger.info({ readings: recovered }, 'latest values recomputed from readings committed after their last write');
     // Nobody is connected to a broker that has just started.
-    await this.db.run('UPDATE gateways SET online = 0');
+    await db.run('UPDATE gateways SET online = 0');
+    this.flushTimer = setInterval(() => {
+      this.flushPending().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'writing latest values failed; will retry'));
+    }, this.deps.latestFlushMs ?? 1000);
+    this.flushTimer.unref();
   }
 
   async stop(): Promise<void> {
     while (this.committing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.flushTimer = null;
+    await this.flushPending().catch((err: unknown) => this.deps.logger.warn({ err }, 'writing latest values at stop failed; recomputed at next start'));
     const db = this.db;
     this.db = null;
     if (db) {
       await db.exclusive(() => db.exec('PRAGMA wal_checkpoint(TRUNCATE)')).catch(() => undefined);
       await db.close();
     }
+  }
+
+  /** Writes the newest values per point and gateway last-seen times committed so far (also done every second). */
+  flushPending(): Promise<void> {
+    const db = this.db;
+    if (!db) return Promise.resolve();
+    return db.exclusive(() => flushLatest(db, this.telemetry));
   }
 
   private requireDb(): SqliteDb {
@@ -184,60 +145,12 @@ export class HubStore {
   private async commitGroup(batches: BatchToCommit[]): Promise<Array<'stored' | 'duplicate'>> {
     const db = this.requireDb();
     const now = this.clock();
-    return db.transaction(async () => {
-      // One round trip for the whole group's dedupe: a multi-row INSERT OR IGNORE … RETURNING
-      // names the batches that were new. A key seen twice in one group counts once.
-      const key = (b: BatchToCommit): string => `${b.gateway}\u0000${b.epoch}\u0000${b.seq}`;
-      const firstOf = new Map<string, number>();
-      batches.forEach((b, i) => {
-        if (!firstOf.has(key(b))) firstOf.set(key(b), i);
-      });
-      const candidates = [...firstOf.values()].map((i) => batches[i]!);
-      const inserted = new Set<string>();
-      for (let i = 0; i < candidates.length; i += 1000) {
-        const part = candidates.slice(i, i + 1000);
-        const ret = await db.all<{ gateway: string; epoch: string; seq: number }>(
-          `INSERT OR IGNORE INTO batches(gateway, epoch, seq, received_at, count) VALUES ${part.map(() => '(?,?,?,?,?)').join(',')} RETURNING gateway, epoch, seq`,
-          part.flatMap((b) => [b.gateway, b.epoch, b.seq, now, b.readings.length]),
-        );
-        for (const r of ret) inserted.add(`${r.gateway}\u0000${r.epoch}\u0000${r.seq}`);
-      }
-      const results: Array<'stored' | 'duplicate'> = batches.map((b, i) => (firstOf.get(key(b)) === i && inserted.has(key(b)) ? 'stored' : 'duplicate'));
-      const rows: unknown[][] = [];
-      const latest = new Map<string, unknown[]>();
-      const seen = new Set<string>();
-      batches.forEach((b, i) => {
-        if (results[i] !== 'stored') return;
-        seen.add(b.gateway);
-        const hist = b.historical ? 1 : 0;
-        for (const r of b.readings) {
-          const [value, vtype] = toColumns(r.value);
-          const q = QUALITY_CODE[r.quality];
-          rows.push([b.gateway, r.device, r.point, r.ts, value, vtype, q, hist]);
-          const k = `${b.gateway}\u0000${r.device}\u0000${r.point}`;
-          const prev = latest.get(k);
-          if (!prev || (prev[3] as number) <= r.ts) latest.set(k, [b.gateway, r.device, r.point, r.ts, value, vtype, q]);
-        }
-      });
-      if (rows.length > 0) {
-        // In index order: neighbouring index pages are touched together instead of at random.
-        rows.sort((a, b) => cmp(a[0] as string, b[0] as string) || cmp(a[1] as string, b[1] as string) || cmp(a[2] as string, b[2] as string) || (a[3] as number) - (b[3] as number));
-        await insertMany(db, 'INSERT INTO readings(gateway, device, point, ts, value, vtype, quality, historical)', 8, rows, 2000);
-        await upsertLatest(db, [...latest.values()]);
-      }
-      if (seen.size > 0) {
-        const gws = [...seen];
-        await db.run(
-          `INSERT INTO gateways(id, first_seen, last_seen) VALUES ${gws.map(() => '(?,?,?)').join(',')} ON CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen`,
-          gws.flatMap((gw) => [gw, now, now]),
-        );
-      }
-      this.counters.commits++;
-      this.counters.batches += results.filter((r) => r === 'stored').length;
-      this.counters.duplicates += results.filter((r) => r === 'duplicate').length;
-      this.counters.readings += rows.length;
-      return results;
-    });
+    const { results, readings } = await db.exclusive(() => commitTelemetryGroup(db, this.telemetry, batches, now));
+    this.counters.commits++;
+    this.counters.batches += results.filter((r) => r === 'stored').length;
+    this.counters.duplicates += results.filter((r) => r === 'duplicate').length;
+    this.counters.readings += readings;
+    return results;
   }
 
   /** Stores an event once per (gateway, id); false when it was a replay. Alarm events update the alarm state in the same transaction. */
@@ -280,7 +193,7 @@ export class HubStore {
   async downsample(q: { gateway: string; device: string; point: string; from: number; to: number; bucketMs: number }): Promise<Array<{ ts: number; count: number; min: number; max: number; avg: number }>> {
     const rows = await this.requireDb().all<{ b: number; n: number; mn: number; mx: number; av: number }>(
       `SELECT CAST((ts - ?) / ? AS INTEGER) AS b, count(*) AS n, min(value) AS mn, max(value) AS mx, avg(value) AS av FROM readings
-       WHERE gateway = ? AND device = ? AND point = ? AND ts >= ? AND ts <= ? AND vtype IN (${VType.Number}, ${VType.Boolean}) AND quality = 0
+       WHERE series = (SELECT id FROM series WHERE gateway = ? AND device = ? AND point = ?) AND ts >= ? AND ts <= ? AND ${GOOD_NUMERIC}
        GROUP BY b ORDER BY b`,
       [q.from, q.bucketMs, q.gateway, q.device, q.point, q.from, q.to],
     );
@@ -310,6 +223,7 @@ export class HubStore {
   }
 
   async listGateways(): Promise<GatewayRow[]> {
+    await this.flushPending();
     const rows = await this.requireDb().all<{ id: string; online: number; first_seen: number; last_seen: number; status: string | null }>('SELECT * FROM gateways ORDER BY id');
     return rows.map((r) => ({ id: r.id, online: r.online === 1, firstSeen: r.first_seen, lastSeen: r.last_seen, status: r.status ? (JSON.parse(r.status) as GatewayStatus) : null }));
   }
@@ -319,18 +233,24 @@ export class HubStore {
     const params: unknown[] = [];
     for (const k of ['gateway', 'device', 'point'] as const) {
       if (filter[k] !== undefined) {
-        where.push(`${k} = ?`);
+        where.push(`s.${k} = ?`);
         params.push(filter[k]);
       }
     }
     params.push(filter.limit ?? 10_000);
-    const rows = await this.requireDb().all<RawReadingRow>(`SELECT gateway, device, point, ts, value, vtype, quality FROM latest ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY gateway, device, point LIMIT ?`, params);
+    await this.flushPending();
+    const rows = await this.requireDb().all<RawReadingRow>(
+      `SELECT s.gateway, s.device, s.point, l.ts, l.value, l.flags FROM latest l JOIN series s ON s.id = l.series
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY s.gateway, s.device, s.point LIMIT ?`,
+      params,
+    );
     return rows.map(toReading);
   }
 
   async history(q: { gateway: string; device: string; point: string; from: number; to: number; limit: number }): Promise<StoredReading[]> {
     const rows = await this.requireDb().all<RawReadingRow>(
-      'SELECT gateway, device, point, ts, value, vtype, quality FROM readings WHERE gateway = ? AND device = ? AND point = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?',
+      `SELECT s.gateway, s.device, s.point, r.ts, r.value, r.flags FROM series s JOIN readings r ON r.series = s.id
+       WHERE s.gateway = ? AND s.device = ? AND s.point = ? AND r.ts >= ? AND r.ts <= ? ORDER BY r.ts LIMIT ?`,
       [q.gateway, q.device, q.point, q.from, q.to, q.limit],
     );
     return rows.map(toReading);
@@ -374,40 +294,10 @@ export class HubStore {
   /** Readings stored per (device, point) of a gateway, and how many of them are duplicates of (device, point, ts). */
   async readingCounts(gateway: string): Promise<{ total: number; distinct: number }> {
     const r = await this.requireDb().get<{ total: number; distinct_: number }>(
-      'SELECT count(*) AS total, (SELECT count(*) FROM (SELECT DISTINCT device, point, ts FROM readings WHERE gateway = ?)) AS distinct_ FROM readings WHERE gateway = ?',
+      `SELECT count(*) AS total, (SELECT count(*) FROM (SELECT DISTINCT r.series, r.ts FROM readings r JOIN series s ON s.id = r.series WHERE s.gateway = ?)) AS distinct_
+       FROM readings r JOIN series s ON s.id = r.series WHERE s.gateway = ?`,
       [gateway, gateway],
     );
     return { total: r?.total ?? 0, distinct: r?.distinct_ ?? 0 };
-  }
-}
-
-interface RawReadingRow {
-  gateway: string;
-  device: string;
-  point: string;
-  ts: number;
-  value: unknown;
-  vtype: number;
-  quality: number;
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function toReading(r: RawReadingRow): StoredReading {
-  return { gateway: r.gateway, device: r.device, point: r.point, ts: r.ts, value: fromColumns(r.value, r.vtype), quality: QUALITY[r.quality] ?? 'bad' };
-}
-
-async function upsertLatest(db: SqliteDb, rows: unknown[][]): Promise<void> {
-  const one = '(?,?,?,?,?,?,?)';
-  for (let i = 0; i < rows.length; i += 2000) {
-    const part = rows.slice(i, i + 2000);
-    await db.run(
-      `INSERT INTO latest(gateway, device, point, ts, value, vtype, quality) VALUES ${part.map(() => one).join(',')}
-       ON CONFLICT(gateway, device, point) DO UPDATE SET ts = excluded.ts, value = excluded.value, vtype = excluded.vtype, quality = excluded.quality
-       WHERE excluded.ts >= latest.ts`,
-      part.flat(),
-    );
   }
 }
