@@ -64,6 +64,8 @@ function jsonChild(script: string, args: string[]): Pick<LineProc, 'next' | 'sto
     try {
       o = JSON.parse(line) as Record<string, unknown>;
     } catch {
+      // Not a stats line (--node-flags '--trace-gc' and the like): pass it on.
+      process.stderr.write(`${line}\n`);
       return;
     }
     const i = waiting.findIndex((w) => w.match(o));
