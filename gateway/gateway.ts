@@ -129,12 +129,19 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     setImmediate(() => onEvent({ v: 1, id: eventId(), ts: Date.now(), type: 'outbox.corrupt', severity: 'critical', code: 'GW_ERR_OUTBOX_IO', message: `outbox failed its integrity check (${reason}); moved to ${movedTo}, started fresh`, data: { movedTo } })));
   const alarms = new AlarmEvaluator({ rules: alarmRules(config.devices, currentProfiles), onEvent, logger: logger.child({ component: 'alarms' }), stateFile: path.join(config.dataDir, 'alarms.json') });
   // Last reading per device and point, for "read now" on devices that cannot be asked (streams, subscriptions).
+  // Updated in place: keeping each Reading until the next poll would move every one of them into
+  // V8's old generation (they outlive a young-generation collection) and inflate the heap between full GCs.
   const latest = new Map<string, Map<string, Reading>>();
   const onReadings = (readings: Reading[]): void => {
     for (const r of readings) {
       let m = latest.get(r.device);
       if (!m) latest.set(r.device, (m = new Map()));
-      m.set(r.point, r);
+      const last = m.get(r.point);
+      if (last) {
+        last.ts = r.ts;
+        last.value = r.value;
+        last.quality = r.quality;
+      } else m.set(r.point, { ...r });
     }
     bus.emit('readings', readings);
     outbox.append(readings);
@@ -215,7 +222,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
   const commands = new CommandHandler({
     gatewayId: config.gatewayId, logger: logger.child({ component: 'commands' }), uplink, version: VERSION,
     readNow: (device, points) => southbound.readNow(device, points),
-    latest: (device) => [...(latest.get(device)?.values() ?? [])],
+    latest: (device) => [...(latest.get(device)?.values() ?? [])].map((r) => ({ ...r })),
     hasDevice: (device) => southbound.driver(device) !== undefined,
     writePoint: (device, point, value) => writePoint(device, point, value),
     restart: (target) => southbound.restart(target),
@@ -225,7 +232,10 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
   const firmwareAgent = new FirmwareAgent({
     gatewayId: config.gatewayId, dataDir: config.dataDir, logger: logger.child({ component: 'firmware' }), uplink, onEvent,
     config: () => config, profiles: () => currentProfiles, openPort: opts.serialPortFactory ?? openSerialPort,
-    driver: (id) => southbound.driver(id), latest: (device, point) => latest.get(device)?.get(point), provisionedKeys: login.firmwareKeys ?? [],
+    driver: (id) => southbound.driver(id), latest: (device, point) => {
+      const r = latest.get(device)?.get(point);
+      return r && { ...r };
+    }, provisionedKeys: login.firmwareKeys ?? [],
   });
   const writePoint = async (deviceId: string, point: string, value: unknown): Promise<void> => {
     const driver = southbound.driver(deviceId);

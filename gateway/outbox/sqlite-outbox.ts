@@ -1,7 +1,9 @@
 /**
  * The SQLite outbox (sqlite3, WAL). Readings are buffered in memory for at most
- * `flushIntervalMs` and written with multi-row INSERTs in one transaction per
- * flush. A batch is a contiguous id range `lo..hi` reserved under a new `seq`
+ * `flushIntervalMs` as one JSON text per append (reading-buffer.ts) and written
+ * in one transaction per flush, SQLite splitting the texts into rows; batches
+ * are read back with the bodies already joined by SQLite (`group_concat`), so
+ * neither direction creates JS objects per reading. A batch is a contiguous id range `lo..hi` reserved under a new `seq`
  * (AUTOINCREMENT: never reused, survives restarts) in the same transaction, so
  * a batch resent after a crash carries the same `(epoch, seq)` and the hub
  * drops the replay. Rows are deleted only in {@link SqliteOutbox.ack}.
@@ -23,8 +25,9 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { rename, stat } from 'node:fs/promises';
 import { IocError, type GatewayEvent, type Reading } from '../../contract/index.js';
-import { insertMany, SqliteDb, type Logger } from '../../lib/index.js';
+import { SqliteDb, type Logger } from '../../lib/index.js';
 import type { Outbox, OutboxBatch, OutboxLimits, OutboxStats } from './outbox.js';
+import { insertChunks, ReadingBuffer, sliceChunks, type Chunks } from './reading-buffer.js';
 
 /** Dependencies and settings of {@link SqliteOutbox}. */
 export interface SqliteOutboxDeps {
@@ -45,10 +48,12 @@ export interface SqliteOutboxDeps {
   clock?: () => number;
 }
 
-interface Row {
-  id: number;
-  ts: number;
-  body: string;
+/** A run of rows aggregated by SQLite: count, id range, and the bodies joined with commas in id order. */
+interface RowRun {
+  n: number;
+  lo: number | null;
+  hi: number | null;
+  body: string | null;
 }
 
 interface Reserved {
@@ -80,11 +85,14 @@ CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, lo IN
 CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, severity TEXT NOT NULL, body TEXT NOT NULL);
 `;
 
+/** The bodies of an id-ordered run of rows joined into the inside of a JSON array, by SQLite. */
+const BODIES = `group_concat(body, ',' ORDER BY id) AS body`;
+const NO_ROWS: RowRun = { n: 0, lo: null, hi: null, body: null };
+
 /** SQLite implementation of {@link Outbox}. */
 export class SqliteOutbox extends EventEmitter implements Outbox {
   private db: SqliteDb | null = null;
-  private buffer: Array<[number, string]> = [];
-  private bufferBytes = 0;
+  private readonly buffer = new ReadingBuffer();
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private recovered: Reserved[] = [];
@@ -154,16 +162,13 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
 
   append(readings: readonly Reading[]): void {
     if (!this.db) throw new IocError('GW_ERR_OUTBOX_CLOSED', 'outbox is not started');
-    for (const r of readings) {
-      const body = JSON.stringify(r);
-      this.buffer.push([r.ts, body]);
-      this.bufferBytes += body.length;
-      if (this.oldestTs === null || r.ts < this.oldestTs) this.oldestTs = r.ts;
-    }
+    if (readings.length === 0) return;
+    this.buffer.add(readings);
+    for (const r of readings) if (this.oldestTs === null || r.ts < this.oldestTs) this.oldestTs = r.ts;
     this.counts.appended += readings.length;
     // Offered faster than the disk takes it: memory stays bounded, the oldest go first, counted.
-    if (this.buffer.length > (this.deps.limits.maxBufferedRows ?? 50_000)) this.capBuffer();
-    if (this.buffer.length >= (this.deps.flushRows ?? 2000)) void this.flush().catch(() => undefined);
+    if (this.buffer.rows > (this.deps.limits.maxBufferedRows ?? 50_000)) this.capBuffer();
+    if (this.buffer.rows >= (this.deps.flushRows ?? 2000)) void this.flush().catch(() => undefined);
     else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;
@@ -194,47 +199,40 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       this.flushTimer = null;
     }
     while (this.flushing) await this.flushing;
-    if (this.buffer.length === 0) return;
-    const rows = this.buffer;
-    const bytes = this.bufferBytes;
-    this.buffer = [];
-    this.bufferBytes = 0;
+    if (this.buffer.rows === 0) return;
+    const taken = this.buffer.take();
     const db = this.requireDb();
     this.flushing = (async () => {
+      let written = taken;
       try {
         try {
-          await db.transaction(() => insertMany(db, 'INSERT INTO readings(ts, body)', 2, rows));
+          await db.transaction(() => insertChunks(db, taken));
         } catch (err) {
           if (!isDiskFull(err)) throw err;
           // The disk is full: make room and write what fits, in small transactions.
           await this.makeRoom();
-          const written = await this.writeWhatFits(rows);
-          const rest = rows.slice(written);
-          this.buffer = rest.concat(this.buffer);
-          for (const [, body] of rest) this.bufferBytes += body.length;
-          rows.length = written;
-          if (rest.length > 0) {
+          const n = await this.writeWhatFits(taken);
+          written = sliceChunks(taken, 0, n);
+          if (n < taken.texts.length) {
+            this.count(written);
+            this.buffer.putBack(sliceChunks(taken, n));
             this.capBuffer();
             this.scheduleRetry();
             throw err;
           }
         }
-        const writtenBytes = rows.reduce((n, [, body]) => n + body.length, 0);
-        this.maxId += rows.length;
-        this.counts.rows += rows.length;
-        this.counts.bytes += writtenBytes;
+        this.count(written);
         await this.enforceBudgets();
         this.emit('readable');
       } catch (err) {
         if (!isDiskFull(err)) {
           // Keep the readings: put them back in front and let the next flush retry.
-          this.buffer = rows.concat(this.buffer);
-          this.bufferBytes += bytes;
+          this.buffer.putBack(taken);
           this.capBuffer();
           this.scheduleRetry();
         }
         const code = isDiskFull(err) ? 'GW_ERR_OUTBOX_FULL' : 'GW_ERR_OUTBOX_IO';
-        this.deps.logger.error({ err, rows: rows.length, buffered: this.buffer.length, code }, 'outbox write failed; will retry');
+        this.deps.logger.error({ err, rows: taken.rows, buffered: this.buffer.rows, code }, 'outbox write failed; will retry');
         throw new IocError(code, `outbox write failed: ${(err as Error).message}`, { cause: err });
       } finally {
         this.flushing = null;
@@ -255,38 +253,40 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     }
   }
 
-  /** Writes rows in small transactions until the disk refuses one twice; returns how many were written. */
-  private async writeWhatFits(rows: Array<[number, string]>): Promise<number> {
+  /** Readings now in the table. */
+  private count(c: Chunks): void {
+    this.maxId += c.rows;
+    this.counts.rows += c.rows;
+    this.counts.bytes += c.bytes;
+  }
+
+  /** Writes chunk by chunk (≤ 250 readings each) until the disk refuses one twice; returns how many chunks were written. */
+  private async writeWhatFits(c: Chunks): Promise<number> {
     const db = this.requireDb();
-    let done = 0;
-    while (done < rows.length) {
-      const chunk = rows.slice(done, done + 250);
+    for (let i = 0; i < c.texts.length; i++) {
+      const one = sliceChunks(c, i, i + 1);
       try {
-        await db.transaction(() => insertMany(db, 'INSERT INTO readings(ts, body)', 2, chunk));
+        await db.transaction(() => insertChunks(db, one));
       } catch (err) {
         if (!isDiskFull(err)) throw err;
         await this.makeRoom();
         try {
-          await db.transaction(() => insertMany(db, 'INSERT INTO readings(ts, body)', 2, chunk));
+          await db.transaction(() => insertChunks(db, one));
         } catch (err2) {
-          if (isDiskFull(err2)) return done;
+          if (isDiskFull(err2)) return i;
           throw err2;
         }
       }
-      done += chunk.length;
     }
-    return done;
+    return c.texts.length;
   }
 
-  /** While writes fail, memory holds the readings; past the cap the oldest go, counted. */
+  /** While writes fail, memory holds the readings; past the cap the oldest go (whole appends), counted. */
   private capBuffer(): void {
-    const cap = this.deps.limits.maxBufferedRows ?? 50_000;
-    const excess = this.buffer.length - cap;
-    if (excess <= 0) return;
-    const gone = this.buffer.splice(0, excess);
-    for (const [, body] of gone) this.bufferBytes -= body.length;
-    this.counts.dropped += excess;
-    this.emit('overflow', { dropped: excess, reason: 'maxBufferedRows' });
+    const dropped = this.buffer.dropOldest(this.deps.limits.maxBufferedRows ?? 50_000);
+    if (dropped === 0) return;
+    this.counts.dropped += dropped;
+    this.emit('overflow', { dropped, reason: 'maxBufferedRows' });
   }
 
   private retryTimer: NodeJS.Timeout | null = null;
@@ -342,8 +342,8 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     return db.exclusive(async () => {
       const recovered = this.recovered.shift();
       if (recovered) {
-        const rows = await db.all<Row>('SELECT id, ts, body FROM readings WHERE id BETWEEN ? AND ? ORDER BY id', [recovered.lo, recovered.hi]);
-        if (rows.length === 0) {
+        const rows = (await db.get<RowRun>(`SELECT count(*) AS n, min(id) AS lo, max(id) AS hi, ${BODIES} FROM readings WHERE id BETWEEN ? AND ?`, [recovered.lo, recovered.hi]))!;
+        if (rows.n === 0) {
           // Every reading of this batch was dropped by a budget: nothing to resend.
           await db.run('DELETE FROM batches WHERE seq = ?', [recovered.seq]);
           return null;
@@ -359,15 +359,15 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
         c.liveStart = this.maxId;
         c.live = this.maxId;
       }
-      let rows: Row[] = [];
+      let rows: RowRun = NO_ROWS;
       let historical = false;
       if (c.backlog < c.liveStart) {
         const share = this.deps.liveShare ?? 0.5;
         const liveTurn = this.liveBatches < share * (this.liveBatches + this.backlogBatches + 1);
-        if (liveTurn) rows = await db.all<Row>('SELECT id, ts, body FROM readings WHERE id > ? ORDER BY id LIMIT ?', [c.live, maxRows]);
-        if (rows.length === 0) {
-          rows = await db.all<Row>('SELECT id, ts, body FROM readings WHERE id > ? AND id <= ? ORDER BY id LIMIT ?', [c.backlog, c.liveStart, maxRows]);
-          if (rows.length > 0) historical = true;
+        if (liveTurn) rows = await this.run(db, 'id > ?', [c.live, maxRows]);
+        if (rows.n === 0) {
+          rows = await this.run(db, 'id > ? AND id <= ?', [c.backlog, c.liveStart, maxRows]);
+          if (rows.n > 0) historical = true;
           else {
             // Backlog drained: back to one cursor.
             c.backlog = c.liveStart = c.live;
@@ -375,13 +375,13 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
           }
         }
       }
-      if (rows.length === 0 && !historical) rows = await db.all<Row>('SELECT id, ts, body FROM readings WHERE id > ? ORDER BY id LIMIT ?', [c.live, maxRows]);
-      if (rows.length === 0) {
+      if (rows.n === 0 && !historical) rows = await this.run(db, 'id > ?', [c.live, maxRows]);
+      if (rows.n === 0) {
         this.cursors = c;
         return null;
       }
-      const lo = rows[0]!.id;
-      const hi = rows[rows.length - 1]!.id;
+      const lo = rows.lo as number;
+      const hi = rows.hi as number;
       if (historical) {
         c.backlog = hi;
         this.backlogBatches++;
@@ -406,10 +406,15 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     });
   }
 
-  private toBatch(seq: number, rows: Row[], historical: boolean): OutboxBatch {
-    let body = `{"v":1,"epoch":${JSON.stringify(this.epochId)},"seq":${seq},"sentAt":${this.clock()},"historical":${historical},"readings":[`;
-    for (let i = 0; i < rows.length; i++) body += (i > 0 ? ',' : '') + rows[i]!.body;
-    return { epoch: this.epochId, seq, count: rows.length, payload: `${body}]}`, historical };
+  /** The first `maxRows` rows matching `where` (its parameters, then the limit), aggregated. */
+  private async run(db: SqliteDb, where: string, params: number[]): Promise<RowRun> {
+    return (await db.get<RowRun>(`SELECT count(*) AS n, min(id) AS lo, max(id) AS hi, ${BODIES} FROM (SELECT id, body FROM readings WHERE ${where} ORDER BY id LIMIT ?)`, params)) ?? NO_ROWS;
+  }
+
+  /** The payload around the readings' JSON, which SQLite joined (one string per batch, not one per row). */
+  private toBatch(seq: number, rows: RowRun, historical: boolean): OutboxBatch {
+    const payload = `{"v":1,"epoch":${JSON.stringify(this.epochId)},"seq":${seq},"sentAt":${this.clock()},"historical":${historical},"readings":[${rows.body ?? ''}]}`;
+    return { epoch: this.epochId, seq, count: rows.n, payload, historical };
   }
 
   async ack(seq: number): Promise<void> {
@@ -426,7 +431,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     this.counts.rows -= deleted.n;
     this.counts.bytes -= deleted.b ?? 0;
     this.counts.acked += deleted.n;
-    if (this.counts.rows + this.buffer.length === 0) this.oldestTs = null;
+    if (this.counts.rows + this.buffer.rows === 0) this.oldestTs = null;
   }
 
   async nextEvents(max: number): Promise<GatewayEvent[]> {
@@ -451,14 +456,14 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
 
   stats(): OutboxStats {
     return {
-      rows: this.counts.rows + this.buffer.length,
-      bytes: this.counts.bytes + this.bufferBytes,
+      rows: this.counts.rows + this.buffer.rows,
+      bytes: this.counts.bytes + this.buffer.bytes,
       oldestTs: this.oldestTs,
       appended: this.counts.appended,
       dropped: this.counts.dropped,
       acked: this.counts.acked,
       events: this.counts.events,
-      buffered: this.buffer.length,
+      buffered: this.buffer.rows,
       historical: this.cursors.backlog < this.cursors.liveStart ? Math.max(0, this.cursors.liveStart - this.cursors.backlog) : 0,
     };
   }
