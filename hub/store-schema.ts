@@ -9,9 +9,15 @@
  * and the commit binds 4 parameters per reading instead of 8. Measured with
  * sqlite3 on this machine, WAL + synchronous=FULL: 2,000-reading batches 119k →
  * 204k readings/s; 2-reading messages in groups of 64: 37k → 102k readings/s.
+ * The dedupe record is a set of seq ranges per (gateway, epoch) (seq-ranges.ts)
+ * instead of a row per batch: a further ~40 % for small messages. The
+ * `ingest` view takes a whole small group in one statement (see
+ * telemetry-commit.ts): kind 0 rows are readings (series, ts, value, flags),
+ * kind 1 rows seq-range updates (gateway, epoch, ranges, updated_at).
  */
 import type { Quality, Reading, ReadingValue } from '../contract/index.js';
 import type { SqliteDb } from '../lib/index.js';
+import { SeqRanges } from './seq-ranges.js';
 
 /** `PRAGMA user_version` of the layout this code writes. */
 export const SCHEMA_VERSION = 2;
@@ -20,9 +26,9 @@ export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS gateways (
   id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, first_seen INTEGER NOT NULL,
   last_seen INTEGER NOT NULL, status TEXT);
-CREATE TABLE IF NOT EXISTS batches (
-  gateway TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, received_at INTEGER NOT NULL, count INTEGER NOT NULL,
-  PRIMARY KEY (gateway, epoch, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seq_ranges (
+  gateway TEXT NOT NULL, epoch TEXT NOT NULL, ranges TEXT NOT NULL, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (gateway, epoch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series (
   id INTEGER PRIMARY KEY, gateway TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL,
   UNIQUE (gateway, device, point));
@@ -31,6 +37,12 @@ CREATE TABLE IF NOT EXISTS readings (
 CREATE INDEX IF NOT EXISTS readings_series_ts ON readings (series, ts);
 CREATE TABLE IF NOT EXISTS latest (
   series INTEGER PRIMARY KEY, ts INTEGER NOT NULL, value, flags INTEGER NOT NULL);
+CREATE VIEW IF NOT EXISTS ingest(kind, a, b, c, d) AS SELECT NULL, NULL, NULL, NULL, NULL WHERE 0;
+CREATE TRIGGER IF NOT EXISTS ingest_reading INSTEAD OF INSERT ON ingest WHEN NEW.kind = 0 BEGIN
+  INSERT INTO readings(series, ts, value, flags) VALUES (NEW.a, NEW.b, NEW.c, NEW.d); END;
+CREATE TRIGGER IF NOT EXISTS ingest_seq_ranges INSTEAD OF INSERT ON ingest WHEN NEW.kind = 1 BEGIN
+  INSERT INTO seq_ranges(gateway, epoch, ranges, updated_at) VALUES (NEW.a, NEW.b, NEW.c, NEW.d)
+  ON CONFLICT(gateway, epoch) DO UPDATE SET ranges = excluded.ranges, updated_at = excluded.updated_at; END;
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
   gateway TEXT NOT NULL, id TEXT NOT NULL, ts INTEGER NOT NULL, received_at INTEGER NOT NULL,
@@ -63,8 +75,6 @@ INSERT INTO latest(series, ts, value, flags)
 INSERT OR REPLACE INTO store_meta(key, value) VALUES ('latest_rowid', (SELECT coalesce(max(rowid), 0) FROM readings));
 DROP TABLE readings_v1;
 DROP TABLE latest_v1;
-PRAGMA user_version = ${SCHEMA_VERSION};
-COMMIT;
 `;
 
 /** Creates the tables, or migrates an older store; returns the version found ('new' for an empty file). */
@@ -74,6 +84,16 @@ export async function ensureSchema(db: SqliteDb): Promise<number | 'new'> {
   if (v1) {
     try {
       await db.exec(MIGRATE_V1);
+      // One row per batch becomes one set of ranges per gateway epoch.
+      const sets = new Map<string, { gateway: string; epoch: string; set: SeqRanges }>();
+      for (const b of await db.all<{ gateway: string; epoch: string; seq: number }>('SELECT gateway, epoch, seq FROM batches ORDER BY gateway, epoch, seq')) {
+        const key = `${b.gateway}\u0000${b.epoch}`;
+        let e = sets.get(key);
+        if (!e) sets.set(key, (e = { gateway: b.gateway, epoch: b.epoch, set: SeqRanges.empty() }));
+        e.set.add(b.seq);
+      }
+      for (const e of sets.values()) await db.run('INSERT INTO seq_ranges(gateway, epoch, ranges, updated_at) VALUES (?,?,?,?)', [e.gateway, e.epoch, e.set.toString(), Date.now()]);
+      await db.exec(`DROP TABLE batches; PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
     } catch (err) {
       await db.exec('ROLLBACK').catch(() => undefined);
       throw err;

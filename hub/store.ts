@@ -118,7 +118,12 @@ export class HubStore {
         return;
       }
       this.queue.push({ batch, resolve, reject, ...(this.deps.onCommit ? { queuedAt: performance.now() } : {}) });
-      if (!this.committing) void this.commitLoop();
+      if (!this.committing) {
+        // Gather first: start the group after this turn of the event loop, so that every
+        // client whose packets arrived in the same poll phase joins the same commit.
+        this.committing = true;
+        setImmediate(() => void this.commitLoop());
+      }
     });
   }
 

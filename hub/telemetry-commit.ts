@@ -1,6 +1,7 @@
 /**
  * One group commit of telemetry batches, and the state it keeps between
- * commits: the series ids it has seen, and the newest reading per series and
+ * commits: the series ids it has seen, the committed batch seqs per gateway
+ * epoch (the dedupe record, see seq-ranges.ts), and the newest reading per series and
  * gateway last-seen times not yet written to `latest` / `gateways`.
  *
  * Why `latest` and `last_seen` are written behind (every second, and before
@@ -13,6 +14,7 @@
  */
 import type { Reading } from '../contract/index.js';
 import { insertMany, type SqliteDb } from '../lib/index.js';
+import { SeqRanges } from './seq-ranges.js';
 import { columnValue, packFlags } from './store-schema.js';
 
 /** A telemetry batch to commit. */
@@ -34,6 +36,8 @@ interface LatestValue {
 export class TelemetryState {
   /** gateway \0 device \0 point → series id, for series known to be committed. */
   readonly series = new Map<string, number>();
+  /** gateway \0 epoch → committed batch seqs, as stored in `seq_ranges`. */
+  readonly ranges = new Map<string, SeqRanges>();
   /** Newest committed reading per series not yet written to `latest`. */
   dirtyLatest = new Map<number, LatestValue>();
   /** Gateways with committed telemetry since `last_seen` was last written. */
@@ -46,6 +50,11 @@ export class TelemetryState {
     this.series.set(key, id);
   }
 
+  rememberRanges(key: string, set: SeqRanges): void {
+    if (!this.ranges.has(key) && this.ranges.size >= this.maxCachedSeries) this.ranges.delete(this.ranges.keys().next().value!);
+    this.ranges.set(key, set);
+  }
+
   mergeLatest(from: Map<number, LatestValue>): void {
     for (const [s, v] of from) {
       const prev = this.dirtyLatest.get(s);
@@ -56,84 +65,121 @@ export class TelemetryState {
 
 const seriesKey = (gateway: string, device: string, point: string): string => `${gateway}\u0000${device}\u0000${point}`;
 
+/** Rows (readings and seq-range updates) that fit one statement's parameters (SQLite allows 32,766; 5 per row). */
+const ROWS_PER_STATEMENT = 6_000;
+
 /**
- * Commits a group of batches in one transaction on `db` (the caller holds the
+ * Commits a group of batches atomically on `db` (the caller holds the
  * connection exclusively). Returns per batch whether it was stored or was a
- * replay. State is updated only after COMMIT succeeded.
+ * replay. State is updated only after the commit succeeded.
+ *
+ * A group that fits one statement (every live message, small groups) is one
+ * multi-row INSERT into the `ingest` view, whose INSTEAD OF triggers write the
+ * readings and the seq-range updates: one autocommit statement, so one trip
+ * to SQLite's thread instead of four (BEGIN, ranges, readings, COMMIT). Each
+ * trip waits for the main thread, which the broker keeps busy: measured with
+ * the main thread 70 % busy, 17,800 → 40,700 messages/s. Larger groups
+ * (backlog drains) write the tables directly inside BEGIN … COMMIT.
  */
 export async function commitTelemetryGroup(db: SqliteDb, state: TelemetryState, batches: BatchToCommit[], now: number): Promise<{ results: Array<'stored' | 'duplicate'>; readings: number }> {
-  await db.run('BEGIN IMMEDIATE');
-  try {
-    const results = await dedupe(db, batches, now);
-    // Series ids: from the cache, else looked up or created in this transaction (cached only after COMMIT).
-    const created = new Map<string, number>();
-    const missing = new Map<string, [string, string, string]>();
-    for (let i = 0; i < batches.length; i++) {
-      if (results[i] !== 'stored') continue;
-      const b = batches[i]!;
-      for (const r of b.readings) {
-        const k = seriesKey(b.gateway, r.device, r.point);
-        if (!state.series.has(k)) missing.set(k, [b.gateway, r.device, r.point]);
-      }
+  const { results, changed } = await dedupe(db, state, batches);
+  // Series ids: from the cache, else looked up or created first. A series row is only a
+  // name for an id: created by a commit that then fails, it does no harm.
+  const missing = new Map<string, [string, string, string]>();
+  for (let i = 0; i < batches.length; i++) {
+    if (results[i] !== 'stored') continue;
+    const b = batches[i]!;
+    for (const r of b.readings) {
+      const k = seriesKey(b.gateway, r.device, r.point);
+      if (!state.series.has(k)) missing.set(k, [b.gateway, r.device, r.point]);
     }
-    if (missing.size > 0) await resolveSeries(db, missing, created);
-    const rows: Array<[number, number, unknown, number]> = [];
-    const latest = new Map<number, LatestValue>();
-    const seen = new Set<string>();
-    for (let i = 0; i < batches.length; i++) {
-      if (results[i] !== 'stored') continue;
-      const b = batches[i]!;
-      seen.add(b.gateway);
-      for (const r of b.readings) {
-        const k = seriesKey(b.gateway, r.device, r.point);
-        const s = state.series.get(k) ?? created.get(k)!;
-        const value = columnValue(r.value);
-        const flags = packFlags(r.value, r.quality, b.historical);
-        rows.push([s, r.ts, value, flags]);
-        const prev = latest.get(s);
-        if (!prev || prev.ts <= r.ts) latest.set(s, { ts: r.ts, value, flags: flags & 15 });
-      }
-    }
-    if (rows.length > 0) {
-      // In index order: neighbouring index pages are touched together instead of at random.
-      rows.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-      await insertMany(db, 'INSERT INTO readings(series, ts, value, flags)', 4, rows, 2000);
-    }
-    await db.run('COMMIT');
-    for (const [k, id] of created) state.remember(k, id);
-    state.mergeLatest(latest);
-    for (const gw of seen) state.dirtySeen.set(gw, now);
-    return { results, readings: rows.length };
-  } catch (err) {
-    await db.run('ROLLBACK').catch(() => undefined);
-    throw err;
   }
+  const created = new Map<string, number>();
+  if (missing.size > 0) await resolveSeries(db, missing, created);
+  for (const [k, id] of created) state.remember(k, id);
+  const rows: Array<[number, number, unknown, number]> = [];
+  const latest = new Map<number, LatestValue>();
+  const seen = new Set<string>();
+  for (let i = 0; i < batches.length; i++) {
+    if (results[i] !== 'stored') continue;
+    const b = batches[i]!;
+    seen.add(b.gateway);
+    for (const r of b.readings) {
+      const k = seriesKey(b.gateway, r.device, r.point);
+      const s = state.series.get(k) ?? created.get(k)!;
+      const value = columnValue(r.value);
+      const flags = packFlags(r.value, r.quality, b.historical);
+      rows.push([s, r.ts, value, flags]);
+      const prev = latest.get(s);
+      if (!prev || prev.ts <= r.ts) latest.set(s, { ts: r.ts, value, flags: flags & 15 });
+    }
+  }
+  // In index order: neighbouring index pages are touched together instead of at random.
+  rows.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const ranges = [...changed].filter(([, set]) => set.size > 0).map(([k, set]) => [...k.split('\u0000'), set.toString(), now] as [string, string, string, number]);
+  if (rows.length + ranges.length <= ROWS_PER_STATEMENT) {
+    const params: unknown[] = [];
+    for (const r of ranges) params.push(1, r[0], r[1], r[2], r[3]);
+    for (const r of rows) params.push(0, r[0], r[1], r[2], r[3]);
+    if (params.length > 0) await db.run(`INSERT INTO ingest(kind, a, b, c, d) VALUES ${new Array(params.length / 5).fill('(?,?,?,?,?)').join(',')}`, params);
+  } else {
+    await db.run('BEGIN IMMEDIATE');
+    try {
+      for (let i = 0; i < ranges.length; i += 1000) {
+        const part = ranges.slice(i, i + 1000);
+        await db.run(
+          `INSERT INTO seq_ranges(gateway, epoch, ranges, updated_at) VALUES ${part.map(() => '(?,?,?,?)').join(',')}
+           ON CONFLICT(gateway, epoch) DO UPDATE SET ranges = excluded.ranges, updated_at = excluded.updated_at`,
+          part.flat(),
+        );
+      }
+      await insertMany(db, 'INSERT INTO readings(series, ts, value, flags)', 4, rows, ROWS_PER_STATEMENT);
+      await db.run('COMMIT');
+    } catch (err) {
+      await db.run('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+  for (const [k, set] of changed) state.rememberRanges(k, set);
+  state.mergeLatest(latest);
+  for (const gw of seen) state.dirtySeen.set(gw, now);
+  return { results, readings: rows.length };
 }
 
 /**
- * One round trip for the whole group's dedupe: a multi-row INSERT OR IGNORE …
- * RETURNING names the batches that were new. A key seen twice in one group counts once.
+ * Which batches of the group are new: a batch whose seq is in its (gateway,
+ * epoch)'s committed set, or repeats an earlier batch of the group, is a
+ * replay. Reads the sets it does not hold yet; returns the changed sets, to
+ * be written with the readings and adopted after the commit.
  */
-async function dedupe(db: SqliteDb, batches: BatchToCommit[], now: number): Promise<Array<'stored' | 'duplicate'>> {
-  const key = (b: BatchToCommit): string => `${b.gateway}\u0000${b.epoch}\u0000${b.seq}`;
-  const firstOf = new Map<string, number>();
-  batches.forEach((b, i) => {
-    if (!firstOf.has(key(b))) firstOf.set(key(b), i);
-  });
-  const candidates = [...firstOf.values()].map((i) => batches[i]!);
-  const inserted = new Set<string>();
-  for (let i = 0; i < candidates.length; i += 1000) {
-    const part = candidates.slice(i, i + 1000);
-    const ret = await db.all<{ gateway: string; epoch: string; seq: number }>(
-      `INSERT OR IGNORE INTO batches(gateway, epoch, seq, received_at, count) VALUES ${part.map(() => '(?,?,?,?,?)').join(',')} RETURNING gateway, epoch, seq`,
-      part.flatMap((b) => [b.gateway, b.epoch, b.seq, now, b.readings.length]),
+async function dedupe(db: SqliteDb, state: TelemetryState, batches: BatchToCommit[]): Promise<{ results: Array<'stored' | 'duplicate'>; changed: Map<string, SeqRanges> }> {
+  const key = (b: BatchToCommit): string => `${b.gateway}\u0000${b.epoch}`;
+  const unknown = new Map<string, [string, string]>();
+  for (const b of batches) if (!state.ranges.has(key(b))) unknown.set(key(b), [b.gateway, b.epoch]);
+  const loaded = new Map<string, SeqRanges>();
+  const wanted = [...unknown.values()];
+  for (let i = 0; i < wanted.length; i += 1000) {
+    const part = wanted.slice(i, i + 1000);
+    const rows = await db.all<{ gateway: string; epoch: string; ranges: string }>(
+      `SELECT gateway, epoch, ranges FROM seq_ranges WHERE (gateway, epoch) IN (VALUES ${part.map(() => '(?,?)').join(',')})`,
+      part.flat(),
     );
-    for (const r of ret) inserted.add(`${r.gateway}\u0000${r.epoch}\u0000${r.seq}`);
+    for (const r of rows) loaded.set(`${r.gateway}\u0000${r.epoch}`, SeqRanges.parse(r.ranges));
   }
-  return batches.map((b, i) => (firstOf.get(key(b)) === i && inserted.has(key(b)) ? 'stored' : 'duplicate'));
+  const changed = new Map<string, SeqRanges>();
+  const results = batches.map((b): 'stored' | 'duplicate' => {
+    const k = key(b);
+    let set = changed.get(k);
+    if (!set) {
+      set = (state.ranges.get(k) ?? loaded.get(k) ?? SeqRanges.empty()).clone();
+      changed.set(k, set);
+    }
+    return set.add(b.seq) ? 'stored' : 'duplicate';
+  });
+  return { results, changed };
 }
 
-/** Finds or creates the series ids of `missing` (inside the caller's transaction) into `out`. */
+/** Finds or creates the series ids of `missing` into `out`. */
 async function resolveSeries(db: SqliteDb, missing: Map<string, [string, string, string]>, out: Map<string, number>): Promise<void> {
   const all = [...missing.values()];
   for (let i = 0; i < all.length; i += 1000) {

@@ -22,3 +22,19 @@ t.test('replays are recognised in the same group and in later groups', async (t)
   t.same(gws.map((g) => g.id), ['g1', 'g2'], 'both gateways seen');
   t.equal(store.counters.duplicates, 2);
 });
+
+t.test('a group too large for one statement is committed in one transaction of several', async (t) => {
+  const store = new HubStore({ file: path.join(t.testdir(), 'hub.sqlite'), logger: silentLogger() });
+  await store.start();
+  t.teardown(() => store.stop());
+  const big = (seq: number) => ({
+    gateway: 'g', epoch: 'e', seq, historical: true,
+    readings: Array.from({ length: 2_500 }, (_, i) => ({ device: `d${i % 50}`, point: `p${i % 7}`, ts: seq * 10_000 + i, value: i % 3 === 0 ? `s${i}` : i / 8, quality: 'good' as const })),
+  });
+  const results = await Promise.all([big(1), big(2), big(3), big(2)].map((b) => store.commitBatch(b)));
+  t.same(results, ['stored', 'stored', 'stored', 'duplicate']);
+  t.equal(store.counters.commits, 1, 'one group');
+  t.same(await store.readingCounts('g'), { total: 7_500, distinct: 7_500 });
+  const h = await store.history({ gateway: 'g', device: 'd3', point: 'p3', from: 0, to: 1e9, limit: 100 });
+  t.same(h.slice(0, 2).map((r) => [r.ts, r.value]), [[10_003, 's3'], [10_353, 44.125]], 'values and types come back as sent');
+});

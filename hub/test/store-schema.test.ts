@@ -21,6 +21,9 @@ t.test('a schema-1 store (text keys in every reading) is migrated without losing
     INSERT INTO readings VALUES ('g1', 'd1', 'level', 100, 1.5, 0, 0, 0), ('g1', 'd1', 'level', 200, 2.5, 0, 1, 1), ('g1', 'd1', 'door', 100, 1, 1, 0, 0), ('g1', 'd1', 'label', 100, 'open', 2, 2, 0);
     INSERT INTO latest VALUES ('g1', 'd1', 'level', 200, 2.5, 0, 1), ('g1', 'd1', 'door', 100, 1, 1, 0), ('g1', 'd1', 'label', 100, 'open', 2, 2);`);
   await old.close();
+  const first = new HubStore({ file, logger: silentLogger() });
+  await first.start();
+  await first.stop();
   const store = new HubStore({ file, logger: silentLogger() });
   await store.start();
   t.teardown(() => store.stop());
@@ -57,4 +60,6 @@ t.test('after a crash the latest values are recomputed from the committed readin
   t.equal((await store.readingCounts('gw-crash')).total, 50, 'every committed reading is there');
   t.same((await store.latest({ gateway: 'gw-crash' })).map((x) => [x.point, x.ts, x.value, x.quality]), [['door', 1_025, false, 'stale'], ['level', 1_025, 25, 'good']]);
   t.same((await store.listGateways()).map((g) => [g.id, g.lastSeen]), [['gw-crash', 1_025]], 'the gateway is known, last seen at its newest sample');
+  const again = (seq: number) => store.commitBatch({ gateway: 'gw-crash', epoch: 'e', seq, historical: false, readings: [{ device: 'd1', point: 'level', ts: 5_000, value: 0, quality: 'good' }] });
+  t.same(await Promise.all([again(1), again(25), again(26)]), ['duplicate', 'duplicate', 'stored'], 'the dedupe record survived the crash');
 });
