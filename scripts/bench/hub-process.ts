@@ -3,6 +3,8 @@
  *   node --import tsx scripts/bench/hub-process.ts DATA_DIR [MQTT_PORT]
  * Prints one JSON line {"ready": true, "mqttPort", "httpPort", "pid"} when it listens (logs go to stderr); stops
  * cleanly on SIGTERM/SIGINT. SIGKILL it to simulate a crash.
+ * With HISTORICAL_TARGET=N it also prints {"historical": N, "at": ms} once
+ * the N-th historical (backlog) reading has been committed (bench:drain).
  */
 import { startHub } from '../../hub/index.js';
 import { createLogger } from '../../lib/index.js';
@@ -16,6 +18,19 @@ if (!dataDir) {
 const hub = await startHub({ dataDir, logger: createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: process.stderr }), mqttPort: Number(port ?? 0), httpPort: 0 });
 process.stdout.write(`${JSON.stringify({ ready: true, mqttPort: hub.mqttPort, httpPort: hub.httpPort, pid: process.pid })}\n`);
 const writeProfile = await cpuProfileFromEnv();
+const target = Number(process.env.HISTORICAL_TARGET ?? 0);
+if (target > 0) {
+  let historical = 0;
+  const onBatch = (b: { historical: boolean; duplicate: boolean; readings: unknown[] }): void => {
+    if (!b.historical || b.duplicate) return;
+    historical += b.readings.length;
+    if (historical >= target) {
+      hub.events.off('batch', onBatch);
+      process.stdout.write(`${JSON.stringify({ historical, at: Date.now() })}\n`);
+    }
+  };
+  hub.events.on('batch', onBatch);
+}
 const stop = (): void => void hub.stop().then(writeProfile).then(() => process.exit(0));
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);
