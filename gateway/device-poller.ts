@@ -12,7 +12,7 @@
  * serial-line and OPC UA drivers.
  */
 import { IocError, isIocError, type GatewayEvent, type Reading } from '../contract/index.js';
-import { decodeResponse, encodeValue, planReads, type ModbusPoint, type ModbusProfile, type ReadRequest } from '../device-profiles/index.js';
+import { decodeBits, decodeRegisters, encodeValue, extractPoint, isBitTable, planReads, type ModbusPoint, type ModbusProfile, type ReadRequest } from '../device-profiles/index.js';
 import { Backoff, type Logger } from '../lib/index.js';
 import type { DeviceConfig } from './config.js';
 import { DeviceState, type DeviceDriver, type DeviceHealth, type DevicePollStats } from './device-state.js';
@@ -108,15 +108,20 @@ export class DevicePoller implements DeviceDriver {
     }, delayMs);
   }
 
-  /** Per-request options: the device's timeout/retries; no retries while it is down. */
+  /** Per-request options: the device's timeout/retries; no retries while it is down. Two fixed objects, not one per poll. */
   private requestOptions(): ModbusRequestOptions {
     const d = this.deps.device;
-    const opts: ModbusRequestOptions = {};
-    if (d.timeoutMs !== undefined) opts.timeoutMs = d.timeoutMs;
-    if (this.state.health === 'down') opts.retries = 0;
-    else if (d.retries !== undefined) opts.retries = d.retries;
-    return opts;
+    if (!this.options) {
+      const up: ModbusRequestOptions = {};
+      const down: ModbusRequestOptions = { retries: 0 };
+      if (d.timeoutMs !== undefined) up.timeoutMs = down.timeoutMs = d.timeoutMs;
+      if (d.retries !== undefined) up.retries = d.retries;
+      this.options = { up: Object.freeze(up), down: Object.freeze(down) };
+    }
+    return this.state.health === 'down' ? this.options.down : this.options.up;
   }
+
+  private options: { up: ModbusRequestOptions; down: ModbusRequestOptions } | null = null;
 
   /** Reads one group now. Exposed for "read now" commands and tests. */
   async pollGroup(g: Group = this.groups[0]!): Promise<void> {
@@ -125,7 +130,10 @@ export class DevicePoller implements DeviceDriver {
     const { device, transport, logger } = this.deps;
     const state = this.state;
     const started = this.clock();
-    const out: Reading[] = [];
+    // Created after the first answer, not before the first await: an object that waits out a
+    // network round trip can be promoted (or its allocation site pretenured) by V8, and an old
+    // array keeps the young readings pushed into it alive until the next full GC.
+    let out: Reading[] | null = null;
     let failures = 0;
     let answered = 0;
     let lastError: unknown = null;
@@ -148,13 +156,20 @@ export class DevicePoller implements DeviceDriver {
           }
           // A timeout or a dead connection fails the rest of this poll at once.
           if (isIocError(err) && err.code !== 'GW_ERR_MODBUS_EXCEPTION') break;
+          out ??= [];
           for (const e of req.points) state.report(out, e.point, null, 'bad', started);
           continue;
         }
         answered++;
         const ts = this.clock();
+        out ??= [];
         try {
-          for (const { point, value } of decodeResponse(req, data)) state.report(out, point, value, 'good', ts);
+          // decodeResponse, without its per-point result objects.
+          const bits = isBitTable(req.table);
+          for (const e of req.points) {
+            const slice = extractPoint<number | boolean>(req, data, e);
+            state.report(out, e.point, bits ? decodeBits(e.point, slice as boolean[]) : decodeRegisters(e.point, slice as number[]), 'good', ts);
+          }
         } catch (err) {
           failures++;
           lastError = err;
@@ -167,6 +182,7 @@ export class DevicePoller implements DeviceDriver {
     state.stats.polls++;
     state.stats.lastLatencyMs = this.clock() - started;
     // Down means "does not answer": an exception response is an answer (the device is alive).
+    out ??= [];
     if (answered === 0 && g.plan.length > 0) {
       state.markFailed(lastError, this.allPoints(), out, this.deps.downAfter ?? 2);
     } else {

@@ -4,7 +4,9 @@
  * serial-line port, OPC UA client) and one driver per enabled device, the
  * right kind for its profile's protocol. Every driver reports through the
  * same `onReadings` / `onEvent` callbacks. node-opcua is imported only when
- * an OPC UA bus exists, so gateways without one start fast.
+ * an OPC UA bus exists, so gateways without one start fast; modbus-serial
+ * only when a Modbus RTU line exists (and serialport, in byte-link.ts, only
+ * when a serial port is opened), so a Modbus-TCP-only gateway loads neither.
  */
 import { IocError, type GatewayEvent, type Reading } from '../contract/index.js';
 import type { DeviceProfile } from '../device-profiles/index.js';
@@ -12,7 +14,6 @@ import type { Logger } from '../lib/index.js';
 import type { BusConfig, GatewayConfig, OpcuaBusConfig } from './config.js';
 import { DevicePoller } from './device-poller.js';
 import type { DeviceDriver } from './device-state.js';
-import { ModbusRtuTransport } from './drivers/modbus-rtu.js';
 import { ModbusTcpTransport } from './drivers/modbus-tcp.js';
 import type { ModbusTransport } from './drivers/modbus-transport.js';
 import { openSerialPort, type SerialPortFactory } from './drivers/byte-link.js';
@@ -50,10 +51,12 @@ export async function buildSouthbound(deps: SouthboundDeps): Promise<Southbound>
   const modbusLines = new Map<string, ModbusTransport>();
   const lines: Service[] = [];
   const busById = new Map<string, BusConfig>(config.buses.map((b) => [b.id, b]));
+  // modbus-serial (RTU framing) only when an RTU line exists: Modbus TCP has its own client.
+  const rtu = config.buses.some((b) => b.type === 'modbus-rtu' || b.type === 'modbus-rtu-tcp') ? await import('./drivers/modbus-rtu.js') : null;
   for (const b of config.buses) {
     const log = logger.child({ component: b.type, bus: b.id });
     if (b.type === 'modbus-tcp') modbusLines.set(b.id, new ModbusTcpTransport({ config: b, logger: log }));
-    else if (b.type === 'modbus-rtu' || b.type === 'modbus-rtu-tcp') modbusLines.set(b.id, new ModbusRtuTransport({ config: b, logger: log, openPort, onEvent }));
+    else if ((b.type === 'modbus-rtu' || b.type === 'modbus-rtu-tcp') && rtu) modbusLines.set(b.id, new rtu.ModbusRtuTransport({ config: b, logger: log, openPort, onEvent }));
   }
   lines.push(...modbusLines.values());
 

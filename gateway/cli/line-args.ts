@@ -9,7 +9,6 @@ import { IocError } from '../../contract/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
 import type { ModbusRtuBusConfig, ModbusRtuTcpBusConfig, ModbusTcpBusConfig } from '../config.js';
 import { openSerialPort, type SerialPortFactory } from '../drivers/byte-link.js';
-import { ModbusRtuTransport } from '../drivers/modbus-rtu.js';
 import { ModbusTcpTransport } from '../drivers/modbus-tcp.js';
 import type { ModbusTransport } from '../drivers/modbus-transport.js';
 
@@ -86,8 +85,12 @@ export function serialSettings(v: LineValues, defaults: { parity: 'none' | 'even
   };
 }
 
-/** Builds (not started) the Modbus transport the options describe. */
-export function modbusTransport(v: LineValues, opts: { logger?: Logger; openPort?: SerialPortFactory; timeoutMs?: number } = {}): ModbusTransport {
+/**
+ * Builds (not started) the Modbus transport the options describe. The RTU
+ * transport (modbus-serial) is imported only when asked for: every command
+ * module is loaded by the dispatcher, `run` included.
+ */
+export async function modbusTransport(v: LineValues, opts: { logger?: Logger; openPort?: SerialPortFactory; timeoutMs?: number } = {}): Promise<ModbusTransport> {
   const kind = lineKind(v);
   const logger = opts.logger ?? silentLogger();
   const common = {
@@ -98,10 +101,12 @@ export function modbusTransport(v: LineValues, opts: { logger?: Logger; openPort
   if (!(frameDelay >= 0 && frameDelay <= 1000)) throw usage(`--frame-delay: '${v['frame-delay']}' is not 0..1000 ms`);
   if (kind === 'serial') {
     const config: ModbusRtuBusConfig = { ...common, type: 'modbus-rtu', path: v.serial as string, ...serialSettings(v), interFrameDelayMs: frameDelay };
+    const { ModbusRtuTransport } = await import('../drivers/modbus-rtu.js');
     return new ModbusRtuTransport({ config, logger, openPort: opts.openPort ?? openSerialPort });
   }
   if (kind === 'rtu-tcp') {
     const config: ModbusRtuTcpBusConfig = { ...common, type: 'modbus-rtu-tcp', ...hostPort(v['rtu-tcp'] as string, 'rtu-tcp'), baudRate: int(v.baud, 'baud', 9600, 300, 921600), interFrameDelayMs: frameDelay };
+    const { ModbusRtuTransport } = await import('../drivers/modbus-rtu.js');
     return new ModbusRtuTransport({ config, logger, openPort: opts.openPort ?? openSerialPort });
   }
   if (kind === 'tcp') {

@@ -76,7 +76,7 @@ export const probe: Command = {
 };
 
 async function probeModbus(v: LineValues, profile: ModbusProfile, unit: number, out: NodeJS.WritableStream): Promise<number> {
-  const transport = modbusTransport(v, { timeoutMs: 500 });
+  const transport = await modbusTransport(v, { timeoutMs: 500 });
   await transport.start();
   const rows: string[][] = [];
   let failed = 0;

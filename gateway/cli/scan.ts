@@ -67,7 +67,7 @@ export const scan: Command = {
 };
 
 async function scanModbus(v: LineValues, units: number[], what: { table: ModbusTable; address: number }, io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream }): Promise<number> {
-  const transport = modbusTransport(v, { timeoutMs: v.serial ? 100 : 300 });
+  const transport = await modbusTransport(v, { timeoutMs: v.serial ? 100 : 300 });
   await transport.start();
   const found: string[] = [];
   const garbled: string[] = [];

@@ -50,7 +50,7 @@ export const writePoint: Command = {
       const profile = await resolveProfile(values.profile, values['profile-dir']);
       if (profile.protocol !== 'modbus') throw new Error(`ioc-edge write handles Modbus profiles; ${profile.model} is ${profile.protocol}`);
       const unit = Number(values.unit ?? 1);
-      const transport = modbusTransport(values, { timeoutMs: 500 });
+      const transport = await modbusTransport(values, { timeoutMs: 500 });
       await transport.start();
       const device = new DevicePoller({
         device: { id: 'cli', bus: 'cli', profile: profile.model, unitId: unit, enabled: true }, profile, transport, logger: silentLogger(),

@@ -6,7 +6,6 @@
  */
 import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
-import { SerialPort } from 'serialport';
 import { IocError } from '../../contract/index.js';
 
 /** Serial settings of a port. */
@@ -88,9 +87,15 @@ export async function openSerialStream(port: SerialStreamLike, path: string): Pr
   return new StreamLink(port, path);
 }
 
-/** Opens a real serial port (serialport's native binding). */
-export const openSerialPort: SerialPortFactory = (opts) =>
-  openSerialStream(new SerialPort({ path: opts.path, baudRate: opts.baudRate, parity: opts.parity, dataBits: opts.dataBits, stopBits: opts.stopBits, autoOpen: false }), opts.path);
+/**
+ * Opens a real serial port (serialport's native binding). serialport is
+ * imported on the first call: a gateway without serial buses never loads
+ * its native binding.
+ */
+export const openSerialPort: SerialPortFactory = async (opts) => {
+  const { SerialPort } = await import('serialport');
+  return openSerialStream(new SerialPort({ path: opts.path, baudRate: opts.baudRate, parity: opts.parity, dataBits: opts.dataBits, stopBits: opts.stopBits, autoOpen: false }), opts.path);
+};
 
 class SocketLink extends EventEmitter implements ByteLink {
   private closed = false;

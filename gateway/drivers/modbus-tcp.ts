@@ -45,6 +45,8 @@ interface Transaction {
   reject: (err: unknown) => void;
 }
 
+const NOOP = (): void => undefined;
+
 /** Connection lost while a transaction waited: reported like a refused connection. */
 const CONNECTION_LOST = Object.assign(new Error('connection closed'), { code: 'ECONNRESET' });
 /** Named so toModbusError maps it to GW_ERR_MODBUS_TIMEOUT. */
@@ -261,11 +263,18 @@ export class ModbusTcpTransport implements ModbusTransport {
     this.current = null;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (err === null) tx.resolve(data as number[] | boolean[]);
+    const { resolve, reject } = tx;
+    const write = tx.values !== null;
+    // A record that waited out a slow round trip may already sit in V8's old generation: cut its
+    // links to the (young) promise and what hangs off it, or they would survive until a full GC.
+    tx.resolve = NOOP;
+    tx.reject = NOOP;
+    tx.values = null;
+    if (err === null) resolve(data as number[] | boolean[]);
     else {
-      const e = toModbusError(err, { bus: this.id, endpoint: this.endpoint, unitId: tx.unitId, table: tx.table, address: tx.address, count: tx.count, ...(tx.values ? { write: true } : {}) });
+      const e = toModbusError(err, { bus: this.id, endpoint: this.endpoint, unitId: tx.unitId, table: tx.table, address: tx.address, count: tx.count, ...(write ? { write: true } : {}) });
       if (drop || e.code === 'GW_ERR_MODBUS_CONNECT' || e.code === 'GW_ERR_MODBUS_IO') this.drop();
-      tx.reject(e);
+      reject(e);
     }
     this.next();
   }

@@ -10,6 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { createInterface } from 'node:readline';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { startGateway } from '../../gateway/index.js';
 import { createLogger } from '../../lib/index.js';
 
@@ -23,12 +24,13 @@ const gw = await startGateway({ config: JSON.parse(readFileSync(file, 'utf8')), 
  * SCALE_HEAP_PROFILE=FILE: sampling heap profile from 5 s after start to stop, written to FILE
  * (.heapprofile, Chrome DevTools). It keeps the samples a full GC collected: what was promoted
  * to the old generation and then died, the garbage that drives peak RSS.
+ * SCALE_HEAP_PROFILE_ALL=1 keeps every sample: all allocations, short-lived ones included.
  */
 const heapProfile = process.env.SCALE_HEAP_PROFILE;
 const session = heapProfile ? new Session() : null;
 if (session) {
   session.connect();
-  setTimeout(() => void session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true } as never), 5000);
+  setTimeout(() => void session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: process.env.SCALE_HEAP_PROFILE_ALL === '1' } as never), 5000);
 }
 /** SCALE_HEAP_SNAPSHOT=FILE: one heap snapshot (live objects) 10 s after start. */
 const snapshotFile = process.env.SCALE_HEAP_SNAPSHOT;
@@ -43,7 +45,8 @@ const report = setInterval(() => {
   console.log(JSON.stringify({ stats: true, t: Date.now(), cpuUs: cpu.user + cpu.system, rss: mem.rss, heap: mem.heapUsed, maxRssKb: process.resourceUsage().maxRSS, backlog: outbox.rows, produced }));
   if (trace) {
     const mb = (n: number): string => (n / 1048576).toFixed(1);
-    process.stderr.write(`mem rss ${mb(mem.rss)} heapTotal ${mb(mem.heapTotal)} heapUsed ${mb(mem.heapUsed)} external ${mb(mem.external)} arrayBuffers ${mb(mem.arrayBuffers)} maxRss ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} backlog ${outbox.rows} buffered ${outbox.buffered}\n`);
+    const spaces = getHeapSpaceStatistics().map((s) => `${s.space_name.replace('_space', '')} ${mb(s.space_size)}/${mb(s.space_used_size)}`).join(' ');
+    process.stderr.write(`mem rss ${mb(mem.rss)} heapTotal ${mb(mem.heapTotal)} heapUsed ${mb(mem.heapUsed)} external ${mb(mem.external)} arrayBuffers ${mb(mem.arrayBuffers)} maxRss ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} backlog ${outbox.rows} buffered ${outbox.buffered} | ${spaces}\n`);
   }
 }, 1000);
 createInterface({ input: process.stdin }).on('close', () => {
