@@ -48,12 +48,11 @@ export interface SqliteOutboxDeps {
   clock?: () => number;
 }
 
-/** A run of rows aggregated by SQLite: count, id range, and the bodies joined with commas in id order. */
+/** A run of rows as SQLite counts it: how many, and their id range. */
 interface RowRun {
   n: number;
   lo: number | null;
   hi: number | null;
-  body: string | null;
 }
 
 interface Reserved {
@@ -85,9 +84,7 @@ CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, lo IN
 CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, severity TEXT NOT NULL, body TEXT NOT NULL);
 `;
 
-/** The bodies of an id-ordered run of rows joined into the inside of a JSON array, by SQLite. */
-const BODIES = `group_concat(body, ',' ORDER BY id) AS body`;
-const NO_ROWS: RowRun = { n: 0, lo: null, hi: null, body: null };
+const NO_ROWS: RowRun = { n: 0, lo: null, hi: null };
 
 /** SQLite implementation of {@link Outbox}. */
 export class SqliteOutbox extends EventEmitter implements Outbox {
@@ -342,14 +339,14 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     return db.exclusive(async () => {
       const recovered = this.recovered.shift();
       if (recovered) {
-        const rows = (await db.get<RowRun>(`SELECT count(*) AS n, min(id) AS lo, max(id) AS hi, ${BODIES} FROM readings WHERE id BETWEEN ? AND ?`, [recovered.lo, recovered.hi]))!;
+        const rows = (await db.get<RowRun>('SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM readings WHERE id BETWEEN ? AND ?', [recovered.lo, recovered.hi]))!;
         if (rows.n === 0) {
           // Every reading of this batch was dropped by a budget: nothing to resend.
           await db.run('DELETE FROM batches WHERE seq = ?', [recovered.seq]);
           return null;
         }
         this.reserved.set(recovered.seq, recovered);
-        return this.toBatch(recovered.seq, rows, recovered.historical === 1);
+        return this.toBatch(db, recovered.seq, rows, recovered.historical === 1);
       }
       const c = { ...this.cursors };
       const threshold = this.deps.backlogThreshold ?? 20_000;
@@ -402,19 +399,24 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       }
       this.cursors = c;
       this.reserved.set(seq, { seq, lo, hi, historical: historical ? 1 : 0 });
-      return this.toBatch(seq, rows, historical);
+      return this.toBatch(db, seq, rows, historical);
     });
   }
 
-  /** The first `maxRows` rows matching `where` (its parameters, then the limit), aggregated. */
+  /** The id range and count of the first `maxRows` rows matching `where` (its parameters, then the limit). */
   private async run(db: SqliteDb, where: string, params: number[]): Promise<RowRun> {
-    return (await db.get<RowRun>(`SELECT count(*) AS n, min(id) AS lo, max(id) AS hi, ${BODIES} FROM (SELECT id, body FROM readings WHERE ${where} ORDER BY id LIMIT ?)`, params)) ?? NO_ROWS;
+    return (await db.get<RowRun>(`SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM (SELECT id FROM readings WHERE ${where} ORDER BY id LIMIT ?)`, params)) ?? NO_ROWS;
   }
 
-  /** The payload around the readings' JSON, which SQLite joined (one string per batch, not one per row). */
-  private toBatch(seq: number, rows: RowRun, historical: boolean): OutboxBatch {
-    const payload = `{"v":1,"epoch":${JSON.stringify(this.epochId)},"seq":${seq},"sentAt":${this.clock()},"historical":${historical},"readings":[${rows.body ?? ''}]}`;
-    return { epoch: this.epochId, seq, count: rows.n, payload, historical };
+  /**
+   * The batch's payload, assembled by SQLite: one flat string, not one string
+   * per row plus a concatenation that MQTT.js would flatten into a second copy
+   * of the whole payload (kept until PUBACK).
+   */
+  private async toBatch(db: SqliteDb, seq: number, rows: RowRun, historical: boolean): Promise<OutboxBatch> {
+    const head = `{"v":1,"epoch":${JSON.stringify(this.epochId)},"seq":${seq},"sentAt":${this.clock()},"historical":${historical},"readings":[`;
+    const row = await db.get<{ payload: string }>(`SELECT ? || group_concat(body, ',' ORDER BY id) || ']}' AS payload FROM readings WHERE id BETWEEN ? AND ?`, [head, rows.lo, rows.hi]);
+    return { epoch: this.epochId, seq, count: rows.n, payload: row?.payload ?? `${head}]}`, historical };
   }
 
   async ack(seq: number): Promise<void> {
