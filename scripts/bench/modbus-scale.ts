@@ -12,12 +12,17 @@
  *   BENCH modbus-scale-cpu <gateway CPU> cores
  *   BENCH modbus-scale-rss <gateway peak RSS> MB
  *
- * The gateway process runs the compiled code (npm run build), as deployed.
+ * The gateway process runs the compiled code (npm run build). By default it is
+ * scale-gateway-proc.ts (startGateway, reporting its own CPU and RSS) with V8's
+ * default heap settings; `--entry main` starts it as the systemd unit does
+ * (`dist/bin/main.js run`, measured through /proc), and `--node-flags` passes
+ * node options, e.g. the unit's: `--node-flags='--max-semi-space-size=8
+ * --heap-growing-percent=50'` (docs/deploy.md, "Memory").
  *
- *   npm run bench:modbus-scale -- [--devices 500] [--points 30] [--interval 500] [--seconds 20] [--no-saturation] [--tsx] [--node-flags '…']
+ *   npm run bench:modbus-scale -- [--devices 500] [--points 30] [--interval 500] [--seconds 20] [--no-saturation] [--tsx] [--entry proc|main] [--node-flags='…']
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -31,7 +36,7 @@ const { values } = parseArgs({
   options: {
     devices: { type: 'string', default: '500' }, points: { type: 'string', default: '30' }, interval: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '20' }, warmup: { type: 'string', default: '6' }, 'no-saturation': { type: 'boolean' }, tsx: { type: 'boolean' },
-    'node-flags': { type: 'string', default: '' },
+    'node-flags': { type: 'string', default: '' }, entry: { type: 'string', default: 'proc' },
   },
 });
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -39,15 +44,52 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /**
  * The gateway runs compiled (npm run build), as deployed: under tsx the
  * transpiler alone adds about 30 MB of RSS. --tsx runs the sources instead.
- * V8 runs with its default heap sizing: at 30,000 readings/s it lets about
- * 100 MB of garbage pile up between full collections (live heap under 50 MB).
- * --node-flags '--max-old-space-size=96' caps that (RSS about 40 MB lower, more
- * CPU for GC) but leaves little headroom: a gateway whose outbox buffer grows
- * while SQLite lags behind a large backlog can then run out of heap.
+ * V8 runs with its default heap sizing unless --node-flags says otherwise; the
+ * live heap is ~27 MB, the rest of the heap is the 32 MB young generation and
+ * old-generation garbage between full collections.
  */
 if (!values.tsx) {
   const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   if (!existsSync(path.join(ROOT, 'dist/scripts/bench/scale-gateway-proc.js'))) throw new Error(`npm run build failed (${build.status})`);
+}
+
+/**
+ * --entry main: the gateway as the systemd unit starts it (`dist/bin/main.js run`, which
+ * also loads the other CLI commands), measured from outside through /proc (Linux): CPU
+ * from /proc/PID/stat, RSS and peak RSS (VmRSS, VmHWM) from /proc/PID/status. Ready
+ * once the hub has committed a reading; "produced" and the backlog are not known.
+ * SCALE_MAIN_STDOUT=1 passes its stdout through (for --node-flags=--trace-gc).
+ */
+function mainChild(configFile: string): Pick<LineProc, 'next' | 'stop'> {
+  const flags = (values['node-flags'] ?? '').split(' ').filter(Boolean).map((f) => `'${f}'`).join(' ');
+  const child = spawn('/bin/sh', ['-c', `ulimit -n 8192 2>/dev/null; exec '${process.execPath}' ${flags} '${path.join(ROOT, 'dist/bin/main.js')}' run --config '${configFile}' --log-level warn`], { stdio: ['ignore', process.env.SCALE_MAIN_STDOUT === '1' ? 'inherit' : 'ignore', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const tick = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  const sample = (): Record<string, unknown> => {
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the command name.
+    return { stats: true, t: Date.now(), cpuUs: ((Number(f[11]) + Number(f[12])) / tick) * 1e6, rss: kb('VmRSS') * 1024, maxRssKb: kb('VmHWM'), backlog: 0, produced: Number.NaN };
+  };
+  const start = committed;
+  return {
+    async next(match) {
+      if (match({ ready: true })) {
+        while (committed === start) await new Promise((r) => setTimeout(r, 100));
+        return { ready: true };
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      return sample();
+    },
+    async stop(graceMs = 10_000) {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
 }
 
 /** A compiled JS child speaking JSON lines (the subset of LineProc this bench uses). */
@@ -127,7 +169,7 @@ async function phase(intervalMs: number, secs: number): Promise<Phase> {
   };
   const file = path.join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const gw = values.tsx ? LineProc.start('scripts/bench/scale-gateway-proc.ts', [file], { nofile: 8192 }) : jsonChild(path.join(ROOT, 'dist/scripts/bench/scale-gateway-proc.js'), [file]);
+  const gw = values.entry === 'main' ? mainChild(file) : values.tsx ? LineProc.start('scripts/bench/scale-gateway-proc.ts', [file], { nofile: 8192 }) : jsonChild(path.join(ROOT, 'dist/scripts/bench/scale-gateway-proc.js'), [file]);
   await gw.next((o) => o.ready === true, 120_000);
   const stats: Array<{ t: number; cpuUs: number; rss: number; maxRssKb: number; backlog: number; produced: number }> = [];
   let reading = true;
@@ -177,7 +219,7 @@ if (!values['no-saturation']) {
 await sim.stop();
 await hub.stop();
 rmSync(dir, { recursive: true, force: true });
-console.log(`gateway node flags: ${values['node-flags'] || '(none)'}${values.tsx ? ', sources under tsx' : ', compiled'}`);
+console.log(`gateway node flags: ${values['node-flags'] || '(none)'}${values.tsx ? ', sources under tsx' : ', compiled'}${values.entry === 'main' ? ', started as dist/bin/main.js run' : ''}`);
 console.log(`BENCH modbus-scale ${Math.round(main.sustained)} points/s`);
 console.log(`BENCH modbus-scale-cpu ${main.cores.toFixed(3)} cores`);
 console.log(`BENCH modbus-scale-rss ${main.peakRssMb.toFixed(0)} MB`);
