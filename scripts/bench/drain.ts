@@ -3,10 +3,9 @@
  * was down) drain into the hub's store while live polling continues. The hub
  * and the gateway each run in their own process (`ioc-edge run`); the
  * simulated devices run here. Prints end-to-end readings/s and the gateway's
- * peak RSS (VmHWM). The gateway runs with `--max-semi-space-size=2` as the
- * systemd unit does (a 2 MB young generation: the default 16 MB lets short-lived
- * batch strings pile up; measured 126–129 MB peak instead of 147–196 MB, same
- * rate). GW_NODE_FLAGS overrides the flags.
+ * peak RSS (VmHWM). The gateway runs with the V8 flags of the systemd unit
+ * (docs/systemd/ioc-edge-gateway.service, read from its ExecStart line; see
+ * docs/deploy.md 'Memory'). GW_NODE_FLAGS overrides them.
  *
  *   npm run bench:drain -- [--readings N]
  */
@@ -68,7 +67,9 @@ await writeFile(path.join(dir, 'gw.json'), JSON.stringify(cfg));
 // 3. Build, start the compiled gateway and watch the hub until the backlog is in.
 execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
 const start = Date.now();
-const gw = spawn(process.execPath, [...(process.env.GW_NODE_FLAGS ?? '--max-semi-space-size=2').split(' ').filter(Boolean), path.join(ROOT, 'dist/bin/main.js'), 'run', '--config', path.join(dir, 'gw.json'), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+const unit = await readFile(path.join(ROOT, 'docs/systemd/ioc-edge-gateway.service'), 'utf8');
+const unitFlags = (/^ExecStart=\S+node((?:\s+--\S+)*)/m.exec(unit)?.[1] ?? '').trim();
+const gw = spawn(process.execPath, [...(process.env.GW_NODE_FLAGS ?? unitFlags).split(' ').filter(Boolean), path.join(ROOT, 'dist/bin/main.js'), 'run', '--config', path.join(dir, 'gw.json'), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
 let live = 0;
 let done = 0;
 for (;;) {
@@ -99,6 +100,7 @@ await stopChild(hub.child);
 await sim.stop();
 await rm(dir, { recursive: true, force: true });
 const seconds = (done - start) / 1000;
+console.log(`gateway node flags: ${process.env.GW_NODE_FLAGS ?? unitFlags}`);
 console.log(`drained ${N} buffered readings in ${seconds.toFixed(1)} s (includes gateway start-up) while polling live; newest live reading at the hub was ${liveLagMs} ms old at the end; gateway peak RSS ${(hwmKb / 1024).toFixed(0)} MB`);
 console.log(`BENCH drain-rss ${(hwmKb / 1024).toFixed(0)} MB`);
 console.log(`BENCH drain ${Math.round(N / seconds)} readings/s`);
