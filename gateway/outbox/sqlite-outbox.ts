@@ -165,7 +165,9 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     this.counts.appended += readings.length;
     // Offered faster than the disk takes it: memory stays bounded, the oldest go first, counted.
     if (this.buffer.rows > (this.deps.limits.maxBufferedRows ?? 50_000)) this.capBuffer();
-    if (this.buffer.rows >= (this.deps.flushRows ?? 2000)) void this.flush().catch(() => undefined);
+    // While a flush runs, the timer catches up (at most one waiting flush): a flush call per
+    // append would pile up waiting calls without bound when the disk is slower than the drivers.
+    if (this.buffer.rows >= (this.deps.flushRows ?? 2000) && !this.flushing) void this.flush().catch(() => undefined);
     else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;
@@ -278,11 +280,36 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     return c.texts.length;
   }
 
-  /** While writes fail, memory holds the readings; past the cap the oldest go (whole appends), counted. */
+  /**
+   * While writes fail or lag, memory holds the readings; past the cap the oldest go (whole
+   * appends), counted. Signalled at most once a second with the sum: an event per append
+   * would queue events for the very disk that is behind.
+   */
   private capBuffer(): void {
     const dropped = this.buffer.dropOldest(this.deps.limits.maxBufferedRows ?? 50_000);
     if (dropped === 0) return;
     this.counts.dropped += dropped;
+    this.overflowPending += dropped;
+    const wait = this.lastOverflowAt + 1000 - this.clock();
+    if (wait <= 0) this.signalOverflow();
+    else if (!this.overflowTimer) {
+      this.overflowTimer = setTimeout(() => {
+        this.overflowTimer = null;
+        this.signalOverflow();
+      }, wait);
+      this.overflowTimer.unref();
+    }
+  }
+
+  private overflowPending = 0;
+  private lastOverflowAt = Number.NEGATIVE_INFINITY;
+  private overflowTimer: NodeJS.Timeout | null = null;
+
+  private signalOverflow(): void {
+    if (this.overflowPending === 0) return;
+    const dropped = this.overflowPending;
+    this.overflowPending = 0;
+    this.lastOverflowAt = this.clock();
     this.emit('overflow', { dropped, reason: 'maxBufferedRows' });
   }
 
@@ -474,6 +501,9 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     if (!this.db) return;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.overflowTimer) clearTimeout(this.overflowTimer);
+    this.overflowTimer = null;
+    this.signalOverflow();
     try {
       await this.flush();
     } catch (err) {
