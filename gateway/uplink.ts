@@ -343,7 +343,10 @@ export class Uplink extends EventEmitter {
     }
     this.pumping = true;
     void this.fill()
-      .catch((err) => this.deps.logger.error({ err }, 'uplink drain failed'))
+      .catch((err) => {
+        // After stop() a drain still in progress may find the outbox closed: not an error then.
+        if (this.started) this.deps.logger.error({ err }, 'uplink drain failed');
+      })
       .finally(() => {
         this.pumping = false;
         if (this.again) {
