@@ -11,9 +11,12 @@
  *   Rate = PUBACKs per second after a 20 % warm-up.
  *
  *   A diagnostic run in between sends the same load through the hub to a
- *   gateway topic the ingest does not commit (config/reported, read by a
- *   service account): the cost of authentication, ACL and the packet guard
- *   alone, apart from the SQLite commit.
+ *   gateway topic that no hub service reads (fw/bench: gateways may publish
+ *   under fw/, the firmware service reads only fw/request, fw/state and
+ *   fw/sync), received by a service account: the cost of authentication, ACL
+ *   and the packet guard alone, apart from the ingest (parse, validate,
+ *   SQLite commit). (It used config/reported until the config service's
+ *   rejection of each non-report payload was found in the profile.)
  *
  *   npm run bench:hub -- [--publishers 8] [--messages 8000] [--window 32] [--readings 2]
  *
@@ -70,8 +73,8 @@ try {
   const consumer = (await hub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
   const url = `mqtt://127.0.0.1:${hr.mqttPort as number}`;
   const service = (await hub.ask('service cfg-svc', (o) => 'password' in o)) as { username: string; password: string };
-  const noCommit = await load(url, creds, { clientId: 'cfg-svc:1', username: service.username, password: service.password, filter: 'ioc/v1/gw/+/config/reported' }, 'ioc/v1/gw/{id}/config/reported');
-  console.log(`hub, auth + ACL + packet guard, no commit (config/reported): ${Math.round(noCommit.rate)} msg/s (${(noCommit.rate / plainBefore).toFixed(3)} of plain Aedes)`);
+  const noCommit = await load(url, creds, { clientId: 'cfg-svc:1', username: service.username, password: service.password, filter: 'ioc/v1/gw/+/fw/bench' }, 'ioc/v1/gw/{id}/fw/bench');
+  console.log(`hub, auth + ACL + packet guard, no commit (fw/bench): ${Math.round(noCommit.rate)} msg/s (${(noCommit.rate / plainBefore).toFixed(3)} of plain Aedes)`);
   const secured = await load(url, creds, { clientId: 'ioc-core:1', username: consumer.username, password: consumer.password, filter: 'ioc/v1/gw/+/telemetry' });
   const stats = await hub.ask('stats', (o) => 'rss' in o);
   await hub.stop();
