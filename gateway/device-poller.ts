@@ -86,13 +86,17 @@ export class DevicePoller implements DeviceDriver {
     for (const g of this.groups) this.schedule(g, 0);
   }
 
+  /** Stops scheduling and waits for polls in flight (each bounded by its transaction timeout), so none delivers readings after stop. */
   async stop(): Promise<void> {
     this.running = false;
     for (const g of this.groups) {
       if (g.timer) clearTimeout(g.timer);
       g.timer = null;
     }
+    await Promise.allSettled([...this.inflight]);
   }
+
+  private readonly inflight = new Set<Promise<void>>();
 
   private schedule(g: Group, delayMs: number): void {
     if (!this.running) return;
@@ -124,7 +128,14 @@ export class DevicePoller implements DeviceDriver {
   private options: { up: ModbusRequestOptions; down: ModbusRequestOptions } | null = null;
 
   /** Reads one group now. Exposed for "read now" commands and tests. */
-  async pollGroup(g: Group = this.groups[0]!): Promise<void> {
+  pollGroup(g: Group = this.groups[0]!): Promise<void> {
+    const p = this.pollGroupNow(g);
+    this.inflight.add(p);
+    void p.catch(() => undefined).finally(() => this.inflight.delete(p));
+    return p;
+  }
+
+  private async pollGroupNow(g: Group): Promise<void> {
     if (g.busy) return;
     g.busy = true;
     const { device, transport, logger } = this.deps;

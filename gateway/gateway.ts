@@ -144,7 +144,12 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
       } else m.set(r.point, { ...r });
     }
     bus.emit('readings', readings);
-    outbox.append(readings);
+    try {
+      outbox.append(readings);
+    } catch (err) {
+      // Only after stop (drivers are stopped first and wait for their polls): say so, never throw into a driver.
+      logger.error({ err, code: (err as { code?: string }).code ?? 'GW_ERR_OUTBOX_CLOSED', readings: readings.length }, 'readings arrived after the outbox stopped; not stored');
+    }
     alarms.evaluate(readings);
   };
 
