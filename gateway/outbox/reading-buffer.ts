@@ -14,6 +14,7 @@
  */
 import type { Reading } from '../../contract/index.js';
 import type { SqliteDb } from '../../lib/index.js';
+import { isDiskFull } from './outbox-file.js';
 
 /** Most readings per chunk: disk-full recovery writes chunk by chunk, so this bounds its granularity. */
 export const CHUNK_ROWS = 250;
@@ -133,4 +134,28 @@ export async function insertChunks(db: SqliteDb, c: Chunks): Promise<void> {
     await db.run(INSERT, [param]);
     start = end;
   }
+}
+
+/**
+ * Writes chunk by chunk (≤ {@link CHUNK_ROWS} readings each), one transaction
+ * each, for a disk that is full: on a refusal `makeRoom` is called and the
+ * chunk tried once more. Returns how many chunks were written.
+ */
+export async function writeWhatFits(db: SqliteDb, c: Chunks, makeRoom: () => Promise<void>): Promise<number> {
+  for (let i = 0; i < c.texts.length; i++) {
+    const one = sliceChunks(c, i, i + 1);
+    try {
+      await db.transaction(() => insertChunks(db, one));
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      await makeRoom();
+      try {
+        await db.transaction(() => insertChunks(db, one));
+      } catch (err2) {
+        if (isDiskFull(err2)) return i;
+        throw err2;
+      }
+    }
+  }
+  return c.texts.length;
 }

@@ -23,11 +23,13 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { rename, stat } from 'node:fs/promises';
 import { IocError, type GatewayEvent, type Reading } from '../../contract/index.js';
-import { SqliteDb, type Logger } from '../../lib/index.js';
+import type { Logger, SqliteDb } from '../../lib/index.js';
+import { isDiskFull, NO_ROWS, openOutboxFile, OutboxEvents, readingTotals, SCHEMA, ThrottledCount, type Cursors, type Reserved, type RowRun } from './outbox-file.js';
 import type { Outbox, OutboxBatch, OutboxLimits, OutboxStats } from './outbox.js';
-import { insertChunks, ReadingBuffer, sliceChunks, type Chunks } from './reading-buffer.js';
+import { insertChunks, ReadingBuffer, sliceChunks, writeWhatFits, type Chunks } from './reading-buffer.js';
+
+export { isDiskFull } from './outbox-file.js';
 
 /** Dependencies and settings of {@link SqliteOutbox}. */
 export interface SqliteOutboxDeps {
@@ -48,44 +50,6 @@ export interface SqliteOutboxDeps {
   clock?: () => number;
 }
 
-/** A run of rows as SQLite counts it: how many, and their id range. */
-interface RowRun {
-  n: number;
-  lo: number | null;
-  hi: number | null;
-}
-
-interface Reserved {
-  seq: number;
-  lo: number;
-  hi: number;
-  historical: number;
-}
-
-/** Reservation cursors; backlog region = (backlog, liveStart], live region = (live, ∞). */
-interface Cursors {
-  backlog: number;
-  liveStart: number;
-  live: number;
-}
-
-/** True for SQLite's "database or disk is full" (SQLITE_FULL) and the OS's ENOSPC. */
-export function isDiskFull(err: unknown): boolean {
-  const e = err as { code?: string; errno?: number; message?: string };
-  return e?.code === 'SQLITE_FULL' || e?.code === 'ENOSPC' || e?.errno === 13 || /database or disk is full|ENOSPC|no space left/i.test(e?.message ?? '');
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- AUTOINCREMENT: ids are never reused after the newest rows are acknowledged and deleted,
--- so "id > cursor" always finds new rows.
-CREATE TABLE IF NOT EXISTS readings (id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, lo INTEGER NOT NULL, hi INTEGER NOT NULL, historical INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, severity TEXT NOT NULL, body TEXT NOT NULL);
-`;
-
-const NO_ROWS: RowRun = { n: 0, lo: null, hi: null };
-
 /** SQLite implementation of {@link Outbox}. */
 export class SqliteOutbox extends EventEmitter implements Outbox {
   private db: SqliteDb | null = null;
@@ -99,8 +63,10 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
   private liveBatches = 0;
   private backlogBatches = 0;
   private reserved = new Map<number, Reserved>();
-  private eventsOut = new Set<string>();
-  private counts = { rows: 0, bytes: 0, appended: 0, dropped: 0, acked: 0, events: 0, droppedEvents: 0 };
+  private readonly events: OutboxEvents;
+  /** Buffer overflows, signalled at most once a second with the sum: an event per append would queue events for the very disk that is behind. */
+  private readonly overflow: ThrottledCount;
+  private counts = { rows: 0, bytes: 0, appended: 0, dropped: 0, acked: 0 };
   private oldestTs: number | null = null;
   private epochId = '';
   private readonly clock: () => number;
@@ -108,6 +74,8 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
   constructor(private readonly deps: SqliteOutboxDeps) {
     super();
     this.clock = deps.clock ?? Date.now;
+    this.events = new OutboxEvents(deps.limits.maxEvents ?? 100_000);
+    this.overflow = new ThrottledCount(this.clock, (dropped) => this.emit('overflow', { dropped, reason: 'maxBufferedRows' }));
   }
 
   get epoch(): string {
@@ -115,8 +83,9 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
   }
 
   async start(): Promise<void> {
-    this.db = await this.openChecked();
-    const db = this.db;
+    const { db, corrupt } = await openOutboxFile(this.deps.file, this.deps.logger, this.clock);
+    this.db = db;
+    if (corrupt) this.emit('corrupt', corrupt);
     await db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=${this.deps.synchronous ?? 'FULL'}; PRAGMA busy_timeout=5000;${SCHEMA}${this.deps.pragmas ?? ''}`);
     const epoch = await db.get<{ value: string }>(`SELECT value FROM meta WHERE key='epoch'`);
     if (epoch) this.epochId = epoch.value;
@@ -124,37 +93,13 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       this.epochId = randomBytes(9).toString('base64url');
       await db.run(`INSERT INTO meta(key, value) VALUES ('epoch', ?)`, [this.epochId]);
     }
-    const agg = await db.get<{ n: number; b: number | null; t: number | null }>('SELECT count(*) AS n, sum(length(body)) AS b, min(ts) AS t FROM readings');
-    this.counts.rows = agg?.n ?? 0;
-    this.counts.bytes = agg?.b ?? 0;
-    this.oldestTs = agg?.t ?? null;
-    this.counts.events = (await db.get<{ n: number }>('SELECT count(*) AS n FROM events'))?.n ?? 0;
+    ({ rows: this.counts.rows, bytes: this.counts.bytes, oldestTs: this.oldestTs } = await readingTotals(db));
+    await this.events.load(db);
     this.recovered = await db.all<Reserved>('SELECT seq, lo, hi, historical FROM batches ORDER BY seq');
     const cur = await db.get<{ value: string }>(`SELECT value FROM meta WHERE key='cursors'`);
     if (cur) this.cursors = JSON.parse(cur.value) as Cursors;
     this.maxId = (await db.get<{ m: number | null }>(`SELECT seq AS m FROM sqlite_sequence WHERE name='readings'`))?.m ?? 0;
     this.deps.logger.info({ rows: this.counts.rows, pendingBatches: this.recovered.length, epoch: this.epochId }, 'outbox opened');
-  }
-
-  /** Opens the file; a file that fails `quick_check` is moved aside and replaced by a fresh one. */
-  private async openChecked(): Promise<SqliteDb> {
-    const file = this.deps.file;
-    let db: SqliteDb | null = null;
-    try {
-      db = await SqliteDb.open(file);
-      const rows = await db.all<{ quick_check: string }>('PRAGMA quick_check');
-      if (rows.length === 1 && rows[0]!.quick_check === 'ok') return db;
-      throw new Error(rows.map((r) => r.quick_check).slice(0, 3).join('; '));
-    } catch (err) {
-      await db?.close().catch(() => undefined);
-      const aside = `${file}.corrupt-${this.clock()}`;
-      this.deps.logger.error({ err, file, movedTo: aside, code: 'GW_ERR_OUTBOX_IO' }, 'outbox failed its integrity check; moving it aside and starting a fresh one');
-      for (const suffix of ['', '-wal', '-shm']) {
-        await stat(file + suffix).then(() => rename(file + suffix, aside + suffix), () => undefined);
-      }
-      this.emit('corrupt', { file, movedTo: aside, reason: (err as Error).message });
-      return SqliteDb.open(file);
-    }
   }
 
   append(readings: readonly Reading[]): void {
@@ -177,18 +122,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
   }
 
   async appendEvent(event: GatewayEvent): Promise<void> {
-    const db = this.requireDb();
-    const res = await db.exclusive(() => db.run('INSERT OR IGNORE INTO events(id, severity, body) VALUES (?, ?, ?)', [event.id, event.severity, JSON.stringify(event)]));
-    this.counts.events += res.changes;
-    const max = this.deps.limits.maxEvents ?? 100_000;
-    if (this.counts.events > max) {
-      // Alarms outlive chatter: drop the oldest info events first, then the oldest of any kind.
-      const excess = this.counts.events - max;
-      const a = await db.exclusive(() => db.run(`DELETE FROM events WHERE n IN (SELECT n FROM events WHERE severity = 'info' ORDER BY n LIMIT ?)`, [excess]));
-      const b = excess > a.changes ? await db.exclusive(() => db.run('DELETE FROM events WHERE n IN (SELECT n FROM events ORDER BY n LIMIT ?)', [excess - a.changes])) : { changes: 0 };
-      this.counts.events -= a.changes + b.changes;
-      this.counts.droppedEvents += a.changes + b.changes;
-    }
+    await this.events.append(this.requireDb(), event);
     this.emit('readable');
   }
 
@@ -210,7 +144,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
           if (!isDiskFull(err)) throw err;
           // The disk is full: make room and write what fits, in small transactions.
           await this.makeRoom();
-          const n = await this.writeWhatFits(taken);
+          const n = await writeWhatFits(this.requireDb(), taken, () => this.makeRoom());
           written = sliceChunks(taken, 0, n);
           if (n < taken.texts.length) {
             this.count(written);
@@ -259,58 +193,12 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     this.counts.bytes += c.bytes;
   }
 
-  /** Writes chunk by chunk (≤ 250 readings each) until the disk refuses one twice; returns how many chunks were written. */
-  private async writeWhatFits(c: Chunks): Promise<number> {
-    const db = this.requireDb();
-    for (let i = 0; i < c.texts.length; i++) {
-      const one = sliceChunks(c, i, i + 1);
-      try {
-        await db.transaction(() => insertChunks(db, one));
-      } catch (err) {
-        if (!isDiskFull(err)) throw err;
-        await this.makeRoom();
-        try {
-          await db.transaction(() => insertChunks(db, one));
-        } catch (err2) {
-          if (isDiskFull(err2)) return i;
-          throw err2;
-        }
-      }
-    }
-    return c.texts.length;
-  }
-
-  /**
-   * While writes fail or lag, memory holds the readings; past the cap the oldest go (whole
-   * appends), counted. Signalled at most once a second with the sum: an event per append
-   * would queue events for the very disk that is behind.
-   */
+  /** While writes fail or lag, memory holds the readings; past the cap the oldest go (whole appends), counted. */
   private capBuffer(): void {
     const dropped = this.buffer.dropOldest(this.deps.limits.maxBufferedRows ?? 50_000);
     if (dropped === 0) return;
     this.counts.dropped += dropped;
-    this.overflowPending += dropped;
-    const wait = this.lastOverflowAt + 1000 - this.clock();
-    if (wait <= 0) this.signalOverflow();
-    else if (!this.overflowTimer) {
-      this.overflowTimer = setTimeout(() => {
-        this.overflowTimer = null;
-        this.signalOverflow();
-      }, wait);
-      this.overflowTimer.unref();
-    }
-  }
-
-  private overflowPending = 0;
-  private lastOverflowAt = Number.NEGATIVE_INFINITY;
-  private overflowTimer: NodeJS.Timeout | null = null;
-
-  private signalOverflow(): void {
-    if (this.overflowPending === 0) return;
-    const dropped = this.overflowPending;
-    this.overflowPending = 0;
-    this.lastOverflowAt = this.clock();
-    this.emit('overflow', { dropped, reason: 'maxBufferedRows' });
+    this.overflow.add(dropped);
   }
 
   private retryTimer: NodeJS.Timeout | null = null;
@@ -326,10 +214,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
 
   private async recount(dropped: number, reason: string): Promise<void> {
     const db = this.requireDb();
-    const agg = await db.exclusive(() => db.get<{ n: number; b: number | null; t: number | null }>('SELECT count(*) AS n, sum(length(body)) AS b, min(ts) AS t FROM readings'));
-    this.counts.rows = agg?.n ?? 0;
-    this.counts.bytes = agg?.b ?? 0;
-    this.oldestTs = agg?.t ?? null;
+    ({ rows: this.counts.rows, bytes: this.counts.bytes, oldestTs: this.oldestTs } = await db.exclusive(() => readingTotals(db)));
     this.counts.dropped += dropped;
     this.deps.logger.warn({ dropped, reason, totalDropped: this.counts.dropped }, 'outbox budget reached: oldest readings dropped');
     this.emit('overflow', { dropped, reason });
@@ -463,24 +348,12 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     if (this.counts.rows + this.buffer.rows === 0) this.oldestTs = null;
   }
 
-  async nextEvents(max: number): Promise<GatewayEvent[]> {
-    const db = this.requireDb();
-    const rows = await db.exclusive(() => db.all<{ id: string; body: string }>('SELECT id, body FROM events ORDER BY n LIMIT ?', [max + this.eventsOut.size]));
-    const out: GatewayEvent[] = [];
-    for (const r of rows) {
-      if (this.eventsOut.has(r.id)) continue;
-      this.eventsOut.add(r.id);
-      out.push(JSON.parse(r.body) as GatewayEvent);
-      if (out.length >= max) break;
-    }
-    return out;
+  nextEvents(max: number): Promise<GatewayEvent[]> {
+    return this.events.next(this.requireDb(), max);
   }
 
-  async ackEvent(id: string): Promise<void> {
-    const db = this.requireDb();
-    const res = await db.exclusive(() => db.run('DELETE FROM events WHERE id = ?', [id]));
-    this.eventsOut.delete(id);
-    this.counts.events -= res.changes;
+  ackEvent(id: string): Promise<void> {
+    return this.events.ack(this.requireDb(), id);
   }
 
   stats(): OutboxStats {
@@ -491,7 +364,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       appended: this.counts.appended,
       dropped: this.counts.dropped,
       acked: this.counts.acked,
-      events: this.counts.events,
+      events: this.events.count,
       buffered: this.buffer.rows,
       historical: this.cursors.backlog < this.cursors.liveStart ? Math.max(0, this.cursors.liveStart - this.cursors.backlog) : 0,
     };
@@ -501,9 +374,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     if (!this.db) return;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    if (this.overflowTimer) clearTimeout(this.overflowTimer);
-    this.overflowTimer = null;
-    this.signalOverflow();
+    this.overflow.flush();
     try {
       await this.flush();
     } catch (err) {
