@@ -161,7 +161,11 @@ t.test('a download cut by a dropped connection and by a gateway restart resumes 
   const afterRestart = asked.slice(before);
   const firstAsks = [...new Set(afterRestart)].sort((a, b) => a - b);
   const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !have.has(i));
-  t.same(firstAsks, missing, 'after the restart the gateway asked exactly for the chunks it did not have');
+  t.same(firstAsks.filter((i) => have.has(i)), [], 'after the restart the gateway asked for none of the chunks it had');
+  // The hub may still answer the old gateway's last requests (window 2, answers delayed 15 ms) after the
+  // restart: those chunks reach the new session unasked and are kept (the whole image is verified at the end).
+  const unasked = missing.filter((i) => !firstAsks.includes(i));
+  t.ok(unasked.length <= 2, `it asked for every missing chunk except at most the window's worth answered to the old session (${unasked.join(', ') || 'none'})`);
   t.same(s.fc21.image, image);
 });
 
