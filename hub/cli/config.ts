@@ -45,7 +45,8 @@ pushed. --profile adds a device profile the configuration needs. After applying,
 the gateway must reach the hub again within --confirm-window seconds (default
 30) or it goes back to its last good version by itself. --base-version refuses
 the push if someone pushed since that version. --wait follows the gateway until
-it applied the version, or failed (exit 1), or SECONDS passed (exit 3).
+it applied the version and confirmed it (or runs a newer one), or failed
+(exit 1), or SECONDS passed (exit 3).
 
 ${API_HELP}`;
 
@@ -92,7 +93,7 @@ export const configPush: Command = {
   },
 };
 
-/** Polls the gateway's view until `version` is applied or failed. */
+/** Polls the gateway's view until `version` is applied and confirmed, superseded, or failed. */
 async function follow(target: ApiTarget, gateway: string, version: number, waitS: number, io: CommandIo): Promise<number> {
   const deadline = Date.now() + waitS * 1000;
   let last = '';
@@ -102,7 +103,8 @@ async function follow(target: ApiTarget, gateway: string, version: number, waitS
     const line = rep ? `${rep.status} (version ${rep.version}; running ${rep.running.version})` : 'no report yet';
     if (line !== last) io.out.write(`  ${line}\n`);
     last = line;
-    if (rep && rep.running.version >= version) return 0;
+    // Done when the version is confirmed (a confirming version can still roll back) or a newer one runs.
+    if (rep && (rep.running.version > version || (rep.version === version && rep.status === 'applied'))) return 0;
     if (rep && rep.version === version && (rep.status === 'rejected' || rep.status === 'rolled-back')) {
       io.err.write(`version ${version} failed: ${row.why ?? rep.status}\n`);
       return 1;
