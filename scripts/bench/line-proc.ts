@@ -29,9 +29,14 @@ export class LineProc {
    */
   static start(file: string, args: string[] = [], opts: { nofile?: number; env?: NodeJS.ProcessEnv } = {}): LineProc {
     const script = fileURLToPath(new URL(`../../${file}`, import.meta.url));
-    const node = [process.execPath, '--expose-gc', '--import', 'tsx', script, ...args].map((s) => `'${s.replace(/'/g, "'\\''")}'`).join(' ');
+    return LineProc.exec([process.execPath, '--expose-gc', '--import', 'tsx', script, ...args], opts);
+  }
+
+  /** Starts any command (`argv`) speaking the same line protocol, with the same open-file limit handling. */
+  static exec(argv: string[], opts: { nofile?: number; env?: NodeJS.ProcessEnv } = {}): LineProc {
+    const command = argv.map((s) => `'${s.replace(/'/g, "'\\''")}'`).join(' ');
     const raise = opts.nofile ? `ulimit -n ${opts.nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; ` : '';
-    const child = spawn('/bin/sh', ['-c', `${raise}exec ${node}`], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...opts.env } });
+    const child = spawn('/bin/sh', ['-c', `${raise}exec ${command}`], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...opts.env } });
     return new LineProc(child);
   }
 

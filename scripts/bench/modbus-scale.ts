@@ -23,7 +23,6 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -48,6 +47,9 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
  * live heap is ~27 MB, the rest of the heap is the 32 MB young generation and
  * old-generation garbage between full collections.
  */
+/** Extra node flags for the gateway child (--node-flags). */
+const nodeFlags = (values['node-flags'] ?? '').split(' ').filter(Boolean);
+
 if (!values.tsx) {
   const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   if (!existsSync(path.join(ROOT, 'dist/scripts/bench/scale-gateway-proc.js'))) throw new Error(`npm run build failed (${build.status})`);
@@ -61,7 +63,7 @@ if (!values.tsx) {
  * SCALE_MAIN_STDOUT=1 passes its stdout through (for --node-flags=--trace-gc).
  */
 function mainChild(configFile: string): Pick<LineProc, 'next' | 'stop'> {
-  const flags = (values['node-flags'] ?? '').split(' ').filter(Boolean).map((f) => `'${f}'`).join(' ');
+  const flags = nodeFlags.map((f) => `'${f}'`).join(' ');
   const child = spawn('/bin/sh', ['-c', `ulimit -n 8192 2>/dev/null; exec '${process.execPath}' ${flags} '${path.join(ROOT, 'dist/bin/main.js')}' run --config '${configFile}' --log-level warn`], { stdio: ['ignore', process.env.SCALE_MAIN_STDOUT === '1' ? 'inherit' : 'ignore', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const tick = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -92,37 +94,6 @@ function mainChild(configFile: string): Pick<LineProc, 'next' | 'stop'> {
   };
 }
 
-/** A compiled JS child speaking JSON lines (the subset of LineProc this bench uses). */
-function jsonChild(script: string, args: string[]): Pick<LineProc, 'next' | 'stop'> {
-  const flags = (values['node-flags'] ?? '').split(' ').filter(Boolean).map((f) => `'${f}'`).join(' ');
-  const child = spawn('/bin/sh', ['-c', `ulimit -n 8192 2>/dev/null; exec '${process.execPath}' ${flags} '${script}' ${args.map((a) => `'${a}'`).join(' ')}`], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const waiting: Array<{ match: (o: Record<string, unknown>) => boolean; resolve: (o: Record<string, unknown>) => void; reject: (e: Error) => void }> = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => {
-    for (const w of waiting.splice(0)) w.reject(new Error('gateway process exited'));
-    resolve();
-  }));
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    let o: Record<string, unknown>;
-    try {
-      o = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      // Not a stats line (--node-flags '--trace-gc' and the like): pass it on.
-      process.stderr.write(`${line}\n`);
-      return;
-    }
-    const i = waiting.findIndex((w) => w.match(o));
-    if (i >= 0) waiting.splice(i, 1)[0]!.resolve(o);
-  });
-  return {
-    next: (match) => new Promise((resolve, reject) => waiting.push({ match, resolve, reject })),
-    async stop(graceMs = 10_000) {
-      child.stdin!.end();
-      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}
 const devices = Number(values.devices);
 const points = Number(values.points);
 const seconds = Number(values.seconds);
@@ -169,7 +140,7 @@ async function phase(intervalMs: number, secs: number): Promise<Phase> {
   };
   const file = path.join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const gw = values.entry === 'main' ? mainChild(file) : values.tsx ? LineProc.start('scripts/bench/scale-gateway-proc.ts', [file], { nofile: 8192 }) : jsonChild(path.join(ROOT, 'dist/scripts/bench/scale-gateway-proc.js'), [file]);
+  const gw = values.entry === 'main' ? mainChild(file) : values.tsx ? LineProc.start('scripts/bench/scale-gateway-proc.ts', [file], { nofile: 8192 }) : LineProc.exec([process.execPath, ...nodeFlags, path.join(ROOT, 'dist/scripts/bench/scale-gateway-proc.js'), file], { nofile: 8192 });
   await gw.next((o) => o.ready === true, 120_000);
   const stats: Array<{ t: number; cpuUs: number; rss: number; maxRssKb: number; backlog: number; produced: number }> = [];
   let reading = true;

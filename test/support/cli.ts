@@ -1,5 +1,5 @@
 /** Runs the `ioc-edge` dispatcher in-process with captured output, as a test sees a terminal. */
-import { PassThrough } from 'node:stream';
+import { captureIo } from './capture-io.js';
 import { main } from '../../bin/cli.js';
 
 /** Result of one command line. */
@@ -11,12 +11,7 @@ export interface CliResult {
 
 /** `ioc-edge ...argv`: exit code, stdout and stderr. */
 export async function runCli(argv: string[]): Promise<CliResult> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let o = '';
-  let e = '';
-  out.on('data', (d: Buffer) => (o += d.toString()));
-  err.on('data', (d: Buffer) => (e += d.toString()));
-  const code = await main(argv, out, err);
-  return { code, out: o, err: e };
+  const io = captureIo();
+  const code = await main(argv, io.out, io.err);
+  return { code, out: io.text(), err: io.errText() };
 }

@@ -14,6 +14,7 @@ import type { OpcuaBusConfig } from '../../config.js';
 import { OpcuaLine } from '../opcua-line.js';
 import { captureLogger, WARN } from './log-capture.js';
 import { until } from './rtu-harness.js';
+import { captureIo } from '../../../test/support/capture-io.js';
 
 const home = mkdtempSync(path.join(tmpdir(), 'ioc-edge-opcua-'));
 process.env.HOME = home;
@@ -158,30 +159,20 @@ t.test('through startGateway: the OPC UA bus is built lazily, readings and write
 });
 
 t.test('CLI: scan --opcua browses the address space, probe --opcua reads a profile once', async (t) => {
-  const { PassThrough } = await import('node:stream');
   const { scan } = await import('../../cli/scan.js');
   const { probe } = await import('../../cli/probe.js');
-  const capture = (): { out: InstanceType<typeof PassThrough>; err: InstanceType<typeof PassThrough>; text: () => string; errText: () => string } => {
-    const out = new PassThrough();
-    const err = new PassThrough();
-    let o = '';
-    let e = '';
-    out.on('data', (d: Buffer) => (o += d.toString()));
-    err.on('data', (d: Buffer) => (e += d.toString()));
-    return { out, err, text: () => o, errText: () => e };
-  };
   const auth = ['--user', USER.username, '--password', USER.password, '--pki-dir', path.join(home, 'cli-pki')];
-  const s = capture();
+  const s = captureIo();
   t.equal(await scan.run(['--opcua', server.endpointUrl, ...auth], s), 0, s.errText());
   t.match(s.text(), /ns=2 urn:ioc-edge:camera/);
   t.match(s.text(), /^Camera\/  ns=2;s=Camera$/m);
   t.match(s.text(), /^  Online  ns=2;s=Camera\.Online  Boolean = true$/m);
   t.match(s.text(), /^  FrameRate  ns=2;s=Camera\.Stream\.FrameRate  Double = [\d.]+$/m);
-  const p = capture();
+  const p = captureIo();
   t.equal(await probe.run(['--profile', 'camera-health-opcua', '--opcua', server.endpointUrl, ...auth], p), 0, p.errText());
   t.match(p.text(), /^online\s+true\s+Good\s+ns=2;s=Camera\.Online\s+true$/m);
   t.match(p.text(), /10\/10 points read from opc\.tcp:\/\/127\.0\.0\.1:\d+\/UA\/Camera with profile camera-health-opcua/);
-  const denied = capture();
+  const denied = captureIo();
   t.equal(await scan.run(['--opcua', server.endpointUrl, '--user', 'x', '--password', 'y', '--pki-dir', path.join(home, 'cli-pki')], denied), 2);
   t.match(denied.errText(), /GW_ERR_OPCUA_AUTH/);
 });
