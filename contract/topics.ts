@@ -78,10 +78,33 @@ export interface ParsedTopic {
 }
 
 /**
- * Parses `ioc/v1/gw/{gw}/{kind}/…`. Returns null for anything outside the
- * per-gateway namespace or with an invalid gateway id.
+ * Parsed topics remembered by {@link parseTopic}: the hot ones (a few per
+ * gateway). Cleared when full; topics longer than any valid gateway topic are
+ * not remembered, so hostile topic churn costs at most ~5 MB.
  */
-export function parseTopic(topic: string): ParsedTopic | null {
+const PARSED_CACHE_SIZE = 16_384;
+const PARSED_CACHE_MAX_TOPIC = 160;
+const parsedCache = new Map<string, Readonly<ParsedTopic> | null>();
+
+/**
+ * Parses `ioc/v1/gw/{gw}/{kind}/…`. Returns null for anything outside the
+ * per-gateway namespace or with an invalid gateway id. The result is frozen
+ * and shared: the hub asks about the same topic several times per message
+ * (ACL, packet guard, ingest, metrics, services), so answers are remembered.
+ */
+export function parseTopic(topic: string): Readonly<ParsedTopic> | null {
+  const hit = parsedCache.get(topic);
+  if (hit !== undefined) return hit;
+  const parsed = parseTopicUncached(topic);
+  const frozen = parsed ? Object.freeze({ ...parsed, rest: Object.freeze(parsed.rest) as string[] }) : null;
+  if (topic.length <= PARSED_CACHE_MAX_TOPIC) {
+    if (parsedCache.size >= PARSED_CACHE_SIZE) parsedCache.clear();
+    parsedCache.set(topic, frozen);
+  }
+  return frozen;
+}
+
+function parseTopicUncached(topic: string): ParsedTopic | null {
   const levels = topic.split('/');
   if (levels.length < 4 || `${levels[0]}/${levels[1]}` !== ROOT || levels[2] !== 'gw') return null;
   const gateway = levels[3]!;
