@@ -6,12 +6,12 @@
  * integer `series` (one row per gateway/device/point in `series`) instead of
  * repeating three strings. A row is about 20 bytes instead of 60, the
  * (series, ts) index stays small enough that a group commit touches few pages,
- * and the commit binds 4 parameters per reading instead of 8. Measured with
+ * and a reading carries 4 values instead of 8. Measured with
  * sqlite3 on this machine, WAL + synchronous=FULL: 2,000-reading batches 119k →
  * 204k readings/s; 2-reading messages in groups of 64: 37k → 102k readings/s.
  * The dedupe record is a set of seq ranges per (gateway, epoch) (seq-ranges.ts)
  * instead of a row per batch: a further ~40 % for small messages. The
- * `ingest` view takes a whole small group in one statement (see
+ * `ingest` view takes a whole group in one statement (see
  * telemetry-commit.ts): kind 0 rows are readings (series, ts, value, flags),
  * kind 1 rows seq-range updates (gateway, epoch, ranges, updated_at).
  */
