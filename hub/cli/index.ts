@@ -1,5 +1,6 @@
 /** The hub-side `ioc-edge` commands, for operators. bin/cli.ts registers this list next to the gateway's. */
 import { accountCreate } from './account-create.js';
+import { auditVerify } from './audit.js';
 import { claimCreate, claimList, claimRevoke } from './claim.js';
 import { configDiff, configGet, configPush, configStatus, gatewayCommand } from './config.js';
 import type { Command } from './command.js';
@@ -12,4 +13,4 @@ import { tokenCreate } from './token-create.js';
 
 export type { Command, CommandIo } from './command.js';
 
-export const hubCommands: Command[] = [hubRun, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, configPush, configGet, configDiff, configStatus, gatewayCommand, fwKeygen, fwSign, fwUpload, fwRollout, fwStatus, fwPause, fwResume, fwCancel];
+export const hubCommands: Command[] = [hubRun, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, auditVerify, configPush, configGet, configDiff, configStatus, gatewayCommand, fwKeygen, fwSign, fwUpload, fwRollout, fwStatus, fwPause, fwResume, fwCancel];

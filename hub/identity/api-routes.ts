@@ -156,4 +156,13 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       },
     },
   }, async (req) => ({ items: await audit.list(req.query) }));
+
+  // Checks the audit log's hash chain; the head it returns is what to keep elsewhere (see audit-log.ts).
+  app.get<{ Querystring: { head?: string } }>('/api/v1/audit/verify', {
+    config: { role: 'operator' },
+    schema: { querystring: { type: 'object', additionalProperties: false, properties: { head: { type: 'string', pattern: '^[0-9]{1,15}:[0-9a-f]{64}$', description: 'a head recorded earlier, N:HASH' } } } },
+  }, async (req) => {
+    const [n, hash] = req.query.head ? req.query.head.split(':') : [];
+    return audit.verify(n !== undefined && hash !== undefined ? { n: Number(n), hash } : undefined);
+  });
 }

@@ -7,6 +7,7 @@
  */
 import { IocError } from '../../contract/index.js';
 import { SqliteDb, type Logger } from '../../lib/index.js';
+import { sealAuditRows } from '../identity/audit-log.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS principals (
@@ -21,7 +22,7 @@ CREATE TABLE IF NOT EXISTS api_tokens (
   created_at INTEGER NOT NULL, created_by TEXT NOT NULL, revoked_at INTEGER, revoked_by TEXT);
 CREATE TABLE IF NOT EXISTS audit (
   n INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-  target TEXT, outcome TEXT NOT NULL, source TEXT, detail TEXT);
+  target TEXT, outcome TEXT NOT NULL, source TEXT, detail TEXT, hash TEXT);
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
 CREATE TABLE IF NOT EXISTS registry_gateways (
   id TEXT PRIMARY KEY, site TEXT, location TEXT, version TEXT, firmware TEXT, hostname TEXT,
@@ -52,6 +53,8 @@ export class RegistryDb {
   async start(): Promise<void> {
     const db = await SqliteDb.open(this.deps.file);
     await db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;${SCHEMA}`);
+    const sealed = await sealAuditRows(db);
+    if (sealed > 0) this.deps.logger.info({ entries: sealed }, 'audit entries written before the hash chain existed are now chained (they were not protected before)');
     this.handle = db;
   }
 
