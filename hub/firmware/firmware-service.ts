@@ -85,7 +85,8 @@ export class FirmwareService extends EventEmitter {
     const on = (kind: string, fn: (gw: string, payload: Buffer) => Promise<void>) => (topic: string, payload: Buffer): void => {
       const gw = parseTopic(topic)?.gateway;
       if (!gw) return;
-      fn(gw, payload).catch((err: unknown) => logger.warn({ gateway: gw, topic, code: isIocError(err) ? err.code : undefined, err: (err as Error).message }, `firmware ${kind} dropped`));
+      // Validation throws before fn returns a promise: start it inside one, so a malformed payload is dropped, never thrown into the broker.
+      Promise.resolve().then(() => fn(gw, payload)).catch((err: unknown) => logger.warn({ gateway: gw, topic, code: isIocError(err) ? err.code : undefined, err: (err as Error).message }, `firmware ${kind} dropped`));
     };
     this.unsubs.push(await broker.subscribe(fwTopics.allRequest, on('request', (gw, p) => this.chunks.serve(gw, validateFirmwareRequest(parseJson(p))))));
     this.unsubs.push(await broker.subscribe(fwTopics.allState, on('state report', (gw, p) => this.onState(gw, validateFirmwareState(parseJson(p))))));

@@ -26,6 +26,10 @@ export type Identity =
   | { kind: 'service'; id: string }
   | { kind: 'claim'; claimId: string };
 
+/** Firmware sub-topics a gateway writes, and those the hub's side writes (contract/firmware.ts). */
+const GATEWAY_FW = new Set(['request', 'state', 'sync']);
+const HUB_FW = new Set(['offer', 'cancel', 'chunk']);
+
 /** Topic kinds a read-only IOC consumer may subscribe to. */
 const CONSUMER_KINDS = new Set(['status', 'telemetry', 'events']);
 
@@ -44,8 +48,10 @@ export function canPublish(who: Identity, topic: string): boolean {
         case 'telemetry':
         case 'events':
         case 'config/reported':
-        case 'fw':
           return true;
+        case 'fw':
+          // Only the firmware directions that are the gateway's (contract/firmware.ts): chunk requests, state, sync.
+          return t.rest.length === 1 && GATEWAY_FW.has(t.rest[0]!);
         case 'cmd':
           // Requests are the hub's; the gateway writes only results.
           return t.rest.length === 2 && t.rest[1] === 'result';
@@ -56,7 +62,7 @@ export function canPublish(who: Identity, topic: string): boolean {
     case 'service': {
       const t = parseTopic(topic);
       if (!t) return false;
-      return t.kind === 'config/desired' || t.kind === 'fw' || (t.kind === 'cmd' && t.rest.length === 1);
+      return t.kind === 'config/desired' || (t.kind === 'fw' && t.rest.length === 1 && HUB_FW.has(t.rest[0]!)) || (t.kind === 'cmd' && t.rest.length === 1);
     }
   }
 }

@@ -45,16 +45,18 @@ t.test('ACL matrix: role × topic family × publish/subscribe', async (t) => {
     'config/reported': topics.configReported('gw-a'),
     cmd: topics.cmd('gw-a', 'reboot'),
     'cmd/result': topics.cmdResult('gw-a', 'reboot'),
-    fw: 'ioc/v1/gw/gw-a/fw/offer',
+    'fw (hub → gw)': 'ioc/v1/gw/gw-a/fw/offer',
+    'fw (gw → hub)': 'ioc/v1/gw/gw-a/fw/state',
+    'fw (other)': 'ioc/v1/gw/gw-a/fw/anything',
     'provision/request': topics.provisionRequest(claimId),
     'provision/response': topics.provisionResponse(claimId),
     'outside namespace': 'city/traffic/junction-4',
   };
   const allowedPublish: Record<Role, string[]> = {
-    gateway: ['status', 'telemetry', 'events', 'config/reported', 'cmd/result', 'fw'],
+    gateway: ['status', 'telemetry', 'events', 'config/reported', 'cmd/result', 'fw (gw → hub)'],
     'other-gateway': [],
     consumer: [],
-    service: ['config/desired', 'cmd', 'fw'],
+    service: ['config/desired', 'cmd', 'fw (hub → gw)'],
     claim: ['provision/request'],
   };
   const filters: Record<string, string> = {
@@ -68,10 +70,10 @@ t.test('ACL matrix: role × topic family × publish/subscribe', async (t) => {
     $SYS: '$SYS/#',
   };
   const allowedSubscribe: Record<Role, string[]> = {
-    gateway: ['status', 'telemetry', 'events', 'config/desired', 'config/reported', 'cmd', 'cmd/result', 'fw', 'own namespace (#)'],
+    gateway: ['status', 'telemetry', 'events', 'config/desired', 'config/reported', 'cmd', 'cmd/result', 'fw (hub → gw)', 'fw (gw → hub)', 'fw (other)', 'own namespace (#)'],
     'other-gateway': [],
     consumer: ['status', 'telemetry', 'events', 'all telemetry (+)', 'all status (+)'],
-    service: ['status', 'telemetry', 'events', 'config/desired', 'config/reported', 'cmd', 'cmd/result', 'fw', 'all telemetry (+)', 'all status (+)', 'own namespace (#)', 'all gateways (#)'],
+    service: ['status', 'telemetry', 'events', 'config/desired', 'config/reported', 'cmd', 'cmd/result', 'fw (hub → gw)', 'fw (gw → hub)', 'fw (other)', 'all telemetry (+)', 'all status (+)', 'own namespace (#)', 'all gateways (#)'],
     claim: ['provision/response'],
   };
 

@@ -141,3 +141,16 @@ t.test('offline from keepalive and from the last will; a will into another names
   await waitFor(() => hub.mqttAuth.counters.publishDenied > denied, 'the forged will to be refused');
   t.pass('forged will refused');
 });
+
+t.test('malformed firmware reports from a gateway are dropped; the hub keeps serving (it threw into the broker before)', async (t) => {
+  const hub = await startSecureHub(t);
+  const url = mqttUrl(hub);
+  const cred = await hub.identity.issueGatewayCredential('gw-1');
+  const gw = await connectOk(t, url, { clientId: 'gw-1', username: 'gw-1', password: cred.password });
+  for (const sub of ['state', 'request', 'sync']) {
+    for (const payload of ['{"not":"a report"}', 'not json', '']) await gw.publishAsync(`ioc/v1/gw/gw-1/fw/${sub}`, payload, { qos: 1 });
+  }
+  t.equal(gw.connected, true, 'every one acknowledged, the connection kept');
+  await gw.publishAsync(topics.telemetry('gw-1'), JSON.stringify({ v: 1, epoch: 'e', seq: 1, readings: [{ device: 'd', point: 'p', ts: Date.now(), value: 7, quality: 'good' }] }), { qos: 1 });
+  t.match(await hub.store.latest({ gateway: 'gw-1' }), [{ device: 'd', point: 'p', value: 7 }], 'telemetry still committed after them');
+});

@@ -10,13 +10,13 @@
  *   (a read-only IOC consumer account at the hub) receives all of them.
  *   Rate = PUBACKs per second after a 20 % warm-up.
  *
- *   A diagnostic run in between sends the same load through the hub to a
- *   gateway topic that no hub service reads (fw/bench: gateways may publish
- *   under fw/, the firmware service reads only fw/request, fw/state and
- *   fw/sync), received by a service account: the cost of authentication, ACL
- *   and the packet guard alone, apart from the ingest (parse, validate,
- *   SQLite commit). (It used config/reported until the config service's
- *   rejection of each non-report payload was found in the profile.)
+ *   A diagnostic run in between sends the same load through the hub as
+ *   command results (`cmd/bench/result`, a valid result no command waits
+ *   for: the command service parses, validates and drops it), received by a
+ *   service account: the cost of authentication, ACL and the packet guard,
+ *   apart from the ingest commit. (Until the ACL narrowed gateways' fw/
+ *   topics it used fw/bench, which no service read; before that
+ *   config/reported, whose per-message rejection showed in the profile.)
  *
  *   npm run bench:hub -- [--publishers 8] [--messages 8000] [--window 32] [--readings 2]
  *
@@ -41,9 +41,9 @@ interface Cred {
   password?: string;
 }
 
-async function load(url: string, pubs: Cred[], subscriber: Cred & { filter: string }, topic = 'ioc/v1/gw/{id}/telemetry'): Promise<{ rate: number; received: number; payloadBytes: number; seconds: number }> {
+async function load(url: string, pubs: Cred[], subscriber: Cred & { filter: string }, topic = 'ioc/v1/gw/{id}/telemetry', payload = 'telemetry'): Promise<{ rate: number; received: number; payloadBytes: number; seconds: number }> {
   const file = path.join(dir, `load-${Date.now()}.json`);
-  await writeFile(file, JSON.stringify({ url, publishers: pubs, subscriber, messages, window, readingsPerMessage: readings, topic, warmup: 0.2 }));
+  await writeFile(file, JSON.stringify({ url, publishers: pubs, subscriber, messages, window, readingsPerMessage: readings, topic, payload, warmup: 0.2 }));
   const worker = LineProc.start('scripts/bench/mqtt-load.ts', ['publish', file]);
   await worker.next((o) => o.ready === true);
   const r = await worker.next((o) => o.done === true);
@@ -73,8 +73,8 @@ try {
   const consumer = (await hub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
   const url = `mqtt://127.0.0.1:${hr.mqttPort as number}`;
   const service = (await hub.ask('service cfg-svc', (o) => 'password' in o)) as { username: string; password: string };
-  const noCommit = await load(url, creds, { clientId: 'cfg-svc:1', username: service.username, password: service.password, filter: 'ioc/v1/gw/+/fw/bench' }, 'ioc/v1/gw/{id}/fw/bench');
-  console.log(`hub, auth + ACL + packet guard, no commit (fw/bench): ${Math.round(noCommit.rate)} msg/s (${(noCommit.rate / plainBefore).toFixed(3)} of plain Aedes)`);
+  const noCommit = await load(url, creds, { clientId: 'cfg-svc:1', username: service.username, password: service.password, filter: 'ioc/v1/gw/+/cmd/bench/result' }, 'ioc/v1/gw/{id}/cmd/bench/result', 'command-result');
+  console.log(`hub, auth + ACL + packet guard, no commit (cmd/bench/result): ${Math.round(noCommit.rate)} msg/s (${(noCommit.rate / plainBefore).toFixed(3)} of plain Aedes)`);
   const secured = await load(url, creds, { clientId: 'ioc-core:1', username: consumer.username, password: consumer.password, filter: 'ioc/v1/gw/+/telemetry' });
   const stats = await hub.ask('stats', (o) => 'rss' in o);
   await hub.stop();

@@ -117,8 +117,11 @@ async function publish(): Promise<void> {
   const clients = await Promise.all(pubs.map((p) => connectClient(url, p)));
   cleanups.push(() => clients.forEach((c) => c.end(true)));
   const epoch = `b${Date.now().toString(36)}`;
+  // 'command-result': a valid command result no command waits for (same size class), for the no-commit diagnostic.
   const payload = (seq: number): string =>
-    JSON.stringify({ v: 1, epoch, seq, readings: Array.from({ length: readings }, (_, i) => ({ device: 'flood-1', point: `p${i}`, ts: Date.now(), value: seq + i / 10, quality: 'good' })) });
+    config.payload === 'command-result'
+      ? JSON.stringify({ v: 1, transaction: `${epoch}-${seq}`, status: 'ok', data: { readings: Array.from({ length: readings }, (_, i) => ({ device: 'flood-1', point: `p${i}`, ts: Date.now(), value: seq + i / 10, quality: 'good' })) } })
+      : JSON.stringify({ v: 1, epoch, seq, readings: Array.from({ length: readings }, (_, i) => ({ device: 'flood-1', point: `p${i}`, ts: Date.now(), value: seq + i / 10, quality: 'good' })) });
   let tStart = 0;
   let warmDone = 0;
   let acked = 0;
