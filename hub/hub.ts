@@ -167,7 +167,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   });
   const m0 = metrics;
   // Remote configuration and commands (issue 6): the hub's own publishes bypass the ACL (broker-link.ts).
-  const link = brokerLink(() => b0.instance);
+  const link = brokerLink(() => b0.instance, (err, topic) => logger.error({ err, topic }, 'a hub service failed on a message; message dropped'));
   const config = new ConfigService({ logger: logger.child({ component: 'config' }), store: new ConfigStore({ db: registryDb }), audit, broker: link, listGateways: () => store.listGateways(), ...(opts.clock ? { clock: opts.clock } : {}) });
   const commands = new CommandService({ logger: logger.child({ component: 'commands' }), broker: link, audit, isOnline: (gw) => b0.isConnected(gw, null) });
   // Firmware (issue 7): images content-addressed under <dataDir>/firmware, records in firmware.sqlite.

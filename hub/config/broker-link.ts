@@ -7,8 +7,12 @@
 import type { Aedes } from 'aedes';
 import type { BrokerLink } from './config-service.js';
 
-/** A {@link BrokerLink} over the running Aedes instance (looked up at each call: the broker starts after the services are built). */
-export function brokerLink(aedes: () => Aedes): BrokerLink {
+/**
+ * A {@link BrokerLink} over the running Aedes instance (looked up at each call:
+ * the broker starts after the services are built). A handler that throws is
+ * reported to `onError`, never into the broker's publish path.
+ */
+export function brokerLink(aedes: () => Aedes, onError: (err: unknown, topic: string) => void = () => undefined): BrokerLink {
   return {
     publish: (topic, payload, opts) =>
       new Promise((resolve, reject) => aedes().publish({ cmd: 'publish', topic, payload, qos: opts.qos, retain: opts.retain, dup: false }, (err) => (err ? reject(err) : resolve()))),
@@ -18,6 +22,8 @@ export function brokerLink(aedes: () => Aedes): BrokerLink {
         const deliver = (packet: { topic: string; payload: Buffer | string }, cb: () => void): void => {
           try {
             handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+          } catch (err) {
+            onError(err, packet.topic);
           } finally {
             cb();
           }
