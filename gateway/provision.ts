@@ -13,8 +13,17 @@
  * 6. reconnect with it, as the gateway, to prove it works.
  *
  * Each step is reported through `onStep`, which the CLI prints.
+ *
+ * A lost answer: the request's transaction id is kept next to the credential
+ * file (`….pending.json`, mode 0600) until an answer arrives, and running
+ * the command again with the same claim repeats the same request. The hub
+ * answers a repeated request of a used claim for an hour with a fresh secret
+ * (hub/identity/identity-store.ts), so the technician does not need a new
+ * claim when the network dropped the answer.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { CLAIM_USERNAME, claimClientId, ERRORS, IocError, isIocError, parseClaimToken, parseJson, topics, validateProvisionResponse, type ErrorCode, type ProvisionRequest } from '../contract/index.js';
 import { credentialPath, saveCredential, type GatewayCredential } from './credential.js';
@@ -98,14 +107,18 @@ export async function provisionGateway(o: ProvisionOptions): Promise<{ credentia
     const responseTopic = topics.provisionResponse(parsed.claimId);
     step('subscribe', `connected; waiting for answers on ${responseTopic}`);
     await subscribeEach(client, [responseTopic]);
-    const transaction = randomBytes(8).toString('hex');
+    const pendingFile = `${credentialPath(o.dataDir, o.credentialFile)}.pending.json`;
+    const earlier = await readPending(pendingFile);
+    const repeat = earlier?.claimId === parsed.claimId && earlier.gatewayId === o.gatewayId;
+    const transaction = repeat ? earlier.transaction : randomBytes(8).toString('hex');
+    if (!repeat) await writePending(pendingFile, { claimId: parsed.claimId, gatewayId: o.gatewayId, transaction });
     const request: ProvisionRequest = {
       v: 1, transaction, gatewayId: o.gatewayId, version: VERSION, firmware: (o.firmware ?? detectFirmware()).slice(0, 128), hostname: hostName(),
       ...(o.location !== undefined ? { location: o.location } : {}),
     };
-    step('request', `asking the hub to register ${o.gatewayId}`);
+    step('request', repeat ? `asking the hub again to register ${o.gatewayId} (same request ${transaction}: its answer did not arrive last time)` : `asking the hub to register ${o.gatewayId}`);
     const answer = await new Promise<ReturnType<typeof validateProvisionResponse>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new IocError('GW_ERR_PROVISION', `the hub did not answer within ${Math.round(timeoutMs / 1000)} s; try again (if the claim now shows as used, the answer was lost: ask the operator for a claim bound to ${o.gatewayId})`)), timeoutMs);
+      const timer = setTimeout(() => reject(new IocError('GW_ERR_PROVISION', `the hub did not answer within ${Math.round(timeoutMs / 1000)} s; run the same command again within the hour: it repeats the same request, which the hub answers even if it already used the claim`)), timeoutMs);
       client.on('message', (topic, payload) => {
         if (topic !== responseTopic) return;
         try {
@@ -125,6 +138,8 @@ export async function provisionGateway(o: ProvisionOptions): Promise<{ credentia
         }
       });
     });
+    // An answer arrived: a later run starts a new request.
+    await rm(pendingFile, { force: true });
     if (answer.status === 'error') throw hubError(answer.error.code, answer.error.message);
     const d = answer.data;
     if (d.gatewayId !== o.gatewayId) throw new IocError('GW_ERR_PROVISION', `the hub registered '${d.gatewayId}', not '${o.gatewayId}'`);
@@ -149,4 +164,30 @@ export async function provisionGateway(o: ProvisionOptions): Promise<{ credentia
   }
   step('done', `gateway ${credential.gatewayId} is provisioned`);
   return { credential, file };
+}
+
+interface PendingRequest {
+  claimId: string;
+  gatewayId: string;
+  transaction: string;
+}
+
+async function readPending(file: string): Promise<PendingRequest | null> {
+  try {
+    const p = JSON.parse(await readFile(file, 'utf8')) as Partial<PendingRequest>;
+    return typeof p.claimId === 'string' && typeof p.gatewayId === 'string' && typeof p.transaction === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(p.transaction) ? (p as PendingRequest) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function writePending(file: string, p: PendingRequest): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const fh = await open(file, 'w', 0o600);
+  try {
+    await fh.writeFile(`${JSON.stringify(p)}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

@@ -203,12 +203,12 @@ export class IdentityService {
       if (req.gatewayId === CLAIM_USERNAME) throw new IocError('HUB_ERR_CLAIM_INVALID', `'${CLAIM_USERNAME}' is reserved and cannot be a gateway id`);
       const password = generateSecret(32);
       const red = await this.deps.store.redeemClaim({
-        claimId, gatewayId: req.gatewayId, secretHash: await hashSecret(password, this.scrypt),
+        claimId, gatewayId: req.gatewayId, transaction: req.transaction, secretHash: await hashSecret(password, this.scrypt),
         registry: { ...(req.location !== undefined ? { location: req.location } : {}), ...(req.version !== undefined ? { version: req.version } : {}), ...(req.firmware !== undefined ? { firmware: req.firmware } : {}), ...(req.hostname !== undefined ? { hostname: req.hostname } : {}) },
       });
       this.bump(req.gatewayId);
-      if (red.replaced) this.deps.disconnect(req.gatewayId, 're-provisioned with a new credential');
-      await this.deps.audit.record({ actor, source, action: 'gateway.provision', target: `gateway:${req.gatewayId}`, outcome: 'ok', detail: { site: red.claim.site, replaced: red.replaced, version: req.version ?? null } });
+      if (red.replaced) this.deps.disconnect(req.gatewayId, red.repeated ? 'provisioning request repeated: the first answer was lost, its secret is replaced' : 're-provisioned with a new credential');
+      await this.deps.audit.record({ actor, source, action: 'gateway.provision', target: `gateway:${req.gatewayId}`, outcome: 'ok', detail: { site: red.claim.site, replaced: red.replaced, repeated: red.repeated, version: req.version ?? null } });
       return { gatewayId: req.gatewayId, site: red.claim.site, username: req.gatewayId, password, issuedAt: this.now() };
     } catch (err) {
       const code = err instanceof IocError ? err.code : 'HUB_ERR_STORE_IO';

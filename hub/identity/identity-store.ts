@@ -56,7 +56,12 @@ export interface ApiTokenRow {
 export interface Redemption {
   claim: ClaimRow;
   replaced: boolean;
+  /** The same request asked again (its answer was lost): a fresh secret replaced the one issued first. */
+  repeated: boolean;
 }
+
+/** How long after its use a claim still answers the same request again (a lost answer). */
+export const CLAIM_RETRY_MS = 60 * 60_000;
 
 type Raw = Record<string, unknown>;
 
@@ -165,7 +170,15 @@ export class IdentityStore {
    * id registers only that id; an id that is already registered (also a
    * revoked one) is re-provisioned only by a claim bound to it.
    */
-  async redeemClaim(r: { claimId: string; gatewayId: string; secretHash: string; registry: { location?: string; version?: string; firmware?: string; hostname?: string } }): Promise<Redemption> {
+  /**
+   * Uses a claim: registers the gateway and stores its credential's hash, in
+   * one transaction. A used claim answers again only the same request
+   * repeated (same gateway, same `transaction`, within {@link CLAIM_RETRY_MS}
+   * of its use and before it expires, while the credential it issued is still
+   * the gateway's and not revoked): the answer to the first one was lost, so
+   * the gateway gets a fresh secret, which replaces the lost one.
+   */
+  async redeemClaim(r: { claimId: string; gatewayId: string; transaction: string; secretHash: string; registry: { location?: string; version?: string; firmware?: string; hostname?: string } }): Promise<Redemption> {
     const db = this.db;
     const now = this.now();
     return db.transaction(async () => {
@@ -173,7 +186,15 @@ export class IdentityStore {
       if (!raw) throw new IocError('HUB_ERR_CLAIM_INVALID', `no claim '${r.claimId}'`);
       const c = claim(raw);
       if (c.revokedAt !== null) throw new IocError('HUB_ERR_CLAIM_REVOKED', `claim '${c.id}' was revoked by ${c.revokedBy} at ${new Date(c.revokedAt).toISOString()}; ask an operator for a new one`);
-      if (c.usedAt !== null) throw new IocError('HUB_ERR_CLAIM_USED', `claim '${c.id}' was already used at ${new Date(c.usedAt).toISOString()}; a claim works once — ask an operator for a new one`);
+      if (c.usedAt !== null) {
+        const issued = await db.get<Raw>('SELECT created_by, revoked_at FROM principals WHERE username = ?', [r.gatewayId]);
+        const repeat = c.usedBy === r.gatewayId && raw.used_transaction === r.transaction && now - c.usedAt <= CLAIM_RETRY_MS && now < c.expiresAt
+          && issued !== undefined && issued.created_by === `claim:${c.id}` && issued.revoked_at === null;
+        if (!repeat) throw new IocError('HUB_ERR_CLAIM_USED', `claim '${c.id}' was already used at ${new Date(c.usedAt).toISOString()}; a claim works once (a lost answer can be asked for again from the same gateway for ${CLAIM_RETRY_MS / 60_000} minutes) — ask an operator for a new one`);
+        await db.run('UPDATE principals SET secret_hash = ?, created_at = ? WHERE username = ?', [r.secretHash, now, r.gatewayId]);
+        await db.run('UPDATE registry_gateways SET updated_at = ? WHERE id = ?', [now, r.gatewayId]);
+        return { claim: c, replaced: true, repeated: true };
+      }
       if (c.expiresAt <= now) throw new IocError('HUB_ERR_CLAIM_EXPIRED', `claim '${c.id}' expired at ${new Date(c.expiresAt).toISOString()}; ask an operator for a new one`);
       if (c.gatewayId !== null && c.gatewayId !== r.gatewayId) throw new IocError('HUB_ERR_CLAIM_INVALID', `claim '${c.id}' is for gateway '${c.gatewayId}', not '${r.gatewayId}'`);
       const old = await db.get<Raw>('SELECT kind FROM principals WHERE username = ?', [r.gatewayId]);
@@ -181,7 +202,7 @@ export class IdentityStore {
         throw new IocError('HUB_ERR_GATEWAY_EXISTS', `'${r.gatewayId}' is already registered; to replace that gateway an operator must create a claim bound to it (--gateway ${r.gatewayId})`);
       }
       const actor = `claim:${c.id}`;
-      await db.run('UPDATE claims SET used_at = ?, used_by = ? WHERE id = ?', [now, r.gatewayId, c.id]);
+      await db.run('UPDATE claims SET used_at = ?, used_by = ?, used_transaction = ? WHERE id = ?', [now, r.gatewayId, r.transaction, c.id]);
       await db.run(
         `INSERT INTO principals(username, kind, secret_hash, created_at, created_by) VALUES (?, 'gateway', ?, ?, ?)
          ON CONFLICT(username) DO UPDATE SET secret_hash = excluded.secret_hash, created_at = excluded.created_at, created_by = excluded.created_by, revoked_at = NULL, revoked_by = NULL`,
@@ -195,7 +216,7 @@ export class IdentityStore {
            registered_at = excluded.registered_at, registered_by = excluded.registered_by, updated_at = excluded.updated_at`,
         [r.gatewayId, c.site, g.location ?? null, g.version ?? null, g.firmware ?? null, g.hostname ?? null, now, actor, now],
       );
-      return { claim: { ...c, usedAt: now, usedBy: r.gatewayId }, replaced: old !== undefined };
+      return { claim: { ...c, usedAt: now, usedBy: r.gatewayId }, replaced: old !== undefined, repeated: false };
     });
   }
 

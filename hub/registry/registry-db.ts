@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS principals (
 CREATE TABLE IF NOT EXISTS claims (
   id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, site TEXT NOT NULL, gateway_id TEXT, note TEXT,
   created_at INTEGER NOT NULL, created_by TEXT NOT NULL, expires_at INTEGER NOT NULL,
-  used_at INTEGER, used_by TEXT, revoked_at INTEGER, revoked_by TEXT);
+  used_at INTEGER, used_by TEXT, revoked_at INTEGER, revoked_by TEXT, used_transaction TEXT);
 CREATE TABLE IF NOT EXISTS api_tokens (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, secret_hash TEXT NOT NULL,
   created_at INTEGER NOT NULL, created_by TEXT NOT NULL, revoked_at INTEGER, revoked_by TEXT);
@@ -53,6 +53,8 @@ export class RegistryDb {
   async start(): Promise<void> {
     const db = await SqliteDb.open(this.deps.file);
     await db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;${SCHEMA}`);
+    // Columns added after the first release.
+    if (!(await db.all<{ name: string }>('PRAGMA table_info(claims)')).some((c) => c.name === 'used_transaction')) await db.exec('ALTER TABLE claims ADD COLUMN used_transaction TEXT');
     const sealed = await sealAuditRows(db);
     if (sealed > 0) this.deps.logger.info({ entries: sealed }, 'audit entries written before the hash chain existed are now chained (they were not protected before)');
     this.handle = db;

@@ -5,7 +5,7 @@
  * without authentication refusing to provision.
  */
 import t from 'tap';
-import { stat } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { provisionGateway, type ProvisionOptions } from '../../gateway/provision.js';
 import { api, closed, connectOk, mqttUrl, startSecureHub, tempDir, tryConnect } from './support.js';
@@ -93,6 +93,40 @@ t.test('claims: once, expiry, revocation, binding, replacement, races', async (t
     t.pass('old hardware disconnected');
     t.match(await tryConnect(t, url, { clientId: 'gw-1x', username: old.username, password: old.password }), { ok: false, code: 4 }, 'old secret refused');
     t.match(await tryConnect(t, url, { clientId: 'gw-1x', username: fresh.credential.username, password: fresh.credential.password }), { ok: true }, 'new secret works');
+  });
+
+  await t.test('a lost answer: the same request asked again gets a fresh secret; anything else still finds the claim used', async (t) => {
+    const c = await claim({ site: 'south' });
+    const gwDir = path.join(dir, 'gw-lost');
+    // The first run's request reaches the hub and is committed, but its answer never arrives:
+    // the gateway side is cut off right after the request was sent (its pending file is what a run leaves behind).
+    const transaction = 'a1b2c3d4e5f60718';
+    await mkdir(gwDir, { recursive: true });
+    await writeFile(path.join(gwDir, 'hub-credential.json.pending.json'), JSON.stringify({ claimId: c.claim.id, gatewayId: 'gw-lost', transaction }));
+    const first = await hub.identity.redeemClaim(c.claim.id, { v: 1, transaction, gatewayId: 'gw-lost' }, null);
+    const lost = await connectOk(t, url, { clientId: 'gw-lost', username: 'gw-lost', password: first.password });
+    const gone = closed(lost);
+
+    const steps: string[] = [];
+    const res = await provision({ claim: c.token, gatewayId: 'gw-lost', onStep: (s) => steps.push(s.message) });
+    t.match(steps.join('\n'), /asking the hub again to register gw-lost \(same request a1b2c3d4e5f60718/, 'the technician sees the request repeated');
+    t.not(res.credential.password, first.password, 'a fresh secret');
+    await gone;
+    t.pass('a session on the lost secret is closed');
+    t.match(await tryConnect(t, url, { clientId: 'gw-lost', username: 'gw-lost', password: first.password }), { ok: false, code: 4 }, 'the lost secret no longer works');
+    t.match(await tryConnect(t, url, { clientId: 'gw-lost', username: 'gw-lost', password: res.credential.password }), { ok: true }, 'the fresh one does');
+    await t.rejects(stat(path.join(gwDir, 'hub-credential.json.pending.json')), { code: 'ENOENT' }, 'pending request cleared once answered');
+    await t.rejects(provision({ claim: c.token, gatewayId: 'gw-lost' }), { code: 'HUB_ERR_CLAIM_USED' }, 'a new request (new transaction) finds the claim used');
+    const again = (o: Partial<{ transaction: string; gatewayId: string }>) => hub.identity.redeemClaim(c.claim.id, { v: 1, transaction, gatewayId: 'gw-lost', ...o }, null);
+    await t.rejects(again({ gatewayId: 'gw-other' }), { code: 'HUB_ERR_CLAIM_USED' }, 'same transaction, other gateway: used');
+    t.ok((await again({})).password, 'the same request still works within the hour');
+    now += 61 * 60_000;
+    await t.rejects(again({}), { code: 'HUB_ERR_CLAIM_USED' }, 'not after an hour');
+    now -= 61 * 60_000;
+    await hub.identity.revokeGateway('gw-lost', { actor: 'test' });
+    await t.rejects(again({}), { code: 'HUB_ERR_CLAIM_USED' }, 'never for a revoked gateway (it would undo the revocation)');
+    const audit = await hub.audit.list({ action: 'gateway.provision' });
+    t.ok(audit.some((e) => e.target === 'gateway:gw-lost' && e.outcome === 'ok' && e.detail?.repeated === true), 'the repeat is audited as such');
   });
 
   await t.test('two redemptions of one claim at the same moment: exactly one wins', async (t) => {
