@@ -161,7 +161,8 @@ export class Uplink extends EventEmitter {
     this.client = client;
     // Runs before mqtt.js's own 'close' handler, which arms the reconnect timer.
     client.prependListener('close', () => {
-      client.options.reconnectPeriod = this.backoff.next();
+      // A client that is no longer ours (stopped, or replaced by reconfigure) never reconnects.
+      client.options.reconnectPeriod = this.client === client && this.started ? this.backoff.next() : 0;
     });
     client.on('connect', () => {
       if (this.client !== client) return;
@@ -256,7 +257,11 @@ export class Uplink extends EventEmitter {
     const old = this.client;
     this.client = null;
     this.deps.logger.info({ from: prev.url, to: this.deps.url }, 'hub connection settings changed; reconnecting');
-    if (old) await old.endAsync(true).catch(() => undefined);
+    if (old) {
+      old.options.reconnectPeriod = 0;
+      await old.endAsync(true).catch(() => undefined);
+      (old.stream as { destroy?: () => void } | undefined)?.destroy?.();
+    }
     if (!this.started) return true;
     this.connect();
     this.pump();
@@ -434,7 +439,10 @@ export class Uplink extends EventEmitter {
         });
       });
     }
+    client.options.reconnectPeriod = 0;
     await client.endAsync(true);
+    // end() during a connection attempt can leave the socket to its connect timeout (mqtt.js #1033).
+    (client.stream as { destroy?: () => void } | undefined)?.destroy?.();
   }
 }
 
