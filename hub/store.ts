@@ -42,8 +42,10 @@ export interface HubStoreDeps {
   file: string;
   logger: Logger;
   clock?: () => number;
-  /** Most batches in one group commit. */
+  /** Most batches in one group commit (default 1024). */
   maxGroup?: number;
+  /** Most readings in one group commit, unless its first batch alone has more (default 50,000: one statement, see telemetry-commit.ts). */
+  maxGroupReadings?: number;
   /** Called after each group commit with its duration (ms, from the first batch queued to COMMIT) — for metrics. */
   onCommit?: (info: { ms: number; batches: number; readings: number }) => void;
   /** How often the newest value per point and gateway last-seen times are written behind (ms; default 1000). */
@@ -131,7 +133,15 @@ export class HubStore {
     this.committing = true;
     try {
       while (this.queue.length > 0) {
-        const group = this.queue.splice(0, this.deps.maxGroup ?? 256);
+        // Bigger groups cost fewer fsyncs per message: measured at 64 publishers × 64 in flight,
+        // a cap of 256 batches gave 0.53 of plain Aedes, 1024 gave 0.60. Readings are capped too,
+        // so that a group of large backlog batches stays one statement of bounded size.
+        const maxBatches = this.deps.maxGroup ?? 1024;
+        const maxReadings = this.deps.maxGroupReadings ?? 50_000;
+        let n = 0;
+        let readings = 0;
+        while (n < this.queue.length && n < maxBatches && (n === 0 || readings + this.queue[n]!.batch.readings.length <= maxReadings)) readings += this.queue[n++]!.batch.readings.length;
+        const group = this.queue.splice(0, n);
         try {
           const results = await this.commitGroup(group.map((p) => p.batch));
           if (this.deps.onCommit) this.deps.onCommit({ ms: performance.now() - (group[0]!.queuedAt ?? 0), batches: group.length, readings: group.reduce((n, p) => n + p.batch.readings.length, 0) });

@@ -25,7 +25,8 @@ t.test('replays are recognised in the same group and in later groups', async (t)
 
 t.test('a group too large for one statement is committed in one transaction of several', async (t) => {
   // More than ROWS_PER_STATEMENT (50,000) rows: several statements inside BEGIN … COMMIT.
-  const store = new HubStore({ file: path.join(t.testdir(), 'hub.sqlite'), logger: silentLogger() });
+  // (Groups are capped at 50,000 readings by default; only a single huge batch gets there then.)
+  const store = new HubStore({ file: path.join(t.testdir(), 'hub.sqlite'), logger: silentLogger(), maxGroupReadings: 1_000_000 });
   await store.start();
   t.teardown(() => store.stop());
   const big = (seq: number) => ({
@@ -72,4 +73,18 @@ t.test('every value comes back bit for bit: doubles (SQLite parses decimals inex
   t.equal(back.length, values.length);
   const wrong = back.filter((r, i) => !Object.is(r.value, values[i]));
   t.same(wrong.slice(0, 5).map((r) => [r.ts, values[r.ts], r.value]), [], 'no value changed on the way');
+});
+
+t.test('groups are capped in batches and in readings', async (t) => {
+  const store = new HubStore({ file: path.join(t.testdir(), 'hub.sqlite'), logger: silentLogger(), maxGroup: 3, maxGroupReadings: 250 });
+  await store.start();
+  t.teardown(() => store.stop());
+  const b = (seq: number, n: number) => ({ gateway: 'g', epoch: 'e', seq, historical: false, readings: Array.from({ length: n }, (_, i) => ({ device: 'd', point: `p${i}`, ts: seq, value: i, quality: 'good' as const })) });
+  const sizes = [1, 1, 1, 1, 100, 100, 100, 400, 10];
+  // The first commit starts one turn after the first batch: all of these are queued by then.
+  await Promise.all(sizes.map((n, i) => store.commitBatch(b(i + 1, n))));
+  t.equal(store.counters.batches, sizes.length);
+  t.equal(store.counters.readings, sizes.reduce((a, n) => a + n, 0));
+  // 1+1+1 (3 batches) | 1+100+100 (3) | 100 (next 400 would pass 250) | 400 (alone: more than the cap by itself) | 10
+  t.equal(store.counters.commits, 5, 'five groups');
 });
