@@ -197,11 +197,7 @@ export class Uplink extends EventEmitter {
     const old = this.client;
     this.client = null;
     this.deps.logger.info({ from: prev.url, to: this.deps.url }, 'hub connection settings changed; reconnecting');
-    if (old) {
-      old.options.reconnectPeriod = 0;
-      await old.endAsync(true).catch(() => undefined);
-      (old.stream as { destroy?: () => void } | undefined)?.destroy?.();
-    }
+    if (old) await retire(old).catch(() => undefined);
     if (!this.started) return true;
     this.connect();
     this.pump();
@@ -379,9 +375,19 @@ export class Uplink extends EventEmitter {
         });
       });
     }
-    client.options.reconnectPeriod = 0;
+    await retire(client);
+  }
+}
+
+/**
+ * Ends a client for good: no reconnect, and its socket destroyed (end() during
+ * a connection attempt can leave the socket to its connect timeout, mqtt.js #1033).
+ */
+async function retire(client: MqttClient): Promise<void> {
+  client.options.reconnectPeriod = 0;
+  try {
     await client.endAsync(true);
-    // end() during a connection attempt can leave the socket to its connect timeout (mqtt.js #1033).
+  } finally {
     (client.stream as { destroy?: () => void } | undefined)?.destroy?.();
   }
 }

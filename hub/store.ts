@@ -144,7 +144,7 @@ export class HubStore {
         const group = this.queue.splice(0, n);
         try {
           const results = await this.commitGroup(group.map((p) => p.batch));
-          if (this.deps.onCommit) this.deps.onCommit({ ms: performance.now() - (group[0]!.queuedAt ?? 0), batches: group.length, readings: group.reduce((n, p) => n + p.batch.readings.length, 0) });
+          if (this.deps.onCommit) this.deps.onCommit({ ms: performance.now() - (group[0]!.queuedAt ?? 0), batches: group.length, readings });
           group.forEach((p, i) => p.resolve(results[i]!));
         } catch (err) {
           this.deps.logger.error({ err, batches: group.length, code: 'HUB_ERR_COMMIT' }, 'telemetry commit failed; not acknowledging');

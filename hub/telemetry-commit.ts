@@ -94,17 +94,15 @@ const INGEST_JSON = `INSERT INTO ingest(kind, a, b, c, d)
 /** Rows per statement: bounds the JSON text of one statement (a group larger than this is several statements in one transaction). */
 const ROWS_PER_STATEMENT = 50_000;
 
-const f64 = new Float64Array(1);
-const u32 = new Uint32Array(f64.buffer);
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const bits = new DataView(new ArrayBuffer(8));
 
-/** A column value in the form {@link INGEST_JSON} rebuilds exactly (exported for tests). */
-export function exactJsonValue(v: unknown): unknown {
+/** A column value in the form {@link INGEST_JSON} rebuilds exactly. */
+function exactJsonValue(v: unknown): unknown {
   if (typeof v !== 'number' || (Number.isSafeInteger(v) && !Object.is(v, -0))) return v;
   if (!Number.isFinite(v)) return null; // the contract allows only finite numbers; JSON.stringify would write null too
-  f64[0] = v;
-  const hi = u32[LITTLE_ENDIAN ? 1 : 0]!;
-  const lo = u32[LITTLE_ENDIAN ? 0 : 1]!;
+  bits.setFloat64(0, v);
+  const hi = bits.getUint32(0);
+  const lo = bits.getUint32(4);
   const biased = (hi >>> 20) & 0x7ff;
   let m = (hi & 0xfffff) * 2 ** 32 + lo;
   let e = -1074;

@@ -62,7 +62,7 @@ interface Row {
 const GENESIS = '0'.repeat(64);
 
 /** Chain hash of a row given its predecessor's (the stored detail text, exactly as stored). */
-export function chainHash(prev: string, r: Omit<Row, 'hash'>): string {
+function chainHash(prev: string, r: Omit<Row, 'hash'>): string {
   return createHash('sha256').update(JSON.stringify([prev, r.n, r.ts, r.actor, r.action, r.target, r.outcome, r.source, r.detail])).digest('hex');
 }
 
@@ -71,8 +71,6 @@ export function chainHash(prev: string, r: Omit<Row, 'hash'>): string {
  * chain hash, in order; at start, in one transaction. Returns how many.
  */
 export async function sealAuditRows(db: SqliteDb): Promise<number> {
-  const cols = await db.all<{ name: string }>('PRAGMA table_info(audit)');
-  if (!cols.some((c) => c.name === 'hash')) await db.exec('ALTER TABLE audit ADD COLUMN hash TEXT');
   const open = await db.get<{ n: number }>('SELECT count(*) AS n FROM audit WHERE hash IS NULL');
   if (!open?.n) return 0;
   await db.exec('BEGIN IMMEDIATE');

@@ -169,14 +169,12 @@ export class IdentityStore {
    * claim must be unused, unrevoked and unexpired; a claim bound to a gateway
    * id registers only that id; an id that is already registered (also a
    * revoked one) is re-provisioned only by a claim bound to it.
-   */
-  /**
-   * Uses a claim: registers the gateway and stores its credential's hash, in
-   * one transaction. A used claim answers again only the same request
-   * repeated (same gateway, same `transaction`, within {@link CLAIM_RETRY_MS}
-   * of its use and before it expires, while the credential it issued is still
-   * the gateway's and not revoked): the answer to the first one was lost, so
-   * the gateway gets a fresh secret, which replaces the lost one.
+   *
+   * A used claim answers again only the same request repeated (same gateway,
+   * same `transaction`, within {@link CLAIM_RETRY_MS} of its use and before
+   * it expires, while the credential it issued is still the gateway's and not
+   * revoked): the answer to the first one was lost, so the gateway gets a
+   * fresh secret, which replaces the lost one.
    */
   async redeemClaim(r: { claimId: string; gatewayId: string; transaction: string; secretHash: string; registry: { location?: string; version?: string; firmware?: string; hostname?: string } }): Promise<Redemption> {
     const db = this.db;

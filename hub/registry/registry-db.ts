@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS registry_devices (
   PRIMARY KEY (gateway, id)) WITHOUT ROWID;
 `;
 
+/** [table, column] of TEXT columns added to SCHEMA after files were in use. */
+const ADDED_COLUMNS: ReadonlyArray<readonly [string, string]> = [['claims', 'used_transaction'], ['audit', 'hash']];
+
 /** Dependencies of {@link RegistryDb}. */
 export interface RegistryDbDeps {
   file: string;
@@ -53,8 +56,10 @@ export class RegistryDb {
   async start(): Promise<void> {
     const db = await SqliteDb.open(this.deps.file);
     await db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;${SCHEMA}`);
-    // Columns added after the first release.
-    if (!(await db.all<{ name: string }>('PRAGMA table_info(claims)')).some((c) => c.name === 'used_transaction')) await db.exec('ALTER TABLE claims ADD COLUMN used_transaction TEXT');
+    // Columns added after the first release (SCHEMA has them for new files).
+    for (const [table, column] of ADDED_COLUMNS) {
+      if (!(await db.get(`SELECT 1 AS x FROM pragma_table_info('${table}') WHERE name = ?`, [column]))) await db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} TEXT`);
+    }
     const sealed = await sealAuditRows(db);
     if (sealed > 0) this.deps.logger.info({ entries: sealed }, 'audit entries written before the hash chain existed are now chained (they were not protected before)');
     this.handle = db;

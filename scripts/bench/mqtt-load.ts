@@ -118,10 +118,10 @@ async function publish(): Promise<void> {
   cleanups.push(() => clients.forEach((c) => c.end(true)));
   const epoch = `b${Date.now().toString(36)}`;
   // 'command-result': a valid command result no command waits for (same size class), for the no-commit diagnostic.
-  const payload = (seq: number): string =>
-    config.payload === 'command-result'
-      ? JSON.stringify({ v: 1, transaction: `${epoch}-${seq}`, status: 'ok', data: { readings: Array.from({ length: readings }, (_, i) => ({ device: 'flood-1', point: `p${i}`, ts: Date.now(), value: seq + i / 10, quality: 'good' })) } })
-      : JSON.stringify({ v: 1, epoch, seq, readings: Array.from({ length: readings }, (_, i) => ({ device: 'flood-1', point: `p${i}`, ts: Date.now(), value: seq + i / 10, quality: 'good' })) });
+  const payload = (seq: number): string => {
+    const batch = Array.from({ length: readings }, (_, i) => ({ device: 'flood-1', point: `p${i}`, ts: Date.now(), value: seq + i / 10, quality: 'good' }));
+    return JSON.stringify(config.payload === 'command-result' ? { v: 1, transaction: `${epoch}-${seq}`, status: 'ok', data: { readings: batch } } : { v: 1, epoch, seq, readings: batch });
+  };
   let tStart = 0;
   let warmDone = 0;
   let acked = 0;
