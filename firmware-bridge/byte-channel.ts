@@ -1,7 +1,7 @@
 /**
  * The byte stream a flasher talks over: a serial port to a bootloader (or a
  * pty in tests). Structurally the same as the gateway's `ByteLink`
- * (gateway/drivers/byte-link.ts), declared here because the firmware bridge
+ * (gateway/southbound/drivers/byte-link.ts), declared here because the firmware bridge
  * does not import the gateway.
  */
 import type { EventEmitter } from 'node:events';

@@ -8,8 +8,8 @@
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { OutboxStats } from './outbox/outbox.js';
-import type { DevicePollStats } from './device-state.js';
-import type { UplinkStats } from './uplink.js';
+import type { DevicePollStats } from './southbound/device-state.js';
+import type { UplinkStats } from './uplink/uplink.js';
 
 /** Where the metrics come from. */
 export interface GatewayMetricsSources {

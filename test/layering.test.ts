@@ -2,7 +2,8 @@
  * Keeps the dependency rules of STYLE.md / DESIGN.md true: contract and lib
  * import nothing of ours, device-profiles only the contract, gateway and hub
  * never each other, nothing but tests and scripts imports scripts/, and the
- * gateway's drivers know nothing of the outbox or the uplink.
+ * gateway's southbound (drivers, pollers) knows nothing of the outbox, the uplink,
+ * remote configuration or identity.
  */
 import t from 'tap';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -60,7 +61,7 @@ t.test('imports follow the layering rules', async (t) => {
         if (isTestFile(rel) || folder === 'scripts' || folder === 'test') continue;
         const allowed = ALLOWED[folder];
         if (allowed && !allowed.includes(top)) violations.push(`${rel} imports ${target}: ${folder}/ may import only ${allowed.join(', ')}`);
-        if (rel.startsWith(`gateway${path.sep}drivers${path.sep}`) && /^gateway[/\\](outbox|uplink)/.test(target)) {
+        if (rel.startsWith(`gateway${path.sep}southbound${path.sep}`) && /^gateway[/\\](outbox|uplink|remote|identity)/.test(target)) {
           violations.push(`${rel} imports ${target}: drivers emit readings and know nothing of the outbox or uplink`);
         }
       }

@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { openSerialPort } from '../../gateway/drivers/byte-link.js';
+import { openSerialPort } from '../../gateway/southbound/drivers/byte-link.js';
 import { MockSerialHub, PtyPair, attachToSerialPort } from '../../scripts/sim/serial-adapters.js';
 import { buildSimImage } from '../../scripts/sim/sim-firmware.js';
 import { XmodemBootloaderSim, type XmodemBootloaderOptions } from '../../scripts/sim/xmodem-bootloader.js';

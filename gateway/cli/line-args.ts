@@ -8,9 +8,9 @@
 import { IocError } from '../../contract/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
 import type { ModbusRtuBusConfig, ModbusRtuTcpBusConfig, ModbusTcpBusConfig } from '../config.js';
-import { openSerialPort, type SerialPortFactory } from '../drivers/byte-link.js';
-import { ModbusTcpTransport } from '../drivers/modbus-tcp.js';
-import type { ModbusTransport } from '../drivers/modbus-transport.js';
+import { openSerialPort, type SerialPortFactory } from '../southbound/drivers/byte-link.js';
+import { ModbusTcpTransport } from '../southbound/drivers/modbus-tcp.js';
+import type { ModbusTransport } from '../southbound/drivers/modbus-transport.js';
 
 /** `parseArgs` option definitions for the line options. */
 export const LINE_OPTIONS = {
@@ -101,12 +101,12 @@ export async function modbusTransport(v: LineValues, opts: { logger?: Logger; op
   if (!(frameDelay >= 0 && frameDelay <= 1000)) throw usage(`--frame-delay: '${v['frame-delay']}' is not 0..1000 ms`);
   if (kind === 'serial') {
     const config: ModbusRtuBusConfig = { ...common, type: 'modbus-rtu', path: v.serial as string, ...serialSettings(v), interFrameDelayMs: frameDelay };
-    const { ModbusRtuTransport } = await import('../drivers/modbus-rtu.js');
+    const { ModbusRtuTransport } = await import('../southbound/drivers/modbus-rtu.js');
     return new ModbusRtuTransport({ config, logger, openPort: opts.openPort ?? openSerialPort });
   }
   if (kind === 'rtu-tcp') {
     const config: ModbusRtuTcpBusConfig = { ...common, type: 'modbus-rtu-tcp', ...hostPort(v['rtu-tcp'] as string, 'rtu-tcp'), baudRate: int(v.baud, 'baud', 9600, 300, 921600), interFrameDelayMs: frameDelay };
-    const { ModbusRtuTransport } = await import('../drivers/modbus-rtu.js');
+    const { ModbusRtuTransport } = await import('../southbound/drivers/modbus-rtu.js');
     return new ModbusRtuTransport({ config, logger, openPort: opts.openPort ?? openSerialPort });
   }
   if (kind === 'tcp') {

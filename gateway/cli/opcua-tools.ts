@@ -14,7 +14,7 @@ import {
 } from 'node-opcua';
 import { IocError } from '../../contract/index.js';
 import { coerceOpcuaValue, type OpcuaProfile } from '../../device-profiles/index.js';
-import { classifyOpcuaError } from '../drivers/opcua-line.js';
+import { classifyOpcuaError } from '../southbound/drivers/opcua-line.js';
 import type { LineValues } from './line-args.js';
 import { printTable } from './table.js';
 

@@ -11,7 +11,7 @@ import {
   LineFramer, byteString, decodeLine, extractPoint, findProfile, loadProfileDir, loadProfileFile, planReads, printable, decodeResponse,
   type DeviceProfile, type ModbusProfile, type SerialLineProfile,
 } from '../../device-profiles/index.js';
-import { openSerialPort } from '../drivers/byte-link.js';
+import { openSerialPort } from '../southbound/drivers/byte-link.js';
 import { loadProfiles } from '../gateway.js';
 import type { Command } from './command.js';
 import { LINE_HELP, LINE_OPTIONS, lineKind, modbusTransport, serialSettings, type LineValues } from './line-args.js';

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { IocError, isIocError } from '../../contract/index.js';
 import { loadGatewayConfig } from '../config.js';
-import { provisionGateway, type ProvisionStep } from '../provision.js';
+import { provisionGateway, type ProvisionStep } from '../identity/provision.js';
 import { readFile } from 'node:fs/promises';
 import type { Command } from './command.js';
 

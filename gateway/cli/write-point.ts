@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { isIocError } from '../../contract/index.js';
 import { silentLogger } from '../../lib/index.js';
-import { DevicePoller } from '../device-poller.js';
+import { DevicePoller } from '../southbound/device-poller.js';
 import type { Command } from './command.js';
 import { LINE_HELP, LINE_OPTIONS, modbusTransport, type LineValues } from './line-args.js';
 import { resolveProfile } from './probe.js';

@@ -2,7 +2,7 @@
  * The outbox interface: the gateway's durable store-and-forward buffer between
  * the drivers (which append readings) and the uplink (which drains batches and
  * acknowledges them once the hub has committed them). Every implementation
- * must pass the conformance suite in `gateway/test/outbox-conformance.ts`.
+ * must pass the conformance suite in `gateway/outbox/test/outbox-conformance.ts`.
  */
 import type { EventEmitter } from 'node:events';
 import type { GatewayEvent, Reading } from '../../contract/index.js';

@@ -8,7 +8,7 @@
 import t from 'tap';
 import type { MqttClient } from 'mqtt';
 import { claimClientId, CLAIM_USERNAME, parseClaimToken, topics } from '../../contract/index.js';
-import { subscribeEach } from '../../gateway/mqtt-subscribe.js';
+import { subscribeEach } from '../../gateway/uplink/mqtt-subscribe.js';
 import { waitFor } from '../../test/support/wait.js';
 import { connectOk, mqttUrl, startSecureHub } from './support.js';
 

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { provisionGateway, type ProvisionOptions } from '../../gateway/provision.js';
+import { provisionGateway, type ProvisionOptions } from '../../gateway/identity/provision.js';
 import { api, closed, connectOk, mqttUrl, startSecureHub, tempDir, tryConnect } from './support.js';
 
 t.test('claims: once, expiry, revocation, binding, replacement, races', async (t) => {

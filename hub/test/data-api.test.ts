@@ -7,7 +7,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { topics } from '../../contract/index.js';
 import type { Hub } from '../index.js';
-import { provisionGateway } from '../../gateway/provision.js';
+import { provisionGateway } from '../../gateway/identity/provision.js';
 import { api, connectOk, mqttUrl, startSecureHub, tempDir } from './support.js';
 
 async function setup(t: Test) {

@@ -8,7 +8,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { silentLogger } from '../../lib/index.js';
-import { provisionGateway } from '../../gateway/provision.js';
+import { provisionGateway } from '../../gateway/identity/provision.js';
 import { startHub } from '../index.js';
 import { startSecureHub, tempDir, tryConnect } from './support.js';
 import { makeTestPki } from './tls-certs.js';

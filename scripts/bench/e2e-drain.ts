@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { once } from 'node:events';
 import { SqliteOutbox } from '../../gateway/outbox/sqlite-outbox.js';
-import { Uplink } from '../../gateway/uplink.js';
+import { Uplink } from '../../gateway/uplink/uplink.js';
 import { silentLogger } from '../../lib/index.js';
 import { spawnTs, stopChild } from './spawn.js';
 

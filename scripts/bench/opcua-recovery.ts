@@ -20,7 +20,7 @@ import type { Reading } from '../../contract/index.js';
 import { PROFILES_DIR, loadProfileFile, type OpcuaProfile } from '../../device-profiles/index.js';
 import { silentLogger } from '../../lib/index.js';
 import { parseGatewayConfig, type OpcuaBusConfig } from '../../gateway/config.js';
-import { OpcuaLine } from '../../gateway/drivers/opcua-line.js';
+import { OpcuaLine } from '../../gateway/southbound/drivers/opcua-line.js';
 import { LineProc } from './line-proc.js';
 
 const { values } = parseArgs({ options: { restarts: { type: 'string', default: '5' }, mode: { type: 'string', default: 'process' } } });

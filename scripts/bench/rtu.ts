@@ -23,10 +23,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROFILES_DIR, loadProfileFile, planReads, type ModbusProfile, type ModbusTable } from '../../device-profiles/index.js';
 import { silentLogger } from '../../lib/index.js';
-import { DevicePoller } from '../../gateway/device-poller.js';
-import { openSerialPort } from '../../gateway/drivers/byte-link.js';
-import { ModbusRtuTransport, interFrameSilenceMs, charTimeMs } from '../../gateway/drivers/modbus-rtu.js';
-import type { ModbusRequestOptions, ModbusTransport } from '../../gateway/drivers/modbus-transport.js';
+import { DevicePoller } from '../../gateway/southbound/device-poller.js';
+import { openSerialPort } from '../../gateway/southbound/drivers/byte-link.js';
+import { ModbusRtuTransport, interFrameSilenceMs, charTimeMs } from '../../gateway/southbound/drivers/modbus-rtu.js';
+import type { ModbusRequestOptions, ModbusTransport } from '../../gateway/southbound/drivers/modbus-transport.js';
 import { PtyPair } from '../sim/serial-adapters.js';
 import { LineProc } from './line-proc.js';
 

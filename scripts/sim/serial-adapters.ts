@@ -19,7 +19,7 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { SerialPort, SerialPortMock } from 'serialport';
 import { IocError } from '../../contract/index.js';
-import { openSerialStream, type ByteLink, type SerialOpenOptions, type SerialPortFactory, type SerialStreamLike } from '../../gateway/drivers/byte-link.js';
+import { openSerialStream, type ByteLink, type SerialOpenOptions, type SerialPortFactory, type SerialStreamLike } from '../../gateway/southbound/drivers/byte-link.js';
 
 /** A simulated device on a serial line: bytes in through `receive`, out through `send`. */
 export interface SerialEndpoint {

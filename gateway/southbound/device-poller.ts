@@ -1,0 +1,249 @@
+/**
+ * Polls one Modbus device with its profile: the points are grouped by poll
+ * interval, each group read with a coalesced plan (`planReads`), decoded,
+ * filtered by deadband (report by exception) and handed to `onReadings`.
+ *
+ * Health: after `downAfter` consecutive failed polls the device is marked
+ * down — a `device.down` event with the error code, and its points reported
+ * once as `stale` with their last value — and polled with exponential backoff
+ * and without retries, so a dead device does not hold its bus. The first good
+ * poll brings it up (`device.up`). A failure never stops the other devices.
+ * Reporting and health live in {@link DeviceState}, shared with the
+ * serial-line and OPC UA drivers.
+ */
+import { IocError, isIocError, type GatewayEvent, type Reading } from '../../contract/index.js';
+import { decodeBits, decodeRegisters, encodeValue, extractPoint, isBitTable, planReads, type ModbusPoint, type ModbusProfile, type ReadRequest } from '../../device-profiles/index.js';
+import { Backoff, type Logger } from '../../lib/index.js';
+import type { DeviceConfig } from '../config.js';
+import { DeviceState, type DeviceDriver, type DeviceHealth, type DevicePollStats } from './device-state.js';
+import type { ModbusRequestOptions, ModbusTransport, WriteMode } from './drivers/modbus-transport.js';
+
+export { eventId, type DeviceHealth, type DevicePollStats } from './device-state.js';
+
+/** Dependencies of {@link DevicePoller}. */
+export interface DevicePollerDeps {
+  device: DeviceConfig;
+  profile: ModbusProfile;
+  transport: ModbusTransport;
+  logger: Logger;
+  onReadings: (readings: Reading[]) => void;
+  onEvent: (event: GatewayEvent) => void;
+  clock?: () => number;
+  /** Consecutive failed polls before the device is declared down. Default 2. */
+  downAfter?: number;
+  /** Longest wait between polls of a down device (ms). Default 30 s. */
+  maxBackoffMs?: number;
+}
+
+interface Group {
+  intervalMs: number;
+  plan: ReadRequest[];
+  timer: NodeJS.Timeout | null;
+  busy: boolean;
+}
+
+/** The poll loop of one Modbus device. */
+export class DevicePoller implements DeviceDriver {
+  private readonly groups: Group[] = [];
+  private readonly backoff: Backoff;
+  private readonly clock: () => number;
+  private readonly state: DeviceState;
+  private running = false;
+
+  constructor(private readonly deps: DevicePollerDeps) {
+    this.clock = deps.clock ?? Date.now;
+    const d = deps.device;
+    this.state = new DeviceState({
+      deviceId: d.id, logger: deps.logger, onReadings: deps.onReadings, onEvent: deps.onEvent, clock: this.clock,
+      where: `unit ${d.unitId} on bus ${d.bus}`,
+    });
+    const base = d.pollIntervalMs ?? deps.profile.pollIntervalMs;
+    const byInterval = new Map<number, ModbusPoint[]>();
+    for (const p of deps.profile.points) {
+      const iv = Math.max(base, p.pollIntervalMs ?? base);
+      byInterval.set(iv, [...(byInterval.get(iv) ?? []), p]);
+    }
+    for (const [intervalMs, points] of [...byInterval].sort((a, b) => a[0] - b[0])) {
+      this.groups.push({ intervalMs, plan: planReads(points, deps.profile.modbus), timer: null, busy: false });
+    }
+    this.backoff = new Backoff({ minMs: base, maxMs: Math.max(base, deps.maxBackoffMs ?? 30_000) });
+  }
+
+  get id(): string {
+    return this.deps.device.id;
+  }
+
+  get health(): DeviceHealth {
+    return this.state.health;
+  }
+
+  get stats(): DevicePollStats {
+    return this.state.stats;
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    for (const g of this.groups) this.schedule(g, 0);
+  }
+
+  /** Stops scheduling and waits for polls in flight (each bounded by its transaction timeout), so none delivers readings after stop. */
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const g of this.groups) {
+      if (g.timer) clearTimeout(g.timer);
+      g.timer = null;
+    }
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  private readonly inflight = new Set<Promise<void>>();
+
+  private schedule(g: Group, delayMs: number): void {
+    if (!this.running) return;
+    g.timer = setTimeout(() => {
+      g.timer = null;
+      const started = this.clock();
+      void this.pollGroup(g).finally(() => {
+        const elapsed = this.clock() - started;
+        const interval = this.state.health === 'down' ? this.backoff.next() : g.intervalMs;
+        if (elapsed > interval) this.state.stats.overruns++;
+        this.schedule(g, Math.max(0, interval - elapsed));
+      });
+    }, delayMs);
+  }
+
+  /** Per-request options: the device's timeout/retries; no retries while it is down. Two fixed objects, not one per poll. */
+  private requestOptions(): ModbusRequestOptions {
+    const d = this.deps.device;
+    if (!this.options) {
+      const up: ModbusRequestOptions = {};
+      const down: ModbusRequestOptions = { retries: 0 };
+      if (d.timeoutMs !== undefined) up.timeoutMs = down.timeoutMs = d.timeoutMs;
+      if (d.retries !== undefined) up.retries = d.retries;
+      this.options = { up: Object.freeze(up), down: Object.freeze(down) };
+    }
+    return this.state.health === 'down' ? this.options.down : this.options.up;
+  }
+
+  private options: { up: ModbusRequestOptions; down: ModbusRequestOptions } | null = null;
+
+  /** Reads one group now. Exposed for "read now" commands and tests. */
+  pollGroup(g: Group = this.groups[0]!): Promise<void> {
+    const p = this.pollGroupNow(g);
+    this.inflight.add(p);
+    void p.catch(() => undefined).finally(() => this.inflight.delete(p));
+    return p;
+  }
+
+  private async pollGroupNow(g: Group): Promise<void> {
+    if (g.busy) return;
+    g.busy = true;
+    const { device, transport, logger } = this.deps;
+    const state = this.state;
+    const started = this.clock();
+    // Created after the first answer, not before the first await: an object that waits out a
+    // network round trip can be promoted (or its allocation site pretenured) by V8, and an old
+    // array keeps the young readings pushed into it alive until the next full GC.
+    let out: Reading[] | null = null;
+    let failures = 0;
+    let answered = 0;
+    let lastError: unknown = null;
+    const opts = this.requestOptions();
+    try {
+      for (const req of g.plan) {
+        let data: number[] | boolean[];
+        try {
+          data = await transport.read(device.unitId, req.table, req.address, req.count, opts);
+        } catch (err) {
+          failures++;
+          lastError = err;
+          if (isIocError(err, 'GW_ERR_MODBUS_TIMEOUT')) state.stats.timeouts = (state.stats.timeouts ?? 0) + 1;
+          if (isIocError(err, 'GW_ERR_MODBUS_EXCEPTION')) {
+            answered++;
+            state.fault(err.code, err.message, { table: req.table, address: req.address, count: req.count });
+          } else if (isIocError(err) && isGarbled(err.code)) {
+            // Something answered, but garbled: say so once, and count it as a failed poll.
+            state.fault(err.code, err.message, { table: req.table, address: req.address, count: req.count });
+          }
+          // A timeout or a dead connection fails the rest of this poll at once.
+          if (isIocError(err) && err.code !== 'GW_ERR_MODBUS_EXCEPTION') break;
+          out ??= [];
+          for (const e of req.points) state.report(out, e.point, null, 'bad', started);
+          continue;
+        }
+        answered++;
+        const ts = this.clock();
+        out ??= [];
+        try {
+          // decodeResponse, without its per-point result objects.
+          const bits = isBitTable(req.table);
+          for (const e of req.points) {
+            const slice = extractPoint<number | boolean>(req, data, e);
+            state.report(out, e.point, bits ? decodeBits(e.point, slice as boolean[]) : decodeRegisters(e.point, slice as number[]), 'good', ts);
+          }
+        } catch (err) {
+          failures++;
+          lastError = err;
+          state.fault('GW_ERR_DECODE', (err as Error).message, { table: req.table, address: req.address, count: req.count });
+        }
+      }
+    } finally {
+      g.busy = false;
+    }
+    state.stats.polls++;
+    state.stats.lastLatencyMs = this.clock() - started;
+    // Down means "does not answer": an exception response is an answer (the device is alive).
+    out ??= [];
+    if (answered === 0 && g.plan.length > 0) {
+      state.markFailed(lastError, this.allPoints(), out, this.deps.downAfter ?? 2);
+    } else {
+      if (state.health !== 'up') this.backoff.reset();
+      state.markGood();
+    }
+    state.flush(out);
+    if (failures > 0) logger.debug({ device: device.id, failures, err: (lastError as Error)?.message }, 'poll had failures');
+  }
+
+  private *allPoints(): Iterable<ModbusPoint> {
+    for (const g of this.groups) for (const req of g.plan) for (const e of req.points) yield e.point;
+  }
+
+  /**
+   * Writes one point: only points marked `writable`, only in the writable
+   * tables (coils, holding registers), the value checked by the profile's
+   * `encodeValue` (type, min/max, raw range). A `bit` point is a
+   * read-modify-write of its register. After the write the point's group is
+   * read again so the new value is reported promptly.
+   * @throws IocError GW_ERR_WRITE_REFUSED, GW_ERR_WRITE_VALUE, or the transport's error.
+   */
+  async write(pointName: string, value: unknown): Promise<void> {
+    const { device, profile, transport, logger } = this.deps;
+    const point = profile.points.find((p) => p.name === pointName);
+    const ctx = { device: device.id, point: pointName };
+    if (!point) throw new IocError('GW_ERR_WRITE_REFUSED', `device ${device.id} (${profile.model}) has no point '${pointName}'`, { context: ctx });
+    if (!point.writable) throw new IocError('GW_ERR_WRITE_REFUSED', `point '${pointName}' of ${profile.model} is not writable`, { context: ctx });
+    if (point.table !== 'coil' && point.table !== 'holding') {
+      throw new IocError('GW_ERR_WRITE_REFUSED', `point '${pointName}' is in the read-only ${point.table} table`, { context: ctx });
+    }
+    const opts: ModbusRequestOptions & { mode?: WriteMode } = { ...this.requestOptions(), retries: 0 };
+    if (profile.modbus.writeMode) opts.mode = profile.modbus.writeMode;
+    let current: number | undefined;
+    if (point.bit !== undefined) current = ((await transport.read(device.unitId, 'holding', point.address, 1, this.requestOptions())) as number[])[0];
+    let encoded: number[] | boolean;
+    try {
+      encoded = encodeValue(point, value, current);
+    } catch (err) {
+      throw new IocError('GW_ERR_WRITE_VALUE', `cannot write ${JSON.stringify(value)} to '${pointName}': ${(err as Error).message}`, { cause: err, context: ctx });
+    }
+    const values = typeof encoded === 'boolean' ? [encoded] : encoded;
+    await transport.write(device.unitId, point.table, point.address, values, opts);
+    logger.info({ device: device.id, point: pointName, value }, 'point written');
+    const group = this.groups.find((g) => g.plan.some((r) => r.points.some((e) => e.point === point)));
+    if (group && this.running) void this.pollGroup(group).catch(() => undefined);
+  }
+}
+
+/** Codes that mean "bytes came back, but not a usable answer". */
+function isGarbled(code: string): boolean {
+  return code === 'GW_ERR_MODBUS_CRC' || code === 'GW_ERR_MODBUS_FRAME' || code === 'GW_ERR_MODBUS_WRONG_UNIT';
+}

@@ -1,0 +1,45 @@
+/**
+ * What a Modbus poller needs from a line: read a table range of one unit,
+ * write registers or coils. Implemented by the TCP transport and by the RTU
+ * transport (serial line, RTU over TCP), each with its own scheduling rules.
+ */
+import type { ModbusTable } from '../../../device-profiles/index.js';
+
+/** Per-request overrides (a device's own timeout and retries on a shared bus). */
+export interface ModbusRequestOptions {
+  /** Milliseconds to wait for the answer; default the bus's. */
+  timeoutMs?: number;
+  /** Extra attempts after a timeout or a garbled answer; default the bus's. */
+  retries?: number;
+}
+
+/** The writable tables: coils (FC 5/15) and holding registers (FC 6/16). */
+export type WritableTable = 'coil' | 'holding';
+
+/**
+ * Which function code writes: `auto` = FC 5/6 for one value, FC 15/16 for
+ * more; `single` = always FC 5/6 (one value only); `multiple` = always FC 15/16
+ * (some devices, e.g. the Eastron SDM meters, accept only FC 16).
+ */
+export type WriteMode = 'auto' | 'single' | 'multiple';
+
+/** A Modbus line shared by the devices on it. */
+export interface ModbusTransport {
+  readonly id: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /**
+   * Reads `count` registers (holding/input: uint16 words) or bits (coil/discrete)
+   * from `unitId` starting at `address`. Rejects with an IocError:
+   * GW_ERR_MODBUS_TIMEOUT, GW_ERR_MODBUS_CONNECT, GW_ERR_MODBUS_EXCEPTION or GW_ERR_MODBUS_IO
+   * (RTU lines also GW_ERR_MODBUS_CRC, GW_ERR_MODBUS_FRAME, GW_ERR_MODBUS_WRONG_UNIT,
+   * GW_ERR_SERIAL_OPEN, GW_ERR_SERIAL_PORT_GONE).
+   */
+  read(unitId: number, table: ModbusTable, address: number, count: number, opts?: ModbusRequestOptions): Promise<number[] | boolean[]>;
+  /**
+   * Writes `values` (uint16 words for holding registers, booleans for coils)
+   * from `address` (Modbus Application Protocol v1.1b3 §6.5, §6.6, §6.11, §6.12).
+   * Writes are never retried after a timeout: the device may have acted on it.
+   */
+  write(unitId: number, table: WritableTable, address: number, values: number[] | boolean[], opts?: ModbusRequestOptions & { mode?: WriteMode }): Promise<void>;
+}

@@ -1,0 +1,77 @@
+/**
+ * The uplink's settings, counters and small helpers (topic filter matching,
+ * comparing mqtt.js options), apart from the connection logic in uplink.ts.
+ */
+import type { IClientOptions } from 'mqtt';
+import type { GatewayStatus } from '../../contract/index.js';
+import type { Logger } from '../../lib/index.js';
+import type { Outbox } from '../outbox/outbox.js';
+
+/** Receives the messages of one subscription. */
+export type MessageHandler = (payload: Buffer, topic: string, retained: boolean) => void;
+
+/** Settings {@link Uplink.reconfigure} may change. Connection settings reconnect; the others apply at once. */
+export type UplinkSettings = Pick<UplinkDeps, 'url' | 'username' | 'password' | 'mqttOptions' | 'keepaliveS' | 'reconnect' | 'batchSize' | 'window' | 'statusIntervalMs' | 'statusExtra'>;
+
+/** True when MQTT topic filter `filter` matches `topic` (MQTT 3.1.1 §4.7.1: `+` one level, `#` the rest). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
+}
+
+/** Dependencies and settings of the {@link Uplink}. */
+export interface UplinkDeps {
+  gatewayId: string;
+  url: string;
+  username?: string;
+  password?: string;
+  logger: Logger;
+  outbox: Outbox;
+  version: string;
+  /** Most readings per telemetry message; the batch size adapts between `minBatchSize` and this. */
+  batchSize: number;
+  /** Smallest adaptive batch. Default 50. */
+  minBatchSize?: number;
+  /** Acknowledgement round trip above which the batch size halves (ms). Default 1000. */
+  targetRttMs?: number;
+  /** Cap on readings sent per second (0 or absent: as fast as the link allows), so a fleet reconnecting at once does not flatten the hub. */
+  maxReadingsPerSec?: number;
+  /** Unacknowledged messages allowed in flight. */
+  window: number;
+  statusIntervalMs: number;
+  keepaliveS: number;
+  reconnect: { minMs: number; maxMs: number };
+  /** Extra status fields (device states), read at each status publish. */
+  statusExtra?: () => Partial<GatewayStatus>;
+  /** Extra mqtt.js options (TLS material). */
+  mqttOptions?: Partial<IClientOptions>;
+  clock?: () => number;
+}
+
+/** Uplink counters. */
+export interface UplinkStats {
+  connected: boolean;
+  /** Current adaptive batch size. */
+  batchSize: number;
+  /** Readings acknowledged per second over the last 10 s. */
+  drainPerS: number;
+  /** Why the last connection attempt or connection failed (cleared on connect). */
+  lastError: string | null;
+  batchesSent: number;
+  batchesAcked: number;
+  readingsAcked: number;
+  eventsAcked: number;
+  inFlight: number;
+  connects: number;
+}
+
+/** Compares mqtt.js options that may hold Buffers (TLS material). */
+export function sameOptions(a: Partial<IClientOptions> | undefined, b: Partial<IClientOptions> | undefined): boolean {
+  const norm = (o: Partial<IClientOptions> | undefined): string => JSON.stringify(o ?? {}, (_k, v: unknown) => (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' ? `buf:${String((v as { data: number[] }).data)}` : v));
+  return norm(a) === norm(b);
+}
