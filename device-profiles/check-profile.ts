@@ -30,7 +30,8 @@ const LAST_ADDRESS = 65535;
  * `bit` on register bools, `length` on strings, numeric-only fields on
  * bool/string points, min ≤ max, register ranges inside 0..65535 and within
  * one read, and no two points sharing a register (several `bit` points may
- * share one register, on different bits) or a coil/discrete input.
+ * share one register, on different bits, and may share it with the register's
+ * raw 16-bit word, an int16/uint16 point) or a coil/discrete input.
  * Returns the problems in document order; empty when the profile is sound.
  */
 export function checkProfile(doc: SchemaProfile, file: string): ProfileProblem[] {
@@ -83,8 +84,23 @@ function checkPoint(p: SchemaPoint, i: number, modbus: ModbusSettings): ProfileP
   return out;
 }
 
-/** What occupies one register (or one coil/discrete input). */
-type Occupant = { kind: 'whole'; index: number } | { kind: 'bits'; byBit: Map<number, number> };
+/**
+ * What occupies one register (or one coil/discrete input): at most one whole
+ * point, and bit points each on their own bit.
+ */
+interface Occupant {
+  whole?: number;
+  readonly byBit: Map<number, number>;
+}
+
+/**
+ * A raw 16-bit status word: a one-register integer point. Bit points may sit
+ * on the register of such a point (the technician keeps both the word and its
+ * named bits; the planner reads the register once for all of them).
+ */
+function isWord(p: SchemaPoint): boolean {
+  return p.bit === undefined && !isBitTable(p.table) && (p.type === 'uint16' || p.type === 'int16');
+}
 
 function checkOverlaps(points: readonly SchemaPoint[]): ProfileProblem[] {
   const out: ProfileProblem[] = [];
@@ -95,18 +111,19 @@ function checkOverlaps(points: readonly SchemaPoint[]): ProfileProblem[] {
     const clashes = new Set<number>();
     const count = Math.max(1, registerCount(p));
     for (let addr = p.address; addr < p.address + count; addr++) {
-      const occ = used.get(addr);
+      let occ = used.get(addr);
+      if (!occ) used.set(addr, (occ = { byBit: new Map() }));
       if (p.bit !== undefined) {
-        if (!occ) used.set(addr, { kind: 'bits', byBit: new Map([[p.bit, i]]) });
-        else if (occ.kind === 'whole') clashes.add(occ.index);
-        else if (occ.byBit.has(p.bit)) clashes.add(occ.byBit.get(p.bit) as number);
+        // A bit of a register held by a whole point: allowed only when that point is the raw word.
+        if (occ.whole !== undefined && !isWord(points[occ.whole] as SchemaPoint)) clashes.add(occ.whole);
+        const sameBit = occ.byBit.get(p.bit);
+        if (sameBit !== undefined) clashes.add(sameBit);
         else occ.byBit.set(p.bit, i);
-      } else if (!occ) {
-        used.set(addr, { kind: 'whole', index: i });
-      } else if (occ.kind === 'whole') {
-        clashes.add(occ.index);
       } else {
-        for (const j of occ.byBit.values()) clashes.add(j);
+        if (occ.whole !== undefined) clashes.add(occ.whole);
+        else occ.whole = i;
+        // Bits under a whole point: fine for the raw word, a real overlap for anything else.
+        if (!isWord(p)) for (const j of occ.byBit.values()) clashes.add(j);
       }
     }
     for (const j of clashes) out.push({ pointer: `/points/${i}/address`, message: overlapMessage(p, points[j] as SchemaPoint, j) });

@@ -107,7 +107,7 @@ export interface ModbusProfile {
   /** Default poll interval in ms (≥ 50). Default 1000. */
   readonly pollIntervalMs: number;
   readonly modbus: ModbusSettings;
-  /** At least one point; names unique; register ranges do not overlap (bit points may share a register). */
+  /** At least one point; names unique; register ranges do not overlap (bit points may share a register, also with that register's raw int16/uint16 word). */
   readonly points: readonly ModbusPoint[];
 }
 

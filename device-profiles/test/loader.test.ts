@@ -110,8 +110,18 @@ t.test('second-pass errors: overlaps', async (t) => {
     ['/points/2/address', "'w' (holding register 0..1) overlaps 'a' at /points/0 (holding register 1 bit 3)"],
     ['/points/2/address', "'w' (holding register 0..1) overlaps 'b' at /points/1 (holding register 1 bit 4)"],
   ]);
-  expectProblems(t, () => validateProfile(doc([reg('w', 1), reg('a', 1, { type: 'bool', bit: 3 })]), FILE), FILE, [
-    ['/points/1/address', "'a' (holding register 1 bit 3) overlaps 'w' at /points/0 (holding register 1)"],
+  // A status word with its named bits (issue 14.5): both kept, in either order.
+  t.doesNotThrow(() => validateProfile(doc([reg('status', 1), reg('flood_alarm', 1, { type: 'bool', bit: 3 }), reg('pump_on', 1, { type: 'bool', bit: 4 })]), FILE), 'bits of their own word');
+  t.doesNotThrow(() => validateProfile(doc([reg('a', 1, { type: 'bool', bit: 3 }), reg('status', 1, { type: 'int16' })]), FILE), 'word after its bits');
+  // Still refused: two words on one register, a bit twice beside its word, a wider value over bits.
+  expectProblems(t, () => validateProfile(doc([reg('w', 1), reg('a', 1, { type: 'bool', bit: 3 }), reg('v', 1)]), FILE), FILE, [
+    ['/points/2/address', "'v' (holding register 1) overlaps 'w' at /points/0 (holding register 1)"],
+  ]);
+  expectProblems(t, () => validateProfile(doc([reg('w', 1), reg('a', 1, { type: 'bool', bit: 3 }), reg('b', 1, { type: 'bool', bit: 3 })]), FILE), FILE, [
+    ['/points/2/address', "'b' (holding register 1 bit 3) overlaps 'a' at /points/1 (holding register 1 bit 3)"],
+  ]);
+  expectProblems(t, () => validateProfile(doc([reg('f', 0, { type: 'float32' }), reg('a', 1, { type: 'bool', bit: 3 })]), FILE), FILE, [
+    ['/points/1/address', "'a' (holding register 1 bit 3) overlaps 'f' at /points/0 (holding register 0..1)"],
   ]);
   expectProblems(t, () => validateProfile(doc([{ name: 'a', table: 'coil', address: 7, type: 'bool' }, { name: 'b', table: 'coil', address: 7, type: 'bool' }]), FILE), FILE, [
     ['/points/1/address', "'b' (coil address 7) overlaps 'a' at /points/0 (coil address 7)"],

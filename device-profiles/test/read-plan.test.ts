@@ -84,6 +84,16 @@ t.test('bit points share their register and its request', async (t) => {
   t.same(summary(plan), [['input', 0, 2, ['faults@0', 'red@1', 'amber@1', 'green@1']]]);
 });
 
+t.test('a status word and its own bit points: one register, one read, each decoded', async (t) => {
+  const plan = planReads([
+    pt('flood_alarm', { address: 7, type: 'bool', bit: 3 }),
+    pt('status', { address: 7 }),
+    pt('pump_on', { address: 7, type: 'bool', bit: 0 }),
+  ], { ...limits, maxGap: 0 });
+  t.same(summary(plan), [['holding', 7, 1, ['status@0', 'pump_on@0', 'flood_alarm@0']]]);
+  t.same(decodeResponse(plan[0] as ReadRequest, [0b1001]).map((r) => [r.point.name, r.value]), [['status', 9], ['pump_on', true], ['flood_alarm', true]]);
+});
+
 t.test('the plan does not depend on the order of the points', async (t) => {
   const points = [pt('a', { address: 30 }), pt('b', { address: 0, type: 'uint32' }), pt('c', { table: 'coil', address: 5, type: 'bool' }), pt('d', { address: 2 }), pt('e', { address: 50 })];
   const expected = summary(planReads(points, limits));
