@@ -305,8 +305,9 @@ export class Uplink extends EventEmitter {
         this.inFlight++;
         this.client.publish(topics.events(gatewayId), JSON.stringify(ev), { qos: 1 }, (err) => {
           this.inFlight--;
-          if (err) logger.warn({ err: err.message, event: ev.id }, 'event not acknowledged');
-          else {
+          if (err) {
+            if (this.started) logger.warn({ err: err.message, event: ev.id }, 'event not acknowledged');
+          } else {
             this.counters.eventsAcked++;
             void outbox.ackEvent(ev.id).catch((e) => logger.error({ err: e }, 'event ack failed'));
           }
@@ -341,7 +342,8 @@ export class Uplink extends EventEmitter {
         this.adapt(this.clock() - sentAt);
       }
       if (err) {
-        logger.warn({ err: err.message, seq: batch.seq }, 'batch not acknowledged; kept for resend');
+        // At stop, unacknowledged batches are given up on purpose (disconnect()); they stay in the outbox.
+        if (this.started) logger.warn({ err: err.message, seq: batch.seq }, 'batch not acknowledged; kept for resend');
         this.pendingResend.push(batch);
       } else {
         this.counters.batchesAcked++;
@@ -374,14 +376,37 @@ export class Uplink extends EventEmitter {
           resolve();
         });
       });
+      // Then DISCONNECT, written before the socket closes: the broker discards the will (MQTT 3.1.1 §3.14.4),
+      // so the retained status stays the offline message just sent, not the older will.
+      await disconnect(client, 2000);
     }
     await retire(client);
   }
 }
 
 /**
+ * Sends DISCONNECT and waits (at most `timeoutMs`) until the broker closed the
+ * connection. Telemetry still unacknowledged is given up here: it stays in the
+ * outbox and is offered again, under its seq, by the next run (the hub drops
+ * replays), so there is no need to wait for its PUBACK.
+ */
+async function disconnect(client: MqttClient, timeoutMs: number): Promise<void> {
+  client.options.reconnectPeriod = 0;
+  // end(false) waits for every outgoing QoS 1 message first, which a stalled hub never acknowledges.
+  for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.endAsync(false).catch(() => undefined),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+  ]);
+  clearTimeout(timer);
+}
+
+/**
  * Ends a client for good: no reconnect, and its socket destroyed (end() during
  * a connection attempt can leave the socket to its connect timeout, mqtt.js #1033).
+ * On a connected client call {@link disconnect} first: a forced end destroys the
+ * socket without DISCONNECT, and the broker then publishes the will.
  */
 async function retire(client: MqttClient): Promise<void> {
   client.options.reconnectPeriod = 0;
