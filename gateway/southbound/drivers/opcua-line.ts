@@ -44,6 +44,20 @@ const DEADBAND_ABSOLUTE = 1;
 /** Keep-alive count requested for the subscription (Part 4 §5.13.2). */
 const MAX_KEEPALIVE_COUNT = 10;
 
+/**
+ * The client's transport (socket inactivity) timeout for a subscription whose
+ * keep-alive period is `keepAliveMs` (publishing interval × max keep-alive
+ * count, Part 4 §5.13.1.1): a server whose values do not change sends nothing
+ * but a keep-alive once per period, so the transport must wait at least two
+ * periods plus the request timeout before it calls the connection dead. The
+ * bus `timeoutMs` (a request timeout) is never enough on its own: with the
+ * old `transportTimeout = timeoutMs` (5 s) and a 500 ms × 10 keep-alive, a
+ * quiet server looked lost every ~5 s (issue 14.1).
+ */
+export function transportTimeoutFor(keepAliveMs: number, requestTimeoutMs: number): number {
+  return 2 * keepAliveMs + requestTimeoutMs;
+}
+
 const DATA_TYPES: Record<OpcuaPoint['type'], DataType> = {
   bool: DataType.Boolean, int16: DataType.Int16, uint16: DataType.UInt16, int32: DataType.Int32, uint32: DataType.UInt32,
   float32: DataType.Float, int64: DataType.Int64, uint64: DataType.UInt64, float64: DataType.Double, string: DataType.String,
@@ -87,6 +101,12 @@ export class OpcuaLine implements OpcuaWriter {
   private namespaceIndex = new Map<string, number>();
   /** Sessions established since start (1 + reconnections). */
   sessions = 0;
+  /** Keep-alive messages received (publish responses without notifications) since start. */
+  keepAlives = 0;
+  /** Longest keep-alive period a server of this line has granted (ms); sizes the next client's transport timeout. */
+  private grantedKeepAliveMs = 0;
+  /** The transport timeout of the current (or last) client, ms. */
+  transportTimeoutMs = 0;
 
   constructor(private readonly deps: OpcuaLineDeps) {
     this.backoff = new Backoff({ minMs: deps.config.reconnectMinMs, maxMs: deps.config.reconnectMaxMs });
@@ -155,6 +175,9 @@ export class OpcuaLine implements OpcuaWriter {
   /** One session's life. Resolves with the reason it ended. */
   private async connectAndServe(): Promise<IocError> {
     const c = this.deps.config;
+    const minPublishing = Math.min(...this.devices.map((d) => d.deps.profile.opcua.publishingIntervalMs), 60_000);
+    const keepAliveMs = Math.max(minPublishing * MAX_KEEPALIVE_COUNT, this.grantedKeepAliveMs);
+    this.transportTimeoutMs = transportTimeoutFor(keepAliveMs, c.timeoutMs);
     const client = OPCUAClient.create({
       applicationName: 'ioc-edge-gateway',
       endpointMustExist: false,
@@ -166,7 +189,7 @@ export class OpcuaLine implements OpcuaWriter {
       keepSessionAlive: true,
       requestedSessionTimeout: 60_000,
       defaultTransactionTimeout: c.timeoutMs,
-      transportTimeout: c.timeoutMs,
+      transportTimeout: this.transportTimeoutMs,
     });
     this.client = client;
     let endSession: (e: IocError) => void = () => undefined;
@@ -181,17 +204,28 @@ export class OpcuaLine implements OpcuaWriter {
     session.on('keepalive_failure', lostWith('keep-alive failed'));
     const namespaces = await session.readNamespaceArray();
     this.namespaceIndex = new Map(namespaces.map((uri, i) => [uri, i]));
-    const minPublishing = Math.min(...this.devices.map((d) => d.deps.profile.opcua.publishingIntervalMs), 60_000);
     const subscription = await session.createSubscription2({
       requestedPublishingInterval: minPublishing, requestedLifetimeCount: MAX_KEEPALIVE_COUNT * 6, requestedMaxKeepAliveCount: MAX_KEEPALIVE_COUNT,
       maxNotificationsPerPublish: 10_000, publishingEnabled: true, priority: 10,
     });
     subscription.on('terminated', lostWith('subscription terminated'));
+    // The server may revise the publishing interval and keep-alive count (Part 4 §5.13.2.2). A granted
+    // keep-alive period the transport timeout cannot cover would make a quiet server look lost: once,
+    // reconnect with a client sized for it.
+    const granted = subscription.publishingInterval * subscription.maxKeepAliveCount;
+    if (granted > this.grantedKeepAliveMs) this.grantedKeepAliveMs = granted;
+    if (transportTimeoutFor(granted, c.timeoutMs) > this.transportTimeoutMs) {
+      this.deps.logger.info({ bus: c.id, endpoint: c.endpointUrl, keepAliveMs: granted, transportTimeoutMs: this.transportTimeoutMs }, 'OPC UA server granted a longer keep-alive period than requested: reconnecting with a longer transport timeout');
+      return new IocError('GW_ERR_OPCUA_SESSION', `OPC UA server ${c.endpointUrl} granted a keep-alive period of ${granted} ms; reconnecting with a transport timeout that covers it`, { context: { bus: c.id, endpoint: c.endpointUrl } });
+    }
     // A server that hangs with the socket open: no publish response for three keep-alive periods.
     let lastPublish = Date.now();
-    subscription.on('keepalive', () => (lastPublish = Date.now()));
+    subscription.on('keepalive', () => {
+      lastPublish = Date.now();
+      this.keepAlives++;
+    });
     subscription.on('received_notifications', () => (lastPublish = Date.now()));
-    const silentAfter = 3 * MAX_KEEPALIVE_COUNT * Math.max(minPublishing, 100) + c.timeoutMs;
+    const silentAfter = 3 * Math.max(granted, MAX_KEEPALIVE_COUNT * 100) + c.timeoutMs;
     const watchdog = setInterval(() => {
       if (Date.now() - lastPublish > silentAfter) lostWith(`no publish response for ${silentAfter} ms`)();
     }, Math.min(1000, silentAfter / 3));
