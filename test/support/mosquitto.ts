@@ -7,6 +7,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import { freePort } from '../../scripts/sim/free-port.js';
@@ -29,13 +30,15 @@ export interface TestMosquitto {
 }
 
 /**
- * Starts Mosquitto in `t.testdir()`. With `users`, anonymous clients are
- * refused and only those user/password pairs may connect.
+ * Starts Mosquitto in `t.testdir()` (on `port` when given, e.g. one a gateway
+ * already tries). With `users`, anonymous clients are refused and only those
+ * user/password pairs may connect.
  */
-export async function startMosquitto(t: Test, opts: { users?: Record<string, string> } = {}): Promise<TestMosquitto> {
+export async function startMosquitto(t: Test, opts: { users?: Record<string, string>; port?: number } = {}): Promise<TestMosquitto> {
   const dir = t.testdir();
-  const port = await freePort();
-  const lines = [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type all', 'connection_messages true'];
+  const port = opts.port ?? (await freePort());
+  // Run as ourselves: started as root, Mosquitto would switch to user 'mosquitto', who cannot read the test folder.
+  const lines = [`user ${os.userInfo().username}`, `listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type all', 'connection_messages true'];
   if (opts.users) {
     const file = path.join(dir, 'passwd');
     writeFileSync(file, '', { mode: 0o600 });
