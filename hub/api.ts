@@ -14,6 +14,12 @@ export interface ApiDeps {
   port: number;
   /** Readiness: true once broker and store are up. */
   ready: () => boolean;
+  /**
+   * Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is
+   * believed: `req.ip` is then the nearest address not in this list. Absent:
+   * `req.ip` is the TCP peer and X-Forwarded-For is ignored.
+   */
+  trustProxy?: string[];
   /** Serve HTTPS with this certificate and key instead of plain HTTP. */
   https?: { cert: Buffer; key: Buffer };
   /** Runs on the instance before the built-in routes: authentication hooks and further routes. */
@@ -50,7 +56,7 @@ export class Api {
   /** Builds the fastify instance with every route (exposed for inject-style use). */
   build(): FastifyInstance {
     const { store } = this.deps;
-    const app = Fastify({ ...(this.deps.https ? { https: this.deps.https } : {}), loggerInstance: this.deps.logger as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { allErrors: true } } });
+    const app = Fastify({ ...(this.deps.https ? { https: this.deps.https } : {}), ...(this.deps.trustProxy?.length ? { trustProxy: [...this.deps.trustProxy] } : {}), loggerInstance: this.deps.logger as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { allErrors: true } } });
 
     app.setErrorHandler((err: { statusCode?: number; validation?: unknown; message: string }, _req, reply) => {
       const status = err.statusCode ?? 500;

@@ -61,6 +61,12 @@ export interface HubOptions {
   tls?: TlsFiles;
   /** Accept plain TCP on a non-loopback address (a trusted network); logged as a warning. */
   allowPlain?: boolean;
+  /**
+   * Addresses or CIDR ranges of reverse proxies in front of the API whose
+   * X-Forwarded-For the API believes (docs/security.md); the client address
+   * the failed-login limiter and the audit log see. Default: none.
+   */
+  trustedProxies?: string[];
   /** Largest MQTT packet accepted after CONNECT, in bytes (default 2 MiB). */
   mqttMaxPacketBytes?: number;
   /** Clock of the identity services (claim expiry, rate limits, audit). */
@@ -129,7 +135,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   let metrics: HubMetrics | null = null;
   const store = new HubStore({ file: path.join(opts.dataDir, 'hub.sqlite'), logger: logger.child({ component: 'store' }), onCommit: (info) => metrics?.observeCommit(info) });
   let broker: Broker | null = null;
-  const live = new LiveStream({ events, logger: logger.child({ component: 'live' }) });
+  // Streams end when their API token is revoked (identity is built below; the epoch is read later).
+  const live = new LiveStream({ events, logger: logger.child({ component: 'live' }), tokenEpoch: (id) => identity.epoch(`token:${id}`) });
   const ingest = new Ingest({
     store,
     events,
@@ -193,11 +200,12 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const api = new Api({
     logger: logger.child({ component: 'api' }), store, host: opts.httpHost ?? '127.0.0.1', port: opts.httpPort ?? 8080, ready: () => ready,
     ...(tlsMaterial ? { https: tlsMaterial } : {}),
+    ...(opts.trustedProxies?.length ? { trustProxy: opts.trustedProxies } : {}),
     listGateways: () => listGatewayViews({ store, registry, identities }),
     extend: (app) => {
       installOpenApi(app, { version: HUB_VERSION });
       installApiAuth(app, { logger: logger.child({ component: 'api-auth' }), identity, audit, limiter, mode: authMode });
-      registerIdentityRoutes(app, { identity, store: identities, audit, clientIds: (u) => b0.clientIds(u) });
+      registerIdentityRoutes(app, { identity, store: identities, audit, clientIds: (u) => b0.clientIds(u), onTokenRevoked: (id) => live.closeToken(id) });
       registerRegistryRoutes(app, { identity, store, registry, identities });
       registerDataRoutes(app, { store });
       registerConfigRoutes(app, { config, commands });

@@ -10,7 +10,18 @@
  * that was refused or failed, and for any that succeeded without a service
  * entry — so every POST/PUT/PATCH/DELETE leaves a row, written before the
  * answer is sent.
+ *
+ * Failed logins (docs/security.md): a request without any token is answered
+ * 401 but not counted (the console's signed-out page asks without one).
+ * Wrong tokens count per (source address, token id) — the id is the public
+ * part of `iet_<id>.<secret>` — and, ten times looser, per source address,
+ * so guessing stays bounded while one client behind a shared address cannot
+ * lock a correct token out. A token this process has verified before (its
+ * SHA-256 is remembered, never stored) is checked even while its pair or
+ * source is locked out: a correct token costs no scrypt to recognise.
+ * The source address is `req.ip`, which honours the API's trusted proxies.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../lib/index.js';
 import type { AuditLog } from './audit-log.js';
@@ -23,6 +34,8 @@ export interface ApiPrincipal {
   actor: string;
   role: ApiRole;
   tokenId: string | null;
+  /** The token's revocation epoch when it was checked (IdentityService.epoch), to notice a revocation later. */
+  epoch?: number;
 }
 
 declare module 'fastify' {
@@ -52,6 +65,17 @@ export interface ApiAuthDeps {
   mode: 'required' | 'open';
 }
 
+/** The per-source bucket allows this many times the failures of a (source, token id) pair. */
+export const SOURCE_FAILURE_FACTOR = 10;
+/** Most token fingerprints remembered as verified. */
+const GOOD_MAX = 10_000;
+const TOKEN_ID = /^iet_([a-z2-7]{1,32})\./;
+
+/** The public id of an API token (`iet_<id>.<secret>`), or `?` for anything else. */
+export function tokenIdOf(token: string): string {
+  return TOKEN_ID.exec(token)?.[1] ?? '?';
+}
+
 const RANK: Record<ApiRole, number> = { viewer: 0, operator: 1, admin: 2 };
 const PUBLIC = new Set(['/healthz', '/readyz']);
 const READ = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -68,6 +92,8 @@ function fail(reply: FastifyReply, status: number, code: string, message: string
 /** Installs the auth hook and the audit hook on `app`. Call before routes are added. */
 export function installApiAuth(app: FastifyInstance, deps: ApiAuthDeps): void {
   const { identity, audit, limiter, logger } = deps;
+  /** Token id → SHA-256 of the whole token last verified correct (memory only). */
+  const good = new Map<string, Buffer>();
   const actionOf = (req: FastifyRequest): string => req.routeOptions.config?.action ?? `${req.method} ${req.routeOptions.url ?? req.url}`;
   const record = async (req: FastifyRequest, outcome: 'ok' | 'denied' | 'error', detail: Record<string, unknown>): Promise<void> => {
     await audit.record({ actor: req.principal?.actor ?? 'unauthenticated', source: req.ip, action: actionOf(req), target: req.url, outcome, detail }).catch((err: unknown) => logger.error({ err }, 'audit write failed'));
@@ -81,20 +107,35 @@ export function installApiAuth(app: FastifyInstance, deps: ApiAuthDeps): void {
       req.principal = { actor: 'anonymous', role: 'admin', tokenId: null };
       return;
     }
-    const key = `api:${req.ip}`;
-    const wait = limiter.blockedFor(key);
-    if (wait > 0) {
-      reply.header('retry-after', String(Math.ceil(wait / 1000)));
-      return fail(reply, 429, 'HUB_ERR_RATE_LIMITED', `too many failed logins from ${req.ip}; retry in ${Math.ceil(wait / 1000)} s`);
-    }
     const header = req.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
-    const row = token ? await identity.verifyApiToken(token) : null;
-    if (!row) {
-      limiter.fail(key);
-      return fail(reply, 401, 'HUB_ERR_UNAUTHORIZED', token ? 'API token is unknown or revoked' : 'send an API token: Authorization: Bearer <token>');
+    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    // No token at all is not a guess (the console's signed-out page): refused, not counted.
+    if (!token) return fail(reply, 401, 'HUB_ERR_UNAUTHORIZED', 'send an API token: Authorization: Bearer <token>');
+    const id = tokenIdOf(token);
+    const pairKey = `api:${req.ip}|${id}`;
+    const sourceKey = `api:${req.ip}`;
+    const fp = createHash('sha256').update(token).digest();
+    const seen = good.get(id);
+    const known = seen !== undefined && timingSafeEqual(seen, fp);
+    if (!known) {
+      const wait = Math.max(limiter.blockedFor(pairKey), limiter.blockedFor(sourceKey));
+      if (wait > 0) {
+        reply.header('retry-after', String(Math.ceil(wait / 1000)));
+        return fail(reply, 429, 'HUB_ERR_RATE_LIMITED', `too many failed logins from ${req.ip}${limiter.blockedFor(pairKey) > 0 && id !== '?' ? ` with token id ${id}` : ''}; retry in ${Math.ceil(wait / 1000)} s`);
+      }
     }
-    req.principal = { actor: `token:${row.id}/${row.name}`, role: row.role, tokenId: row.id };
+    const row = await identity.verifyApiToken(token);
+    if (!row) {
+      if (known) good.delete(id);
+      limiter.fail(pairKey);
+      limiter.fail(sourceKey, limiter.maxFailures * SOURCE_FAILURE_FACTOR);
+      return fail(reply, 401, 'HUB_ERR_UNAUTHORIZED', 'API token is unknown or revoked');
+    }
+    if (!known) {
+      if (good.size >= GOOD_MAX) good.delete(good.keys().next().value!);
+      good.set(id, fp);
+    }
+    req.principal = { actor: `token:${row.id}/${row.name}`, role: row.role, tokenId: row.id, epoch: identity.epoch(`token:${row.id}`) };
     const needed = req.routeOptions.config?.role ?? (READ.has(req.method) ? 'viewer' : 'admin');
     if (!hasRole(row.role, needed)) {
       return fail(reply, 403, 'HUB_ERR_FORBIDDEN', `role '${row.role}' may not ${req.method} ${url}; needs '${needed}'`);

@@ -43,6 +43,8 @@ export interface IdentityRoutesDeps {
   audit: AuditLog;
   /** Ids of connected MQTT clients of an account (to close them on revoke). */
   clientIds: (username: string) => string[];
+  /** Called once an API token is revoked: ends what it still holds open (its live streams). */
+  onTokenRevoked?: (tokenId: string) => void;
 }
 
 /** Adds the identity routes to `app`. */
@@ -113,6 +115,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
   app.post<{ Params: { id: string } }>('/api/v1/tokens/:id/revoke', { config: { role: 'admin', action: 'token.revoke' }, schema: { params: { type: 'object', properties: { id: ID } } } }, async (req, reply) => {
     try {
       await identity.revokeApiToken(req.params.id, actorOf(req));
+      deps.onTokenRevoked?.(req.params.id);
       done(req);
       return { id: req.params.id, revoked: true };
     } catch (err) {

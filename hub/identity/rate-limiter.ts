@@ -1,6 +1,9 @@
 /**
- * Failed-login limiter per source address (MQTT CONNECT and API tokens).
- * `maxFailures` failures inside `windowMs` lock the address out for
+ * Failed-login limiter (MQTT CONNECT and API tokens), counting per key: the
+ * callers choose the key — for API tokens a (source address, token id) pair
+ * plus a looser per-source bucket (api-auth.ts), so one attacker behind a
+ * NAT or load balancer cannot lock a correct token out of the same address.
+ * `maxFailures` failures inside `windowMs` lock the key out for
  * `lockoutMs`, doubling with each further lockout up to `maxLockoutMs`.
  * A success does not clear the count: an attacker holding one valid
  * credential must not be able to interleave it to keep guessing others.
@@ -42,8 +45,11 @@ export class FailureLimiter {
     return Math.max(0, e.blockedUntil - this.clock());
   }
 
-  /** Records a failure; returns the lockout now in force (ms), 0 if none. */
-  fail(key: string): number {
+  /**
+   * Records a failure; returns the lockout now in force (ms), 0 if none.
+   * `maxFailures` overrides the limiter's setting for this key (a looser bucket).
+   */
+  fail(key: string, maxFailures = this.opts.maxFailures): number {
     const now = this.clock();
     let e = this.entries.get(key);
     if (!e) {
@@ -57,7 +63,7 @@ export class FailureLimiter {
       e.windowStart = now;
     }
     e.count++;
-    if (e.count >= this.opts.maxFailures) {
+    if (e.count >= maxFailures) {
       const lock = Math.min(this.opts.maxLockoutMs, this.opts.lockoutMs * 2 ** e.lockouts);
       e.blockedUntil = now + lock;
       e.lockouts++;
@@ -65,6 +71,11 @@ export class FailureLimiter {
       e.windowStart = now;
     }
     return Math.max(0, e.blockedUntil - now);
+  }
+
+  /** Failures that lock a key out (unless a call to {@link fail} says otherwise). */
+  get maxFailures(): number {
+    return this.opts.maxFailures;
   }
 
   /** Number of tracked keys (for metrics and tests). */

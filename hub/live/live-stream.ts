@@ -15,6 +15,13 @@
  * reading is disconnected once `maxBufferedBytes` wait for it, so one slow
  * consumer cannot grow the hub's memory. No resume (Last-Event-ID): after a
  * reconnect, read the latest values first, then follow the stream.
+ *
+ * Revocation: a stream belongs to the API token that opened it. Revoking the
+ * token ends all of its streams at once ({@link LiveStream.closeToken}, called
+ * by the revoke route) with a last `closed` message `{reason}`; a revocation
+ * made any other way is noticed through the token's epoch at the next
+ * heartbeat, and a token revoked while its stream was being opened is refused
+ * the stream.
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -38,6 +45,9 @@ interface Client {
   res: ServerResponse;
   filter: Filter;
   actor: string;
+  /** The API token that opened the stream, and its epoch then (null: open hub). */
+  tokenId: string | null;
+  epoch: number;
 }
 
 /** Dependencies of {@link LiveStream}. */
@@ -48,6 +58,8 @@ export interface LiveStreamDeps {
   heartbeatMs?: number;
   /** Bytes allowed to wait for one client before it is disconnected. Default 4 MiB. */
   maxBufferedBytes?: number;
+  /** Current revocation epoch of an API token (IdentityService.epoch(`token:ID`)); a change ends its streams. */
+  tokenEpoch?: (tokenId: string) => number;
 }
 
 const LIST = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(,[A-Za-z0-9][A-Za-z0-9_.-]{0,63})*$' } as const;
@@ -74,7 +86,7 @@ export class LiveStream {
     app.get<{ Querystring: { gateway?: string; device?: string; point?: string; types?: string; historical: boolean } }>('/api/v1/stream', {
       schema: {
         summary: 'Live readings, events and gateway changes as Server-Sent Events (text/event-stream)',
-        description: 'Messages: hello, readings {gateway, seq, historical, readings[]}, event {gateway, ...event}, gateway {gateway, online, status}. Filters take one id or a comma-separated list. A `: ping` comment is sent every 15 s.',
+        description: 'Messages: hello, readings {gateway, seq, historical, readings[]}, event {gateway, ...event}, gateway {gateway, online, status}, closed {reason} (last message when the token is revoked). Filters take one id or a comma-separated list. A `: ping` comment is sent every 15 s.',
         tags: ['live'],
         querystring: {
           type: 'object', additionalProperties: false,
@@ -96,7 +108,11 @@ export class LiveStream {
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       res.socket?.setNoDelay(true);
-      const client: Client = { res, filter, actor: req.principal?.actor ?? 'anonymous' };
+      const client: Client = { res, filter, actor: req.principal?.actor ?? 'anonymous', tokenId: req.principal?.tokenId ?? null, epoch: req.principal?.epoch ?? 0 };
+      if (this.revoked(client)) {
+        this.end(client, 'token revoked');
+        return;
+      }
       this.clients.add(client);
       this.counters.connections++;
       res.on('close', () => this.clients.delete(client));
@@ -111,7 +127,10 @@ export class LiveStream {
     this.deps.events.on('event', this.onEvent);
     this.deps.events.on('gateway', this.onGateway);
     this.heartbeat = setInterval(() => {
-      for (const c of this.clients) this.write(c, ': ping\n\n');
+      for (const c of this.clients) {
+        if (this.revoked(c)) this.end(c, 'token revoked');
+        else this.write(c, ': ping\n\n');
+      }
     }, this.deps.heartbeatMs ?? 15_000);
     this.heartbeat.unref();
   }
@@ -126,6 +145,32 @@ export class LiveStream {
     this.heartbeat = null;
     for (const c of this.clients) c.res.end();
     this.clients.clear();
+  }
+
+  /**
+   * Ends every open stream of an API token at once (its revocation), each with
+   * a last `closed` message. Returns how many were ended.
+   */
+  closeToken(tokenId: string, reason = 'token revoked'): number {
+    let n = 0;
+    for (const c of this.clients) {
+      if (c.tokenId !== tokenId) continue;
+      this.end(c, reason);
+      n++;
+    }
+    if (n > 0) this.deps.logger.info({ token: tokenId, streams: n, reason }, 'live streams of a revoked token ended');
+    return n;
+  }
+
+  private revoked(c: Client): boolean {
+    return c.tokenId !== null && this.deps.tokenEpoch !== undefined && this.deps.tokenEpoch(c.tokenId) !== c.epoch;
+  }
+
+  private end(c: Client, reason: string): void {
+    this.clients.delete(c);
+    if (c.res.writableEnded) return;
+    this.send(c, 'closed', JSON.stringify({ reason }));
+    c.res.end();
   }
 
   private readonly onBatch = (b: HubEventMap['batch'][0]): void => {
