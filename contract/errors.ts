@@ -103,6 +103,10 @@ export const ERRORS = {
   FW_ERR_TRANSFER: { message: 'firmware chunk transfer failed', retryable: true },
   FW_ERR_IMAGE_NOT_FOUND: { message: 'firmware image is not in the hub store; upload it first', retryable: false },
   FW_ERR_FLASH_TIMEOUT: { message: 'device stopped answering while being flashed (bootloader or Modbus timeout)', retryable: true },
+  // hub: per-client broker bounds (issue 13, docs/security.md "Limits")
+  HUB_ERR_LIMIT: { message: 'a per-client bound of the broker was reached (subscriptions, retained messages, offline queue, connections, client id length); the excess was refused or dropped', retryable: false },
+  HUB_ERR_SLOW_CONSUMER: { message: 'MQTT client did not read its messages; disconnected once its unread output passed the bound', retryable: true },
+  HUB_ERR_PROXY_HEADER: { message: 'PROXY protocol header missing, malformed or sent by an address that is not a trusted proxy; connection closed', retryable: false },
   FW_ERR_FLASH_CANCELLED: { message: 'device cancelled the firmware transfer (XMODEM CAN)', retryable: false },
   FW_ERR_FLASH_REJECTED: { message: 'device refused the firmware (too many NAKs or a Modbus exception)', retryable: false },
   FW_ERR_VERSION_MISMATCH: { message: 'device does not report the new firmware version after flashing', retryable: false },

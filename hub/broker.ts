@@ -1,14 +1,30 @@
 /**
  * The MQTT broker: Aedes 1.x with the hub's hooks, listening on TCP.
  * Authentication and ACL hooks are added by the identity service; this file
- * wires the ingest into `authorizePublish` and tracks connections.
+ * wires the ingest into `authorizePublish`, tracks connections and enforces
+ * the per-client bounds of hub/broker/broker-limits.ts around those hooks:
+ *
+ * - SUBSCRIBE: a filter with U+0000 is refused [MQTT-4.7.3-2]; filters past a
+ *   session's bound (per role) get 0x80, logged once per client;
+ * - PUBLISH: retained only where the contract retains (status,
+ *   config/desired), small enough, and (outside the contract's namespace) a
+ *   bounded number per client; otherwise delivered without being retained;
+ * - forwarding: payloads the ingest quarantined are never forwarded; a client
+ *   whose unread output passes `maxOutgoingBytes` is disconnected;
+ * - offline queues are capped in the persistence (hub/broker/bounded-persistence.ts);
+ * - optional PROXY protocol v1/v2 from trusted load balancers (hub/broker/proxy-protocol.ts).
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
-import { Aedes, type AedesOptions, type Client } from 'aedes';
-import { parseTopic } from '../contract/index.js';
+import { Aedes, type AedesOptions, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { parseTopic, ROOT } from '../contract/index.js';
 import type { Logger } from '../lib/index.js';
+import { brokerLimits, limitCounters, type BrokerLimits, type LimitRole } from './broker/broker-limits.js';
+import { BoundedPersistence } from './broker/bounded-persistence.js';
+import { readProxyStart, type ProxyProtocolOptions } from './broker/proxy-protocol.js';
+import { isQuarantined } from './broker/quarantine-mark.js';
+import { SubscriptionBook } from './broker/subscription-book.js';
 import type { HubEvents } from './hub-events.js';
 import { PacketGuard, type PacketLimits } from './identity/packet-guard.js';
 import type { Ingest } from './ingest.js';
@@ -30,17 +46,36 @@ export interface BrokerDeps {
   packetLimits?: PacketLimits;
   /** Which gateway a client speaks for (from its authenticated identity); default: its client id, if a valid gateway id. */
   gatewayOf?: (client: Client) => string | null;
+  /** Per-client bounds (defaults: DEFAULT_BROKER_LIMITS). */
+  limits?: BrokerLimits;
+  /** The role a client's bounds are chosen by (default: 'open'). */
+  roleOf?: (client: Client) => LimitRole;
+  /** Read the PROXY protocol (v1/v2) header from these trusted load balancers. */
+  proxyProtocol?: ProxyProtocolOptions;
 }
+
+/** Contract topic kinds that are retained (contract/topics.ts): the rest never are. */
+const RETAINED_KINDS = new Set(['status', 'config/desired']);
+const NAMESPACE = `${ROOT.split('/')[0]}/`;
 
 /** Aedes plus its TCP listener. */
 export class Broker {
   private aedes: Aedes | null = null;
   private server: net.Server | tls.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
+  private readonly book = new SubscriptionBook();
+  private persistence: BoundedPersistence | null = null;
+  /** Retained topics outside the contract's namespace, by the client id that set them. */
+  private readonly retainedBy = new Map<string, Set<string>>();
   /** Connections closed for an oversized packet. */
-  readonly counters = { oversized: 0 };
+  readonly counters = { oversized: 0, proxyRefused: 0 };
+  /** What the per-client bounds refused, dropped or disconnected. */
+  readonly limitCounters = limitCounters();
+  readonly limits: BrokerLimits;
 
-  constructor(private readonly deps: BrokerDeps) {}
+  constructor(private readonly deps: BrokerDeps) {
+    this.limits = deps.limits ?? brokerLimits();
+  }
 
   /** The bound port (after start). */
   get port(): number {
@@ -54,12 +89,37 @@ export class Broker {
     return this.aedes;
   }
 
+  /** Messages waiting in a persistent session's offline queue, and those dropped from it (full). */
+  queueOf(clientId: string): { queued: number; dropped: number } {
+    return { queued: this.persistence?.queuedFor(clientId) ?? 0, dropped: this.persistence?.droppedFor(clientId) ?? 0 };
+  }
+
   async start(): Promise<void> {
     const { logger, ingest, store, events } = this.deps;
+    const limits = this.limits;
+    const lc = this.limitCounters;
+    const roleOf = this.deps.roleOf ?? ((): LimitRole => 'open');
+    this.persistence = new BoundedPersistence({
+      maxQueuedPerSession: limits.maxQueuedPerSession, book: this.book, counters: lc,
+      onDrop: (client, dropped) => logger.warn({ client, dropped, bound: limits.maxQueuedPerSession, code: 'HUB_ERR_LIMIT' }, 'offline queue full: oldest messages dropped'),
+    });
+    const opts = this.deps.aedesOptions ?? {};
     const aedes = await Aedes.createBroker({
-      ...this.deps.aedesOptions,
+      ...opts,
+      persistence: this.persistence,
+      maxInflightInbound: limits.maxInflightInbound,
+      preConnect: (client, packet, cb) => {
+        if ((packet.clientId ?? '').length > limits.maxClientIdLength) {
+          lc.connectionsRefused++;
+          logger.warn({ addr: (client.conn as { remoteAddress?: string }).remoteAddress, length: packet.clientId.length, bound: limits.maxClientIdLength, code: 'HUB_ERR_LIMIT' }, 'client id too long; connection refused');
+          cb(Object.assign(new Error(`client id of ${packet.clientId.length} characters (at most ${limits.maxClientIdLength})`), { returnCode: 2 }), false);
+          return;
+        }
+        if (opts.preConnect) opts.preConnect(client, packet, cb);
+        else cb(null, true);
+      },
       authorizePublish: (client, packet, cb) => {
-        const pre = this.deps.aedesOptions?.authorizePublish;
+        if (packet.retain) this.retainPolicy(client, packet);
         const run = (): void => {
           ingest.onPublish(client, packet).then(
             () => cb(null),
@@ -69,8 +129,24 @@ export class Broker {
             },
           );
         };
-        if (pre) pre(client, packet, (err) => (err ? cb(err) : run()));
+        if (opts.authorizePublish) opts.authorizePublish(client, packet, (err) => (err ? cb(err) : run()));
         else run();
+      },
+      authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, roleOf, cb),
+      authorizeForward: (client, packet) => {
+        if (isQuarantined(packet.payload)) {
+          lc.quarantinedNotForwarded++;
+          return null;
+        }
+        const conn = client.conn as unknown as { pendingBytes?: number; writableLength?: number };
+        const pending = conn.pendingBytes ?? conn.writableLength ?? 0;
+        if (pending > limits.maxOutgoingBytes) {
+          lc.slowReaders++;
+          logger.warn({ client: client.id, pendingBytes: pending, bound: limits.maxOutgoingBytes, code: 'HUB_ERR_SLOW_CONSUMER' }, 'client is not reading its messages; disconnected');
+          client.close();
+          return null;
+        }
+        return opts.authorizeForward ? opts.authorizeForward(client, packet) : packet;
       },
     });
     this.aedes = aedes;
@@ -91,26 +167,75 @@ export class Broker {
         events.emit('gateway', { gateway: gw, online: false });
       }
     });
+    aedes.on('unsubscribe', (filters, client) => this.book.remove(client, filters));
     aedes.on('clientError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'client error'));
     aedes.on('connectionError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'connection error'));
 
-    const limits = this.deps.packetLimits;
+    const packetLimits = this.deps.packetLimits;
+    const hand = (socket: net.Socket, remote?: { remoteAddress: string; head: Buffer }): void => {
+      if (!packetLimits) {
+        if (remote?.head.length) socket.unshift(remote.head);
+        aedes.handle(socket);
+        return;
+      }
+      aedes.handle(new PacketGuard(socket, packetLimits, (info) => {
+        this.counters.oversized++;
+        logger.warn({ ...info, code: 'HUB_ERR_PACKET_TOO_LARGE' }, 'packet too large; connection closed');
+      }, { writableHighWaterMark: limits.maxOutgoingBytes + 4 * 1024 * 1024, ...(remote ? { remoteAddress: remote.remoteAddress, head: remote.head } : {}) }));
+    };
     const onSocket = (socket: net.Socket): void => {
       // PUBACKs are tiny: without TCP_NODELAY, Nagle's algorithm holds them ~40 ms behind the
       // previous unacknowledged segment, which throttles every QoS 1 publisher.
       socket.setNoDelay(true);
+      // A peer that vanished (power cut, half-open TCP) with MQTT keepalive 0 is found by the OS.
+      socket.setKeepAlive(true, limits.tcpKeepAliveMs);
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
-      if (!limits) {
-        aedes.handle(socket);
+      const proxy = this.deps.proxyProtocol;
+      if (!proxy) {
+        hand(socket);
         return;
       }
-      aedes.handle(new PacketGuard(socket, limits, (info) => {
-        this.counters.oversized++;
-        logger.warn({ ...info, code: 'HUB_ERR_PACKET_TOO_LARGE' }, 'packet too large; connection closed');
-      }));
+      socket.on('error', () => undefined);
+      readProxyStart(socket, proxy).then(
+        (start) => {
+          if (start.header) logger.debug({ proxy: socket.remoteAddress, addr: start.remoteAddress, version: start.header.version }, 'PROXY header');
+          hand(socket, start);
+        },
+        (err: Error) => {
+          this.counters.proxyRefused++;
+          logger.warn({ addr: socket.remoteAddress, err: err.message, code: 'HUB_ERR_PROXY_HEADER' }, 'PROXY protocol: connection closed');
+          socket.destroy();
+        },
+      );
     };
-    if (this.deps.tls) {
+    if (this.deps.tls && this.deps.proxyProtocol) {
+      // The PROXY header precedes the TLS handshake: read it on the raw socket, then start TLS on it.
+      const ctx = tls.createSecureContext(this.deps.tls);
+      const tlsOpts = this.deps.tls;
+      const server = net.createServer((raw) => {
+        raw.on('error', () => undefined);
+        this.sockets.add(raw);
+        raw.once('close', () => this.sockets.delete(raw));
+        readProxyStart(raw, this.deps.proxyProtocol!).then(
+          (start) => {
+            if (start.head.length) raw.unshift(start.head);
+            const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx, ...(tlsOpts.requestCert !== undefined ? { requestCert: tlsOpts.requestCert } : {}) });
+            secure.on('error', (err) => logger.debug({ err: err.message, addr: start.remoteAddress }, 'TLS handshake failed'));
+            secure.once('secure', () => {
+              secure.setNoDelay(true);
+              hand(secure as unknown as net.Socket, { remoteAddress: start.remoteAddress, head: Buffer.alloc(0) });
+            });
+          },
+          (err: Error) => {
+            this.counters.proxyRefused++;
+            logger.warn({ addr: raw.remoteAddress, err: err.message, code: 'HUB_ERR_PROXY_HEADER' }, 'PROXY protocol: connection closed');
+            raw.destroy();
+          },
+        );
+      });
+      this.server = server;
+    } else if (this.deps.tls) {
       const server = tls.createServer({ handshakeTimeout: 10_000, ...this.deps.tls }, onSocket);
       server.on('tlsClientError', (err, socket) => logger.debug({ err: err.message, addr: socket.remoteAddress }, 'TLS handshake failed'));
       this.server = server;
@@ -119,7 +244,87 @@ export class Broker {
     }
     this.server.listen(this.deps.port, this.deps.host);
     await once(this.server, 'listening');
-    logger.info({ host: this.deps.host, port: this.port, tls: this.deps.tls !== undefined }, 'mqtt listening');
+    logger.info({ host: this.deps.host, port: this.port, tls: this.deps.tls !== undefined, proxyProtocol: this.deps.proxyProtocol ? this.deps.proxyProtocol.trusted : undefined }, 'mqtt listening');
+  }
+
+  /**
+   * Retained messages only where the contract retains them (status,
+   * config/desired), at most `maxRetainedBytes`; outside the contract's
+   * namespace (integration accounts, an open hub) at most
+   * `maxRetainedPerClient` topics per client. Otherwise the message is
+   * delivered as a plain one: refusing the PUBLISH would close a gateway's
+   * connection and it would resend forever.
+   */
+  private retainPolicy(client: Client | null, packet: PublishPacket): void {
+    const payload = packet.payload as Buffer;
+    if (payload.length === 0) {
+      // Clearing a retained message is always allowed.
+      if (client) this.retainedBy.get(client.id)?.delete(packet.topic);
+      return;
+    }
+    let why: string | null = null;
+    if (payload.length > this.limits.maxRetainedBytes) why = `retained payload of ${payload.length} bytes (at most ${this.limits.maxRetainedBytes})`;
+    else if (packet.topic.startsWith(NAMESPACE)) {
+      const t = parseTopic(packet.topic);
+      if (!t || !RETAINED_KINDS.has(t.kind)) why = `the contract does not retain '${packet.topic}'`;
+    } else if (client) {
+      let set = this.retainedBy.get(client.id);
+      if (!set) {
+        set = new Set();
+        this.retainedBy.set(client.id, set);
+      }
+      if (!set.has(packet.topic) && set.size >= this.limits.maxRetainedPerClient) why = `client '${client.id}' already holds ${set.size} retained topics (at most ${this.limits.maxRetainedPerClient})`;
+      else set.add(packet.topic);
+    }
+    if (!why) return;
+    packet.retain = false;
+    this.limitCounters.retainRefused++;
+    if (this.limitCounters.retainRefused === 1 || this.limitCounters.retainRefused % 1000 === 0) {
+      this.deps.logger.warn({ client: client?.id, topic: packet.topic, refusedSoFar: this.limitCounters.retainRefused, code: 'HUB_ERR_LIMIT' }, `not retained: ${why}; delivered as a plain message`);
+    }
+  }
+
+  /** NUL check, then the identity service's ACL, then the session's subscription bound. */
+  private authorizeSubscribe(client: Client, sub: Subscription, roleOf: (c: Client) => LimitRole, cb: (err: Error | null, sub?: Subscription | null) => void): void {
+    const lc = this.limitCounters;
+    // [MQTT-4.7.3-2]: topic names and filters must not include U+0000.
+    if (sub.topic.includes('\u0000')) {
+      lc.nulFiltersRefused++;
+      if (this.book.firstRefusal(client)) this.deps.logger.warn({ client: client.id, code: 'HUB_ERR_FORBIDDEN' }, 'subscription refused (SUBACK 0x80): topic filter contains U+0000 [MQTT-4.7.3-2]');
+      cb(null, null);
+      return;
+    }
+    const bounded = (err: Error | null, granted?: Subscription | null): void => {
+      if (err || !granted) {
+        cb(err, granted);
+        return;
+      }
+      const role = roleOf(client);
+      const bound = role === 'gateway' ? this.limits.maxSubscriptions.gateway : this.limits.maxSubscriptions.other;
+      if (this.book.admit(client, granted.topic, bound)) {
+        cb(null, granted);
+        return;
+      }
+      lc.subscriptionsRefused++;
+      if (this.book.firstRefusal(client)) {
+        this.deps.logger.warn({ client: client.id, role, bound, code: 'HUB_ERR_LIMIT' }, `subscription bound reached: filters past ${bound} per session are refused (SUBACK 0x80); logged once per connection`);
+      }
+      cb(null, null);
+    };
+    // The bound is checked before the ACL too, so a flood of filters costs no ACL work or log lines.
+    const role = roleOf(client);
+    const bound = role === 'gateway' ? this.limits.maxSubscriptions.gateway : this.limits.maxSubscriptions.other;
+    if (this.book.count(client) >= bound && !this.bookHas(client, sub.topic)) {
+      bounded(null, sub);
+      return;
+    }
+    const pre = this.deps.aedesOptions?.authorizeSubscribe;
+    if (pre) pre(client, sub, bounded);
+    else bounded(null, sub);
+  }
+
+  private bookHas(client: Client, filter: string): boolean {
+    return this.book.admit(client, filter, 0);
   }
 
   /** Closes the connection of the client with this id at once, if it is connected. */

@@ -9,6 +9,7 @@ import { IocError } from '../contract/index.js';
 import type { Logger } from '../lib/index.js';
 import { Api } from './api.js';
 import { Broker } from './broker.js';
+import { brokerLimits, type BrokerLimitSettings } from './broker/broker-limits.js';
 import { registerConfigRoutes } from './config/api-routes.js';
 import { brokerLink } from './config/broker-link.js';
 import { CommandService } from './config/command-service.js';
@@ -68,6 +69,13 @@ export interface HubOptions {
    */
   trustedProxies?: string[];
   /** Largest MQTT packet accepted after CONNECT, in bytes (default 2 MiB). */
+  /** Per-client bounds of the MQTT broker (docs/security.md "Limits"); unset fields keep their defaults. */
+  brokerLimits?: BrokerLimitSettings;
+  /**
+   * PROXY protocol (v1/v2) on the MQTT listener: addresses of the TCP load
+   * balancers whose header names the real client (limiter, logs, audit).
+   */
+  mqttProxyProtocol?: { trusted: string[]; timeoutMs?: number };
   mqttMaxPacketBytes?: number;
   /** Clock of the identity services (claim expiry, rate limits, audit). */
   clock?: () => number;
@@ -159,7 +167,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     logger: idLog, identity, enabled: authMode === 'required', ...(opts.firmware?.trustedKeys ? { firmwareKeys: opts.firmware.trustedKeys } : {}),
     publish: (topic, payload) => new Promise((resolve, reject) => broker!.instance.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve()))),
   });
-  const mqttAuth = new MqttAuth({ logger: logger.child({ component: 'mqtt-auth' }), identity, limiter, provisioning, mode: authMode });
+  const limits = brokerLimits(opts.brokerLimits);
+  const mqttAuth = new MqttAuth({
+    logger: logger.child({ component: 'mqtt-auth' }), identity, limiter, provisioning, mode: authMode,
+    connections: (account) => broker?.clientIds(account) ?? [], maxConnections: limits.maxConnectionsPerAccount,
+  });
   broker = new Broker({
     logger: logger.child({ component: 'broker' }), ingest, store, events, host: opts.mqttHost ?? '127.0.0.1', port: opts.mqttPort ?? 1883,
     aedesOptions: { ...mqttAuth.aedesOptions(), authorizeForward: (_client, packet) => (metrics?.countOut(), packet) },
@@ -179,6 +191,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const commands = new CommandService({ logger: logger.child({ component: 'commands' }), broker: link, audit, isOnline: (gw) => b0.isConnected(gw, null) });
   // Firmware (issue 7): images content-addressed under <dataDir>/firmware, records in firmware.sqlite.
   const fwDb = new FirmwareDb({ file: path.join(opts.dataDir, 'firmware.sqlite'), logger: logger.child({ component: 'firmware' }), ...(opts.clock ? { clock: opts.clock } : {}) });
+    limits, roleOf: (c) => mqttAuth.identityOf(c)?.kind ?? 'open',
+    ...(opts.mqttProxyProtocol ? { proxyProtocol: opts.mqttProxyProtocol } : {}),
   const firmware = new FirmwareService({
     logger: logger.child({ component: 'firmware' }), db: fwDb, images: new ImageStore(path.join(opts.dataDir, 'firmware')), audit, broker: link,
     devices: async () => (await registry.listDevices()).map((d) => ({ gateway: d.gateway, id: d.id, profile: d.profile })),

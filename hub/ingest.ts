@@ -23,6 +23,7 @@ export interface IngestDeps {
   logger: Logger;
   /** Is a gateway with this client id connected now (other than `except`)? For will takeovers. */
   isConnected: (clientId: string, except: Client | null) => boolean;
+import { markQuarantined } from './broker/quarantine-mark.js';
 }
 
 /** Handles publishes into the contract's gateway namespace. */
@@ -102,3 +103,4 @@ export class Ingest {
     this.deps.events.emit('quarantine', { gateway, topic, code, error });
   }
 }
+    markQuarantined(payload); // never forwarded to subscribers nor queued (hub/broker/quarantine-mark.ts)

@@ -6,5 +6,6 @@
 export * from './backoff.js';
 export * from './logger.js';
 export * from './log-ring.js';
+export * from './process-policy.js';
 export * from './sqlite-db.js';
 export type { Command, CommandIo } from './cli-command.js';

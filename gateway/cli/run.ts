@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { isIocError } from '../../contract/index.js';
-import { createLogger, LogRing } from '../../lib/index.js';
+import { createLogger, installProcessPolicy, LogRing } from '../../lib/index.js';
 import { loadGatewayConfig } from '../config.js';
 import { loadProfiles, startGateway } from '../gateway.js';
 import type { Command } from './command.js';
@@ -36,6 +36,7 @@ export const run: Command = {
       return 2;
     }
     let gateway;
+    let uninstallPolicy = (): void => undefined;
     try {
       const first = await loadGatewayConfig(values.config);
       const profiles = await loadProfiles(first.profileDirs ?? []);
@@ -43,8 +44,11 @@ export const run: Command = {
       // The last log lines stay in memory for the remote 'logs' command.
       const logRing = new LogRing({ capacity: 2000 });
       const logger = createLogger({ level: values['log-level'] ?? 'info', pretty: values.pretty ?? false, destination: out, ring: logRing });
+      // An uncaught exception or unhandled rejection: fatal JSON line with the stack, exit 70 (lib/process-policy.ts).
+      uninstallPolicy = installProcessPolicy(logger, { name: 'gateway' });
       gateway = await startGateway({ config, source: values.config, logger, profiles, logRing });
     } catch (e) {
+      uninstallPolicy();
       err.write(`ioc-edge: gateway not started: ${isIocError(e) ? e.message : String(e)}\n`);
       return 1;
     }
@@ -58,6 +62,7 @@ export const run: Command = {
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
     });
+    uninstallPolicy();
     return 0;
   },
 };

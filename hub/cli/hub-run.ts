@@ -1,14 +1,16 @@
 /**
  * `ioc-edge hub run`: runs the hub in the foreground (what a systemd unit
- * starts). Always with authentication; TLS from --tls-cert/--tls-key, and
+ * starts). With authentication (or --auth open on loopback only, for generic
+ * MQTT tools); TLS from --tls-cert/--tls-key, and
  * plain TCP only on loopback or with --allow-plain (both logged as a
  * warning). SIGINT/SIGTERM stop it cleanly.
  */
 import { isIocError } from '../../contract/index.js';
-import { createLogger } from '../../lib/index.js';
+import { createLogger, installProcessPolicy } from '../../lib/index.js';
 import { startHub } from '../hub.js';
 import type { Command } from './command.js';
 import { parse } from './parse.js';
+import { parseBrokerLimits } from '../broker/broker-limits.js';
 
 const HELP = `Usage: ioc-edge hub run --data-dir DIR [options]
 
@@ -21,6 +23,12 @@ registry and HTTP API. Make the first admin token with
   --http-host H --http-port N API listener (default 127.0.0.1:8443 with TLS, :8080 without)
   --tls-cert FILE --tls-key FILE  PEM certificate (with chain) and key for MQTT and the API
   --allow-plain               accept plain TCP on a non-loopback address (trusted network only)
+  --auth required|open        'open': no credentials and no ACL, for generic MQTT tools and
+                              conformance suites; loopback only (refused elsewhere), logged as a warning
+  --mqtt-trusted-proxy LIST   comma-separated load balancer addresses sending a PROXY protocol
+                              v1/v2 header on the MQTT listener (their header names the client)
+  --broker-limit NAME=N       change one per-client broker bound (repeatable), e.g.
+                              maxQueuedPerSession=5000, maxSubscriptions.other=64 (docs/security.md)
   --log-level LEVEL           trace … error (default info)
   --pretty                    human-readable logs`;
 
@@ -37,7 +45,7 @@ export const hubRun: Command = {
   async run(args, io) {
     const p = parse(args, {
       'data-dir': { type: 'string' }, 'mqtt-host': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-host': { type: 'string' }, 'http-port': { type: 'string' },
-      'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, 'log-level': { type: 'string' }, pretty: { type: 'boolean' },
+      'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, auth: { type: 'string' }, 'mqtt-trusted-proxy': { type: 'string' }, 'broker-limit': { type: 'string', multiple: true }, 'log-level': { type: 'string' }, pretty: { type: 'boolean' },
     }, HELP, io);
     if ('exit' in p) return p.exit;
     const v = p.values;
@@ -45,16 +53,33 @@ export const hubRun: Command = {
       io.err.write(`${!v['data-dir'] ? 'missing --data-dir' : '--tls-cert and --tls-key go together'}\n${HELP}\n`);
       return 2;
     }
+    if (v.auth !== undefined && v.auth !== 'required' && v.auth !== 'open') {
+      io.err.write(`--auth must be 'required' or 'open', got '${v.auth}'\n${HELP}\n`);
+      return 2;
+    }
+    let limits;
+    try {
+      limits = parseBrokerLimits(v['broker-limit'] ?? []);
+    } catch (e) {
+      io.err.write(`${(e as Error).message}\n${HELP}\n`);
+      return 2;
+    }
+    const proxies = v['mqtt-trusted-proxy']?.split(',').map((a) => a.trim()).filter(Boolean);
     const tls = v['tls-cert'] ? { certFile: v['tls-cert'], keyFile: v['tls-key']! } : undefined;
     let hub;
+    let uninstallPolicy = (): void => undefined;
     try {
       const logger = createLogger({ level: v['log-level'] ?? 'info', pretty: v.pretty ?? false, destination: io.out });
+      // An uncaught exception or unhandled rejection: fatal JSON line with the stack, exit 70 (lib/process-policy.ts).
+      uninstallPolicy = installProcessPolicy(logger, { name: 'hub' });
       hub = await startHub({
-        dataDir: v['data-dir'], logger, auth: { mode: 'required' }, ...(tls ? { tls } : {}), allowPlain: v['allow-plain'] ?? false,
+        dataDir: v['data-dir'], logger, auth: { mode: v.auth === 'open' ? 'open' : 'required' }, brokerLimits: limits,
+        ...(proxies?.length ? { mqttProxyProtocol: { trusted: proxies } } : {}), ...(tls ? { tls } : {}), allowPlain: v['allow-plain'] ?? false,
         mqttHost: v['mqtt-host'] ?? '127.0.0.1', mqttPort: port(v['mqtt-port'], tls ? 8883 : 1883),
         httpHost: v['http-host'] ?? '127.0.0.1', httpPort: port(v['http-port'], tls ? 8443 : 8080),
       });
     } catch (e) {
+      uninstallPolicy();
       io.err.write(`ioc-edge: hub not started: ${isIocError(e) ? e.message : (e as Error).message}\n`);
       return 1;
     }
@@ -68,6 +93,7 @@ export const hubRun: Command = {
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
     });
+    uninstallPolicy();
     return 0;
   },
 };

@@ -6,8 +6,14 @@
  * - every CONNECT is authenticated; the client id must be the identity's;
  * - a zero-length client id with CleanSession = 0 is refused with CONNACK
  *   0x02, which Aedes itself lets through (MQTT 3.1.1 §3.1.3.1, [MQTT-3.1.3-8]);
- * - failed logins are counted per source address; a locked-out address gets
- *   CONNACK 0x05 without its secret being checked;
+ * - failed logins are counted per (source address, username), and ten times
+ *   looser per source address: one client guessing behind a NAT or a load
+ *   balancer cannot lock another identity out of the same address. A locked
+ *   out pair or source gets CONNACK 0x05 without its secret being checked.
+ *   The source is the PROXY protocol's client address when a trusted load
+ *   balancer sent one (hub/broker/proxy-protocol.ts);
+ * - a consumer, service or integration account has at most
+ *   `maxConnections` connections at once (client ids `name:…`);
  * - a refused PUBLISH closes the connection (MQTT 3.1.1 has no negative
  *   PUBACK; §3.3.5 lets the server drop it, closing is the safe choice);
  * - a refused SUBSCRIBE topic gets 0x80 in the SUBACK, others are granted
@@ -32,7 +38,14 @@ export interface MqttAuthDeps {
   provisioning: Provisioning;
   /** `open`: no authentication or ACL (loopback tests and demos); the MQTT spec checks still apply. */
   mode: 'required' | 'open';
+  /** Connected client ids of an account (`name` or `name:…`), for the per-account connection bound. */
+  connections?: (account: string) => string[];
+  /** Connections at once per consumer/service/integration account (default 64). */
+  maxConnections?: number;
 }
+
+/** The per-source failure bucket allows this many times the failures of a (source, username) pair. */
+export const MQTT_SOURCE_FAILURE_FACTOR = 10;
 
 interface Session {
   identity: Identity;
@@ -54,7 +67,7 @@ export class MqttAuth {
   private readonly sessions = new WeakMap<Client, Session>();
   private readonly emptyIdPersistent = new WeakSet<Client>();
   /** Outcomes, for metrics and benchmarks. */
-  readonly counters = { loginsOk: 0, loginsFailed: 0, lockedOut: 0, publishDenied: 0, subscribeDenied: 0 };
+  readonly counters = { loginsOk: 0, loginsFailed: 0, lockedOut: 0, publishDenied: 0, subscribeDenied: 0, tooManyConnections: 0 };
 
   constructor(private readonly deps: MqttAuthDeps) {}
 
@@ -66,6 +79,10 @@ export class MqttAuth {
       authorizePublish: (client, packet, cb) => this.authorizePublish(client, packet, cb),
       authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, cb),
     };
+  }
+
+  private maxFailures(): number {
+    return (this.deps.limiter as { maxFailures?: number }).maxFailures ?? 10;
   }
 
   /** Identity of a connected client (undefined on an open hub). */
@@ -109,23 +126,37 @@ export class MqttAuth {
       cb(null, true);
       return;
     }
-    const wait = limiter.blockedFor(addr);
+    const pairKey = `mqtt:${addr}|${username ?? ''}`;
+    const sourceKey = `mqtt:${addr}`;
+    const wait = Math.max(limiter.blockedFor(pairKey), limiter.blockedFor(sourceKey));
     if (wait > 0) {
       this.counters.lockedOut++;
-      logger.warn({ addr, username, retryInS: Math.ceil(wait / 1000), code: 'HUB_ERR_RATE_LIMITED' }, 'login refused: address locked out after failed logins');
-      cb(connackError('HUB_ERR_RATE_LIMITED', `too many failed logins from ${addr}; retry in ${Math.ceil(wait / 1000)} s`, 5), null);
+      const pair = limiter.blockedFor(pairKey) > 0;
+      logger.warn({ addr, username, retryInS: Math.ceil(wait / 1000), code: 'HUB_ERR_RATE_LIMITED' }, pair ? 'login refused: this username is locked out from this address after failed logins' : 'login refused: address locked out after failed logins');
+      cb(connackError('HUB_ERR_RATE_LIMITED', `too many failed logins from ${addr}${pair ? ` as '${username ?? ''}'` : ''}; retry in ${Math.ceil(wait / 1000)} s`, 5), null);
       return;
     }
     try {
       const res = await this.deps.identity.verifyLogin(username, password, client.id);
       if (!res.ok) {
         this.counters.loginsFailed++;
-        const lock = res.guess ? limiter.fail(addr) : 0;
+        const lock = res.guess ? Math.max(limiter.fail(pairKey), limiter.fail(sourceKey, this.maxFailures() * MQTT_SOURCE_FAILURE_FACTOR)) : 0;
         logger.warn({ addr, username, client: client.id, code: res.code, reason: res.reason, lockedOutForS: lock ? Math.ceil(lock / 1000) : undefined }, 'login refused');
         cb(connackError(res.code, res.reason, res.returnCode), null);
         return;
       }
       const key = res.identity.kind === 'claim' ? `claim:${res.identity.claimId}` : res.identity.id;
+      if (res.identity.kind !== 'claim' && res.identity.kind !== 'gateway' && this.deps.connections) {
+        // A takeover by the same client id replaces a connection: it is not an extra one.
+        const others = this.deps.connections(res.identity.id).filter((id) => id !== client.id).length;
+        const max = this.deps.maxConnections ?? 64;
+        if (others >= max) {
+          this.counters.tooManyConnections++;
+          logger.warn({ addr, account: res.identity.id, connections: others, bound: max, code: 'HUB_ERR_LIMIT' }, 'login refused: too many connections for this account');
+          cb(connackError('HUB_ERR_LIMIT', `account '${res.identity.id}' already has ${others} connections (at most ${max}); close some or raise the limit`, 3), null);
+          return;
+        }
+      }
       this.sessions.set(client, { identity: res.identity, key, epoch: this.deps.identity.epoch(key) });
       this.counters.loginsOk++;
       logger.debug({ addr, identity: describe(res.identity) }, 'login');

@@ -28,6 +28,16 @@ export interface OversizeInfo {
   first: boolean;
 }
 
+/** Optional settings of a {@link PacketGuard}. */
+export interface GuardOptions {
+  /** The client's address when a proxy told it (PROXY protocol); default: the socket's. */
+  remoteAddress?: string;
+  /** Bytes already read from the socket (after a PROXY header), fed first. */
+  head?: Buffer;
+  /** High-water mark of the write side, bytes. */
+  writableHighWaterMark?: number;
+}
+
 /** Wraps one socket; give the guard, not the socket, to `aedes.handle`. */
 export class PacketGuard extends Duplex {
   /** Source address of the socket (for per-address rate limiting). */
@@ -43,9 +53,14 @@ export class PacketGuard extends Duplex {
     private readonly socket: net.Socket,
     private readonly limits: PacketLimits,
     private readonly onOversize: (info: OversizeInfo) => void = () => undefined,
+    opts: GuardOptions = {},
   ) {
-    super({ allowHalfOpen: false });
-    this.remoteAddress = socket.remoteAddress;
+    // The write side buffers past the hub's outgoing bound (broker-limits.ts), so Aedes never
+    // waits for a 'drain' that a client which does not read would never give: the broker
+    // disconnects such a client at the bound instead (Broker, authorizeForward).
+    super({ allowHalfOpen: false, ...(opts.writableHighWaterMark ? { writableHighWaterMark: opts.writableHighWaterMark } : {}) });
+    this.remoteAddress = opts.remoteAddress ?? socket.remoteAddress;
+    if (opts.head && opts.head.length > 0 && this.inspect(opts.head)) this.push(opts.head);
     socket.on('data', (chunk: Buffer) => {
       if (!this.inspect(chunk)) return;
       if (!this.push(chunk)) socket.pause();
@@ -106,6 +121,11 @@ export class PacketGuard extends Duplex {
     this.socket.destroy();
     this.destroy();
     return false;
+  }
+
+  /** Bytes written by Aedes and not yet taken by the kernel (this guard's buffer plus the socket's). */
+  get pendingBytes(): number {
+    return this.writableLength + this.socket.writableLength;
   }
 
   override _read(): void {

@@ -1,0 +1,119 @@
+/**
+ * The broker's per-client bounds (DESIGN.md: "every per-client resource has a
+ * bound … a client that exceeds one is refused or disconnected; the others
+ * never notice"). One settings object with defaults, read by the broker
+ * (hub/broker.ts), its bounded persistence (bounded-persistence.ts) and the
+ * subscription book (subscription-book.ts). docs/security.md lists each limit
+ * with its default and how to change it.
+ */
+
+/** Roles the subscription bound distinguishes. */
+export type LimitRole = 'gateway' | 'consumer' | 'service' | 'integration' | 'claim' | 'open';
+
+/** Per-client bounds of the MQTT broker. */
+export interface BrokerLimits {
+  /**
+   * Topic filters one session may hold, by role. A gateway subscribes to a
+   * fixed set (config/desired, cmd/+, fw/offer, fw/cancel, fw/chunk); the
+   * others are bounded by one configurable figure. Filters past the bound are
+   * refused with SUBACK 0x80 (MQTT 3.1.1 §3.9.3) and logged once per client.
+   * The bound also caps the filters one SUBSCRIBE can add.
+   */
+  maxSubscriptions: { gateway: number; other: number };
+  /** Largest retained payload, in bytes; a larger retained PUBLISH is delivered but not retained. */
+  maxRetainedBytes: number;
+  /**
+   * Retained topics one client may hold outside the contract's namespace
+   * (integration accounts, an open hub). Inside `ioc/v1/…` only the topics the
+   * contract retains (status, config/desired) ever are: one per gateway.
+   */
+  maxRetainedPerClient: number;
+  /** QoS 1/2 messages kept for one persistent session (offline queue); the oldest are dropped and counted. */
+  maxQueuedPerSession: number;
+  /** Bytes waiting to be written to one client; past it the client is disconnected (it is not reading). */
+  maxOutgoingBytes: number;
+  /** Connections at once per consumer/service/integration account (client ids `name` or `name:suffix`). */
+  maxConnectionsPerAccount: number;
+  /** Longest client id accepted, in characters (MQTT 3.1.1 sets no bound; 3.1 said 23). */
+  maxClientIdLength: number;
+  /** Inbound QoS 2 messages awaiting PUBREL per client (Aedes `maxInflightInbound`). */
+  maxInflightInbound: number;
+  /** TCP keep-alive probe delay, ms: a peer that vanished (keepalive 0 in CONNECT, half-open TCP) is found by the OS. */
+  tcpKeepAliveMs: number;
+}
+
+/** Defaults: generous for real use, small against abuse. */
+export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
+  maxSubscriptions: { gateway: 16, other: 256 },
+  maxRetainedBytes: 64 * 1024,
+  maxRetainedPerClient: 100,
+  maxQueuedPerSession: 10_000,
+  maxOutgoingBytes: 8 * 1024 * 1024,
+  maxConnectionsPerAccount: 64,
+  maxClientIdLength: 128,
+  maxInflightInbound: 100,
+  tcpKeepAliveMs: 60_000,
+};
+
+/** Partial settings over the defaults (nested maxSubscriptions merged too). */
+export function brokerLimits(partial: BrokerLimitSettings = {}): BrokerLimits {
+  return Object.freeze({
+    ...DEFAULT_BROKER_LIMITS,
+    ...partial,
+    maxSubscriptions: { ...DEFAULT_BROKER_LIMITS.maxSubscriptions, ...partial.maxSubscriptions },
+  });
+}
+
+/** What the bounds refused or dropped, for metrics, logs and benchmarks. */
+export interface BrokerLimitCounters {
+  /** Filters refused with 0x80 for the subscription bound. */
+  subscriptionsRefused: number;
+  /** Filters refused with 0x80 for containing U+0000 [MQTT-4.7.3-2]. */
+  nulFiltersRefused: number;
+  /** Retained PUBLISHes delivered without being retained (topic, size or count). */
+  retainRefused: number;
+  /** Messages dropped from full offline queues (oldest first). */
+  queueDropped: number;
+  /** Clients disconnected for not reading (outgoing buffer past the bound). */
+  slowReaders: number;
+  /** Quarantined payloads not forwarded to a subscriber. */
+  quarantinedNotForwarded: number;
+  /** CONNECTs refused for the per-account connection bound or the client id length. */
+  connectionsRefused: number;
+}
+
+/** Fresh zeroed counters. */
+export function limitCounters(): BrokerLimitCounters {
+  return { subscriptionsRefused: 0, nulFiltersRefused: 0, retainRefused: 0, queueDropped: 0, slowReaders: 0, quarantinedNotForwarded: 0, connectionsRefused: 0 };
+}
+
+/** Settings as a hub takes them: any field may be left out. */
+export type BrokerLimitSettings = Partial<Omit<BrokerLimits, 'maxSubscriptions'>> & { maxSubscriptions?: Partial<BrokerLimits['maxSubscriptions']> };
+
+const NUMERIC: ReadonlyArray<keyof Omit<BrokerLimits, 'maxSubscriptions'>> = [
+  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs',
+];
+
+/**
+ * Parses `NAME=N` settings (`hub run --broker-limit`): any numeric field of
+ * {@link BrokerLimits}, or `maxSubscriptions.gateway` / `maxSubscriptions.other`.
+ * Throws with a message naming the setting and the value.
+ */
+export function parseBrokerLimits(items: readonly string[]): BrokerLimitSettings {
+  const out: BrokerLimitSettings & Record<string, unknown> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    const name = eq < 0 ? item : item.slice(0, eq);
+    const raw = eq < 0 ? '' : item.slice(eq + 1);
+    const n = Number(raw);
+    if (raw === '' || !Number.isInteger(n) || n < 1) throw new Error(`--broker-limit ${name}: '${raw}' is not a whole number ≥ 1`);
+    if (name === 'maxSubscriptions.gateway' || name === 'maxSubscriptions.other') {
+      out.maxSubscriptions = { ...out.maxSubscriptions, [name.slice('maxSubscriptions.'.length)]: n };
+    } else if ((NUMERIC as readonly string[]).includes(name)) {
+      out[name] = n;
+    } else {
+      throw new Error(`--broker-limit: unknown limit '${name}'; one of ${[...NUMERIC, 'maxSubscriptions.gateway', 'maxSubscriptions.other'].join(', ')}`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,59 @@
+/**
+ * The process policy of both long-running processes (`hub run`, `gateway
+ * run`): an `uncaughtException` or an `unhandledRejection` is a bug whose
+ * state nobody can reason about, so the process logs it as `fatal` with its
+ * stack through its pino logger, flushes the log synchronously, and exits
+ * non-zero; systemd restarts it (Restart=on-failure). Without the policy,
+ * Node prints a plain-text stack on stderr (not a JSON line a log pipeline
+ * reads) and, for rejections, the default depends on Node's flags.
+ */
+import type { Logger } from './logger.js';
+
+/** Exit code of a process stopped by the policy (EX_SOFTWARE, sysexits.h: internal software error). */
+export const FATAL_EXIT_CODE = 70;
+
+/** Settings of {@link installProcessPolicy}. */
+export interface ProcessPolicyOptions {
+  /** Ends the process (default `process.exit`); tests replace it. */
+  exit?: (code: number) => void;
+  /** Which process, for the fatal line (`hub`, `gateway`). */
+  name?: string;
+}
+
+/**
+ * Installs the handlers; returns a function that removes them (tests, or a
+ * composition root that stops and hands the process back).
+ */
+export function installProcessPolicy(logger: Logger, opts: ProcessPolicyOptions = {}): () => void {
+  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  let dying = false;
+  const die = (kind: 'uncaughtException' | 'unhandledRejection', reason: unknown): void => {
+    if (dying) return; // a second failure while logging the first: the first decides
+    dying = true;
+    const err = reason instanceof Error ? reason : new Error(`non-Error ${kind}: ${describe(reason)}`);
+    try {
+      logger.fatal({ err, kind, process: opts.name, code: 'PROCESS_FATAL' }, `${kind}: ${err.message}; exiting with code ${FATAL_EXIT_CODE} (a supervisor restarts the process)`);
+      // pino's sonic-boom destinations buffer unless sync; flush before exiting (a no-op when synchronous).
+      (logger as { flush?: () => void }).flush?.();
+    } finally {
+      exit(FATAL_EXIT_CODE);
+    }
+  };
+  const onException = (err: unknown): void => die('uncaughtException', err);
+  const onRejection = (reason: unknown): void => die('unhandledRejection', reason);
+  process.on('uncaughtException', onException);
+  process.on('unhandledRejection', onRejection);
+  return () => {
+    process.off('uncaughtException', onException);
+    process.off('unhandledRejection', onRejection);
+  };
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.slice(0, 200));
+  try {
+    return JSON.stringify(v)?.slice(0, 200) ?? String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}
