@@ -58,6 +58,11 @@ export const ERRORS = {
   GW_ERR_OUTBOX_CLOSED: { message: 'outbox is closed', retryable: false },
   GW_ERR_OUTBOX_FULL: { message: 'outbox storage is full (disk or database size limit); oldest readings are being dropped', retryable: true },
   GW_ERR_UPLINK_OFFLINE: { message: 'uplink to the hub is down', retryable: true },
+  // gateway: Sparkplug B northbound (issue 17)
+  GW_ERR_SPARKPLUG_CONFIG: { message: 'Sparkplug northbound settings are incomplete (group id, edge node id or broker)', retryable: false },
+  GW_ERR_SPARKPLUG_OFFLINE: { message: 'Sparkplug broker unreachable or primary host offline; readings wait in the outbox', retryable: true },
+  GW_ERR_SPARKPLUG_PAYLOAD: { message: 'Sparkplug message is malformed (not a Sparkplug B protobuf payload, or a bad STATE message); ignored', retryable: false },
+  GW_ERR_SPARKPLUG_CMD: { message: 'Sparkplug command refused (unknown metric, wrong datatype or value the point does not accept)', retryable: false },
   // gateway: identity and provisioning (issue 5)
   GW_ERR_PROVISION: { message: 'provisioning with the claim failed', retryable: true },
   GW_ERR_AUTH: { message: 'hub refused the gateway credentials', retryable: false },
