@@ -143,7 +143,9 @@ export class IocError extends Error {
   readonly context: ErrorContext;
 
   constructor(code: ErrorCode, detail?: string, opts: { cause?: unknown; context?: ErrorContext } = {}) {
-    super(`${detail ?? ERRORS[code].message} (${code})`, opts.cause === undefined ? undefined : { cause: opts.cause });
+    // One code per message: a detail built from another IocError's message loses that one's
+    // "(CODE)" (it was "… (GW_ERR_DECODE) (GW_ERR_WRITE_VALUE)", issue 14.2).
+    super(`${(detail ?? ERRORS[code].message).replace(/ \([A-Z]+_ERR_[A-Z0-9_]+\)/g, '')} (${code})`, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'IocError';
     this.code = code;
     this.context = opts.context ?? {};

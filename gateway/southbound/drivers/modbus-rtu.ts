@@ -20,13 +20,13 @@
  *   never closes the line: the other devices behind a converter keep going.
  */
 import mb from 'modbus-serial';
-import { IocError, type GatewayEvent } from '../../../contract/index.js';
+import { IocError, isIocError, type GatewayEvent } from '../../../contract/index.js';
 import type { ModbusTable } from '../../../device-profiles/index.js';
 import { Backoff, type Logger } from '../../../lib/index.js';
 import type { ModbusRtuBusConfig, ModbusRtuTcpBusConfig } from '../../config.js';
 import { eventId } from '../device-state.js';
 import { openTcpLink, type ByteLink, type SerialPortFactory } from './byte-link.js';
-import { toModbusError } from './modbus-errors.js';
+import { reasonOf, toModbusError } from './modbus-errors.js';
 import { readTable, writeFunction, writeTable, type ModbusClient } from './modbus-ops.js';
 import type { ModbusRequestOptions, ModbusTransport, WritableTable, WriteMode } from './modbus-transport.js';
 import { RtuPort, type RtuLineStats } from './rtu-port.js';
@@ -232,7 +232,7 @@ export class ModbusRtuTransport implements ModbusTransport {
         const wait = this.backoff.next();
         this.retryAt = Date.now() + wait;
         const code = c.type === 'modbus-rtu' ? 'GW_ERR_SERIAL_OPEN' : 'GW_ERR_MODBUS_CONNECT';
-        this.lastError = new IocError(code, `${(err as Error).message}; retrying in ${wait} ms`, { cause: err, context: { bus: this.id, endpoint: this.where } });
+        this.lastError = new IocError(code, isIocError(err) ? err.message : `cannot open ${this.where}: ${reasonOf(err)}`, { cause: err, context: { bus: this.id, endpoint: this.where } });
         if (this.backoff.attempts === 1 || this.backoff.attempts % 10 === 0) {
           this.deps.logger.warn({ bus: this.id, endpoint: this.where, attempts: this.backoff.attempts, retryInMs: wait, code }, 'cannot open Modbus RTU line');
         }

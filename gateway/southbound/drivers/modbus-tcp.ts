@@ -20,7 +20,7 @@ import { IocError } from '../../../contract/index.js';
 import { Backoff, type Logger } from '../../../lib/index.js';
 import type { ModbusTable } from '../../../device-profiles/index.js';
 import type { ModbusTcpBusConfig } from '../../config.js';
-import { toModbusError } from './modbus-errors.js';
+import { reasonOf, toModbusError } from './modbus-errors.js';
 import { encodeReadAdu, encodeWriteAdu, MBAP_LENGTH, parseResponsePdu, readFunction, writeFunction } from './modbus-pdu.js';
 import type { ModbusRequestOptions, ModbusTransport, WritableTable, WriteMode } from './modbus-transport.js';
 
@@ -156,10 +156,10 @@ export class ModbusTcpTransport implements ModbusTransport {
       if (settled) return;
       settled = true;
       this.connecting = false;
-      const e = toModbusError(err, { endpoint: this.endpoint, bus: this.id });
       const wait = this.backoff.next();
       this.retryAt = this.clock() + wait;
-      this.lastError = new IocError('GW_ERR_MODBUS_CONNECT', `cannot connect to Modbus TCP ${this.endpoint}: ${e.message}; retrying in ${wait} ms`, { cause: err, context: { bus: this.id, endpoint: this.endpoint } });
+      // No "retrying in" here: a one-shot probe does not retry; the gateway's log line says when it does.
+      this.lastError = new IocError('GW_ERR_MODBUS_CONNECT', `cannot connect to Modbus TCP ${this.endpoint}: ${reasonOf(err)}`, { cause: err, context: { bus: this.id, endpoint: this.endpoint } });
       if (this.backoff.attempts === 1 || this.backoff.attempts % 10 === 0) {
         this.deps.logger.warn({ bus: this.id, endpoint: this.endpoint, attempts: this.backoff.attempts, retryInMs: wait, code: 'GW_ERR_MODBUS_CONNECT' }, 'Modbus TCP connect failed');
       }
