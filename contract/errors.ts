@@ -77,6 +77,9 @@ export const ERRORS = {
   // hub
   HUB_ERR_COMMIT: { message: 'telemetry could not be committed to the store', retryable: true },
   HUB_ERR_STORE_IO: { message: 'hub store error', retryable: true },
+  HUB_ERR_STORE_UNAVAILABLE: { message: 'hub store database (PostgreSQL) is unreachable; telemetry is not acknowledged until it returns', retryable: true },
+  HUB_ERR_STORE_URL: { message: 'store location is invalid (postgres://user@host:port/database?schema=name, or sqlite:DIR)', retryable: false },
+  HUB_ERR_STORE_SCHEMA: { message: 'store schema is missing or newer than this hub knows; run ioc-edge hub migrate with a hub of that version or newer', retryable: false },
   HUB_ERR_BAD_REQUEST: { message: 'request is invalid', retryable: false },
   HUB_ERR_NOT_FOUND: { message: 'not found', retryable: false },
   HUB_ERR_UNAUTHORIZED: { message: 'not authorised', retryable: false },
@@ -93,10 +96,18 @@ export const ERRORS = {
   HUB_ERR_GATEWAY_REVOKED: { message: 'gateway was revoked; it may not connect', retryable: false },
   HUB_ERR_PROVISIONING_DISABLED: { message: 'hub runs without authentication; gateways connect without credentials', retryable: false },
   HUB_ERR_TLS_CONFIG: { message: 'TLS certificate or key file cannot be read or used', retryable: false },
+  HUB_ERR_SECRET_KEY: { message: "the hub's secrets key file cannot be read or created, or does not open the stored secrets; restore the key file or push the configuration again", retryable: false },
   // hub: remote configuration and commands (issue 6)
   HUB_ERR_CMD_TIMEOUT: { message: 'gateway did not answer the command in time', retryable: true },
   HUB_ERR_GATEWAY_OFFLINE: { message: 'gateway is not connected to the hub', retryable: true },
+  // hub: data limits (issue 13)
+  HUB_ERR_TIMESTAMP_RANGE: { message: "reading or event is stamped outside the hub's clock-skew window; check the gateway's clock (NTP)", retryable: false },
+  HUB_ERR_POINTS_LIMIT: { message: 'gateway already has as many points (device, point names) as the hub keeps per gateway; readings of further new points are refused', retryable: false },
   HUB_ERR_INSECURE_CONFIG: { message: 'refusing plain TCP on a non-loopback address without TLS (set tls, or allowPlain for a trusted network)', retryable: false },
+  // hub: per-client broker bounds (issue 13, docs/security.md "Limits")
+  HUB_ERR_LIMIT: { message: 'a per-client bound of the broker was reached (subscriptions, retained messages, offline queue, connections, client id length); the excess was refused or dropped', retryable: false },
+  HUB_ERR_SLOW_CONSUMER: { message: 'MQTT client did not read its messages; disconnected once its unread output passed the bound', retryable: true },
+  HUB_ERR_PROXY_HEADER: { message: 'PROXY protocol header missing, malformed or sent by an address that is not a trusted proxy; connection closed', retryable: false },
   // firmware bridge (issue 7)
   FW_ERR_MANIFEST: { message: 'firmware manifest is invalid (schema, size, chunk size or hash format)', retryable: false },
   FW_ERR_UNSIGNED: { message: 'firmware manifest carries no signature; only signed firmware is accepted', retryable: false },
@@ -108,10 +119,6 @@ export const ERRORS = {
   FW_ERR_TRANSFER: { message: 'firmware chunk transfer failed', retryable: true },
   FW_ERR_IMAGE_NOT_FOUND: { message: 'firmware image is not in the hub store; upload it first', retryable: false },
   FW_ERR_FLASH_TIMEOUT: { message: 'device stopped answering while being flashed (bootloader or Modbus timeout)', retryable: true },
-  // hub: per-client broker bounds (issue 13, docs/security.md "Limits")
-  HUB_ERR_LIMIT: { message: 'a per-client bound of the broker was reached (subscriptions, retained messages, offline queue, connections, client id length); the excess was refused or dropped', retryable: false },
-  HUB_ERR_SLOW_CONSUMER: { message: 'MQTT client did not read its messages; disconnected once its unread output passed the bound', retryable: true },
-  HUB_ERR_PROXY_HEADER: { message: 'PROXY protocol header missing, malformed or sent by an address that is not a trusted proxy; connection closed', retryable: false },
   FW_ERR_FLASH_CANCELLED: { message: 'device cancelled the firmware transfer (XMODEM CAN)', retryable: false },
   FW_ERR_FLASH_REJECTED: { message: 'device refused the firmware (too many NAKs or a Modbus exception)', retryable: false },
   FW_ERR_VERSION_MISMATCH: { message: 'device does not report the new firmware version after flashing', retryable: false },

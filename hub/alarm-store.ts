@@ -43,6 +43,8 @@ export interface StoredAlarm {
   clearMessage: string | null;
   ackedAt: number | null;
   ackedBy: string | null;
+  /** Fields of the stored row that could not be read (data of an older version, or damaged) and are shown as null or a placeholder; absent when the row is sound. */
+  malformed?: string[];
 }
 
 /** Query of {@link listAlarms}. */
@@ -63,7 +65,58 @@ export function isAlarmEvent(ev: GatewayEvent): boolean {
 }
 
 const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
-const unjson = (v: unknown): ReadingValue => (v === null || v === undefined ? null : (JSON.parse(String(v)) as ReadingValue));
+
+const SEVERITIES = new Set(['info', 'warning', 'critical']);
+
+/**
+ * Reads one stored alarm row into the API's shape without ever throwing: a
+ * field that does not read back as its type (a row written by an older
+ * version, or by hand) becomes null or a placeholder and is named in
+ * `malformed`, so one bad row can neither fail the answer nor hide the others.
+ */
+export function renderAlarmRow(r: Record<string, unknown>): StoredAlarm {
+  const malformed: string[] = [];
+  const value = (field: string, v: unknown): ReadingValue => {
+    if (v === null || v === undefined) return null;
+    try {
+      const x: unknown = JSON.parse(String(v));
+      if (x === null || typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x)) || (typeof x === 'string' && x.length <= 256)) return x;
+    } catch {
+      /* not JSON */
+    }
+    malformed.push(field);
+    return null;
+  };
+  const int = (field: string, v: unknown, nullable: boolean): number | null => {
+    if (v === null || v === undefined) {
+      if (!nullable) malformed.push(field);
+      return nullable ? null : 0;
+    }
+    const n = typeof v === 'number' || typeof v === 'bigint' ? Number(v) : Number.NaN;
+    if (Number.isSafeInteger(n)) return n;
+    malformed.push(field);
+    return nullable ? null : 0;
+  };
+  const text = (field: string, v: unknown, nullable: boolean, max = 1024): string | null => {
+    if (v === null || v === undefined) {
+      if (!nullable) malformed.push(field);
+      return nullable ? null : '';
+    }
+    if (typeof v === 'string') return v.length > max ? `${v.slice(0, max)}…` : v;
+    malformed.push(field);
+    return nullable ? null : '';
+  };
+  const severity = SEVERITIES.has(r.severity as string) ? (r.severity as StoredAlarm['severity']) : (malformed.push('severity'), 'critical');
+  const a: StoredAlarm = {
+    id: int('id', r.n, false)!, gateway: text('gateway', r.gateway, false, 64)!, device: text('device', r.device, false, 64)!, point: text('point', r.point, false, 64)!,
+    state: r.cleared_at === null ? 'active' : 'cleared', severity,
+    limit: text('limit', r.alarm_limit, true, 16), threshold: value('threshold', r.threshold), value: value('value', r.value), message: text('message', r.message, false)!,
+    raisedAt: int('raisedAt', r.raised_at, false)!, clearedAt: int('clearedAt', r.cleared_at, true), clearValue: value('clearValue', r.clear_value),
+    clearMessage: text('clearMessage', r.clear_message, true), ackedAt: int('ackedAt', r.acked_at, true), ackedBy: text('ackedBy', r.acked_by, true, 256),
+  };
+  if (malformed.length > 0) a.malformed = malformed;
+  return a;
+}
 
 /**
  * Applies an alarm event; call inside the transaction that stored the event.
@@ -121,13 +174,7 @@ export async function listAlarms(db: SqliteDb, q: AlarmQuery): Promise<StoredAla
   }
   params.push(q.limit ?? 500);
   const rows = await db.all<Record<string, unknown>>(`SELECT * FROM alarms ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY raised_at DESC, n DESC LIMIT ?`, params);
-  return rows.map((r) => ({
-    id: Number(r.n), gateway: String(r.gateway), device: String(r.device), point: String(r.point),
-    state: r.cleared_at === null ? 'active' : 'cleared', severity: r.severity as StoredAlarm['severity'],
-    limit: r.alarm_limit === null ? null : String(r.alarm_limit), threshold: unjson(r.threshold), value: unjson(r.value), message: String(r.message),
-    raisedAt: Number(r.raised_at), clearedAt: r.cleared_at === null ? null : Number(r.cleared_at), clearValue: unjson(r.clear_value),
-    clearMessage: r.clear_message === null ? null : String(r.clear_message), ackedAt: r.acked_at === null ? null : Number(r.acked_at), ackedBy: r.acked_by === null ? null : String(r.acked_by),
-  }));
+  return rows.map(renderAlarmRow);
 }
 
 /** Marks an alarm acknowledged by `actor`; false when there is no such alarm. A second acknowledgement keeps the first. */

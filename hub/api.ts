@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../lib/index.js';
+import { boundQueryNumbers } from './query-numbers.js';
 import type { HubStore } from './store.js';
 
 /** Dependencies and settings of the {@link Api}. */
@@ -68,6 +69,7 @@ export class Api {
       void reply.status(404).send({ error: { code: 'HUB_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url} (HUB_ERR_NOT_FOUND)` } });
     });
 
+    boundQueryNumbers(app as unknown as FastifyInstance); // before any route: Infinity, 1e400 … answer 400 (query-numbers.ts)
     this.deps.extend?.(app as unknown as FastifyInstance);
 
     app.get('/healthz', async () => ({ status: 'ok' }));

@@ -24,8 +24,11 @@ export const alarmSchema = {
     raisedAt: { type: 'integer', description: 'sample time of the reading that raised it, ms since the Unix epoch' },
     clearedAt: { type: ['integer', 'null'] }, clearValue: VALUE, clearMessage: { type: ['string', 'null'] },
     ackedAt: { type: ['integer', 'null'] }, ackedBy: { type: ['string', 'null'] },
+    malformed: { type: 'array', items: { type: 'string' }, description: 'fields of the stored row that could not be read (data of an older version, or damaged), shown as null; absent when the row is sound' },
   },
 } as const;
+/** Latest sample time a query may name (year 3000, as the contract's reading ts). */
+const MAX_TS = 32_503_680_000_000;
 
 /** Adds the data routes to `app`. */
 export function registerDataRoutes(app: FastifyInstance, deps: { store: HubStore }): void {
@@ -39,9 +42,9 @@ export function registerDataRoutes(app: FastifyInstance, deps: { store: HubStore
         type: 'object', additionalProperties: false, required: ['gateway', 'device', 'point', 'bucketMs'],
         properties: {
           gateway: ID, device: ID, point: ID,
-          from: { type: 'integer', minimum: 0, description: 'ms since the Unix epoch, inclusive; default 24 hours before to; buckets start here' },
-          to: { type: 'integer', minimum: 0, description: 'ms since the Unix epoch, inclusive; default now' },
-          bucketMs: { type: 'integer', minimum: 1, description: `bucket width in ms; at most ${MAX_BUCKETS} buckets per query` },
+          from: { type: 'integer', minimum: 0, maximum: MAX_TS, description: 'ms since the Unix epoch, inclusive; default 24 hours before to; buckets start here' },
+          to: { type: 'integer', minimum: 0, maximum: MAX_TS, description: 'ms since the Unix epoch, inclusive; default now' },
+          bucketMs: { type: 'integer', minimum: 1, maximum: 31_622_400_000, description: `bucket width in ms (at most 366 days); at most ${MAX_BUCKETS} buckets per query. Ranges older than raw retention are served from rollups (docs/operations.md)` },
         },
       },
       response: {
@@ -79,7 +82,7 @@ export function registerDataRoutes(app: FastifyInstance, deps: { store: HubStore
         type: 'object', additionalProperties: false,
         properties: {
           state: { enum: ['active', 'cleared', 'all'], default: 'active' }, gateway: ID, device: ID,
-          since: { type: 'integer', minimum: 0, description: 'raised at or after, ms since the Unix epoch' },
+          since: { type: 'integer', minimum: 0, maximum: MAX_TS, description: 'raised at or after, ms since the Unix epoch' },
           limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 500 },
         },
       },
@@ -92,7 +95,7 @@ export function registerDataRoutes(app: FastifyInstance, deps: { store: HubStore
     schema: {
       summary: 'Acknowledge an alarm (operator); the first acknowledgement is kept',
       tags: ['alarms'],
-      params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } },
+      params: { type: 'object', properties: { id: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } } },
       response: { 200: alarmSchema, 404: ERROR },
     },
   }, async (req, reply) => {

@@ -19,6 +19,7 @@ import { FirmwareDb, FirmwareService, registerFirmwareRoutes } from './firmware/
 import { ImageStore, parsePublicKey } from '../firmware-bridge/index.js';
 import { registerConsoleRoutes } from './console/console-routes.js';
 import { registerDataRoutes } from './data-routes.js';
+import { resolveDataLimits, type DataLimitOptions } from './data-limits.js';
 import { HubEvents } from './hub-events.js';
 import { installApiAuth } from './identity/api-auth.js';
 import { registerIdentityRoutes } from './identity/api-routes.js';
@@ -68,7 +69,6 @@ export interface HubOptions {
    * the failed-login limiter and the audit log see. Default: none.
    */
   trustedProxies?: string[];
-  /** Largest MQTT packet accepted after CONNECT, in bytes (default 2 MiB). */
   /** Per-client bounds of the MQTT broker (docs/security.md "Limits"); unset fields keep their defaults. */
   brokerLimits?: BrokerLimitSettings;
   /**
@@ -76,6 +76,7 @@ export interface HubOptions {
    * balancers whose header names the real client (limiter, logs, audit).
    */
   mqttProxyProtocol?: { trusted: string[]; timeoutMs?: number };
+  /** Largest MQTT packet accepted after CONNECT, in bytes (default 2 MiB). */
   mqttMaxPacketBytes?: number;
   /** Clock of the identity services (claim expiry, rate limits, audit). */
   clock?: () => number;
@@ -86,6 +87,14 @@ export interface HubOptions {
    * waits for an answer before it is sent again.
    */
   firmware?: { trustedKeys?: string[]; reofferMs?: number };
+  /**
+   * Limits on stored data (issue 13): clock-skew window for readings and
+   * events, quarantine quota, points per gateway, retention of readings,
+   * rollups and events. Defaults and flags: docs/security.md ("Data limits").
+   */
+  data?: DataLimitOptions;
+  /** Clock of the telemetry store and ingest: timestamp window, retention, received times (default Date.now). */
+  dataClock?: () => number;
 }
 
 /** A running hub. */
@@ -141,7 +150,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   await mkdir(opts.dataDir, { recursive: true });
   const events = new HubEvents();
   let metrics: HubMetrics | null = null;
-  const store = new HubStore({ file: path.join(opts.dataDir, 'hub.sqlite'), logger: logger.child({ component: 'store' }), onCommit: (info) => metrics?.observeCommit(info) });
+  const store = new HubStore({
+    file: path.join(opts.dataDir, 'hub.sqlite'), logger: logger.child({ component: 'store' }), onCommit: (info) => metrics?.observeCommit(info),
+    limits: resolveDataLimits(opts.data), ...(opts.dataClock ? { clock: opts.dataClock } : {}),
+  });
   let broker: Broker | null = null;
   // Streams end when their API token is revoked (identity is built below; the epoch is read later).
   const live = new LiveStream({ events, logger: logger.child({ component: 'live' }), tokenEpoch: (id) => identity.epoch(`token:${id}`) });
@@ -150,6 +162,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     events,
     logger: logger.child({ component: 'ingest' }),
     isConnected: (id, except) => broker?.isConnected(id, except) ?? false,
+    ...(opts.dataClock ? { clock: opts.dataClock } : {}),
   });
   const idLog = logger.child({ component: 'identity' });
   const registryDb = new RegistryDb({ file: path.join(opts.dataDir, 'registry.sqlite'), logger: idLog, ...(opts.clock ? { clock: opts.clock } : {}) });
@@ -178,6 +191,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     packetLimits: { ...DEFAULT_PACKET_LIMITS, ...(opts.mqttMaxPacketBytes ? { maxPacketBytes: opts.mqttMaxPacketBytes } : {}) },
     ...(tlsMaterial ? { tls: tlsMaterial } : {}),
     ...(authMode === 'required' ? { gatewayOf: (c) => mqttAuth.gatewayOf(c) } : {}),
+    limits, roleOf: (c) => mqttAuth.identityOf(c)?.kind ?? 'open',
+    ...(opts.mqttProxyProtocol ? { proxyProtocol: opts.mqttProxyProtocol } : {}),
   });
   const b0 = broker;
   metrics = new HubMetrics({
@@ -191,8 +206,6 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const commands = new CommandService({ logger: logger.child({ component: 'commands' }), broker: link, audit, isOnline: (gw) => b0.isConnected(gw, null) });
   // Firmware (issue 7): images content-addressed under <dataDir>/firmware, records in firmware.sqlite.
   const fwDb = new FirmwareDb({ file: path.join(opts.dataDir, 'firmware.sqlite'), logger: logger.child({ component: 'firmware' }), ...(opts.clock ? { clock: opts.clock } : {}) });
-    limits, roleOf: (c) => mqttAuth.identityOf(c)?.kind ?? 'open',
-    ...(opts.mqttProxyProtocol ? { proxyProtocol: opts.mqttProxyProtocol } : {}),
   const firmware = new FirmwareService({
     logger: logger.child({ component: 'firmware' }), db: fwDb, images: new ImageStore(path.join(opts.dataDir, 'firmware')), audit, broker: link,
     devices: async () => (await registry.listDevices()).map((d) => ({ gateway: d.gateway, id: d.id, profile: d.profile })),

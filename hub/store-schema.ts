@@ -52,6 +52,12 @@ CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE TABLE IF NOT EXISTS quarantine (
   n INTEGER PRIMARY KEY, gateway TEXT, topic TEXT NOT NULL, received_at INTEGER NOT NULL,
   code TEXT NOT NULL, error TEXT NOT NULL, payload BLOB);
+CREATE INDEX IF NOT EXISTS quarantine_gateway ON quarantine (gateway, n);
+CREATE INDEX IF NOT EXISTS events_gateway_ts ON events (gateway, ts);
+CREATE TABLE IF NOT EXISTS rollups (
+  series INTEGER NOT NULL, bucket_ms INTEGER NOT NULL, ts INTEGER NOT NULL,
+  count INTEGER NOT NULL, min REAL NOT NULL, max REAL NOT NULL, sum REAL NOT NULL,
+  PRIMARY KEY (series, bucket_ms, ts)) WITHOUT ROWID;
 `;
 
 /**
@@ -144,9 +150,17 @@ export interface StoredReading extends Reading {
   gateway: string;
 }
 
+/**
+ * A stored row as a reading. Never throws and always yields the API's types:
+ * a value that does not read back as its recorded type (a row of an older
+ * version, or written by hand) becomes null with quality `bad`, so one such
+ * row neither fails an answer nor hides the others.
+ */
 export function toReading(r: RawReadingRow): StoredReading {
+  const flags = Number.isSafeInteger(r.flags) ? r.flags : VType.Null | (QUALITY_CODE.bad << 2);
   let value: ReadingValue;
-  switch (r.flags & 3) {
+  let sound = true;
+  switch (flags & 3) {
     case VType.Boolean:
       value = r.value === 1;
       break;
@@ -154,10 +168,12 @@ export function toReading(r: RawReadingRow): StoredReading {
       value = null;
       break;
     case VType.String:
-      value = String(r.value);
+      value = typeof r.value === 'string' ? r.value.slice(0, 256) : Buffer.isBuffer(r.value) ? r.value.toString('utf8', 0, 256) : String(r.value);
       break;
     default:
-      value = r.value as number;
+      sound = typeof r.value === 'number' && Number.isFinite(r.value);
+      value = sound ? (r.value as number) : null;
   }
-  return { gateway: r.gateway, device: r.device, point: r.point, ts: r.ts, value, quality: QUALITY[(r.flags >> 2) & 3] ?? 'bad' };
+  const ts = Number.isSafeInteger(r.ts) ? r.ts : 0;
+  return { gateway: String(r.gateway), device: String(r.device), point: String(r.point), ts, value, quality: sound && ts === r.ts ? (QUALITY[(flags >> 2) & 3] ?? 'bad') : 'bad' };
 }

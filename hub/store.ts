@@ -10,6 +10,8 @@
 import { IocError, type GatewayEvent, type GatewayStatus } from '../contract/index.js';
 import { SqliteDb, type Logger } from '../lib/index.js';
 import { ackAlarm, activeAlarmCounts, ALARM_SCHEMA, applyAlarmEvent, isAlarmEvent, listAlarms, type AlarmQuery, type StoredAlarm } from './alarm-store.js';
+import { resolveDataLimits, type DataLimits } from './data-limits.js';
+import { mergeBucket, readRollups, runRetention, type BucketSums, type RetentionResult } from './readings-retention.js';
 import { ensureSchema, GOOD_NUMERIC, toReading, type RawReadingRow, type StoredReading } from './store-schema.js';
 import { commitTelemetryGroup, flushLatest, recoverLatest, TelemetryState, type BatchToCommit } from './telemetry-commit.js';
 
@@ -50,6 +52,26 @@ export interface HubStoreDeps {
   onCommit?: (info: { ms: number; batches: number; readings: number }) => void;
   /** How often the newest value per point and gateway last-seen times are written behind (ms; default 1000). */
   latestFlushMs?: number;
+  /** Quarantine quota, points per gateway, retention (default: resolveDataLimits()). */
+  limits?: DataLimits;
+  /** Run the retention job on its timer (default true; tests call {@link HubStore.runRetention} themselves). */
+  retentionTimer?: boolean;
+}
+
+/** Readings the store refused or deleted, by reason (`ioc_edge_hub_readings_dropped_total{reason}`). */
+export interface DroppedReadings {
+  /** Stamped further ahead of the hub's clock than the skew allowance (refused at ingest, or deleted if stored before). */
+  future: number;
+  /** Stamped further back than the clock window allows (refused at ingest). */
+  past: number;
+  /** A new point of a gateway already at its points cap (refused). */
+  series_limit: number;
+  /** Raw readings rolled up and deleted for their age. */
+  age: number;
+  /** Raw readings rolled up and deleted early for the size cap. */
+  size: number;
+  /** Readings that left the last rollup level. */
+  rollup_age: number;
 }
 
 /** The hub's SQLite store: registry, telemetry, events, quarantine. */
@@ -62,9 +84,21 @@ export class HubStore {
   private flushTimer: NodeJS.Timeout | null = null;
   /** Commits done, batches committed, duplicates dropped: for metrics and the demo. */
   readonly counters = { commits: 0, batches: 0, readings: 0, duplicates: 0 };
+  /** Readings refused or deleted, by reason. */
+  readonly dropped: DroppedReadings = { future: 0, past: 0, series_limit: 0, age: 0, size: 0, rollup_age: 0 };
+  /** Quarantined payloads deleted to keep the quarantine in its quota; events and cleared alarms deleted by retention. */
+  readonly retained = { quarantineDropped: 0, eventsDropped: 0, alarmsDropped: 0, runs: 0 };
+  /** The limits in force. */
+  readonly limits: DataLimits;
+  /** Quarantine rows and payload bytes per gateway ('' for none) and overall. */
+  private readonly quarantineUse = new Map<string, { rows: number; bytes: number }>();
+  private retentionTimer: NodeJS.Timeout | null = null;
+  private retentionRun: Promise<RetentionResult | null> | null = null;
 
   constructor(private readonly deps: HubStoreDeps) {
     this.clock = deps.clock ?? Date.now;
+    this.limits = deps.limits ?? resolveDataLimits();
+    this.telemetry.maxSeriesPerGateway = this.limits.maxSeriesPerGateway;
   }
 
   async start(): Promise<void> {
@@ -74,6 +108,12 @@ export class HubStore {
     const found = await ensureSchema(db);
     if (found === 1) this.deps.logger.info({ file: this.deps.file }, 'hub store migrated to schema version 2 (series ids)');
     await db.exec(ALARM_SCHEMA);
+    await db.exec('CREATE TEMP TABLE IF NOT EXISTS retire (rid INTEGER PRIMARY KEY)');
+    await this.forgetRemovedRollupLevels(db);
+    for (const r of await db.all<{ gateway: string | null; rows: number; bytes: number }>('SELECT gateway, count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes FROM quarantine GROUP BY gateway')) {
+      this.quarantineUse.set(r.gateway ?? '', { rows: r.rows, bytes: r.bytes });
+    }
+    await db.exclusive(() => this.enforceQuarantineQuota(db, null));
     const recovered = await recoverLatest(db);
     if (recovered > 0) this.deps.logger.info({ readings: recovered }, 'latest values recomputed from readings committed after their last write');
     // Nobody is connected to a broker that has just started.
@@ -82,9 +122,16 @@ export class HubStore {
       this.flushPending().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'writing latest values failed; will retry'));
     }, this.deps.latestFlushMs ?? 1000);
     this.flushTimer.unref();
+    if (this.deps.retentionTimer !== false) {
+      this.retentionTimer = setInterval(() => void this.runRetention(), this.limits.retention.intervalMs);
+      this.retentionTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    this.retentionTimer = null;
+    await this.retentionRun;
     while (this.committing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
@@ -95,6 +142,54 @@ export class HubStore {
       await db.exclusive(() => db.exec('PRAGMA wal_checkpoint(TRUNCATE)')).catch(() => undefined);
       await db.close();
     }
+  }
+
+  /**
+   * One pass of the retention job (readings-retention.ts): also run by the
+   * timer every `retention.intervalMs`. A pass already running is joined,
+   * not doubled. `now` defaults to the store's clock. Resolves null when the
+   * store is closed or the pass failed (logged; the next pass tries again).
+   */
+  runRetention(now?: number): Promise<RetentionResult | null> {
+    if (this.retentionRun) return this.retentionRun;
+    const db = this.db;
+    if (!db) return Promise.resolve(null);
+    this.retentionRun = (async () => {
+      try {
+        const r = await runRetention(db, this.limits, now ?? this.clock());
+        this.dropped.future += r.future;
+        this.dropped.age += r.age;
+        this.dropped.size += r.size;
+        this.dropped.rollup_age += r.rollupAge;
+        this.retained.eventsDropped += r.events;
+        this.retained.alarmsDropped += r.alarms;
+        this.retained.runs++;
+        if (r.age + r.size + r.future + r.rollupAge + r.events + r.alarms > 0) this.deps.logger.info({ ...r }, 'retention: old data rolled up and deleted');
+        return r;
+      } catch (err) {
+        if (this.db) this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'retention pass failed; the next one tries again');
+        return null;
+      } finally {
+        this.retentionRun = null;
+      }
+    })();
+    return this.retentionRun;
+  }
+
+  /** Rollup levels no longer configured are deleted once (the levels in force are kept in store_meta). */
+  private async forgetRemovedRollupLevels(db: SqliteDb): Promise<void> {
+    const now = JSON.stringify(this.limits.retention.rollups.map((l) => l.bucketMs));
+    const was = (await db.get<{ value: string }>("SELECT value FROM store_meta WHERE key = 'rollup_levels'"))?.value;
+    if (was === now) return;
+    const keep = this.limits.retention.rollups.map((l) => l.bucketMs);
+    const r = await db.run(`DELETE FROM rollups WHERE bucket_ms NOT IN (${keep.map(() => '?').join(',') || 'NULL'})`, keep);
+    await db.run("INSERT OR REPLACE INTO store_meta(key, value) VALUES ('rollup_levels', ?)", [now]);
+    if (r.changes > 0) this.deps.logger.info({ rows: r.changes, levels: keep }, 'rollups of levels no longer configured deleted');
+  }
+
+  /** Counts readings ingest refused before committing (clock window). */
+  noteRefused(reason: 'future' | 'past', n: number): void {
+    this.dropped[reason] += n;
   }
 
   /** Writes the newest values per point and gateway last-seen times committed so far (also done every second). */
@@ -160,7 +255,11 @@ export class HubStore {
   private async commitGroup(batches: BatchToCommit[]): Promise<Array<'stored' | 'duplicate'>> {
     const db = this.requireDb();
     const now = this.clock();
-    const { results, readings } = await db.exclusive(() => commitTelemetryGroup(db, this.telemetry, batches, now));
+    const { results, readings, refused } = await db.exclusive(() => commitTelemetryGroup(db, this.telemetry, batches, now));
+    if (refused > 0) {
+      this.dropped.series_limit += refused;
+      this.deps.logger.warn({ readings: refused, maxSeriesPerGateway: this.limits.maxSeriesPerGateway, code: 'HUB_ERR_POINTS_LIMIT' }, 'readings of new points refused: their gateway has as many points as the hub keeps per gateway');
+    }
     this.counters.commits++;
     this.counters.batches += results.filter((r) => r === 'stored').length;
     this.counters.duplicates += results.filter((r) => r === 'duplicate').length;
@@ -206,21 +305,99 @@ export class HubStore {
    * bucket; empty buckets are left out. Bucket `ts` is its start.
    */
   async downsample(q: { gateway: string; device: string; point: string; from: number; to: number; bucketMs: number }): Promise<Array<{ ts: number; count: number; min: number; max: number; avg: number }>> {
-    const rows = await this.requireDb().all<{ b: number; n: number; mn: number; mx: number; av: number }>(
-      `SELECT CAST((ts - ?) / ? AS INTEGER) AS b, count(*) AS n, min(value) AS mn, max(value) AS mx, avg(value) AS av FROM readings
-       WHERE series = (SELECT id FROM series WHERE gateway = ? AND device = ? AND point = ?) AND ts >= ? AND ts <= ? AND ${GOOD_NUMERIC}
-       GROUP BY b ORDER BY b`,
-      [q.from, q.bucketMs, q.gateway, q.device, q.point, q.from, q.to],
+    const db = this.requireDb();
+    const id = (await db.get<{ id: number }>('SELECT id FROM series WHERE gateway = ? AND device = ? AND point = ?', [q.gateway, q.device, q.point]))?.id;
+    if (id === undefined) return [];
+    // Raw readings not yet rolled up, plus the rollups of those that were (readings-retention.ts: never both).
+    const rows = await db.all<{ b: number; n: number; mn: number; mx: number; s: number }>(
+      `SELECT CAST((ts - ?) / ? AS INTEGER) AS b, count(*) AS n, min(value) AS mn, max(value) AS mx, total(value) AS s FROM readings
+       WHERE series = ? AND ts >= ? AND ts <= ? AND ${GOOD_NUMERIC} GROUP BY b`,
+      [q.from, q.bucketMs, id, q.from, q.to],
     );
-    return rows.map((r) => ({ ts: q.from + r.b * q.bucketMs, count: r.n, min: r.mn, max: r.mx, avg: r.av }));
+    const buckets = new Map<number, BucketSums>();
+    for (const r of rows) mergeBucket(buckets, r.b, { count: r.n, min: r.mn, max: r.mx, sum: r.s });
+    await readRollups(db, this.limits, id, q, this.clock(), buckets);
+    return [...buckets].sort((a, b) => a[0] - b[0]).map(([b, v]) => ({ ts: q.from + b * q.bucketMs, count: v.count, min: v.min, max: v.max, avg: v.sum / v.count }));
   }
 
-  /** Keeps what failed validation, with the reason, for an operator to look at. */
+  /** The oldest sample time raw readings are kept from (older history is in rollups only), by the retention settings. */
+  rawRetainedFrom(): number {
+    return this.clock() - this.limits.retention.rawMs;
+  }
+
+  /**
+   * Keeps what failed validation, with the reason, for an operator to look
+   * at: at most `quarantine.maxMessageBytes` of the payload, and within the
+   * quota (rows and bytes per gateway and overall), the oldest rows going
+   * first, counted in `retained.quarantineDropped`.
+   */
   async quarantine(q: { gateway: string | null; topic: string; code: string; error: string; payload: Buffer }): Promise<void> {
     const db = this.requireDb();
-    await db.exclusive(() =>
-      db.run('INSERT INTO quarantine(gateway, topic, received_at, code, error, payload) VALUES (?,?,?,?,?,?)', [q.gateway, q.topic, this.clock(), q.code, q.error, q.payload.subarray(0, 256 * 1024)]),
-    );
+    const payload = q.payload.subarray(0, this.limits.quarantine.maxMessageBytes);
+    await db.exclusive(async () => {
+      await db.run('INSERT INTO quarantine(gateway, topic, received_at, code, error, payload) VALUES (?,?,?,?,?,?)', [
+        q.gateway, q.topic.slice(0, 256), this.clock(), q.code.slice(0, 64), q.error.slice(0, 1024), payload,
+      ]);
+      const key = q.gateway ?? '';
+      const use = this.quarantineUse.get(key) ?? { rows: 0, bytes: 0 };
+      use.rows++;
+      use.bytes += payload.length;
+      this.quarantineUse.set(key, use);
+      await this.enforceQuarantineQuota(db, key);
+    });
+  }
+
+  /** Deletes the oldest quarantine rows of `key` (a gateway, '' for none) past its quota, then overall past the total; null checks every gateway. Runs inside exclusive. */
+  private async enforceQuarantineQuota(db: SqliteDb, key: string | null): Promise<void> {
+    const lim = this.limits.quarantine;
+    const drop = async (gateway: string | null, over: (rows: number, bytes: number) => boolean): Promise<void> => {
+      for (;;) {
+        const use = gateway === null ? this.quarantineTotals() : this.quarantineUse.get(gateway);
+        if (!use || !over(use.rows, use.bytes)) return;
+        const rows = await db.all<{ n: number; gateway: string | null; bytes: number }>(
+          `SELECT n, gateway, coalesce(length(payload), 0) AS bytes FROM quarantine ${gateway === null ? '' : 'WHERE gateway IS ?'} ORDER BY n LIMIT 100`,
+          gateway === null ? [] : [gateway === '' ? null : gateway],
+        );
+        if (rows.length === 0) return;
+        let rowsLeft = use.rows;
+        let bytesLeft = use.bytes;
+        const gone: typeof rows = [];
+        for (const r of rows) {
+          if (!over(rowsLeft, bytesLeft)) break;
+          gone.push(r);
+          rowsLeft--;
+          bytesLeft -= r.bytes;
+        }
+        await db.run(`DELETE FROM quarantine WHERE n IN (${gone.map(() => '?').join(',')})`, gone.map((r) => r.n));
+        for (const r of gone) {
+          const u = this.quarantineUse.get(r.gateway ?? '');
+          if (u) {
+            u.rows--;
+            u.bytes -= r.bytes;
+            if (u.rows <= 0) this.quarantineUse.delete(r.gateway ?? '');
+          }
+        }
+        this.retained.quarantineDropped += gone.length;
+      }
+    };
+    const perGateway = (rows: number, bytes: number): boolean => rows > lim.maxRowsPerGateway || bytes > lim.maxBytesPerGateway;
+    for (const k of key === null ? [...this.quarantineUse.keys()] : [key]) await drop(k, perGateway);
+    await drop(null, (rows, bytes) => rows > lim.maxRows || bytes > lim.maxBytes);
+  }
+
+  private quarantineTotals(): { rows: number; bytes: number } {
+    let rows = 0;
+    let bytes = 0;
+    for (const u of this.quarantineUse.values()) {
+      rows += u.rows;
+      bytes += u.bytes;
+    }
+    return { rows, bytes };
+  }
+
+  /** Quarantine rows and payload bytes held now (for metrics and tests). */
+  quarantineUsage(): { rows: number; bytes: number } {
+    return this.quarantineTotals();
   }
 
   /** Records a status document or a connection change for a gateway. */
@@ -240,7 +417,7 @@ export class HubStore {
   async listGateways(): Promise<GatewayRow[]> {
     await this.flushPending();
     const rows = await this.requireDb().all<{ id: string; online: number; first_seen: number; last_seen: number; status: string | null }>('SELECT * FROM gateways ORDER BY id');
-    return rows.map((r) => ({ id: r.id, online: r.online === 1, firstSeen: r.first_seen, lastSeen: r.last_seen, status: r.status ? (JSON.parse(r.status) as GatewayStatus) : null }));
+    return rows.map((r) => ({ id: String(r.id), online: r.online === 1, firstSeen: Number(r.first_seen) || 0, lastSeen: Number(r.last_seen) || 0, status: readStatus(r.status) }));
   }
 
   async latest(filter: { gateway?: string; device?: string; point?: string; limit?: number }): Promise<StoredReading[]> {
@@ -291,14 +468,7 @@ export class HubStore {
     }
     params.push(q.limit);
     const rows = await this.requireDb().all<Record<string, unknown>>(`SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC LIMIT ?`, params);
-    return rows.map((r) => {
-      const ev: StoredEvent = { v: 1, gateway: r.gateway as string, id: r.id as string, ts: r.ts as number, receivedAt: r.received_at as number, type: r.type as string, severity: r.severity as StoredEvent['severity'], message: r.message as string };
-      if (r.device !== null) ev.device = r.device as string;
-      if (r.point !== null) ev.point = r.point as string;
-      if (r.code !== null) ev.code = r.code as string;
-      if (r.data !== null) ev.data = JSON.parse(r.data as string) as Record<string, unknown>;
-      return ev;
-    });
+    return rows.map(renderEventRow);
   }
 
   async quarantined(limit = 100): Promise<Array<{ gateway: string | null; topic: string; code: string; error: string; receivedAt: number }>> {
@@ -314,5 +484,45 @@ export class HubStore {
       [gateway, gateway],
     );
     return { total: r?.total ?? 0, distinct: r?.distinct_ ?? 0 };
+  }
+}
+
+const SEVERITIES = new Set(['info', 'warning', 'critical']);
+const str = (v: unknown, max: number): string => (typeof v === 'string' ? v.slice(0, max) : v === null || v === undefined ? '' : String(v).slice(0, max));
+
+/**
+ * A stored event row in the API's shape, never throwing: `data` that is not
+ * a flat JSON object of scalars (a row of an older version, or damaged) is
+ * replaced by `{malformed: true}`, other fields are coerced to their types.
+ */
+export function renderEventRow(r: Record<string, unknown>): StoredEvent {
+  const ev: StoredEvent = {
+    v: 1, gateway: str(r.gateway, 64), id: str(r.id, 64), ts: Number.isSafeInteger(r.ts) ? (r.ts as number) : 0, receivedAt: Number.isSafeInteger(r.received_at) ? (r.received_at as number) : 0,
+    type: str(r.type, 64), severity: SEVERITIES.has(r.severity as string) ? (r.severity as StoredEvent['severity']) : 'warning', message: str(r.message, 1024),
+  };
+  if (r.device !== null && r.device !== undefined) ev.device = str(r.device, 64);
+  if (r.point !== null && r.point !== undefined) ev.point = str(r.point, 64);
+  if (r.code !== null && r.code !== undefined) ev.code = str(r.code, 64);
+  if (r.data !== null && r.data !== undefined) {
+    let data: unknown;
+    try {
+      data = JSON.parse(String(r.data));
+    } catch {
+      data = undefined;
+    }
+    const flat = data !== null && typeof data === 'object' && !Array.isArray(data) && Object.values(data).every((v) => v === null || ['number', 'boolean'].includes(typeof v) || (typeof v === 'string' && v.length <= 1024));
+    ev.data = flat ? (data as Record<string, unknown>) : { malformed: true };
+  }
+  return ev;
+}
+
+/** A stored status document, or null when it does not parse as an object (damaged or older data). */
+function readStatus(text: string | null): GatewayStatus | null {
+  if (!text) return null;
+  try {
+    const s: unknown = JSON.parse(text);
+    return s !== null && typeof s === 'object' && !Array.isArray(s) ? (s as GatewayStatus) : null;
+  } catch {
+    return null;
   }
 }

@@ -42,6 +42,10 @@ export class TelemetryState {
   dirtyLatest = new Map<number, LatestValue>();
   /** Gateways with committed telemetry since `last_seen` was last written. */
   dirtySeen = new Map<string, number>();
+  /** Points (series) one gateway may create; readings of further new points are refused (issue 13). */
+  maxSeriesPerGateway = Number.MAX_SAFE_INTEGER;
+  /** Series stored per gateway, for gateways that created one since the start (read from disk on first need). */
+  readonly seriesPerGateway = new Map<string, number>();
 
   constructor(private readonly maxCachedSeries = 1_000_000) {}
 
@@ -132,7 +136,7 @@ function exactJsonValue(v: unknown): unknown {
  * 40,700 messages/s. Larger groups are several such statements inside
  * BEGIN … COMMIT.
  */
-export async function commitTelemetryGroup(db: SqliteDb, state: TelemetryState, batches: BatchToCommit[], now: number): Promise<{ results: Array<'stored' | 'duplicate'>; readings: number }> {
+export async function commitTelemetryGroup(db: SqliteDb, state: TelemetryState, batches: BatchToCommit[], now: number): Promise<{ results: Array<'stored' | 'duplicate'>; readings: number; refused: number }> {
   const { results, changed } = await dedupe(db, state, batches);
   // Series ids: from the cache, else looked up or created first. A series row is only a
   // name for an id: created by a commit that then fails, it does no harm.
@@ -146,8 +150,9 @@ export async function commitTelemetryGroup(db: SqliteDb, state: TelemetryState, 
     }
   }
   const created = new Map<string, number>();
-  if (missing.size > 0) await resolveSeries(db, missing, created);
+  if (missing.size > 0) await resolveSeries(db, state, missing, created);
   for (const [k, id] of created) state.remember(k, id);
+  let refused = 0;
   const rows: Array<[0, number, number, unknown, number]> = [];
   const latest = new Map<number, LatestValue>();
   const seen = new Set<string>();
@@ -157,7 +162,12 @@ export async function commitTelemetryGroup(db: SqliteDb, state: TelemetryState, 
     seen.add(b.gateway);
     for (const r of b.readings) {
       const k = seriesKey(b.gateway, r.device, r.point);
-      const s = state.series.get(k) ?? created.get(k)!;
+      const s = state.series.get(k) ?? created.get(k);
+      if (s === undefined) {
+        // A new point past its gateway's cap (resolveSeries made no series for it).
+        refused++;
+        continue;
+      }
       const value = columnValue(r.value);
       const flags = packFlags(r.value, r.quality, b.historical);
       rows.push([0, s, r.ts, exactJsonValue(value), flags]);
@@ -185,7 +195,7 @@ export async function commitTelemetryGroup(db: SqliteDb, state: TelemetryState, 
   for (const [k, set] of changed) state.rememberRanges(k, set);
   state.mergeLatest(latest);
   for (const gw of seen) state.dirtySeen.set(gw, now);
-  return { results, readings: rows.length };
+  return { results, readings: rows.length, refused };
 }
 
 /**
@@ -221,19 +231,44 @@ async function dedupe(db: SqliteDb, state: TelemetryState, batches: BatchToCommi
   return { results, changed };
 }
 
-/** Finds or creates the series ids of `missing` into `out`. */
-async function resolveSeries(db: SqliteDb, missing: Map<string, [string, string, string]>, out: Map<string, number>): Promise<void> {
-  const all = [...missing.values()];
-  for (let i = 0; i < all.length; i += 1000) {
-    const part = all.slice(i, i + 1000);
-    const tuples = part.map(() => '(?,?,?)').join(',');
-    await db.run(`INSERT OR IGNORE INTO series(gateway, device, point) VALUES ${tuples}`, part.flat());
-    const got = await db.all<{ id: number; gateway: string; device: string; point: string }>(
-      `SELECT id, gateway, device, point FROM series WHERE (gateway, device, point) IN (VALUES ${tuples})`,
-      part.flat(),
-    );
-    for (const r of got) out.set(seriesKey(r.gateway, r.device, r.point), r.id);
+/**
+ * Finds the series ids of `missing` into `out`, creating those that do not
+ * exist while their gateway stays within `state.maxSeriesPerGateway`; a
+ * point past the cap gets no id (its readings are refused by the caller).
+ */
+async function resolveSeries(db: SqliteDb, state: TelemetryState, missing: Map<string, [string, string, string]>, out: Map<string, number>): Promise<void> {
+  const select = async (part: Array<[string, string, string]>): Promise<void> => {
+    for (let i = 0; i < part.length; i += 1000) {
+      const p = part.slice(i, i + 1000);
+      const got = await db.all<{ id: number; gateway: string; device: string; point: string }>(
+        `SELECT id, gateway, device, point FROM series WHERE (gateway, device, point) IN (VALUES ${p.map(() => '(?,?,?)').join(',')})`,
+        p.flat(),
+      );
+      for (const r of got) out.set(seriesKey(r.gateway, r.device, r.point), r.id);
+    }
+  };
+  await select([...missing.values()]);
+  const fresh = [...missing].filter(([k]) => !out.has(k)).map(([, v]) => v);
+  if (fresh.length === 0) return;
+  const allowed: Array<[string, string, string]> = [];
+  const byGateway = new Map<string, Array<[string, string, string]>>();
+  for (const f of fresh) {
+    let l = byGateway.get(f[0]);
+    if (!l) byGateway.set(f[0], (l = []));
+    l.push(f);
   }
+  for (const [gw, list] of byGateway) {
+    let have = state.seriesPerGateway.get(gw);
+    if (have === undefined) have = (await db.get<{ n: number }>('SELECT count(*) AS n FROM series WHERE gateway = ?', [gw]))?.n ?? 0;
+    const room = Math.max(0, state.maxSeriesPerGateway - have);
+    allowed.push(...list.slice(0, room));
+    state.seriesPerGateway.set(gw, have + Math.min(room, list.length));
+  }
+  for (let i = 0; i < allowed.length; i += 1000) {
+    const p = allowed.slice(i, i + 1000);
+    await db.run(`INSERT OR IGNORE INTO series(gateway, device, point) VALUES ${p.map(() => '(?,?,?)').join(',')}`, p.flat());
+  }
+  await select(allowed);
 }
 
 /**

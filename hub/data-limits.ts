@@ -1,0 +1,152 @@
+/**
+ * The hub's limits on stored data (issue 13): how far from the hub's clock a
+ * reading or event may be stamped, how much the quarantine may hold, how
+ * many points one gateway may create, and how long readings, rollups and
+ * events are kept. One frozen object built once from the hub options
+ * ({@link resolveDataLimits}); the store, ingest and the retention job read
+ * it. Every limit, its default and its `hub run` flag: docs/security.md
+ * ("Data limits").
+ */
+import { IocError } from '../contract/index.js';
+
+const DAY = 86_400_000;
+
+/** One rollup level: min/max/sum/count of good numeric readings per `bucketMs`, kept `keepMs`. */
+export interface RollupLevel {
+  bucketMs: number;
+  keepMs: number;
+}
+
+/** Limits on what the hub stores. All durations in ms, sizes in bytes; 0 turns a size cap off where noted. */
+export interface DataLimits {
+  /** Timestamps accepted from gateways, relative to the hub's clock. */
+  clock: {
+    /** A reading or event stamped more than this ahead of the hub's clock is refused (default 5 min). */
+    futureMs: number;
+    /**
+     * A reading or event older than this is refused (default 0: no lower
+     * bound). A backlog drained after a long outage is legitimate, however
+     * old; an ancient timestamp pins nothing (`latest` keeps the newest) and
+     * raw retention rolls it up at its next pass.
+     */
+    pastMs: number;
+  };
+  /** Quarantine of payloads that failed validation. */
+  quarantine: {
+    /** Bytes of one bad payload kept (the rest is cut; default 16 KiB). */
+    maxMessageBytes: number;
+    /** Rows and payload bytes kept per gateway; the oldest go first (defaults 1,000 rows, 4 MiB). */
+    maxRowsPerGateway: number;
+    maxBytesPerGateway: number;
+    /** Rows and payload bytes kept overall (defaults 20,000 rows, 64 MiB). */
+    maxRows: number;
+    maxBytes: number;
+  };
+  /** Readings and their rollups. */
+  retention: {
+    /** Raw readings are rolled up and deleted once older than this (default 30 days). */
+    rawMs: number;
+    /** Rollup levels, finest first; each bucket width divides the next, each kept longer than the one before (default 1 min for 90 days, 1 h for 730 days). */
+    rollups: RollupLevel[];
+    /** Once the store's live pages pass this, the oldest raw readings are rolled up and deleted before their age (default 0: no size cap). */
+    maxBytes: number;
+    /** How often the retention job runs (default 60 s). */
+    intervalMs: number;
+    /** Readings rolled up and deleted per transaction: bounds how long a commit may wait behind the job (default 5,000). */
+    chunkRows: number;
+  };
+  /** Gateway events (alarm history is kept with its alarm). */
+  events: {
+    /** Events older than this (event time) are deleted (default 365 days). */
+    keepMs: number;
+    /** Events kept per gateway, oldest deleted first (default 100,000). */
+    maxPerGateway: number;
+  };
+  /** Points (device, point names) one gateway may create; readings of further new points are refused and counted (default 50,000). */
+  maxSeriesPerGateway: number;
+  /** At most one `ingest.quarantined` event per gateway in this window; the rest are counted in the next one (default 60 s). */
+  quarantineEventMs: number;
+}
+
+/** Partial limits as given in the hub options. */
+export type DataLimitOptions = {
+  [K in keyof DataLimits]?: DataLimits[K] extends object ? (DataLimits[K] extends unknown[] ? DataLimits[K] : Partial<DataLimits[K]>) : DataLimits[K];
+};
+
+/** The defaults. */
+export const DEFAULT_DATA_LIMITS: DataLimits = deepFreeze({
+  clock: { futureMs: 5 * 60_000, pastMs: 0 },
+  quarantine: { maxMessageBytes: 16 * 1024, maxRowsPerGateway: 1000, maxBytesPerGateway: 4 * 1024 * 1024, maxRows: 20_000, maxBytes: 64 * 1024 * 1024 },
+  retention: { rawMs: 30 * DAY, rollups: [{ bucketMs: 60_000, keepMs: 90 * DAY }, { bucketMs: 3_600_000, keepMs: 730 * DAY }], maxBytes: 0, intervalMs: 60_000, chunkRows: 5000 },
+  events: { keepMs: 365 * DAY, maxPerGateway: 100_000 },
+  maxSeriesPerGateway: 50_000,
+  quarantineEventMs: 60_000,
+});
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+function bad(name: string, value: unknown, want: string): IocError {
+  return new IocError('CONFIG_ERR_INVALID', `data limit ${name} is ${JSON.stringify(value) ?? String(value)}: it must be ${want}`);
+}
+
+/**
+ * Merges `opts` over the defaults and checks every value; throws
+ * CONFIG_ERR_INVALID naming the limit and the value. The result is frozen.
+ */
+export function resolveDataLimits(opts: DataLimitOptions = {}): DataLimits {
+  const d = DEFAULT_DATA_LIMITS;
+  const out: DataLimits = {
+    clock: { ...d.clock, ...opts.clock },
+    quarantine: { ...d.quarantine, ...opts.quarantine },
+    retention: { ...d.retention, ...opts.retention, rollups: (opts.retention?.rollups ?? d.retention.rollups).map((r) => ({ ...r })) },
+    events: { ...d.events, ...opts.events },
+    maxSeriesPerGateway: opts.maxSeriesPerGateway ?? d.maxSeriesPerGateway,
+    quarantineEventMs: opts.quarantineEventMs ?? d.quarantineEventMs,
+  };
+  const int = (name: string, v: number, min: number): void => {
+    if (!Number.isSafeInteger(v) || v < min) throw bad(name, v, `a whole number ≥ ${min}`);
+  };
+  int('clock.futureMs', out.clock.futureMs, 0);
+  int('clock.pastMs', out.clock.pastMs, 0);
+  for (const k of ['maxMessageBytes', 'maxRowsPerGateway', 'maxBytesPerGateway', 'maxRows', 'maxBytes'] as const) int(`quarantine.${k}`, out.quarantine[k], 1);
+  int('retention.rawMs', out.retention.rawMs, 60_000);
+  int('retention.maxBytes', out.retention.maxBytes, 0);
+  int('retention.intervalMs', out.retention.intervalMs, 100);
+  int('retention.chunkRows', out.retention.chunkRows, 1);
+  int('events.keepMs', out.events.keepMs, 60_000);
+  int('events.maxPerGateway', out.events.maxPerGateway, 1);
+  int('maxSeriesPerGateway', out.maxSeriesPerGateway, 1);
+  int('quarantineEventMs', out.quarantineEventMs, 0);
+  const levels = out.retention.rollups;
+  if (levels.length > 4) throw bad('retention.rollups', levels.length, 'at most 4 levels');
+  levels.forEach((l, i) => {
+    int(`retention.rollups[${i}].bucketMs`, l.bucketMs, 1000);
+    int(`retention.rollups[${i}].keepMs`, l.keepMs, 0);
+    const prev = levels[i - 1];
+    if (prev && (l.bucketMs <= prev.bucketMs || l.bucketMs % prev.bucketMs !== 0)) throw bad(`retention.rollups[${i}].bucketMs`, l.bucketMs, `a multiple of the previous level's ${prev.bucketMs} ms`);
+    if (prev && l.keepMs < prev.keepMs) throw bad(`retention.rollups[${i}].keepMs`, l.keepMs, `at least the previous level's ${prev.keepMs} ms`);
+    if (l.keepMs < out.retention.rawMs) throw bad(`retention.rollups[${i}].keepMs`, l.keepMs, `at least retention.rawMs (${out.retention.rawMs} ms): rollups hold what raw retention deleted`);
+  });
+  return deepFreeze(out);
+}
+
+/**
+ * Parses a rollup list like `1m:90d,1h:730d` (bucket width : kept for) with
+ * `parseDuration` (seconds); throws CONFIG_ERR_INVALID naming the part.
+ */
+export function parseRollups(s: string, parseDuration: (s: string) => number): RollupLevel[] {
+  if (s.trim() === '' || s.trim() === 'none') return [];
+  return s.split(',').map((part) => {
+    const [w, k] = part.split(':');
+    const bucket = parseDuration(w ?? '');
+    const keep = parseDuration(k ?? '');
+    if (!Number.isFinite(bucket) || !Number.isFinite(keep) || k === undefined) throw new IocError('CONFIG_ERR_INVALID', `rollup level '${part}' is not WIDTH:KEEP (for example 1m:90d)`);
+    return { bucketMs: bucket * 1000, keepMs: keep * 1000 };
+  });
+}
