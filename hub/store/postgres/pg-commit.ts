@@ -1,0 +1,186 @@
+/**
+ * One group commit of telemetry batches into PostgreSQL, as ONE statement
+ * (autocommit, so atomic and durable when it returns; one round trip):
+ *
+ *   batches  INSERT … ON CONFLICT DO NOTHING RETURNING   — the dedupe
+ *   readings INSERT … SELECT FROM unnest(arrays) of the batches inserted
+ *   latest   upsert of the newest reading per series (only if newer)
+ *   gateways upsert of last_seen
+ *
+ * Exactly-once across hub processes rests on the primary key of `batches`,
+ * never on a read before the write: when two hubs commit the same batch at
+ * the same moment, the second INSERT waits on the first's uncommitted index
+ * entry; if the first commits, the second skips the batch (and so its
+ * readings), if it rolls back, the second stores it. Inputs are sorted by
+ * (gateway, epoch, seq) and series so concurrent commits take row locks in
+ * the same order.
+ *
+ * Bulk insert by arrays and `unnest` (one parameter per column, not per
+ * value): see the commit message of this file for the figures against
+ * multi-row VALUES. COPY would need `pg-copy-streams` (not a dependency) and
+ * a temporary table, since COPY cannot skip rows on a conflict.
+ */
+import type { Reading } from '../../../contract/index.js';
+import { packFlags } from '../../store-schema.js';
+import type { BatchToCommit } from '../../telemetry-commit.js';
+import type { PgPool } from './pg-pool.js';
+
+const COMMIT_SQL = `
+WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS u(g, e, s, i)),
+b AS (
+  INSERT INTO batches(gateway, epoch, seq, committed_at) SELECT g, e, s, $4::bigint FROM u ORDER BY i
+  ON CONFLICT DO NOTHING RETURNING gateway, epoch, seq),
+ok AS (SELECT u.i FROM u JOIN b ON b.gateway = u.g AND b.epoch = u.e AND b.seq = u.s),
+x AS (
+  SELECT x.* FROM unnest($5::int[], $6::int[], $7::bigint[], $8::float8[], $9::text[], $10::int2[]) WITH ORDINALITY AS x(bi, series, ts, value, svalue, flags, o)
+  WHERE x.bi IN (SELECT i FROM ok)),
+r AS (INSERT INTO readings(series, ts, value, svalue, flags) SELECT series, ts, value, svalue, flags FROM x),
+l AS (
+  INSERT INTO latest(series, ts, value, svalue, flags)
+  SELECT DISTINCT ON (series) series, ts, value, svalue, flags & ~16 FROM x ORDER BY series, ts DESC, o DESC
+  ON CONFLICT (series) DO UPDATE SET ts = excluded.ts, value = excluded.value, svalue = excluded.svalue, flags = excluded.flags
+  WHERE excluded.ts >= latest.ts),
+gw AS (
+  INSERT INTO gateways(id, first_seen, last_seen) SELECT DISTINCT gateway, $4::bigint, $4::bigint FROM b ORDER BY 1
+  ON CONFLICT (id) DO UPDATE SET last_seen = greatest(gateways.last_seen, excluded.last_seen))
+SELECT i::int AS i FROM ok`;
+
+/** A double as PostgreSQL's float8 input reads it back exactly (JS's shortest round-trip form; `-0` keeps its sign). */
+export function float8Text(v: number): string | null {
+  if (!Number.isFinite(v)) return null; // the contract allows finite numbers only
+  return Object.is(v, -0) ? '-0' : String(v);
+}
+
+/**
+ * Flag bit (beside vtype | quality << 2 | historical << 4) of a string value
+ * kept JSON-encoded: PostgreSQL text cannot hold U+0000, which a reading's
+ * string may contain.
+ */
+export const ESCAPED_STRING = 32;
+
+/** Column values of a reading: numeric column (as text), string column, extra flag bits. */
+function columns(value: Reading['value']): [string | null, string | null, number] {
+  if (value === null) return [null, null, 0];
+  if (typeof value === 'boolean') return [value ? '1' : '0', null, 0];
+  if (typeof value === 'string') return value.includes('\u0000') ? [null, JSON.stringify(value), ESCAPED_STRING] : [null, value, 0];
+  return [float8Text(value), null, 0];
+}
+
+const seriesKey = (gateway: string, device: string, point: string): string => `${gateway}\u0000${device}\u0000${point}`;
+
+/** Series ids: gateway/device/point → integer, cached (a series row never changes once made). */
+export class SeriesIds {
+  private readonly ids = new Map<string, number>();
+
+  constructor(private readonly max = 1_000_000) {}
+
+  get(gateway: string, device: string, point: string): number | undefined {
+    return this.ids.get(seriesKey(gateway, device, point));
+  }
+
+  /**
+   * Looks up (creating where needed) the ids of these series. Created in
+   * their own autocommit statement: a series row is only a name for an id, so
+   * one made by a commit that then fails does no harm.
+   */
+  async resolve(db: PgPool, wanted: Array<[string, string, string]>): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const missing = wanted.filter(([g, d, p]) => !this.ids.has(seriesKey(g, d, p)));
+    for (let i = 0; i < missing.length; i += 10_000) {
+      const part = missing.slice(i, i + 10_000);
+      const cols = [part.map((x) => x[0]), part.map((x) => x[1]), part.map((x) => x[2])];
+      await db.query('INSERT INTO series(gateway, device, point) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING', cols);
+      const got = await db.query<{ id: number; gateway: string; device: string; point: string }>(
+        'SELECT s.id, s.gateway, s.device, s.point FROM series s JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(g, d, p) ON s.gateway = u.g AND s.device = u.d AND s.point = u.p',
+        cols,
+      );
+      for (const r of got.rows) {
+        if (this.ids.size >= this.max) this.ids.delete(this.ids.keys().next().value!);
+        this.ids.set(seriesKey(r.gateway, r.device, r.point), r.id);
+        out.set(seriesKey(r.gateway, r.device, r.point), r.id);
+      }
+    }
+    return out;
+  }
+}
+
+/** What one group commit did. */
+export interface GroupResult {
+  results: Array<'stored' | 'duplicate'>;
+  /** Readings stored. */
+  readings: number;
+  /** Gateways with stored batches. */
+  gateways: Set<string>;
+}
+
+/**
+ * Commits a group atomically. `beforeCommit` runs before the statement with
+ * the time range of its readings (the store creates missing partitions there).
+ */
+export async function commitGroup(
+  db: PgPool, series: SeriesIds, batches: BatchToCommit[], now: number,
+  beforeCommit: (minTs: number, maxTs: number) => Promise<void>,
+): Promise<GroupResult> {
+  const results: Array<'stored' | 'duplicate'> = batches.map(() => 'duplicate');
+  // Within the group, a key's first copy is the candidate; later copies are duplicates.
+  const firstOf = new Map<string, number>();
+  batches.forEach((b, i) => {
+    const k = `${b.gateway}\u0000${b.epoch}\u0000${b.seq}`;
+    if (!firstOf.has(k)) firstOf.set(k, i);
+  });
+  const order = [...firstOf.values()].sort((x, y) => {
+    const a = batches[x]!;
+    const b = batches[y]!;
+    return a.gateway < b.gateway ? -1 : a.gateway > b.gateway ? 1 : a.epoch < b.epoch ? -1 : a.epoch > b.epoch ? 1 : a.seq - b.seq;
+  });
+  const wanted = new Map<string, [string, string, string]>();
+  let minTs = Infinity;
+  let maxTs = -Infinity;
+  for (const i of order) {
+    const b = batches[i]!;
+    for (const r of b.readings) {
+      if (series.get(b.gateway, r.device, r.point) === undefined) wanted.set(seriesKey(b.gateway, r.device, r.point), [b.gateway, r.device, r.point]);
+      if (r.ts < minTs) minTs = r.ts;
+      if (r.ts > maxTs) maxTs = r.ts;
+    }
+  }
+  // Held here too: the cache may evict an id while a large group is resolved.
+  const resolved = wanted.size > 0 ? await series.resolve(db, [...wanted.values()]) : new Map<string, number>();
+  if (minTs <= maxTs) await beforeCommit(minTs, maxTs);
+  const bg: string[] = [];
+  const be: string[] = [];
+  const bs: number[] = [];
+  const rb: number[] = [];
+  const rs: number[] = [];
+  const rt: number[] = [];
+  const rv: Array<string | null> = [];
+  const rx: Array<string | null> = [];
+  const rf: number[] = [];
+  order.forEach((i, k) => {
+    const b = batches[i]!;
+    bg.push(b.gateway);
+    be.push(b.epoch);
+    bs.push(b.seq);
+    for (const r of b.readings) {
+      const [v, s, extra] = columns(r.value);
+      rb.push(k + 1); // ordinality of its batch in u
+      const id = series.get(b.gateway, r.device, r.point) ?? resolved.get(seriesKey(b.gateway, r.device, r.point));
+      if (id === undefined) throw new Error(`series ${b.gateway}/${r.device}/${r.point} has no id after it was created`);
+      rs.push(id);
+      rt.push(r.ts);
+      rv.push(v);
+      rx.push(s);
+      rf.push(packFlags(r.value, r.quality, b.historical) | extra);
+    }
+  });
+  const res = await db.query<{ i: number }>(COMMIT_SQL, [bg, be, bs, now, rb, rs, rt, rv, rx, rf]);
+  let readings = 0;
+  const gateways = new Set<string>();
+  for (const { i } of res.rows) {
+    const idx = order[i - 1]!;
+    results[idx] = 'stored';
+    readings += batches[idx]!.readings.length;
+    gateways.add(batches[idx]!.gateway);
+  }
+  return { results, readings, gateways };
+}

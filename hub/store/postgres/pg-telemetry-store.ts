@@ -1,0 +1,424 @@
+/**
+ * The hub's telemetry store on PostgreSQL: the {@link TelemetryPort} the
+ * SQLite `HubStore` (hub/store.ts) also gives, for deployments whose state
+ * lives in a database that operators back up, replicate and monitor.
+ *
+ * - Group commit per hub: batches waiting when the commit loop runs go to
+ *   PostgreSQL as one statement (pg-commit.ts); each caller is answered only
+ *   after that statement returned (COMMIT), so PUBACK follows COMMIT.
+ * - Dedupe on (gateway, epoch, seq) by the primary key of `batches`, inside
+ *   that statement: exactly-once also between hub processes.
+ * - `latest` and `gateways.last_seen` are updated in the same statement (not
+ *   written behind as in SQLite): with several hubs on one database there is
+ *   no single process whose memory could hold them, and after a crash there
+ *   is nothing to recompute.
+ * - Readings partitioned by day (partitions.ts); retention drops partitions.
+ * - Schema versions (migrations.ts) applied at start.
+ * - When PostgreSQL is unreachable every commit fails (no PUBACK: gateways
+ *   keep their data), {@link health} says why, and the pool's probe notices
+ *   when it is back (pg-pool.ts).
+ */
+import { IocError, type GatewayEvent, type GatewayStatus } from '../../../contract/index.js';
+import type { Logger } from '../../../lib/index.js';
+import { isAlarmEvent } from '../../alarm-store.js';
+import { toReading, type RawReadingRow } from '../../store-schema.js';
+import type { AlarmQuery, BatchToCommit, CommitCounters, EventQuery, GatewayRow, HistoryBucket, PointRange, StoreLimits, QuarantinedRow, RetentionSummary, StoredAlarm, StoredEvent, StoredReading, StoreHealth, TelemetryPort } from '../port.js';
+import { ackAlarmPg, applyAlarmEventPg, listAlarmsPg } from './pg-alarms.js';
+import { commitGroup, ESCAPED_STRING, SeriesIds } from './pg-commit.js';
+import { checkVersion, migrate } from './migrations.js';
+import { Partitions, type PartitionOptions } from './partitions.js';
+import { isUnavailable, PgPool, type PgConnectOptions } from './pg-pool.js';
+
+interface Pending {
+  batch: BatchToCommit;
+  resolve: (r: 'stored' | 'duplicate') => void;
+  reject: (e: unknown) => void;
+  queuedAt: number;
+}
+
+const DAY = 86_400_000;
+
+/** The hub's data limits this store applies (a structural part of `DataLimits`, hub/data-limits.ts: the hub passes the same object to either backend). */
+export interface PgStoreLimits extends StoreLimits {
+  quarantine: { maxMessageBytes: number; maxRowsPerGateway: number; maxRows: number };
+}
+
+/** Used when none are given (tests): the defaults of hub/data-limits.ts. */
+const DEFAULT_LIMITS: PgStoreLimits = {
+  clock: { futureMs: 5 * 60_000, pastMs: 400 * DAY },
+  quarantineEventMs: 60_000,
+  quarantine: { maxMessageBytes: 16 * 1024, maxRowsPerGateway: 1000, maxRows: 20_000 },
+  retention: { rawMs: 30 * DAY, intervalMs: 60_000 },
+  events: { keepMs: 365 * DAY, maxPerGateway: 100_000 },
+};
+
+/** Dependencies and settings of {@link PgTelemetryStore}. */
+export interface PgTelemetryStoreDeps {
+  connect: PgConnectOptions;
+  logger: Logger;
+  clock?: () => number;
+  /** Most batches in one group commit (default 1024). */
+  maxGroup?: number;
+  /** Most readings in one group commit, unless its first batch alone has more (default 50,000). */
+  maxGroupReadings?: number;
+  onCommit?: (info: { ms: number; batches: number; readings: number }) => void;
+  /** Apply migrations at start (default true); false only checks the version. */
+  migrate?: boolean;
+  /** Mark every gateway offline at start (default true: one hub owns the connections; false for a cluster node). */
+  resetOnline?: boolean;
+  partitions?: PartitionOptions;
+  /** How often health is probed while PostgreSQL is unreachable (ms, default 1000). */
+  probeMs?: number;
+  limits?: PgStoreLimits;
+  /** Run retention on its timer (default true; tests call {@link PgTelemetryStore.runRetention}). */
+  retentionTimer?: boolean;
+}
+
+/** Deadlock or serialisation failure between two hubs: the statement did nothing and may be run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
+/** The PostgreSQL telemetry store. */
+export class PgTelemetryStore implements TelemetryPort {
+  private db: PgPool | null = null;
+  private queue: Pending[] = [];
+  private committing = false;
+  private readonly clock: () => number;
+  private readonly series = new SeriesIds();
+  private partitions: Partitions | null = null;
+  private aheadTimer: NodeJS.Timeout | null = null;
+  readonly counters: CommitCounters = { commits: 0, batches: 0, readings: 0, duplicates: 0 };
+  /** Readings refused or deleted, by reason (as the SQLite store counts them). */
+  readonly dropped = { future: 0, past: 0, series_limit: 0, age: 0, size: 0, rollup_age: 0 };
+  readonly retained = { quarantineDropped: 0, eventsDropped: 0, alarmsDropped: 0, runs: 0 };
+  readonly limits: PgStoreLimits;
+  private retentionTimer: NodeJS.Timeout | null = null;
+  private retentionRun: Promise<(RetentionSummary & { partitions: string[] }) | null> | null = null;
+
+  constructor(private readonly deps: PgTelemetryStoreDeps) {
+    this.clock = deps.clock ?? Date.now;
+    this.limits = deps.limits ?? DEFAULT_LIMITS;
+  }
+
+  noteRefused(reason: 'future' | 'past', n: number): void {
+    this.dropped[reason] += n;
+  }
+
+  /**
+   * One retention pass: day partitions wholly older than `retention.rawMs`
+   * are dropped (so up to a day more than that is kept), older rows of the
+   * default partition and dedupe records deleted; events older than
+   * `events.keepMs` and cleared alarms raised before it deleted. Rollups of
+   * the SQLite store are not kept here yet.
+   */
+  runRetention(now?: number): Promise<(RetentionSummary & { partitions: string[] }) | null> {
+    if (this.retentionRun) return this.retentionRun;
+    const db = this.db;
+    if (!db) return Promise.resolve(null);
+    const at = now ?? this.clock();
+    this.retentionRun = (async () => {
+      try {
+        const p = await this.partitions!.dropBefore(at - this.limits.retention.rawMs);
+        const ev = await db.query('DELETE FROM events WHERE ts < $1', [at - this.limits.events.keepMs]);
+        const al = await db.query('DELETE FROM alarms WHERE cleared_at IS NOT NULL AND raised_at < $1', [at - this.limits.events.keepMs]);
+        const r = { age: p.rows, events: ev.rowCount ?? 0, alarms: al.rowCount ?? 0, partitions: p.partitions };
+        this.dropped.age += r.age;
+        this.retained.eventsDropped += r.events;
+        this.retained.alarmsDropped += r.alarms;
+        this.retained.runs++;
+        if (r.age + r.events + r.alarms > 0) this.deps.logger.info(r, 'retention: old partitions dropped, old events deleted');
+        return r;
+      } catch (err) {
+        if (this.db) this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'retention pass failed; the next one tries again');
+        return null;
+      } finally {
+        this.retentionRun = null;
+      }
+    })();
+    return this.retentionRun;
+  }
+
+  /** The pool (for the other PostgreSQL stores of this hub, and tests). */
+  get pool(): PgPool {
+    return this.requireDb();
+  }
+
+  async start(): Promise<void> {
+    const db = new PgPool(this.deps.connect, this.deps.logger, this.deps.probeMs);
+    try {
+      if (this.deps.migrate ?? true) {
+        const m = await migrate(db);
+        if (m.applied.length > 0) this.deps.logger.info({ schema: db.schema, from: m.from, to: m.to, applied: m.applied.map((a) => a.version) }, 'PostgreSQL store migrated');
+      } else if ((await checkVersion(db)) === 0) {
+        throw new IocError('HUB_ERR_STORE_SCHEMA', `PostgreSQL schema '${db.schema}' at ${db.where} is empty: run 'ioc-edge hub migrate --store URL' first`);
+      }
+      const partitions = new Partitions(db, this.deps.logger, { ...this.deps.partitions, ...(this.deps.clock ? { clock: this.deps.clock } : {}) });
+      await partitions.list();
+      await partitions.ensureAhead();
+      if (this.deps.resetOnline ?? true) await db.query('UPDATE gateways SET online = false WHERE online');
+      this.partitions = partitions;
+    } catch (err) {
+      await db.end().catch(() => undefined);
+      if (isUnavailable(err)) throw new IocError('HUB_ERR_STORE_UNAVAILABLE', `PostgreSQL at ${db.where} unreachable at start: ${(err as Error).message}; start it or fix --store`, { cause: err });
+      throw err;
+    }
+    this.db = db;
+    this.aheadTimer = setInterval(() => {
+      this.partitions?.ensureAhead().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'creating partitions ahead failed; will retry'));
+    }, 3_600_000);
+    this.aheadTimer.unref();
+    if (this.deps.retentionTimer !== false) {
+      this.retentionTimer = setInterval(() => void this.runRetention(), this.limits.retention.intervalMs);
+      this.retentionTimer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    this.retentionTimer = null;
+    await this.retentionRun;
+    while (this.committing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    if (this.aheadTimer) clearInterval(this.aheadTimer);
+    this.aheadTimer = null;
+    const db = this.db;
+    this.db = null;
+    await db?.end();
+  }
+
+  /** Whether PostgreSQL answers (readiness, the API's 503). */
+  health(): StoreHealth {
+    return this.db ? this.db.health() : { ok: false, reason: 'store is not open' };
+  }
+
+  private requireDb(): PgPool {
+    if (!this.db) throw new IocError('HUB_ERR_STORE_IO', 'hub store is not open');
+    return this.db;
+  }
+
+  /** Reads fail fast with a clear 503-able error while the database is away. */
+  private async read<T>(fn: (db: PgPool) => Promise<T>): Promise<T> {
+    const db = this.requireDb();
+    try {
+      return await fn(db);
+    } catch (err) {
+      if (isUnavailable(err)) throw new IocError('HUB_ERR_STORE_UNAVAILABLE', `${db.health().reason ?? `PostgreSQL at ${db.where} unreachable`}; retry when it is back`, { cause: err });
+      throw err;
+    }
+  }
+
+  /** Nothing is written behind: every commit updates `latest` and `last_seen` itself. */
+  async flushPending(): Promise<void> {}
+
+  commitBatch(batch: BatchToCommit): Promise<'stored' | 'duplicate'> {
+    return new Promise((resolve, reject) => {
+      if (!this.db) {
+        reject(new IocError('HUB_ERR_COMMIT', 'hub store is closed'));
+        return;
+      }
+      this.queue.push({ batch, resolve, reject, queuedAt: performance.now() });
+      if (!this.committing) {
+        this.committing = true;
+        setImmediate(() => void this.commitLoop());
+      }
+    });
+  }
+
+  private async commitLoop(): Promise<void> {
+    this.committing = true;
+    try {
+      while (this.queue.length > 0) {
+        const maxBatches = this.deps.maxGroup ?? 1024;
+        const maxReadings = this.deps.maxGroupReadings ?? 50_000;
+        let n = 0;
+        let readings = 0;
+        while (n < this.queue.length && n < maxBatches && (n === 0 || readings + this.queue[n]!.batch.readings.length <= maxReadings)) readings += this.queue[n++]!.batch.readings.length;
+        const group = this.queue.splice(0, n);
+        try {
+          const results = await this.commitWithRetry(group.map((p) => p.batch));
+          this.deps.onCommit?.({ ms: performance.now() - group[0]!.queuedAt, batches: group.length, readings });
+          group.forEach((p, i) => p.resolve(results[i]!));
+        } catch (err) {
+          const unavailable = isUnavailable(err);
+          this.deps.logger[unavailable ? 'warn' : 'error']({ err, batches: group.length, code: 'HUB_ERR_COMMIT' }, 'telemetry commit failed; not acknowledging');
+          const why = unavailable ? (this.db?.health().reason ?? (err as Error).message) : (err as Error).message;
+          const e = new IocError('HUB_ERR_COMMIT', `telemetry commit failed: ${why}`, { cause: err });
+          for (const p of group) p.reject(e);
+        }
+      }
+    } finally {
+      this.committing = false;
+    }
+  }
+
+  private async commitWithRetry(batches: BatchToCommit[]): Promise<Array<'stored' | 'duplicate'>> {
+    const db = this.requireDb();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await commitGroup(db, this.series, batches, this.clock(), (lo, hi) => this.partitions!.ensureFor(lo, hi));
+        this.counters.commits++;
+        this.counters.batches += r.results.filter((x) => x === 'stored').length;
+        this.counters.duplicates += r.results.filter((x) => x === 'duplicate').length;
+        this.counters.readings += r.readings;
+        return r.results;
+      } catch (err) {
+        if (attempt >= 3 || !RETRYABLE.has((err as { code?: string }).code ?? '')) throw err;
+        this.deps.logger.info({ code: (err as { code?: string }).code, attempt }, 'group commit met another hub\'s commit (deadlock or serialisation); retrying');
+      }
+    }
+  }
+
+  async commitEvent(gateway: string, ev: GatewayEvent): Promise<boolean> {
+    const db = this.requireDb();
+    const now = this.clock();
+    const insert = `INSERT INTO events(gateway, id, ts, received_at, type, severity, device, point, code, message, data)
+      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT DO NOTHING`;
+    const values = [text(gateway), text(ev.id), ev.ts, now, text(ev.type), ev.severity, textOrNull(ev.device), textOrNull(ev.point), textOrNull(ev.code), text(ev.message), ev.data === undefined ? null : JSON.stringify(ev.data)];
+    if (!isAlarmEvent(ev)) return ((await db.query(insert, values)).rowCount ?? 0) === 1;
+    return db.transaction(async (c) => {
+      const r = await c.query(insert, values);
+      if (r.rowCount !== 1) return false;
+      await applyAlarmEventPg(c, gateway, { ...ev, message: text(ev.message) }, now);
+      return true;
+    });
+  }
+
+  alarms(q: AlarmQuery = {}): Promise<StoredAlarm[]> {
+    return this.read((db) => listAlarmsPg(db, q));
+  }
+
+  ackAlarm(id: number, actor: string): Promise<boolean> {
+    return this.read((db) => ackAlarmPg(db, id, actor, this.clock()));
+  }
+
+  activeAlarmCounts(): Promise<Array<{ gateway: string; severity: string; count: number }>> {
+    return this.read(async (db) => (await db.query<{ gateway: string; severity: string; count: number }>('SELECT gateway, severity, count(*)::int AS count FROM alarms WHERE cleared_at IS NULL GROUP BY gateway, severity')).rows);
+  }
+
+  downsample(q: PointRange & { bucketMs: number }): Promise<HistoryBucket[]> {
+    return this.read(async (db) => {
+      const r = await db.query<{ b: number; n: number; mn: number; mx: number; av: number }>(
+        `SELECT (ts - $1) / $2 AS b, count(*)::int AS n, min(value) AS mn, max(value) AS mx, avg(value) AS av FROM readings
+         WHERE series = (SELECT id FROM series WHERE gateway = $3 AND device = $4 AND point = $5) AND ts >= $1 AND ts <= $6
+           AND (flags & 3) IN (0, 1) AND (flags & 12) = 0
+         GROUP BY b ORDER BY b`,
+        [q.from, q.bucketMs, q.gateway, q.device, q.point, q.to],
+      );
+      return r.rows.map((x) => ({ ts: q.from + x.b * q.bucketMs, count: x.n, min: x.mn, max: x.mx, avg: x.av }));
+    });
+  }
+
+  /** Keeps a bad payload (cut to `quarantine.maxMessageBytes`); the oldest rows past the per-gateway and overall row quotas go. */
+  async quarantine(q: { gateway: string | null; topic: string; code: string; error: string; payload: Buffer }): Promise<void> {
+    const lim = this.limits.quarantine;
+    const db = this.requireDb();
+    await db.query('INSERT INTO quarantine(gateway, topic, received_at, code, error, payload) VALUES ($1,$2,$3,$4,$5,$6)', [
+      textOrNull(q.gateway), text(q.topic.slice(0, 256)), this.clock(), text(q.code.slice(0, 64)), text(q.error.slice(0, 1024)), q.payload.subarray(0, lim.maxMessageBytes),
+    ]);
+    const a = await db.query(
+      `DELETE FROM quarantine WHERE gateway IS NOT DISTINCT FROM $1 AND n <= (
+         SELECT n FROM quarantine WHERE gateway IS NOT DISTINCT FROM $1 ORDER BY n DESC OFFSET $2 LIMIT 1)`,
+      [q.gateway, lim.maxRowsPerGateway],
+    );
+    const b = await db.query('DELETE FROM quarantine WHERE n <= (SELECT n FROM quarantine ORDER BY n DESC OFFSET $1 LIMIT 1)', [lim.maxRows]);
+    this.retained.quarantineDropped += (a.rowCount ?? 0) + (b.rowCount ?? 0);
+  }
+
+  async setGatewayState(gateway: string, change: { online?: boolean; status?: GatewayStatus }): Promise<void> {
+    const now = this.clock();
+    const status = change.status ? JSON.stringify(change.status) : null;
+    await this.requireDb().query(
+      `INSERT INTO gateways(id, online, first_seen, last_seen, status) VALUES ($1, coalesce($2, false), $3, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET online = coalesce($2, gateways.online), last_seen = greatest(gateways.last_seen, excluded.last_seen), status = coalesce($4, gateways.status)`,
+      [gateway, change.online ?? null, now, status],
+    );
+  }
+
+  listGateways(): Promise<GatewayRow[]> {
+    return this.read(async (db) => {
+      const r = await db.query<{ id: string; online: boolean; first_seen: number; last_seen: number; status: string | null }>('SELECT * FROM gateways ORDER BY id');
+      return r.rows.map((x) => ({ id: x.id, online: x.online, firstSeen: x.first_seen, lastSeen: x.last_seen, status: x.status ? (JSON.parse(x.status) as GatewayStatus) : null }));
+    });
+  }
+
+  latest(filter: { gateway?: string; device?: string; point?: string; limit?: number }): Promise<StoredReading[]> {
+    return this.read(async (db) => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      for (const k of ['gateway', 'device', 'point'] as const) if (filter[k] !== undefined) where.push(`s.${k} = $${params.push(filter[k])}`);
+      const limit = `$${params.push(filter.limit ?? 10_000)}`;
+      const r = await db.query<PgReadingRow>(
+        `SELECT s.gateway, s.device, s.point, l.ts, l.value, l.svalue, l.flags FROM latest l JOIN series s ON s.id = l.series
+         ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY s.gateway, s.device, s.point LIMIT ${limit}`,
+        params,
+      );
+      return r.rows.map(fromPg);
+    });
+  }
+
+  history(q: PointRange & { limit: number }): Promise<StoredReading[]> {
+    return this.read(async (db) => {
+      const r = await db.query<PgReadingRow>(
+        `SELECT s.gateway, s.device, s.point, r.ts, r.value, r.svalue, r.flags FROM series s JOIN readings r ON r.series = s.id
+         WHERE s.gateway = $1 AND s.device = $2 AND s.point = $3 AND r.ts >= $4 AND r.ts <= $5 ORDER BY r.ts LIMIT $6`,
+        [q.gateway, q.device, q.point, q.from, q.to, q.limit],
+      );
+      return r.rows.map(fromPg);
+    });
+  }
+
+  events(q: EventQuery): Promise<StoredEvent[]> {
+    return this.read(async (db) => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      for (const k of ['gateway', 'device', 'severity'] as const) if (q[k] !== undefined) where.push(`${k} = $${params.push(q[k])}`);
+      if (q.type !== undefined) where.push(`starts_with(type, $${params.push(q.type)})`);
+      if (q.since !== undefined) where.push(`ts >= $${params.push(q.since)}`);
+      const limit = `$${params.push(q.limit)}`;
+      const r = await db.query<Record<string, unknown>>(`SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC LIMIT ${limit}`, params);
+      return r.rows.map((x) => {
+        const ev: StoredEvent = { v: 1, gateway: x.gateway as string, id: x.id as string, ts: x.ts as number, receivedAt: x.received_at as number, type: x.type as string, severity: x.severity as StoredEvent['severity'], message: x.message as string };
+        if (x.device !== null) ev.device = x.device as string;
+        if (x.point !== null) ev.point = x.point as string;
+        if (x.code !== null) ev.code = x.code as string;
+        if (x.data !== null) ev.data = JSON.parse(x.data as string) as Record<string, unknown>;
+        return ev;
+      });
+    });
+  }
+
+  quarantined(limit = 100): Promise<QuarantinedRow[]> {
+    return this.read(async (db) => {
+      const r = await db.query<{ gateway: string | null; topic: string; code: string; error: string; received_at: number }>('SELECT gateway, topic, code, error, received_at FROM quarantine ORDER BY n DESC LIMIT $1', [limit]);
+      return r.rows.map((x) => ({ gateway: x.gateway, topic: x.topic, code: x.code, error: x.error, receivedAt: x.received_at }));
+    });
+  }
+
+  readingCounts(gateway: string): Promise<{ total: number; distinct: number }> {
+    return this.read(async (db) => {
+      const r = await db.query<{ total: number; d: number }>(
+        'SELECT count(*)::int AS total, count(DISTINCT (r.series, r.ts))::int AS d FROM readings r JOIN series s ON s.id = r.series WHERE s.gateway = $1',
+        [gateway],
+      );
+      return { total: r.rows[0]?.total ?? 0, distinct: r.rows[0]?.d ?? 0 };
+    });
+  }
+
+  /** Day partitions that exist (day numbers), for tests and `hub status`. */
+  partitionDays(): Promise<number[]> {
+    return this.read(() => this.partitions!.list());
+  }
+}
+
+interface PgReadingRow extends Omit<RawReadingRow, 'value'> {
+  value: number | null;
+  svalue: string | null;
+}
+
+/** A PostgreSQL reading row as the API returns it (strings live in their own column). */
+function fromPg(r: PgReadingRow): StoredReading {
+  const value = r.svalue !== null && (r.flags & ESCAPED_STRING) !== 0 ? (JSON.parse(r.svalue) as string) : (r.svalue ?? r.value);
+  return toReading({ gateway: r.gateway, device: r.device, point: r.point, ts: r.ts, flags: r.flags & ~ESCAPED_STRING, value });
+}
+
+/** Free text for a PostgreSQL text column: U+0000 (which it cannot hold) becomes U+FFFD. */
+const text = (s: string): string => (s.includes('\u0000') ? s.replace(/\u0000/g, '\uFFFD') : s);
+const textOrNull = (s: string | undefined | null): string | null => (s === undefined || s === null ? null : text(s));

@@ -1,0 +1,13 @@
+/** The SQLite backend of the storage port (hub/store.ts) against the port's conformance suite. */
+import t from 'tap';
+import path from 'node:path';
+import { silentLogger } from '../../../lib/index.js';
+import { HubStore } from '../../store.js';
+import type { TelemetryPort } from '../port.js';
+import { storeConformance } from './store-conformance.js';
+
+storeConformance(t, 'SQLite (HubStore)', {
+  location: async (t) => t.testdir(),
+  open: (dir, opts): TelemetryPort =>
+    new HubStore({ file: path.join(dir, 'hub.sqlite'), logger: silentLogger(), retentionTimer: false, ...(opts?.clock ? { clock: opts.clock } : {}) }),
+});
