@@ -18,6 +18,8 @@ export interface ModbusTcpBusConfig {
   port: number;
   timeoutMs: number;
   retries: number;
+  /** Longest wait between polls of a device that does not answer (ms); default 4000. */
+  backoffMaxMs?: number;
   reconnectMinMs: number;
   reconnectMaxMs: number;
 }
@@ -39,6 +41,8 @@ export interface ModbusRtuBusConfig extends SerialPortConfig {
   type: 'modbus-rtu';
   timeoutMs: number;
   retries: number;
+  /** Longest wait between polls of a device that does not answer (ms); default 4000. */
+  backoffMaxMs?: number;
   /** Extra silence after each frame on top of 3.5 character times (ms). */
   interFrameDelayMs: number;
 }
@@ -53,6 +57,8 @@ export interface ModbusRtuTcpBusConfig {
   baudRate: number;
   timeoutMs: number;
   retries: number;
+  /** Longest wait between polls of a device that does not answer (ms); default 4000. */
+  backoffMaxMs?: number;
   interFrameDelayMs: number;
   reconnectMinMs: number;
   reconnectMaxMs: number;
@@ -102,6 +108,8 @@ export interface DeviceConfig {
   timeoutMs?: number;
   /** Modbus: this device's retries, overriding the bus's. */
   retries?: number;
+  /** Modbus: longest wait between polls while the device does not answer, overriding the bus's (ms). */
+  backoffMaxMs?: number;
   enabled: boolean;
 }
 

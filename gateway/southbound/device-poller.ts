@@ -20,6 +20,14 @@ import type { ModbusRequestOptions, ModbusTransport, WriteMode } from './drivers
 
 export { eventId, type DeviceHealth, type DevicePollStats } from './device-state.js';
 
+/** Default cap of the backoff of a device that stopped answering (ms), as in gateway-config.schema.json. */
+export const DEFAULT_BACKOFF_MAX_MS = 4000;
+
+/** The backoff cap of a Modbus device: its own `backoffMaxMs`, else its bus's, else the default. */
+export function backoffCap(device: Pick<DeviceConfig, 'backoffMaxMs'>, bus?: { backoffMaxMs?: number }): number {
+  return device.backoffMaxMs ?? bus?.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS;
+}
+
 /** Dependencies of {@link DevicePoller}. */
 export interface DevicePollerDeps {
   device: DeviceConfig;
@@ -31,7 +39,12 @@ export interface DevicePollerDeps {
   clock?: () => number;
   /** Consecutive failed polls before the device is declared down. Default 2. */
   downAfter?: number;
-  /** Longest wait between polls of a down device (ms). Default 30 s. */
+  /**
+   * Longest wait between polls of a down device (ms). Default
+   * {@link DEFAULT_BACKOFF_MAX_MS}: a device that answers again is read
+   * within about that long (issue 14.3; a fixed 30 s cap took 14.6 s after a
+   * 15 s outage). Configured per bus and per device (`backoffMaxMs`).
+   */
   maxBackoffMs?: number;
 }
 
@@ -66,7 +79,7 @@ export class DevicePoller implements DeviceDriver {
     for (const [intervalMs, points] of [...byInterval].sort((a, b) => a[0] - b[0])) {
       this.groups.push({ intervalMs, plan: planReads(points, deps.profile.modbus), timer: null, busy: false });
     }
-    this.backoff = new Backoff({ minMs: base, maxMs: Math.max(base, deps.maxBackoffMs ?? 30_000) });
+    this.backoff = new Backoff({ minMs: base, maxMs: Math.max(base, deps.maxBackoffMs ?? DEFAULT_BACKOFF_MAX_MS) });
   }
 
   get id(): string {

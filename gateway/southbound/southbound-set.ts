@@ -24,7 +24,7 @@ import { canonicalJson, IocError, isIocError, type GatewayEvent, type Reading } 
 import { decodeResponse, isModbusProfile, planReads, type DeviceProfile, type ModbusProfile } from '../../device-profiles/index.js';
 import type { Logger } from '../../lib/index.js';
 import type { BusConfig, DeviceConfig, GatewayConfig } from '../config.js';
-import { DevicePoller } from './device-poller.js';
+import { backoffCap, DevicePoller } from './device-poller.js';
 import type { DeviceDriver } from './device-state.js';
 import { openSerialPort, type SerialPortFactory } from './drivers/byte-link.js';
 import type { ModbusTransport } from './drivers/modbus-transport.js';
@@ -277,7 +277,9 @@ export class SouthboundSet {
   }
 
   private modbusDriver(device: DeviceConfig, profile: ModbusProfile, transport: ModbusTransport): DeviceDriver {
-    return new DevicePoller({ logger: this.deps.logger.child({ component: 'device' }), onReadings: this.deps.onReadings, onEvent: this.deps.onEvent, device, profile, transport });
+    // Only devices of an unchanged bus get a driver here, so the running bus settings are the new ones too.
+    const bus = this.config?.buses.find((x) => x.id === device.bus) as { backoffMaxMs?: number } | undefined;
+    return new DevicePoller({ logger: this.deps.logger.child({ component: 'device' }), onReadings: this.deps.onReadings, onEvent: this.deps.onEvent, device, profile, transport, maxBackoffMs: backoffCap(device, bus) });
   }
 
   /** Opens a serial port once and closes it: proves it exists and can be opened before anything is stopped. */

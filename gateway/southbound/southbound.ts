@@ -12,7 +12,7 @@ import { IocError, type GatewayEvent, type Reading } from '../../contract/index.
 import type { DeviceProfile } from '../../device-profiles/index.js';
 import type { Logger } from '../../lib/index.js';
 import type { BusConfig, GatewayConfig, OpcuaBusConfig } from '../config.js';
-import { DevicePoller } from './device-poller.js';
+import { backoffCap, DevicePoller } from './device-poller.js';
 import type { DeviceDriver } from './device-state.js';
 import { ModbusTcpTransport } from './drivers/modbus-tcp.js';
 import type { ModbusTransport } from './drivers/modbus-transport.js';
@@ -81,7 +81,7 @@ export async function buildSouthbound(deps: SouthboundDeps): Promise<Southbound>
     // Every log line of a device driver carries `device` itself.
     const common = { logger: logger.child({ component: 'device' }), onReadings, onEvent };
     if (profile.protocol === 'modbus') {
-      drivers.push(new DevicePoller({ ...common, device: d, profile, transport: modbusLines.get(d.bus) as ModbusTransport }));
+      drivers.push(new DevicePoller({ ...common, device: d, profile, transport: modbusLines.get(d.bus) as ModbusTransport, maxBackoffMs: backoffCap(d, bus as { backoffMaxMs?: number }) }));
     } else if (profile.protocol === 'serial-line' && bus.type === 'serial-line') {
       drivers.push(new SerialLineDevice({ ...common, device: d, profile, bus, openPort }));
     } else if (profile.protocol === 'opcua' && bus.type === 'opcua') {
