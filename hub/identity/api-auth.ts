@@ -28,6 +28,7 @@ import type { AuditLog } from './audit-log.js';
 import type { IdentityService } from './identity-service.js';
 import type { ApiRole } from './identity-store.js';
 import type { FailureLimiter } from './rate-limiter.js';
+import { RefusedCallAudit, truncateTarget, type RefusedAuditOptions } from './refused-audit.js';
 
 /** The caller of an API request. */
 export interface ApiPrincipal {
@@ -63,6 +64,8 @@ export interface ApiAuthDeps {
   limiter: FailureLimiter;
   /** `open`: every caller is an anonymous admin (loopback tests and demos). */
   mode: 'required' | 'open';
+  /** Aggregation of audit rows of refused calls (refused-audit.ts; defaults: 60 s window, 1,000 keys, 256-char targets). */
+  refusedAudit?: RefusedAuditOptions;
 }
 
 /** The per-source bucket allows this many times the failures of a (source, token id) pair. */
@@ -95,8 +98,14 @@ export function installApiAuth(app: FastifyInstance, deps: ApiAuthDeps): void {
   /** Token id → SHA-256 of the whole token last verified correct (memory only). */
   const good = new Map<string, Buffer>();
   const actionOf = (req: FastifyRequest): string => req.routeOptions.config?.action ?? `${req.method} ${req.routeOptions.url ?? req.url}`;
+  // Refused and failed calls: one row per (source, reason) per window plus a count, URL cut (issue 13 item 4).
+  const refused = new RefusedCallAudit({ audit, logger, ...deps.refusedAudit });
+  refused.start();
+  app.addHook('onClose', async () => refused.stop());
   const record = async (req: FastifyRequest, outcome: 'ok' | 'denied' | 'error', detail: Record<string, unknown>): Promise<void> => {
-    await audit.record({ actor: req.principal?.actor ?? 'unauthenticated', source: req.ip, action: actionOf(req), target: req.url, outcome, detail }).catch((err: unknown) => logger.error({ err }, 'audit write failed'));
+    const entry = { actor: req.principal?.actor ?? 'unauthenticated', source: req.ip, action: actionOf(req), target: truncateTarget(req.url, deps.refusedAudit?.maxTargetChars), outcome, detail };
+    if (outcome !== 'ok') return refused.refused(entry);
+    await audit.record(entry).catch((err: unknown) => logger.error({ err }, 'audit write failed'));
   };
 
   app.addHook('onRequest', async (req, reply) => {
