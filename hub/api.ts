@@ -5,12 +5,12 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../lib/index.js';
 import { boundQueryNumbers } from './query-numbers.js';
-import type { HubStore } from './store.js';
+import type { TelemetryPort } from './store/port.js';
 
 /** Dependencies and settings of the {@link Api}. */
 export interface ApiDeps {
   logger: Logger;
-  store: HubStore;
+  store: TelemetryPort;
   host: string;
   port: number;
   /** Readiness: true once broker and store are up. */

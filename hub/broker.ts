@@ -28,13 +28,13 @@ import { SubscriptionBook } from './broker/subscription-book.js';
 import type { HubEvents } from './hub-events.js';
 import { PacketGuard, type PacketLimits } from './identity/packet-guard.js';
 import type { Ingest } from './ingest.js';
-import type { HubStore } from './store.js';
+import type { TelemetryPort } from './store/port.js';
 
 /** Dependencies and settings of the {@link Broker}. */
 export interface BrokerDeps {
   logger: Logger;
   ingest: Ingest;
-  store: HubStore;
+  store: TelemetryPort;
   events: HubEvents;
   host: string;
   port: number;

@@ -5,7 +5,7 @@
  * OpenAPI document.
  */
 import type { FastifyInstance } from 'fastify';
-import type { HubStore } from './store.js';
+import type { TelemetryPort } from './store/port.js';
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' } as const;
 const VALUE = { anyOf: [{ type: 'number' }, { type: 'boolean' }, { type: 'string' }, { type: 'null' }] } as const;
@@ -31,7 +31,7 @@ export const alarmSchema = {
 const MAX_TS = 32_503_680_000_000;
 
 /** Adds the data routes to `app`. */
-export function registerDataRoutes(app: FastifyInstance, deps: { store: HubStore }): void {
+export function registerDataRoutes(app: FastifyInstance, deps: { store: TelemetryPort }): void {
   const { store } = deps;
 
   app.get<{ Querystring: { gateway: string; device: string; point: string; from?: number; to?: number; bucketMs: number } }>('/api/v1/readings/buckets', {

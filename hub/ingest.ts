@@ -25,11 +25,11 @@ import { IocError, isIocError, parseJson, parseTopic, validateEvent, validateSta
 import type { Logger } from '../lib/index.js';
 import { markQuarantined } from './broker/quarantine-mark.js';
 import type { HubEvents } from './hub-events.js';
-import type { HubStore } from './store.js';
+import type { TelemetryPort } from './store/port.js';
 
 /** Dependencies of {@link Ingest}. */
 export interface IngestDeps {
-  store: HubStore;
+  store: TelemetryPort;
   events: HubEvents;
   logger: Logger;
   /** Is a gateway with this client id connected now (other than `except`)? For will takeovers. */

@@ -10,11 +10,11 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { parseTopic } from '../contract/index.js';
 import type { HubEventMap, HubEvents } from './hub-events.js';
-import type { HubStore } from './store.js';
+import type { TelemetryPort } from './store/port.js';
 
 /** Where the hub's metrics come from. */
 export interface HubMetricsSources {
-  store: HubStore;
+  store: TelemetryPort;
   events: HubEvents;
   /** MQTT clients connected now. */
   mqttClients: () => number;

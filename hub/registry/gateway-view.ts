@@ -4,7 +4,7 @@
  * versions from the registry, and whether its credential is revoked.
  */
 import type { GatewayStatus } from '../../contract/index.js';
-import type { GatewayRow, HubStore } from '../store.js';
+import type { GatewayRow, TelemetryPort } from '../store/port.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { RegistryGateway, RegistryStore } from './registry-store.js';
 
@@ -51,7 +51,7 @@ function merge(id: string, seen: GatewayRow | undefined, reg: RegistryGateway | 
 
 /** Sources of {@link listGatewayViews}. */
 export interface GatewayViewSources {
-  store: HubStore;
+  store: TelemetryPort;
   registry: RegistryStore;
   identities: IdentityStore;
 }
