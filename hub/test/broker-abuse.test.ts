@@ -1,0 +1,199 @@
+/**
+ * Abuse suite, broker side (issue 13 items 1, 3, 9; DESIGN.md "every
+ * per-client resource has a bound"): a hostile but authenticated client tries
+ * to freeze, fill or poison the hub, against a real hub with real mqtt.js
+ * clients and raw sockets on loopback. Each test fails without its bound.
+ */
+import t, { type Test } from 'tap';
+import { Writable } from 'node:stream';
+import type { Aedes } from 'aedes';
+import type { MqttClient } from 'mqtt';
+import { topics } from '../../contract/index.js';
+import { createLogger } from '../../lib/index.js';
+import { waitFor } from '../../test/support/wait.js';
+import type { Hub } from '../index.js';
+import { connectOk, connectPacket, mqttUrl, rawSocket, remainingLength, startSecureHub, tryConnect } from './support.js';
+
+/** A logger whose JSON lines the test can read. */
+function captureLogger(): { logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>> } {
+  const out: string[] = [];
+  const dest = new Writable({ write(chunk, _enc, cb) { out.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
+  return { logger: createLogger({ level: 'info', destination: dest }), lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+let seq = 0;
+/** A valid telemetry batch (a fresh seq each call), padded with trailing spaces to about `bytes`. */
+function batch(bytes = 200): string {
+  seq++;
+  const json = JSON.stringify({ v: 1, epoch: 'abuse', seq, readings: [{ device: 'd', point: 'p', ts: Date.now(), value: seq, quality: 'good' }] });
+  return json + ' '.repeat(Math.max(0, bytes - json.length));
+}
+
+async function gateway(t: Test, hub: Hub, id: string, extra: Record<string, unknown> = {}): Promise<MqttClient> {
+  const cred = await hub.identity.issueGatewayCredential(id);
+  return connectOk(t, mqttUrl(hub), { clientId: id, username: id, password: cred.password, ...extra });
+}
+
+async function consumerAccount(hub: Hub, name = 'ioc'): Promise<{ username: string; password: string }> {
+  return hub.identity.createAccount({ username: name, kind: 'consumer' }, { actor: 'test' });
+}
+
+/** SUBSCRIBE with many filters in ONE packet; resolves with the SUBACK's return codes (mqtt.js hides them behind one error when any is 0x80). */
+function subscribeMany(client: MqttClient, filters: string[]): Promise<number[]> {
+  return new Promise((resolve) => {
+    const onPacket = (packet: unknown): void => {
+      const p = packet as { cmd: string; granted?: number[] };
+      if (p.cmd !== 'suback') return;
+      client.off('packetreceive', onPacket);
+      resolve(p.granted ?? []);
+    };
+    client.on('packetreceive', onPacket);
+    client.subscribe(filters, { qos: 1 }, () => undefined);
+  });
+}
+
+async function retainedTopics(aedes: Aedes): Promise<string[]> {
+  const out: string[] = [];
+  for await (const p of (aedes as unknown as { persistence: any }).persistence.createRetainedStream('#') as AsyncIterable<{ topic: string }>) out.push(p.topic);
+  return out;
+}
+
+t.test('SUBSCRIBE flood: 5,000 filters from a persistent gateway and 3,000 from a consumer are bounded; the hub keeps answering', async (t) => {
+  const cap = captureLogger();
+  const hub = await startSecureHub(t, { logger: cap.logger });
+  const gw = await gateway(t, hub, 'gw-1', { clean: false });
+  const other = await gateway(t, hub, 'gw-2');
+  const filters = Array.from({ length: 5000 }, (_, i) => `ioc/v1/gw/gw-1/x/${i}/${'y'.repeat(10)}`);
+  // While the flood is processed, another gateway's QoS 1 publish and a health request get their answers.
+  const [granted, puback, health] = await Promise.all([
+    subscribeMany(gw, filters),
+    other.publishAsync(topics.telemetry('gw-2'), batch(), { qos: 1 }),
+    fetch(`http://127.0.0.1:${hub.httpPort}/healthz`).then((r) => r.status),
+  ]);
+  t.ok(puback, 'the other gateway got its PUBACK');
+  t.equal(health, 200, 'health answered');
+  const bound = hub.broker.limits.maxSubscriptions.gateway;
+  t.equal(granted.filter((g) => g !== 128).length, bound, `a gateway holds at most ${bound} filters`);
+  t.same(granted.slice(bound).filter((g) => g !== 128), [], 'every filter past the bound answered 0x80');
+  t.equal(hub.broker.limitCounters.subscriptionsRefused, 5000 - bound);
+  const warned = cap.lines().filter((l) => String(l.msg).startsWith('subscription bound reached'));
+  t.equal(warned.length, 1, 'logged once for the client, not per filter');
+  const stored = await (hub.broker.instance as unknown as { persistence: any }).persistence.subscriptionsByClient({ id: 'gw-1' } as never);
+  t.equal(stored.length, bound, 'the persistent session stores only the granted filters');
+
+  // The bound holds across a reconnect of the persistent session (its filters come back through the same hook).
+  await gw.endAsync();
+  const gwCred = await hub.identity.issueGatewayCredential('gw-1');
+  const again = await connectOk(t, mqttUrl(hub), { clientId: 'gw-1', username: 'gw-1', password: gwCred.password, clean: false });
+  const more = await subscribeMany(again, ['ioc/v1/gw/gw-1/more/1', 'ioc/v1/gw/gw-1/more/2']);
+  t.same(more, [128, 128], 'a reconnected session at its bound gets 0x80');
+
+  const acct = await consumerAccount(hub);
+  const ioc = await connectOk(t, mqttUrl(hub), { clientId: 'ioc:1', username: acct.username, password: acct.password });
+  const cf = Array.from({ length: 3000 }, (_, i) => `ioc/v1/gw/g${i}/telemetry`);
+  const [cg, puback2] = await Promise.all([subscribeMany(ioc, cf), other.publishAsync(topics.telemetry('gw-2'), batch(), { qos: 1 })]);
+  t.ok(puback2, 'PUBACK during the consumer flood');
+  t.equal(cg.filter((g) => g !== 128).length, hub.broker.limits.maxSubscriptions.other, 'a consumer holds at most the configured bound');
+});
+
+t.test('a topic filter with U+0000 is refused with 0x80 [MQTT-4.7.3-2]', async (t) => {
+  const hub = await startSecureHub(t);
+  const gw = await gateway(t, hub, 'gw-1');
+  const granted = await subscribeMany(gw, ['ioc/v1/gw/gw-1/a\u0000b', 'ioc/v1/gw/gw-1/cmd/+']);
+  t.same(granted, [128, 1], 'NUL refused, the other filter granted');
+  t.equal(hub.broker.limitCounters.nulFiltersRefused, 1);
+});
+
+t.test('retained flood: only contract topics are retained, small ones only', async (t) => {
+  const hub = await startSecureHub(t);
+  const gw = await gateway(t, hub, 'gw-1');
+  for (let i = 0; i < 20; i++) await gw.publishAsync(topics.telemetry('gw-1'), batch(1000), { qos: 1, retain: true });
+  await gw.publishAsync(topics.events('gw-1'), JSON.stringify({ v: 1, id: 'e1', ts: Date.now(), type: 'test.event', severity: 'info', message: 'm' }), { qos: 1, retain: true });
+  const big = JSON.stringify({ v: 1, state: 'online', ts: Date.now(), pad: 'x'.repeat(70 * 1024) });
+  await gw.publishAsync(topics.status('gw-1'), big, { qos: 1, retain: true });
+  t.same(await retainedTopics(hub.broker.instance), [], 'telemetry, events and an oversized status are not retained');
+  t.equal(hub.broker.limitCounters.retainRefused, 22);
+  await gw.publishAsync(topics.status('gw-1'), JSON.stringify({ v: 1, state: 'online', ts: Date.now() }), { qos: 1, retain: true });
+  t.same(await retainedTopics(hub.broker.instance), [topics.status('gw-1')], 'a normal status is retained');
+  t.ok(gw.connected, 'the gateway was never disconnected: its messages were delivered, just not retained');
+});
+
+t.test('offline queue of a persistent consumer session is capped: oldest dropped and counted', async (t) => {
+  const hub = await startSecureHub(t, { brokerLimits: { maxQueuedPerSession: 10 } });
+  const acct = await consumerAccount(hub);
+  const opts = { clientId: 'ioc:q', username: acct.username, password: acct.password, clean: false };
+  const c1 = await connectOk(t, mqttUrl(hub), opts);
+  await subscribeMany(c1, [topics.telemetry('gw-1')]);
+  await c1.endAsync();
+  const gw = await gateway(t, hub, 'gw-1');
+  const sent: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    await gw.publishAsync(topics.telemetry('gw-1'), batch(), { qos: 1 });
+    sent.push(seq);
+  }
+  t.same(hub.broker.queueOf('ioc:q'), { queued: 10, dropped: 20 }, '10 kept, 20 dropped');
+  t.equal(hub.broker.limitCounters.queueDropped, 20);
+  const got: number[] = [];
+  const c2 = await connectOk(t, mqttUrl(hub), opts);
+  c2.on('message', (_topic, payload) => got.push((JSON.parse(payload.toString()) as { seq: number }).seq));
+  await waitFor(() => got.length >= 10 || null, 'the queued messages');
+  t.same(got, sent.slice(-10), 'the newest 10 are delivered, in order');
+});
+
+t.test('a payload the hub quarantined is never forwarded nor queued', async (t) => {
+  const hub = await startSecureHub(t);
+  const acct = await consumerAccount(hub);
+  const live = await connectOk(t, mqttUrl(hub), { clientId: 'ioc:live', username: acct.username, password: acct.password });
+  const got: string[] = [];
+  live.on('message', (_t, p) => got.push(p.toString()));
+  await subscribeMany(live, [topics.events('gw-1')]);
+  const off = await connectOk(t, mqttUrl(hub), { clientId: 'ioc:off', username: acct.username, password: acct.password, clean: false });
+  await subscribeMany(off, [topics.events('gw-1')]);
+  await off.endAsync();
+  const gw = await gateway(t, hub, 'gw-1');
+  await gw.publishAsync(topics.events('gw-1'), JSON.stringify({ v: 1, id: 'bad', ts: Date.now(), type: 'test.event', severity: 'info', message: { nested: 'object' } }), { qos: 1 });
+  const good = JSON.stringify({ v: 1, id: 'good', ts: Date.now(), type: 'test.event', severity: 'info', message: 'm' });
+  await gw.publishAsync(topics.events('gw-1'), good, { qos: 1 });
+  await waitFor(() => got.length > 0 || null, 'the valid event');
+  t.same(got, [good], 'the subscriber saw only the valid event (same publisher, same topic: order is kept)');
+  t.equal(hub.broker.queueOf('ioc:off').queued, 1, 'the offline session queued only the valid event');
+  t.ok(hub.broker.limitCounters.quarantinedNotForwarded >= 1);
+});
+
+t.test('a consumer that never reads is disconnected; the others keep receiving', async (t) => {
+  const hub = await startSecureHub(t, { brokerLimits: { maxOutgoingBytes: 256 * 1024 } });
+  const acct = await consumerAccount(hub);
+  // The slow reader: a raw socket that subscribes, then never reads again.
+  const raw = await rawSocket(t, hub.mqttPort);
+  raw.write(connectPacket({ clientId: 'ioc:slow', clean: true, username: acct.username, password: acct.password }));
+  const filter = Buffer.from(topics.telemetry('gw-1'));
+  const body = Buffer.concat([Buffer.from([0x00, 0x01, filter.length >> 8, filter.length & 255]), filter, Buffer.from([0x00])]);
+  raw.write(Buffer.concat([Buffer.from([0x82]), remainingLength(body.length), body]));
+  await waitFor(() => (hub.broker.instance as unknown as { clients: Record<string, any> }).clients['ioc:slow']?.subscriptions?.[topics.telemetry('gw-1')] || null, 'the slow reader to subscribe');
+  raw.pause();
+  const good = await connectOk(t, mqttUrl(hub), { clientId: 'ioc:good', username: acct.username, password: acct.password });
+  let received = 0;
+  good.on('message', () => received++);
+  await subscribeMany(good, [topics.telemetry('gw-1')]);
+  const gw = await gateway(t, hub, 'gw-1');
+  const n = 400; // 400 × 64 KiB = 25 MiB offered, past any loopback socket buffer
+  for (let i = 0; i < n; i++) await gw.publishAsync(topics.telemetry('gw-1'), batch(64 * 1024), { qos: 1 });
+  await waitFor(() => received >= n || null, 'the reading consumer to get every message', 30_000);
+  t.equal(received, n, 'the consumer that reads got everything');
+  t.equal(hub.broker.limitCounters.slowReaders, 1, 'the consumer that does not read was disconnected');
+  t.notOk((hub.broker.instance as unknown as { clients: Record<string, any> }).clients['ioc:slow'], 'and is gone');
+  t.ok(gw.connected && good.connected, 'nobody else was disconnected');
+});
+
+t.test('client id length and connections per account are bounded', async (t) => {
+  const hub = await startSecureHub(t, { brokerLimits: { maxConnectionsPerAccount: 2 } });
+  const acct = await consumerAccount(hub);
+  const url = mqttUrl(hub);
+  const long = await tryConnect(t, url, { clientId: `ioc:${'x'.repeat(200)}`, username: acct.username, password: acct.password });
+  t.equal(long.ok, false, 'a 204-character client id is refused');
+  await connectOk(t, url, { clientId: 'ioc:1', username: acct.username, password: acct.password });
+  await connectOk(t, url, { clientId: 'ioc:2', username: acct.username, password: acct.password });
+  t.match(await tryConnect(t, url, { clientId: 'ioc:3', username: acct.username, password: acct.password }), { ok: false, code: 3 }, 'a third connection of the account is refused');
+  t.match(await tryConnect(t, url, { clientId: 'ioc:2', username: acct.username, password: acct.password }), { ok: true }, 'a takeover of an existing client id is not an extra connection');
+  t.equal(hub.mqttAuth.counters.tooManyConnections, 1);
+});
