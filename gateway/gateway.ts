@@ -31,6 +31,7 @@ import { detectFirmware } from './system-info.js';
 import { GatewayHttp } from './http-endpoint.js';
 import { GatewayMetrics } from './metrics.js';
 import { Uplink } from './uplink/uplink.js';
+import { SparkplugNode, sparkplugSettings, TelemetryGate, type SparkplugSettings } from './northbound/index.js';
 import { VERSION } from './version.js';
 
 /** A running gateway. */
@@ -72,6 +73,8 @@ export interface Gateway {
   readonly commands: CommandHandler;
   /** Firmware offers from the hub: download, verify, flash, confirm (issue 7). */
   readonly firmware: FirmwareAgent;
+  /** The Sparkplug B edge node while the northbound is `sparkplug` (issue 17), else null. */
+  readonly sparkplug: SparkplugNode | null;
   stop(): Promise<void>;
 }
 
@@ -119,8 +122,11 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     flushIntervalMs: config.outbox.flushIntervalMs,
     synchronous: config.outbox.synchronous,
   });
+  // Sparkplug northbound (issue 17): built below once the southbound exists; device up/down become DBIRTH/DDEATH.
+  let sparkplug: SparkplugNode | null = null;
   const onEvent = (ev: GatewayEvent): void => {
     bus.emit('event', ev);
+    sparkplug?.onEvent(ev);
     void outbox.appendEvent(ev).catch((err) => logger.error({ err, event: ev.type }, 'event could not be stored'));
   };
   outbox.on('overflow', ({ dropped, reason }: { dropped: number; reason: string }) =>
@@ -162,6 +168,17 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
 
   // Credential from config, from the file provisioning left, or by provisioning now with a claim (hub-login.ts).
   const login = await resolveHubLogin(config, logger);
+  let site = login.site;
+  // One outbox, one telemetry consumer: the uplink's view of it is closed while the northbound is Sparkplug.
+  const gate = new TelemetryGate(outbox, config.northbound.type !== 'sparkplug');
+  const makeSparkplug = (settings: SparkplugSettings | null): SparkplugNode | null => settings && new SparkplugNode({
+    settings, logger: logger.child({ component: 'sparkplug' }), outbox, bdSeqFile: path.join(config.dataDir, 'sparkplug-bdseq.json'),
+    devices: () => config.devices.filter((d) => d.enabled).map((d) => ({ id: d.id, points: currentProfiles.get(d.profile)?.points ?? [] })),
+    health: (id) => southbound.driver(id)?.health,
+    latest: (id) => [...(latest.get(id)?.values() ?? [])],
+    writePoint: (id, point, value) => writePoint(id, point, value),
+  });
+  sparkplug = makeSparkplug(sparkplugSettings(config, site));
   let inventory = inventoryOf(config);
   const firmware = detectFirmware();
   const uplink = new Uplink({
@@ -171,7 +188,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     ...(login.password !== undefined ? { password: login.password } : {}),
     mqttOptions: login.mqttOptions,
     logger: logger.child({ component: 'uplink' }),
-    outbox,
+    outbox: gate,
     version: VERSION,
     batchSize: config.uplink.batchSize,
     window: config.uplink.window,
@@ -179,6 +196,10 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     keepaliveS: config.hub.keepaliveS,
     reconnect: { minMs: config.hub.reconnectMinMs, maxMs: config.hub.reconnectMaxMs },
     statusExtra: () => ({ devices: devices(), firmware, inventory }),
+  });
+  // A device going up or down shows in the hub's view at once (rate-limited by the uplink), not after up to statusIntervalS.
+  bus.on('event', (ev: GatewayEvent) => {
+    if (ev.type === 'device.up' || ev.type === 'device.down') uplink.statusChanged();
   });
 
   const pollStats = (): Record<string, DevicePollStats> => Object.fromEntries(southbound.drivers().map((p) => [p.id, { ...p.stats }]));
@@ -205,11 +226,25 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     // What can fail without touching anything first: the hub login (credential, CA file).
     const hubChanged = !same(next.hub, config.hub);
     const nextLogin = hubChanged ? await resolveHubLogin(next, logger) : null;
+    const nextSite = nextLogin ? nextLogin.site : site;
+    const northboundChanged = !same(next.northbound, config.northbound) || nextSite !== site;
+    const nextSparkplug = northboundChanged ? sparkplugSettings(next, nextSite) : null;
+    const catalogueChanged = !same(next.devices, config.devices) || [...new Set(next.devices.map((d) => d.profile))].some((p) => !same(nextProfiles.get(p), currentProfiles.get(p)));
     config = next;
+    site = nextSite;
     currentProfiles = nextProfiles;
     const change = await southbound.apply(next, nextProfiles);
     alarms.setRules(alarmRules(next.devices, nextProfiles));
     inventory = inventoryOf(next);
+    if (northboundChanged) {
+      // The old node ends its session (NDEATH); batches it had in flight stay reserved in the outbox until the next start.
+      await sparkplug?.stop().catch((err: unknown) => logger.warn({ err }, 'Sparkplug node stop failed'));
+      gate.open = next.northbound.type !== 'sparkplug';
+      sparkplug = makeSparkplug(nextSparkplug);
+      await sparkplug?.start();
+      gate.emit('readable');
+      logger.info({ northbound: next.northbound.type }, 'northbound changed');
+    } else if (catalogueChanged) sparkplug?.birth('configuration changed');
     const reconnected = await uplink.reconfigure({
       batchSize: next.uplink.batchSize, window: next.uplink.window, statusIntervalMs: next.uplink.statusIntervalS * 1000,
       reconnect: { minMs: next.hub.reconnectMinMs, maxMs: next.hub.reconnectMaxMs },
@@ -248,7 +283,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     if (!driver.write) throw new IocError('GW_ERR_WRITE_REFUSED', `device '${deviceId}' has no writable points (its protocol is read-only)`, { context: { device: deviceId, point } });
     await driver.write(point, value);
   };
-  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, alarms, ...lines, uplink, configAgent, commands, firmwareAgent, ...pollers, ...(http ? [http] : [])];
+  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, gate, alarms, ...lines, uplink, ...(sparkplug ? [sparkplug] : []), configAgent, commands, firmwareAgent, ...pollers, ...(http ? [http] : [])];
   const started: typeof services = [];
   try {
     for (const s of services) {
@@ -280,6 +315,9 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     configAgent,
     commands,
     firmware: firmwareAgent,
+    get sparkplug() {
+      return sparkplug;
+    },
     /** Idempotent: a second call waits for the first. */
     stop() {
       stopping ??= (async () => {
@@ -288,7 +326,9 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
         const onError = (err: unknown): void => logger.error({ err }, 'stop failed');
         for (const s of [...(http ? [http] : []), configAgent, commands, firmwareAgent]) await s.stop().catch(onError);
         await southbound.stopDrivers(onError);
+        await sparkplug?.stop().catch(onError);
         await uplink.stop().catch(onError);
+        await gate.stop().catch(onError);
         await southbound.stopLines(onError);
         for (const s of [alarms, outbox]) await s.stop().catch(onError);
         bus.removeAllListeners();

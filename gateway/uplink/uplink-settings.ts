@@ -44,6 +44,8 @@ export interface UplinkDeps {
   /** Unacknowledged messages allowed in flight. */
   window: number;
   statusIntervalMs: number;
+  /** Least time between two statuses sent for a change ({@link Uplink.statusChanged}); default 1000 ms. */
+  minStatusGapMs?: number;
   keepaliveS: number;
   reconnect: { minMs: number; maxMs: number };
   /** Extra status fields (device states), read at each status publish. */

@@ -23,6 +23,7 @@ import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient } from 'mqtt';
 import { IocError, topics, type GatewayStatus } from '../../contract/index.js';
 import { Backoff } from '../../lib/index.js';
+import { disconnect, retire } from './mqtt-end.js';
 import { subscribeEach } from './mqtt-subscribe.js';
 import type { OutboxBatch } from '../outbox/outbox.js';
 import { sameOptions, topicMatches, type MessageHandler, type UplinkDeps, type UplinkSettings, type UplinkStats } from './uplink-settings.js';
@@ -57,6 +58,10 @@ export class Uplink extends EventEmitter {
   private readonly subs = new Map<string, MessageHandler>();
   private lastErr: string | null = null;
   private started = false;
+  /** When the last status was published (clock ms) and the backlog it showed: for {@link statusChanged}. */
+  private statusAt = Number.NEGATIVE_INFINITY;
+  private statusRows = 0;
+  private statusSoonTimer: NodeJS.Timeout | null = null;
 
   constructor(private deps: UplinkDeps) {
     super();
@@ -250,6 +255,37 @@ export class Uplink extends EventEmitter {
     return false;
   }
 
+  /**
+   * Publishes the status soon after a significant change (a device up or
+   * down; the uplink itself calls it when the backlog shrank or grew by more
+   * than half, e.g. drained), so the hub does not show an old view until the
+   * next periodic status. Rate-limited: at once when the last status is at
+   * least `minStatusGapMs` old, else once at the end of that gap for all
+   * changes in between.
+   */
+  statusChanged(): void {
+    if (!this.started) return;
+    const wait = this.statusAt + (this.deps.minStatusGapMs ?? 1000) - this.clock();
+    if (wait <= 0) {
+      if (this.statusSoonTimer) clearTimeout(this.statusSoonTimer);
+      this.statusSoonTimer = null;
+      this.publishStatus();
+      return;
+    }
+    if (this.statusSoonTimer) return;
+    this.statusSoonTimer = setTimeout(() => {
+      this.statusSoonTimer = null;
+      this.publishStatus();
+    }, wait);
+    this.statusSoonTimer.unref();
+  }
+
+  /** After an acknowledgement: a backlog that changed by more than half of what the last status showed is news. */
+  private checkBacklog(): void {
+    const rows = this.deps.outbox.stats().rows;
+    if (Math.abs(rows - this.statusRows) > Math.max(this.deps.batchSize, this.statusRows / 2)) this.statusChanged();
+  }
+
   private offlineStatus(): GatewayStatus {
     return { v: 1, state: 'offline', ts: this.clock(), version: this.deps.version };
   }
@@ -258,6 +294,8 @@ export class Uplink extends EventEmitter {
     const client = this.client;
     if (!client?.connected) return;
     const s = this.deps.outbox.stats();
+    this.statusAt = this.clock();
+    this.statusRows = s.rows;
     const status: GatewayStatus = {
       v: 1,
       state: 'online',
@@ -350,7 +388,10 @@ export class Uplink extends EventEmitter {
         this.counters.readingsAcked += batch.count;
         void outbox
           .ack(batch.seq)
-          .then(() => this.emit('batch-acked', { seq: batch.seq, count: batch.count }))
+          .then(() => {
+            this.emit('batch-acked', { seq: batch.seq, count: batch.count });
+            this.checkBacklog();
+          })
           .catch((e) => logger.error({ err: e, seq: batch.seq }, 'outbox ack failed'));
       }
       this.pump();
@@ -363,6 +404,8 @@ export class Uplink extends EventEmitter {
     this.rateTimer = null;
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
+    if (this.statusSoonTimer) clearTimeout(this.statusSoonTimer);
+    this.statusSoonTimer = null;
     this.deps.outbox.off('readable', this.onReadable);
     const client = this.client;
     this.client = null;
@@ -381,38 +424,5 @@ export class Uplink extends EventEmitter {
       await disconnect(client, 2000);
     }
     await retire(client);
-  }
-}
-
-/**
- * Sends DISCONNECT and waits (at most `timeoutMs`) until the broker closed the
- * connection. Telemetry still unacknowledged is given up here: it stays in the
- * outbox and is offered again, under its seq, by the next run (the hub drops
- * replays), so there is no need to wait for its PUBACK.
- */
-async function disconnect(client: MqttClient, timeoutMs: number): Promise<void> {
-  client.options.reconnectPeriod = 0;
-  // end(false) waits for every outgoing QoS 1 message first, which a stalled hub never acknowledges.
-  for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    client.endAsync(false).catch(() => undefined),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-  ]);
-  clearTimeout(timer);
-}
-
-/**
- * Ends a client for good: no reconnect, and its socket destroyed (end() during
- * a connection attempt can leave the socket to its connect timeout, mqtt.js #1033).
- * On a connected client call {@link disconnect} first: a forced end destroys the
- * socket without DISCONNECT, and the broker then publishes the will.
- */
-async function retire(client: MqttClient): Promise<void> {
-  client.options.reconnectPeriod = 0;
-  try {
-    await client.endAsync(true);
-  } finally {
-    (client.stream as { destroy?: () => void } | undefined)?.destroy?.();
   }
 }
