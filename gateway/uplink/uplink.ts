@@ -280,10 +280,16 @@ export class Uplink extends EventEmitter {
     this.statusSoonTimer.unref();
   }
 
-  /** After an acknowledgement: a backlog that changed by more than half of what the last status showed is news. */
+  /**
+   * After an acknowledgement: news when the backlog changed by more than half
+   * of what the last status showed and more than a batch, or is empty now
+   * while the last status showed some (at most one extra status per periodic
+   * one in steady operation, where the backlog comes and goes by a batch).
+   */
   private checkBacklog(): void {
     const rows = this.deps.outbox.stats().rows;
-    if (Math.abs(rows - this.statusRows) > Math.max(this.deps.batchSize, this.statusRows / 2)) this.statusChanged();
+    const drained = rows === 0 && this.statusRows > 0 && this.inFlight === 0;
+    if (drained || Math.abs(rows - this.statusRows) > Math.max(this.deps.batchSize, this.statusRows / 2)) this.statusChanged();
   }
 
   private offlineStatus(): GatewayStatus {
