@@ -15,6 +15,7 @@ import type { RegistryDb } from '../registry/registry-db.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import type { Identity } from './acl.js';
 import type { AuditLog } from './audit-log.js';
+import { ClaimGate } from './claim-gate.js';
 import type { ApiRole, ApiTokenRow, ClaimRow, IdentityStore, PrincipalKind } from './identity-store.js';
 import { DEFAULT_SCRYPT, fingerprint, generateSecret, hashSecret, randomBase32, verifySecret, type ScryptParams } from './secret-hash.js';
 
@@ -71,9 +72,14 @@ export class IdentityService {
   private readonly epochs = new Map<string, number>();
   private dummyHash: string | null = null;
   private readonly scrypt: ScryptParams;
+  /** Dead claims refused before hashing (issue 13 item 4). */
+  readonly claimGate: ClaimGate;
+  /** Secret checks that ran scrypt (cache misses), for tests and metrics. */
+  readonly counters = { scryptChecks: 0 };
 
   constructor(private readonly deps: IdentityServiceDeps) {
     this.scrypt = deps.scrypt ?? DEFAULT_SCRYPT;
+    this.claimGate = new ClaimGate({ audit: deps.audit, clock: () => deps.db.clock() });
   }
 
   /** Precomputes the hash used to spend equal time on unknown usernames. */
@@ -108,6 +114,7 @@ export class IdentityService {
     const fp = fingerprint(secret);
     const hit = this.verified.get(cacheKey);
     if (hit && hit.hash === hash && timingSafeEqual(hit.fp, fp)) return true;
+    this.counters.scryptChecks++;
     if (!(await verifySecret(secret, hash))) return false;
     if (this.verified.size >= CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(cacheKey, { hash, fp });
@@ -125,7 +132,7 @@ export class IdentityService {
    * claim). `guess` says whether the failure should count against the source
    * address (a wrong secret does; a revoked but correct one does not).
    */
-  async verifyLogin(username: string | undefined, password: Buffer | undefined, clientId: string): Promise<LoginResult> {
+  async verifyLogin(username: string | undefined, password: Buffer | undefined, clientId: string, source: string | null = null): Promise<LoginResult> {
     const bad = (reason: string): LoginResult => ({ ok: false, code: 'HUB_ERR_UNAUTHORIZED', returnCode: 4, reason, guess: true });
     if (!username || !password) return bad('no username or password');
     const secret = password.toString('utf8');
@@ -138,6 +145,12 @@ export class IdentityService {
       }
       const key = `claim:${row.id}`;
       const epoch = this.epoch(key);
+      // A revoked, expired or long-used claim is refused from its row: no scrypt, aggregated audit (claim-gate.ts).
+      const dead = this.claimGate.check(row);
+      if (dead) {
+        await this.claimGate.refused(row.id, dead, source);
+        return { ok: false, code: dead.code, returnCode: 5, reason: dead.reason, guess: false };
+      }
       if (!(await this.check(key, row.secretHash, parsed.secret))) return bad('wrong claim secret');
       if (clientId !== claimClientId(row.id)) return { ok: false, code: 'HUB_ERR_IDENTIFIER_REJECTED', returnCode: 2, reason: `a claim session must use client id '${claimClientId(row.id)}'`, guess: false };
       if (!this.stillValid(key, epoch)) return { ok: false, code: 'HUB_ERR_CLAIM_REVOKED', returnCode: 5, reason: 'claim revoked during login', guess: false };

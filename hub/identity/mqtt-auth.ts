@@ -137,7 +137,7 @@ export class MqttAuth {
       return;
     }
     try {
-      const res = await this.deps.identity.verifyLogin(username, password, client.id);
+      const res = await this.deps.identity.verifyLogin(username, password, client.id, addr);
       if (!res.ok) {
         this.counters.loginsFailed++;
         const lock = res.guess ? Math.max(limiter.fail(pairKey), limiter.fail(sourceKey, this.maxFailures() * MQTT_SOURCE_FAILURE_FACTOR)) : 0;

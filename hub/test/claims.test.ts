@@ -46,7 +46,8 @@ t.test('claims: once, expiry, revocation, binding, replacement, races', async (t
   await t.test('an expired claim is refused', async (t) => {
     const c = await claim({ site: 'north', ttlS: 60 });
     now += 61_000;
-    await t.rejects(provision({ claim: c.token, gatewayId: 'gw-3' }), { code: 'HUB_ERR_CLAIM_EXPIRED' });
+    // Refused at CONNECT from the claim's row, before any scrypt (claim-gate.ts): CONNACK 5, the reason in the hub's log and audit.
+    await t.rejects(provision({ claim: c.token, gatewayId: 'gw-3' }), { code: 'GW_ERR_AUTH', message: /CONNACK 5/ });
     const list = await api(hub, 'GET', '/api/v1/claims', { token: op.token });
     t.notOk(list.body.items.some((x: { id: string }) => x.id === c.claim.id), 'not listed as active');
   });
@@ -54,7 +55,7 @@ t.test('claims: once, expiry, revocation, binding, replacement, races', async (t
   await t.test('a revoked claim is refused; a used one cannot be revoked', async (t) => {
     const c = await claim({ site: 'north' });
     t.match(await api(hub, 'POST', `/api/v1/claims/${c.claim.id}/revoke`, { token: op.token }), { status: 200, body: { state: 'revoked' } });
-    await t.rejects(provision({ claim: c.token, gatewayId: 'gw-4' }), { code: 'HUB_ERR_CLAIM_REVOKED' });
+    await t.rejects(provision({ claim: c.token, gatewayId: 'gw-4' }), { code: 'GW_ERR_AUTH', message: /CONNACK 5/ });
     const used = await claim({ site: 'north' });
     await provision({ claim: used.token, gatewayId: 'gw-5' });
     t.match(await api(hub, 'POST', `/api/v1/claims/${used.claim.id}/revoke`, { token: op.token }), { status: 409, body: { error: { code: 'HUB_ERR_CLAIM_USED' } } });
