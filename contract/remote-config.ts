@@ -137,9 +137,31 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
-/** The hash a desired document carries: `sha256:` + hex SHA-256 of the canonical JSON of `{config, profiles}`. */
+/**
+ * Keys whose string values are secrets wherever they appear in a desired
+ * configuration (the hub keeps them encrypted, shows them to nobody and
+ * leaves them out of the hash).
+ */
+export const SECRET_KEYS: readonly string[] = ['password'];
+
+/** True when the value under object key `key` is a secret (see {@link SECRET_KEYS}). */
+export function isSecretKey(key: string, value: unknown): boolean {
+  return typeof value === 'string' && SECRET_KEYS.includes(key);
+}
+
+/** What every secret reads as in the hash input. */
+const SECRET_MASK = '(secret)';
+
+/**
+ * The hash a desired document carries: `sha256:` + hex SHA-256 of the
+ * canonical JSON of `{config, profiles}` with every secret replaced by one
+ * constant. Nothing in it derives from a secret, so the hash can be shown to
+ * anyone without letting them test guesses of a password offline (issue 13);
+ * a version that changes only a secret has the same hash as the one before.
+ */
 export function configHash(config: unknown, profiles: unknown[] = []): string {
-  return `sha256:${createHash('sha256').update(canonicalJson({ config, profiles })).digest('hex')}`;
+  const masked: unknown = JSON.parse(JSON.stringify({ config, profiles }, (k, v: unknown) => (isSecretKey(k, v) ? SECRET_MASK : v)));
+  return `sha256:${createHash('sha256').update(canonicalJson(masked)).digest('hex')}`;
 }
 
 /** How {@link checkDesiredConfig} validates one pushed device profile (device-profiles' validateProfile, injected: the contract imports nothing of ours). */

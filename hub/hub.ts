@@ -15,6 +15,8 @@ import { brokerLink } from './config/broker-link.js';
 import { CommandService } from './config/command-service.js';
 import { ConfigService } from './config/config-service.js';
 import { ConfigStore } from './config/config-store.js';
+import { loadSecretKey, SecretBox } from './config/secret-box.js';
+import { secureDataDir } from './identity/data-dir.js';
 import { FirmwareDb, FirmwareService, registerFirmwareRoutes } from './firmware/index.js';
 import { ImageStore, parsePublicKey } from '../firmware-bridge/index.js';
 import { registerConsoleRoutes } from './console/console-routes.js';
@@ -63,6 +65,14 @@ export interface HubOptions {
   tls?: TlsFiles;
   /** Accept plain TCP on a non-loopback address (a trusted network); logged as a warning. */
   allowPlain?: boolean;
+  /**
+   * Addresses or CIDR ranges of reverse proxies in front of the API whose
+   * X-Forwarded-For the API believes (docs/security.md); the client address
+   * the failed-login limiter and the audit log see. Default: none.
+   */
+  trustedProxies?: string[];
+  /** Key file sealing pushed configuration secrets (created 0600 on first start; default `<dataDir>/secrets.key`). */
+  secretsKeyFile?: string;
   /**
    * Addresses or CIDR ranges of reverse proxies in front of the API whose
    * X-Forwarded-For the API believes (docs/security.md); the client address
@@ -147,7 +157,9 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const { logger } = opts;
   const authMode = securityMode(opts, logger);
   const tlsMaterial = opts.tls ? await loadTlsFiles(opts.tls) : undefined;
-  await mkdir(opts.dataDir, { recursive: true });
+  // Private data directory (0700, files 0600) and the key that seals pushed secrets (issue 13, docs/security.md).
+  await secureDataDir(opts.dataDir, logger);
+  const secrets = new SecretBox(await loadSecretKey(opts.secretsKeyFile ?? path.join(opts.dataDir, 'secrets.key'), logger.child({ component: 'config' })));
   const events = new HubEvents();
   let metrics: HubMetrics | null = null;
   const store = new HubStore({
@@ -202,7 +214,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const m0 = metrics;
   // Remote configuration and commands (issue 6): the hub's own publishes bypass the ACL (broker-link.ts).
   const link = brokerLink(() => b0.instance, (err, topic) => logger.error({ err, topic }, 'a hub service failed on a message; message dropped'));
-  const config = new ConfigService({ logger: logger.child({ component: 'config' }), store: new ConfigStore({ db: registryDb }), audit, broker: link, listGateways: () => store.listGateways(), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const config = new ConfigService({ logger: logger.child({ component: 'config' }), store: new ConfigStore({ db: registryDb }), audit, broker: link, secrets, listGateways: () => store.listGateways(), ...(opts.clock ? { clock: opts.clock } : {}) });
   const commands = new CommandService({ logger: logger.child({ component: 'commands' }), broker: link, audit, isOnline: (gw) => b0.isConnected(gw, null) });
   // Firmware (issue 7): images content-addressed under <dataDir>/firmware, records in firmware.sqlite.
   const fwDb = new FirmwareDb({ file: path.join(opts.dataDir, 'firmware.sqlite'), logger: logger.child({ component: 'firmware' }), ...(opts.clock ? { clock: opts.clock } : {}) });
@@ -256,6 +268,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     for (const svc of started.reverse()) await svc.stop().catch(() => undefined);
     throw err;
   }
+  await secureDataDir(opts.dataDir, logger); // what the services created, should the umask have been loose
   // The audit chain's head in the log at every start: a copy kept outside the hub's files (audit-log.ts). In the background: it reads the whole log.
   audit.verify().then(
     (v) => (v.ok ? idLog.info({ entries: v.entries, head: v.head }, 'audit log chain holds') : idLog.error({ code: 'HUB_ERR_AUDIT_CHAIN', ...v }, 'audit log chain is BROKEN: an entry was changed or removed')),

@@ -5,13 +5,20 @@
  * profiles plus those the gateway reports and those pushed with the
  * configuration — overlapping registers and all); each accepted version is
  * stored (who, when, note), audited, and published as the retained desired
- * document (readers never see passwords: {@link redactSecrets}). The gateways' reports are stored as they arrive; the fleet view
+ * document. The gateways' reports are stored as they arrive; the fleet view
  * compares desired with reported per gateway.
+ *
+ * Secrets (issue 13, secret-box.ts): passwords are stored sealed with the
+ * hub's key and opened only for the gateway's own retained document (which
+ * only that gateway and hub service accounts may read); API readers see
+ * `redacted:v<version it was set in>`; the hash is computed with secrets
+ * masked (contract `configHash`). Versions stored in clear by an earlier hub
+ * are sealed and re-hashed at start, and a reported running hash is replaced
+ * by the hub's hash of that version.
  *
  * Retained messages live in the broker's memory: at start the newest version
  * of every gateway is published again.
  */
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   checkDesiredConfig, CONFIG_MAX_BYTES, CONFIG_MAX_DEPTH, configHash, nestedDeeperThan, DEFAULT_CONFIRM_WINDOW_S, IocError, isValidId, parseJson, parseTopic, ROOT, topics, validateConfigReported,
@@ -23,6 +30,7 @@ import type { AuditLog } from '../identity/audit-log.js';
 import type { Actor } from '../identity/identity-service.js';
 import type { ConfigStore, ConfigVersionInfo, StoredReport } from './config-store.js';
 import { jsonDiff, type JsonChange } from './json-diff.js';
+import { isSealed, mapSecrets, redactSecrets, type OpenSecret, type SecretBox } from './secret-box.js';
 
 /** How the service reaches the broker (hub-internal: no ACL applies to the hub itself). */
 export interface BrokerLink {
@@ -36,6 +44,8 @@ export interface ConfigServiceDeps {
   store: ConfigStore;
   audit: AuditLog;
   broker: BrokerLink;
+  /** Seals pushed secrets at rest (secret-box.ts). */
+  secrets: SecretBox;
   /** Known gateways with their connection state. */
   listGateways: () => Promise<Array<{ id: string; online: boolean; lastSeen?: number | null }>>;
   clock?: () => number;
@@ -82,10 +92,65 @@ export class ConfigService extends EventEmitter {
 
   async start(): Promise<void> {
     await this.deps.store.start();
+    await this.sealStoredSecrets();
     this.shipped = await loadProfileDir(PROFILES_DIR);
     this.unsubscribe = await this.deps.broker.subscribe(`${ROOT}/gw/+/config/reported`, (topic, payload) => void this.onReport(topic, payload));
     // Retained messages do not survive a hub restart: publish the newest version of each gateway again.
     for (const doc of await this.deps.store.latestDocuments()) await this.publish(doc).catch(() => undefined);
+  }
+
+  /**
+   * Seals the secrets of versions an earlier hub stored in clear and hashes
+   * them again with secrets masked (the stored hash was computed over the
+   * plaintext); reported running hashes follow. Runs at every start; finds
+   * nothing to do once done.
+   */
+  private async sealStoredSecrets(): Promise<void> {
+    const { store, secrets, logger } = this.deps;
+    let previous: { gateway: string; secrets: Map<string, OpenSecret> } | null = null;
+    let sealed = 0;
+    for (const doc of await store.documentsContaining('"password"')) {
+      let clear = false;
+      mapSecrets(doc, (v) => {
+        if (!isSealed(v)) clear = true;
+        return v;
+      });
+      const prev = previous?.gateway === doc.gateway ? previous.secrets : undefined;
+      let opened: Map<string, OpenSecret>;
+      try {
+        opened = secrets.secretsOf(doc, doc);
+      } catch (err) {
+        logger.error({ gateway: doc.gateway, version: doc.version, code: 'HUB_ERR_SECRET_KEY', err: (err as Error).message }, 'stored configuration secrets do not open with this key');
+        previous = null;
+        continue;
+      }
+      if (clear) {
+        // A secret equal to the previous version's keeps that version's mark.
+        for (const [at, o] of opened) if (prev?.get(at)?.value === o.value) opened.set(at, { value: o.value, setIn: prev.get(at)!.setIn });
+        const next = secrets.sealDocument(doc, { gateway: doc.gateway, version: doc.version, previous: prev });
+        await store.replaceDocument({ ...next, hash: configHash(doc.config, doc.profiles ?? []) });
+        sealed++;
+      }
+      previous = { gateway: doc.gateway, secrets: opened };
+    }
+    if (sealed > 0) {
+      await store.scrub();
+      logger.warn({ versions: sealed }, 'configuration versions stored with clear-text secrets were sealed and re-hashed; the registry file was rewritten without the old copies');
+    }
+    for (const r of await store.reports()) {
+      const normal = await this.normaliseReport(r.gateway, r.report);
+      if (normal !== r.report) await store.saveReport(r.gateway, normal, r.receivedAt);
+    }
+  }
+
+  /** The report with its running hash replaced by the hub's hash of that version (an older gateway may report one computed over secrets). */
+  private async normaliseReport(gateway: string, report: ConfigReported): Promise<ConfigReported> {
+    const reported = report.running.hash;
+    if (reported === undefined) return report;
+    const hash = report.running.version > 0 ? await this.deps.store.hashOf(gateway, report.running.version) : null;
+    if (hash === reported) return report;
+    const { hash: _dropped, ...running } = report.running;
+    return { ...report, running: hash ? { ...running, hash } : running };
   }
 
   async stop(): Promise<void> {
@@ -109,6 +174,15 @@ export class ConfigService extends EventEmitter {
     });
     if (problems.length > 0) throw invalid(gateway, problems);
     const hash = configHash(input.config, profiles);
+    // The previous version's secrets: one left unchanged keeps the version it was set in (what readers see).
+    const before = await this.deps.store.document(gateway);
+    let previous: Map<string, OpenSecret> | undefined;
+    try {
+      previous = before ? this.deps.secrets.secretsOf(before, before) : undefined;
+    } catch {
+      previous = undefined; // another key: every secret counts as set now
+    }
+    let plain: ConfigDesired | null = null;
     const doc = await this.deps.store.addVersion(gateway, (latest) => {
       const newest = latest?.version ?? 0;
       if (input.baseVersion !== undefined && input.baseVersion !== newest) {
@@ -124,7 +198,8 @@ export class ConfigService extends EventEmitter {
       };
       const bytes = Buffer.byteLength(JSON.stringify(d));
       if (bytes > CONFIG_MAX_BYTES) throw new IocError('CONFIG_ERR_TOO_LARGE', `the desired configuration would be ${bytes} bytes; gateways accept at most ${CONFIG_MAX_BYTES}`, { context: { bytes } });
-      return d;
+      plain = d;
+      return this.deps.secrets.sealDocument(d, { gateway, version, ...(previous && before?.version === newest ? { previous } : {}) });
     });
     await this.deps.audit.record({
       actor: by.actor, source: by.source ?? null, action: 'config.push', target: `gateway:${gateway}`, outcome: 'ok',
@@ -132,17 +207,19 @@ export class ConfigService extends EventEmitter {
     });
     this.deps.logger.info({ gateway, version: doc.version, by: by.actor }, 'desired configuration pushed');
     let published = true;
-    await this.publish(doc).catch(() => {
+    await this.publish(plain!).catch(() => {
       published = false;
     });
     return { doc, published };
   }
 
+  /** Publishes a version as the gateway's retained desired document, secrets opened (`doc` may be stored or plain). */
   private async publish(doc: ConfigDesired): Promise<void> {
     try {
-      await this.deps.broker.publish(topics.configDesired(doc.gateway), Buffer.from(JSON.stringify(doc)), { qos: 1, retain: true });
+      const plain = this.deps.secrets.openDocument(doc, doc);
+      await this.deps.broker.publish(topics.configDesired(doc.gateway), Buffer.from(JSON.stringify(plain)), { qos: 1, retain: true });
     } catch (err) {
-      this.deps.logger.error({ err, gateway: doc.gateway, version: doc.version }, 'desired configuration not published; published again at the next hub start');
+      this.deps.logger.error({ err: (err as Error).message, code: (err as IocError).code, gateway: doc.gateway, version: doc.version }, 'desired configuration not published; published again at the next hub start');
       throw err;
     }
   }
@@ -154,6 +231,7 @@ export class ConfigService extends EventEmitter {
     try {
       if (payload.length > CONFIG_MAX_BYTES) throw new IocError('CONFIG_ERR_TOO_LARGE', `report of ${payload.length} bytes`);
       report = validateConfigReported(parseJson(payload));
+      report = await this.normaliseReport(gateway, report);
     } catch (err) {
       this.deps.logger.warn({ gateway, err: (err as Error).message }, 'malformed configuration report ignored');
       return;
@@ -172,9 +250,9 @@ export class ConfigService extends EventEmitter {
   }
 
   /**
-   * One version (the newest by default), as readers see it: every `password`
-   * replaced by `redacted:` and the start of its SHA-256, so a change still
-   * shows in a diff but the secret does not leave the hub.
+   * One version (the newest by default), as readers see it: every secret
+   * replaced by `redacted:v<version it was set in>`, so a change still shows
+   * in a diff but nothing of the secret, nor of a hash of it, leaves the hub.
    * @throws IocError HUB_ERR_NOT_FOUND
    */
   async document(gateway: string, version?: number): Promise<ConfigDesired> {
@@ -238,9 +316,4 @@ function invalid(gateway: string, problems: ConfigProblem[]): IocError {
   const lines = problems.slice(0, 20).map((p) => `${p.pointer || '/'}: ${p.message}`);
   if (problems.length > 20) lines.push(`… and ${problems.length - 20} more`);
   return new IocError(code, `configuration for gateway ${gateway} refused (${problems.length} problem${problems.length === 1 ? '' : 's'}): ${lines.join('; ')}`, { context: { pointer: problems[0]?.pointer ?? '', problems } });
-}
-
-/** Copy of `value` with the value of every `password` key replaced by a short fingerprint. */
-export function redactSecrets<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value), (k, v: unknown) => (k === 'password' && typeof v === 'string' ? `redacted:${createHash('sha256').update(v).digest('hex').slice(0, 8)}` : v)) as T;
 }

@@ -2,8 +2,11 @@
  * Desired configurations and what the gateways reported, in the hub's
  * registry database (tables created here, next to the registry's):
  *
- * - `config_versions`: every accepted version per gateway, never changed
- *   (gateway, version, the whole desired document, hash, who and when);
+ * - `config_versions`: every accepted version per gateway (gateway,
+ *   version, the whole desired document with its secrets sealed —
+ *   secret-box.ts —, hash, who and when); never changed, except once by
+ *   {@link ConfigStore.replaceDocument} when rows stored before secrets were
+ *   sealed are sealed at start;
  * - `config_reported`: the last report of each gateway;
  * - `config_events`: each change of a gateway's reported status (applied,
  *   rejected, rolled back… with the reason), for the history view.
@@ -101,6 +104,36 @@ export class ConfigStore {
       ? await this.db.get<Raw>('SELECT doc FROM config_versions WHERE gateway = ? ORDER BY version DESC LIMIT 1', [gateway])
       : await this.db.get<Raw>('SELECT doc FROM config_versions WHERE gateway = ? AND version = ?', [gateway, version]);
     return row ? (JSON.parse(String(row.doc)) as ConfigDesired) : null;
+  }
+
+  /** The hash of one version; null when there is no such version. */
+  async hashOf(gateway: string, version: number): Promise<string | null> {
+    const row = await this.db.get<Raw>('SELECT hash FROM config_versions WHERE gateway = ? AND version = ?', [gateway, version]);
+    return row ? String(row.hash) : null;
+  }
+
+  /**
+   * Every stored document whose text contains `text` (a cheap pre-filter for
+   * the start-up sealing of old rows), by gateway and version.
+   */
+  async documentsContaining(text: string): Promise<ConfigDesired[]> {
+    const rows = await this.db.all<Raw>("SELECT doc FROM config_versions WHERE instr(doc, ?) > 0 ORDER BY gateway, version", [text]);
+    return rows.map((r) => JSON.parse(String(r.doc)) as ConfigDesired);
+  }
+
+  /** Rewrites one stored version's document and hash (sealing rows stored in clear; nothing else). */
+  async replaceDocument(doc: ConfigDesired): Promise<void> {
+    await this.db.run('UPDATE config_versions SET doc = ?, hash = ? WHERE gateway = ? AND version = ?', [JSON.stringify(doc), doc.hash, doc.gateway, doc.version]);
+  }
+
+  /**
+   * Rewrites the database file so that rows replaced by {@link replaceDocument}
+   * leave no copy in free pages or the write-ahead log (VACUUM, then a
+   * truncating checkpoint). Only after sealing old rows.
+   */
+  async scrub(): Promise<void> {
+    await this.db.exec('VACUUM');
+    await this.db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   }
 
   /** The newest document of every gateway. */

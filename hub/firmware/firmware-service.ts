@@ -10,6 +10,8 @@
  * again every `reofferMs` while unanswered. Operator actions are audited.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { chmod } from 'node:fs/promises';
+import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import {
   IocError, fwTopics, isIocError, parseJson, parseTopic, validateFirmwareRequest, validateFirmwareState, validateFirmwareSync, validateSignedManifest,
@@ -130,6 +132,7 @@ export class FirmwareService extends EventEmitter {
   async uploadImage(image: Buffer, who: Actor): Promise<{ sha256: string; size: number; created: boolean }> {
     if (image.length === 0) throw new IocError('FW_ERR_MANIFEST', 'the image is empty');
     const r = await this.deps.images.put(image);
+    if (r.created) await privateImage(this.deps.images.root, this.deps.images.pathOf(r.sha256));
     await this.deps.db.putImage(r.sha256, r.size, who.actor);
     await this.audit(who, 'firmware.image.upload', r.sha256, { size: r.size, created: r.created });
     return r;
@@ -330,4 +333,13 @@ export class FirmwareService extends EventEmitter {
       if (r && r.state !== 'cancelled') await this.offer(r, jobs);
     }
   }
+}
+
+/** Images are private like the rest of the data directory (issue 13): folders 0700 from the store's root down, the file 0600. */
+async function privateImage(root: string, file: string): Promise<void> {
+  for (let dir = path.dirname(file); dir.startsWith(root) && dir.length >= root.length; dir = path.dirname(dir)) {
+    await chmod(dir, 0o700);
+    if (dir === root) break;
+  }
+  await chmod(file, 0o600);
 }

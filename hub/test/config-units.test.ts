@@ -1,7 +1,7 @@
 /** Hub configuration helpers: the structural diff and secret redaction. */
 import t from 'tap';
-import { redactSecrets } from '../config/config-service.js';
 import { jsonDiff } from '../config/json-diff.js';
+import { redactSecrets, SecretBox } from '../config/secret-box.js';
 
 t.test('diff matches buses and devices by id, profiles by model', async (t) => {
   const a = { config: { devices: [{ id: 'a', unitId: 1 }, { id: 'b', unitId: 2 }], trustList: ['x', 'y'] }, profiles: [{ model: 'm1', pollIntervalMs: 1000 }] };
@@ -17,11 +17,21 @@ t.test('diff matches buses and devices by id, profiles by model', async (t) => {
   t.same(jsonDiff({ a: { b: 1 } }, { a: [1] }), [{ op: 'replace', path: '/a', label: 'a', from: { b: 1 }, to: [1] }], 'type change');
 });
 
-t.test('passwords never leave the hub in clear; a change still shows', async (t) => {
-  const doc = { config: { hub: { url: 'u', password: 'one' }, buses: [{ id: 'opc', password: 'two' }] } };
-  const r = redactSecrets(doc);
-  t.match(r.config.hub.password, /^redacted:[0-9a-f]{8}$/);
-  t.notOk(JSON.stringify(r).includes('one') || JSON.stringify(r).includes('"two"'));
-  t.not(redactSecrets({ password: 'a' }).password, redactSecrets({ password: 'b' }).password);
-  t.equal(doc.config.hub.password, 'one', 'the stored document is not changed');
+t.test('passwords never leave the hub in clear; a change still shows; no digit of them does', async (t) => {
+  const box = new SecretBox(Buffer.alloc(32, 7));
+  const doc = { gateway: 'gw-1', version: 1, config: { hub: { url: 'u', password: 'one' }, buses: [{ id: 'opc', password: 'two' }] } };
+  const v1 = box.sealDocument(doc, { gateway: 'gw-1', version: 1 });
+  t.match(v1.config.hub.password, /^sealed:v1:1:/, 'sealed at rest');
+  t.notOk(JSON.stringify(v1).includes('one') || JSON.stringify(v1).includes('"two"'));
+  t.same(box.openDocument(v1, { gateway: 'gw-1', version: 1 }), doc, 'opens to the plaintext');
+  t.throws(() => box.openDocument(v1, { gateway: 'gw-2', version: 1 }), { code: 'HUB_ERR_SECRET_KEY' }, 'bound to its gateway');
+  t.throws(() => new SecretBox(Buffer.alloc(32, 8)).openDocument(v1, { gateway: 'gw-1', version: 1 }), { code: 'HUB_ERR_SECRET_KEY' }, 'and to the key');
+  const r = redactSecrets(v1);
+  t.same([r.config.hub.password, r.config.buses[0]!.password], ['redacted:v1', 'redacted:v1'], 'readers see only the version it was set in');
+  // Version 2 changes the OPC UA password only.
+  const doc2 = { ...doc, version: 2, config: { hub: { url: 'u', password: 'one' }, buses: [{ id: 'x', password: 'n' }, { id: 'opc', password: 'three' }] } };
+  const v2 = box.sealDocument(doc2, { gateway: 'gw-1', version: 2, previous: box.secretsOf(v1, { gateway: 'gw-1', version: 1 }) });
+  const r2 = redactSecrets(v2);
+  t.same([r2.config.hub.password, r2.config.buses[0]!.password, r2.config.buses[1]!.password], ['redacted:v1', 'redacted:v2', 'redacted:v2'], 'an unchanged secret keeps its mark, a changed one shows the new version (buses matched by id)');
+  t.equal(doc.config.hub.password, 'one', 'the input document is not changed');
 });

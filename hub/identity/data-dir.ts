@@ -1,0 +1,43 @@
+/**
+ * The hub's data directory is private (issue 13): the directory and every
+ * folder below it 0700, every file 0600 — SQLite databases with their WAL and
+ * shared-memory files (which SQLite creates with the database file's mode),
+ * the secrets key, firmware images. `ioc-edge hub run` also sets the process
+ * umask to 0077 and the systemd unit sets `UMask=0077`, so files made later
+ * are private from the start; this pass tightens what an earlier version or
+ * another tool left readable, at start and again once the services have
+ * created their files.
+ */
+import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../../lib/index.js';
+
+/** Most entries visited below the data directory per pass (a bound on start-up work). */
+const MAX_ENTRIES = 100_000;
+
+/**
+ * Creates `dir` (0700) if needed and tightens it and everything below it:
+ * folders to 0700, files to 0600. Symbolic links are not followed. Returns
+ * how many entries were tightened (each logged once as a warning).
+ */
+export async function secureDataDir(dir: string, logger: Logger): Promise<number> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  let tightened = 0;
+  let seen = 0;
+  const stack = [dir];
+  while (stack.length > 0 && seen < MAX_ENTRIES) {
+    const at = stack.pop()!;
+    const st = await lstat(at).catch(() => null);
+    if (!st || st.isSymbolicLink()) continue;
+    seen++;
+    const want = st.isDirectory() ? 0o700 : 0o600;
+    if ((st.mode & 0o077) !== 0) {
+      await chmod(at, want).catch((err: unknown) => logger.warn({ path: at, err: (err as Error).message }, 'cannot make a data directory entry private'));
+      tightened++;
+      if (tightened <= 20) logger.warn({ path: at, mode: (st.mode & 0o777).toString(8), now: want.toString(8) }, 'data directory entry was readable by others; tightened');
+    }
+    if (st.isDirectory()) for (const name of await readdir(at).catch(() => [])) stack.push(path.join(at, name));
+  }
+  if (tightened > 20) logger.warn({ dir, tightened }, 'data directory entries tightened in all');
+  return tightened;
+}
