@@ -97,7 +97,6 @@ export const ERRORS = {
   HUB_ERR_PROVISIONING_DISABLED: { message: 'hub runs without authentication; gateways connect without credentials', retryable: false },
   HUB_ERR_TLS_CONFIG: { message: 'TLS certificate or key file cannot be read or used', retryable: false },
   HUB_ERR_SECRET_KEY: { message: "the hub's secrets key file cannot be read or created, or does not open the stored secrets; restore the key file or push the configuration again", retryable: false },
-  HUB_ERR_SECRET_KEY: { message: "the hub's secrets key file cannot be read or created, or does not open the stored secrets; restore the key file or push the configuration again", retryable: false },
   // hub: remote configuration and commands (issue 6)
   HUB_ERR_CMD_TIMEOUT: { message: 'gateway did not answer the command in time', retryable: true },
   HUB_ERR_GATEWAY_OFFLINE: { message: 'gateway is not connected to the hub', retryable: true },
