@@ -13,8 +13,10 @@ export interface ApiDeps {
   store: TelemetryPort;
   host: string;
   port: number;
-  /** Readiness: true once broker and store are up. */
+  /** Readiness: true once broker and store are up (and the store's database answers). */
   ready: () => boolean;
+  /** Why not ready, when known (`PostgreSQL at … unreachable: …`): shown by GET /readyz. */
+  notReadyReason?: () => string | undefined;
   /**
    * Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is
    * believed: `req.ip` is then the nearest address not in this list. Absent:
@@ -59,7 +61,12 @@ export class Api {
     const { store } = this.deps;
     const app = Fastify({ ...(this.deps.https ? { https: this.deps.https } : {}), ...(this.deps.trustProxy?.length ? { trustProxy: [...this.deps.trustProxy] } : {}), loggerInstance: this.deps.logger as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { allErrors: true } } });
 
-    app.setErrorHandler((err: { statusCode?: number; validation?: unknown; message: string }, _req, reply) => {
+    app.setErrorHandler((err: { statusCode?: number; validation?: unknown; message: string; code?: string }, _req, reply) => {
+      if (err.code === 'HUB_ERR_STORE_UNAVAILABLE') {
+        // The store's database is away (issue 15): say so, and when to ask again; not a server bug.
+        void reply.status(503).header('retry-after', '5').send({ error: { code: err.code, message: err.message } });
+        return;
+      }
       const status = err.statusCode ?? 500;
       const code = err.validation ? 'HUB_ERR_BAD_REQUEST' : status === 404 ? 'HUB_ERR_NOT_FOUND' : status >= 500 ? 'HUB_ERR_STORE_IO' : 'HUB_ERR_BAD_REQUEST';
       if (status >= 500) this.deps.logger.error({ err }, 'api error');
@@ -73,7 +80,11 @@ export class Api {
     this.deps.extend?.(app as unknown as FastifyInstance);
 
     app.get('/healthz', async () => ({ status: 'ok' }));
-    app.get('/readyz', async (_req, reply) => (this.deps.ready() ? { status: 'ready' } : reply.status(503).send({ status: 'starting' })));
+    app.get('/readyz', async (_req, reply) => {
+      if (this.deps.ready()) return { status: 'ready' };
+      const reason = this.deps.notReadyReason?.();
+      return reply.status(503).send(reason && reason !== 'starting' ? { status: 'unavailable', reason } : { status: 'starting' });
+    });
 
     app.get('/api/v1/gateways', {
       schema: {

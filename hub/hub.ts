@@ -44,6 +44,9 @@ import { listGatewayViews } from './registry/gateway-view.js';
 import { RegistryDb } from './registry/registry-db.js';
 import { RegistryStore } from './registry/registry-store.js';
 import { HubStore } from './store.js';
+import { reportsHealth, type TelemetryPort } from './store/port.js';
+import { parseStoreUrl } from './store/postgres/pg-pool.js';
+import { PgTelemetryStore } from './store/postgres/pg-telemetry-store.js';
 
 /** Settings of a hub. */
 export interface HubOptions {
@@ -105,6 +108,14 @@ export interface HubOptions {
   data?: DataLimitOptions;
   /** Clock of the telemetry store and ingest: timestamp window, retention, received times (default Date.now). */
   dataClock?: () => number;
+  /**
+   * Where telemetry, events, alarms and quarantine live (issue 15):
+   * `postgres://user@host:5432/db?schema=name` for PostgreSQL (schema
+   * migrated at start, see hub/store/postgres/), `sqlite:DIR`, or absent for
+   * SQLite in `dataDir`. Registry, identities, configuration and firmware
+   * stay in SQLite files under `dataDir` either way (for now).
+   */
+  store?: string;
 }
 
 /** A running hub. */
@@ -112,7 +123,8 @@ export interface Hub {
   readonly mqttPort: number;
   readonly httpPort: number;
   readonly events: HubEvents;
-  readonly store: HubStore;
+  /** Telemetry, events, alarms, quarantine, connection state: SQLite or PostgreSQL behind the storage port (hub/store/port.ts). */
+  readonly store: TelemetryPort;
   readonly broker: Broker;
   /** Credentials, claims, accounts, API tokens. */
   readonly identity: IdentityService;
@@ -162,10 +174,15 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const secrets = new SecretBox(await loadSecretKey(opts.secretsKeyFile ?? path.join(opts.dataDir, 'secrets.key'), logger.child({ component: 'config' })));
   const events = new HubEvents();
   let metrics: HubMetrics | null = null;
-  const store = new HubStore({
-    file: path.join(opts.dataDir, 'hub.sqlite'), logger: logger.child({ component: 'store' }), onCommit: (info) => metrics?.observeCommit(info),
+  // The storage backend (issue 15): SQLite files in the data directory unless `store` names PostgreSQL.
+  const where = parseStoreUrl(opts.store);
+  const storeCommon = {
+    logger: logger.child({ component: 'store' }), onCommit: (info: { ms: number; batches: number; readings: number }) => metrics?.observeCommit(info),
     limits: resolveDataLimits(opts.data), ...(opts.dataClock ? { clock: opts.dataClock } : {}),
-  });
+  };
+  const store: TelemetryPort = where.kind === 'postgres'
+    ? new PgTelemetryStore({ ...storeCommon, connect: { url: where.url, schema: where.schema } })
+    : new HubStore({ ...storeCommon, file: path.join(where.dir ?? opts.dataDir, 'hub.sqlite') });
   let broker: Broker | null = null;
   // Streams end when their API token is revoked (identity is built below; the epoch is read later).
   const live = new LiveStream({ events, logger: logger.child({ component: 'live' }), tokenEpoch: (id) => identity.epoch(`token:${id}`) });
@@ -237,7 +254,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   });
   let ready = false;
   const api = new Api({
-    logger: logger.child({ component: 'api' }), store, host: opts.httpHost ?? '127.0.0.1', port: opts.httpPort ?? 8080, ready: () => ready,
+    logger: logger.child({ component: 'api' }), store, host: opts.httpHost ?? '127.0.0.1', port: opts.httpPort ?? 8080, ready: () => ready && (!reportsHealth(store) || store.health().ok),
+    notReadyReason: () => (!ready ? 'starting' : reportsHealth(store) ? store.health().reason : undefined),
     ...(tlsMaterial ? { https: tlsMaterial } : {}),
     ...(opts.trustedProxies?.length ? { trustProxy: opts.trustedProxies } : {}),
     listGateways: () => listGatewayViews({ store, registry, identities }),

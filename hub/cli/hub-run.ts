@@ -19,6 +19,9 @@ registry and HTTP API. Make the first admin token with
 'ioc-edge token create --data-dir DIR --name NAME --role admin'.
 
   --data-dir DIR              SQLite files (telemetry, registry)
+  --store URL                 where telemetry, events and alarms live: postgres://user@host:5432/db?schema=name
+                              (migrated at start; see 'ioc-edge hub migrate'), sqlite:DIR, or absent for
+                              SQLite in --data-dir (also from the environment: IOC_EDGE_HUB_STORE)
   --mqtt-host H --mqtt-port N MQTT listener (default 127.0.0.1:8883 with TLS, :1883 without)
   --http-host H --http-port N API listener (default 127.0.0.1:8443 with TLS, :8080 without)
   --tls-cert FILE --tls-key FILE  PEM certificate (with chain) and key for MQTT and the API
@@ -39,12 +42,17 @@ function port(s: string | undefined, def: number): number {
   return n;
 }
 
+/** `--store`, else IOC_EDGE_HUB_STORE, else none (SQLite in the data directory). */
+export function storeOption(flag: string | undefined): string | undefined {
+  return flag ?? (process.env.IOC_EDGE_HUB_STORE || undefined);
+}
+
 export const hubRun: Command = {
   name: 'hub run',
   summary: 'run the hub (broker, ingest, registry, API) with authentication',
   async run(args, io) {
     const p = parse(args, {
-      'data-dir': { type: 'string' }, 'mqtt-host': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-host': { type: 'string' }, 'http-port': { type: 'string' },
+      'data-dir': { type: 'string' }, store: { type: 'string' }, 'mqtt-host': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-host': { type: 'string' }, 'http-port': { type: 'string' },
       'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, auth: { type: 'string' }, 'mqtt-trusted-proxy': { type: 'string' }, 'broker-limit': { type: 'string', multiple: true }, 'log-level': { type: 'string' }, pretty: { type: 'boolean' },
     }, HELP, io);
     if ('exit' in p) return p.exit;
@@ -73,7 +81,7 @@ export const hubRun: Command = {
       // An uncaught exception or unhandled rejection: fatal JSON line with the stack, exit 70 (lib/process-policy.ts).
       uninstallPolicy = installProcessPolicy(logger, { name: 'hub' });
       hub = await startHub({
-        dataDir: v['data-dir'], logger, auth: { mode: v.auth === 'open' ? 'open' : 'required' }, brokerLimits: limits,
+        dataDir: v['data-dir'], logger, ...(storeOption(v.store) ? { store: storeOption(v.store)! } : {}), auth: { mode: v.auth === 'open' ? 'open' : 'required' }, brokerLimits: limits,
         ...(proxies?.length ? { mqttProxyProtocol: { trusted: proxies } } : {}), ...(tls ? { tls } : {}), allowPlain: v['allow-plain'] ?? false,
         mqttHost: v['mqtt-host'] ?? '127.0.0.1', mqttPort: port(v['mqtt-port'], tls ? 8883 : 1883),
         httpHost: v['http-host'] ?? '127.0.0.1', httpPort: port(v['http-port'], tls ? 8443 : 8080),

@@ -8,9 +8,10 @@ import { fwSign, fwKeygen } from './fw-sign.js';
 import { fwCancel, fwPause, fwResume, fwRollout, fwStatus } from './fw-rollout.js';
 import { fwUpload } from './fw-upload.js';
 import { gatewayRevoke } from './gateway-revoke.js';
+import { hubMigrate } from './hub-migrate.js';
 import { hubRun } from './hub-run.js';
 import { tokenCreate } from './token-create.js';
 
 export type { Command, CommandIo } from './command.js';
 
-export const hubCommands: Command[] = [hubRun, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, auditVerify, configPush, configGet, configDiff, configStatus, gatewayCommand, fwKeygen, fwSign, fwUpload, fwRollout, fwStatus, fwPause, fwResume, fwCancel];
+export const hubCommands: Command[] = [hubRun, hubMigrate, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, auditVerify, configPush, configGet, configDiff, configStatus, gatewayCommand, fwKeygen, fwSign, fwUpload, fwRollout, fwStatus, fwPause, fwResume, fwCancel];

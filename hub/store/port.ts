@@ -95,10 +95,32 @@ export interface RetentionSummary {
   events: number;
 }
 
+/** Readings refused or deleted, by reason (`ioc_edge_hub_readings_dropped_total{reason}`; see HubStore). */
+export interface DroppedCounters {
+  future: number;
+  past: number;
+  series_limit: number;
+  age: number;
+  size: number;
+  rollup_age: number;
+}
+
+/** What the store deleted to stay in its budgets. */
+export interface RetainedCounters {
+  quarantineDropped: number;
+  eventsDropped: number;
+  alarmsDropped: number;
+  runs: number;
+}
+
 /** Telemetry, events, alarms, quarantine and the gateways' connection state. */
 export interface TelemetryPort {
   readonly counters: CommitCounters;
   readonly limits: StoreLimits;
+  readonly dropped: DroppedCounters;
+  readonly retained: RetainedCounters;
+  /** Quarantine rows and payload bytes held now (read synchronously by metrics). */
+  quarantineUsage(): { rows: number; bytes: number };
   start(): Promise<void>;
   stop(): Promise<void>;
 

@@ -91,6 +91,8 @@ export class PgTelemetryStore implements TelemetryPort {
   readonly dropped = { future: 0, past: 0, series_limit: 0, age: 0, size: 0, rollup_age: 0 };
   readonly retained = { quarantineDropped: 0, eventsDropped: 0, alarmsDropped: 0, runs: 0 };
   readonly limits: PgStoreLimits;
+  /** Quarantine rows and payload bytes, as of the last quarantine write or retention pass (metrics read it synchronously). */
+  private qUsage = { rows: 0, bytes: 0 };
   private retentionTimer: NodeJS.Timeout | null = null;
   private retentionRun: Promise<(RetentionSummary & { partitions: string[] }) | null> | null = null;
 
@@ -156,6 +158,7 @@ export class PgTelemetryStore implements TelemetryPort {
       await partitions.ensureAhead();
       if (this.deps.resetOnline ?? true) await db.query('UPDATE gateways SET online = false WHERE online');
       this.partitions = partitions;
+      await this.readQuarantineUsage(db);
     } catch (err) {
       await db.end().catch(() => undefined);
       if (isUnavailable(err)) throw new IocError('HUB_ERR_STORE_UNAVAILABLE', `PostgreSQL at ${db.where} unreachable at start: ${(err as Error).message}; start it or fix --store`, { cause: err });
@@ -197,6 +200,8 @@ export class PgTelemetryStore implements TelemetryPort {
   /** Reads fail fast with a clear 503-able error while the database is away. */
   private async read<T>(fn: (db: PgPool) => Promise<T>): Promise<T> {
     const db = this.requireDb();
+    // While the database is known to be away, answer at once instead of after a connect timeout; the probe notices its return.
+    if (!db.health().ok) throw new IocError('HUB_ERR_STORE_UNAVAILABLE', `${db.health().reason}; retry when it is back`);
     try {
       return await fn(db);
     } catch (err) {
@@ -212,6 +217,12 @@ export class PgTelemetryStore implements TelemetryPort {
     return new Promise((resolve, reject) => {
       if (!this.db) {
         reject(new IocError('HUB_ERR_COMMIT', 'hub store is closed'));
+        return;
+      }
+      const h = this.db.health();
+      if (!h.ok) {
+        // No PUBACK for what cannot be committed: refused at once, the gateway keeps the batch and sends it again.
+        reject(new IocError('HUB_ERR_COMMIT', `telemetry commit failed: ${h.reason}`));
         return;
       }
       this.queue.push({ batch, resolve, reject, queuedAt: performance.now() });
@@ -320,6 +331,17 @@ export class PgTelemetryStore implements TelemetryPort {
     );
     const b = await db.query('DELETE FROM quarantine WHERE n <= (SELECT n FROM quarantine ORDER BY n DESC OFFSET $1 LIMIT 1)', [lim.maxRows]);
     this.retained.quarantineDropped += (a.rowCount ?? 0) + (b.rowCount ?? 0);
+    await this.readQuarantineUsage(db);
+  }
+
+  private async readQuarantineUsage(db: PgPool): Promise<void> {
+    const r = await db.query<{ rows: number; bytes: number }>('SELECT count(*)::int AS rows, coalesce(sum(length(payload)), 0)::bigint AS bytes FROM quarantine');
+    this.qUsage = { rows: r.rows[0]?.rows ?? 0, bytes: r.rows[0]?.bytes ?? 0 };
+  }
+
+  /** Quarantine rows and payload bytes held (for metrics). */
+  quarantineUsage(): { rows: number; bytes: number } {
+    return { ...this.qUsage };
   }
 
   async setGatewayState(gateway: string, change: { online?: boolean; status?: GatewayStatus }): Promise<void> {
