@@ -93,6 +93,8 @@ export interface SerialLinePoint {
   readonly unit?: string;
   readonly description?: string;
   readonly deadband?: number;
+  /** Heartbeat override in seconds: an unchanged value is sent again at least this often; 0 = only on change. Absent = the profile's. */
+  readonly heartbeatS?: number;
   readonly min?: number;
   readonly max?: number;
   /** Texts that mean true / false for bool points (compared case-insensitively). */
@@ -113,6 +115,8 @@ export interface SerialLineProfile {
   readonly protocol: 'serial-line';
   /** Expected period of the sensor's frames (or of `request`), ms. Default 1000. */
   readonly pollIntervalMs: number;
+  /** Seconds after which an unchanged value (and quality) is reported again; 0 = only on change. Default 60. */
+  readonly heartbeatS?: number;
   readonly serialLine: SerialLineSettings;
   readonly points: readonly SerialLinePoint[];
 }

@@ -40,6 +40,8 @@ export interface OpcuaPoint {
    * applied again by the gateway in engineering units.
    */
   readonly deadband?: number;
+  /** Heartbeat override in seconds: an unchanged value is sent again at least this often; 0 = only on change. Absent = the profile's. */
+  readonly heartbeatS?: number;
   /** engineering = raw × scale + offset. Default 1. */
   readonly scale: number;
   /** Default 0. */
@@ -63,6 +65,8 @@ export interface OpcuaProfile {
   readonly protocol: 'opcua';
   /** Unused by OPC UA (the server pushes values); kept so every profile has the same shape. Default 1000. */
   readonly pollIntervalMs: number;
+  /** Seconds after which an unchanged value (and quality) is reported again; 0 = only on change. Default 60. */
+  readonly heartbeatS?: number;
   readonly opcua: OpcuaSettings;
   readonly points: readonly OpcuaPoint[];
 }

@@ -70,8 +70,10 @@ export interface ModbusPoint {
   readonly description?: string;
   /** Poll interval override in ms (≥ 50); absent = the profile's. */
   readonly pollIntervalMs?: number;
-  /** Absolute change in engineering units below which a reading is not reported; 0/absent = every poll. */
+  /** Absolute change in engineering units below which a new value is not reported (until the heartbeat); 0/absent = every change. */
   readonly deadband?: number;
+  /** Heartbeat override in seconds: an unchanged value is sent again at least this often; 0 = only on change. Absent = the profile's. */
+  readonly heartbeatS?: number;
   /** Whether the gateway may write this point. Default false. */
   readonly writable: boolean;
   /** Lowest valid engineering value. */
@@ -106,6 +108,8 @@ export interface ModbusProfile {
   readonly protocol: 'modbus';
   /** Default poll interval in ms (≥ 50). Default 1000. */
   readonly pollIntervalMs: number;
+  /** Seconds after which an unchanged value (and quality) is reported again; 0 = only on change. Default 60. */
+  readonly heartbeatS?: number;
   readonly modbus: ModbusSettings;
   /** At least one point; names unique; register ranges do not overlap (bit points may share a register, also with that register's raw int16/uint16 word). */
   readonly points: readonly ModbusPoint[];

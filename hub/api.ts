@@ -5,6 +5,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../lib/index.js';
 import { boundQueryNumbers } from './query-numbers.js';
+import { markOfflineStale } from './readings-stale.js';
 import type { TelemetryPort } from './store/port.js';
 
 /** Dependencies and settings of the {@link Api}. */
@@ -40,6 +41,7 @@ const readingSchema = {
     ts: { type: 'integer', description: 'ms since the Unix epoch' },
     value: { anyOf: [{ type: 'number' }, { type: 'boolean' }, { type: 'string' }, { type: 'null' }] },
     quality: { enum: ['good', 'bad', 'stale'] },
+    stale: { type: 'boolean', description: 'latest values only: true when the gateway that sent it is offline (quality is as read; nothing newer can arrive until the gateway is back)' },
   },
 } as const;
 const errorSchema = { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } as const;
@@ -127,7 +129,10 @@ export class Api {
         querystring: { type: 'object', additionalProperties: false, properties: { gateway: ID, device: ID, point: ID, limit: { type: 'integer', minimum: 1, maximum: 100000, default: 10000 } } },
         response: { 200: { type: 'object', properties: { items: { type: 'array', items: readingSchema } } }, 400: errorSchema },
       },
-    }, async (req) => ({ items: await store.latest(req.query) }));
+    }, async (req) => {
+      const items = await store.latest(req.query);
+      return { items: items.length > 0 ? markOfflineStale(items, await store.listGateways()) : items };
+    });
 
     app.get<{ Querystring: { gateway: string; device: string; point: string; from?: number; to?: number; limit: number } }>('/api/v1/readings', {
       schema: {

@@ -41,7 +41,7 @@ t.test('a valid profile comes back with defaults applied, deep-frozen, input unt
   const input = doc();
   const p = validateProfile(input, FILE) as ModbusProfile;
   t.same(p, {
-    model: 'dev', manufacturer: 'acme', protocol: 'modbus', pollIntervalMs: 1000,
+    model: 'dev', manufacturer: 'acme', protocol: 'modbus', pollIntervalMs: 1000, heartbeatS: 60,
     modbus: { maxRegistersPerRead: 125, maxBitsPerRead: 2000, maxGap: 8 },
     points: [{ name: 'a', table: 'holding', address: 0, type: 'uint16', scale: 1, offset: 0, writable: false, wordOrder: 'big', byteSwap: false }],
   });

@@ -59,6 +59,7 @@ interface Group {
 export class DevicePoller implements DeviceDriver {
   private readonly groups: Group[] = [];
   private readonly backoff: Backoff;
+  private readonly backoffCap: number;
   private readonly clock: () => number;
   private readonly state: DeviceState;
   private running = false;
@@ -68,7 +69,7 @@ export class DevicePoller implements DeviceDriver {
     const d = deps.device;
     this.state = new DeviceState({
       deviceId: d.id, logger: deps.logger, onReadings: deps.onReadings, onEvent: deps.onEvent, clock: this.clock,
-      where: `unit ${d.unitId} on bus ${d.bus}`,
+      where: `unit ${d.unitId} on bus ${d.bus}`, heartbeatS: deps.profile.heartbeatS,
     });
     const base = d.pollIntervalMs ?? deps.profile.pollIntervalMs;
     const byInterval = new Map<number, ModbusPoint[]>();
@@ -79,7 +80,8 @@ export class DevicePoller implements DeviceDriver {
     for (const [intervalMs, points] of [...byInterval].sort((a, b) => a[0] - b[0])) {
       this.groups.push({ intervalMs, plan: planReads(points, deps.profile.modbus), timer: null, busy: false });
     }
-    this.backoff = new Backoff({ minMs: base, maxMs: Math.max(base, deps.maxBackoffMs ?? DEFAULT_BACKOFF_MAX_MS) });
+    this.backoffCap = Math.max(base, deps.maxBackoffMs ?? DEFAULT_BACKOFF_MAX_MS);
+    this.backoff = new Backoff({ minMs: base, maxMs: this.backoffCap });
   }
 
   get id(): string {
@@ -88,6 +90,11 @@ export class DevicePoller implements DeviceDriver {
 
   get health(): DeviceHealth {
     return this.state.health;
+  }
+
+  /** Longest wait between polls while the device does not answer (ms). */
+  get backoffMaxMs(): number {
+    return this.backoffCap;
   }
 
   get stats(): DevicePollStats {

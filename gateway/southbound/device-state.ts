@@ -1,7 +1,10 @@
 /**
  * What every device driver of the gateway shares, whatever its protocol
  * (Modbus polling, serial-line streams, OPC UA subscriptions): report by
- * exception with deadbands, reading quality (good / bad / stale), device
+ * exception with deadbands and a heartbeat (a value is reported when it or
+ * its quality changes — beyond the point's deadband, if any — and, unchanged,
+ * again at least every `heartbeatS` seconds, as SCADA drivers do, so a steady
+ * device is told from a dead one), reading quality (good / bad / stale), device
  * health with `device.up` / `device.down` events, and driver faults reported
  * once per code until the device recovers. Drivers decide *when* a device
  * answered or failed; this class decides what goes out.
@@ -33,7 +36,12 @@ export interface DevicePollStats {
 export interface ReportedPoint {
   readonly name: string;
   readonly deadband?: number;
+  /** Heartbeat of this point in seconds (0 = only on change); absent = the device's. */
+  readonly heartbeatS?: number;
 }
+
+/** Heartbeat when the profile names none (s), as in profile.schema.json. */
+export const DEFAULT_HEARTBEAT_S = 60;
 
 /** A running device driver, whatever its protocol: what the gateway composes and reports on. */
 export interface DeviceDriver {
@@ -58,11 +66,15 @@ export interface DeviceStateDeps {
   clock?: () => number;
   /** Where the device is, for messages: "unit 3 on bus rs485-1". */
   where: string;
+  /** The profile's heartbeat in seconds (0 = only on change). Default {@link DEFAULT_HEARTBEAT_S}. */
+  heartbeatS?: number;
 }
 
 interface LastReported {
   value: ReadingValue;
   quality: Quality;
+  /** Timestamp of the reading last reported. */
+  ts: number;
 }
 
 /** Reporting and health bookkeeping of one device. */
@@ -86,22 +98,46 @@ export class DeviceState {
     return this.consecutiveFailures;
   }
 
+  /** Heartbeat of `point` in ms; 0 = none. */
+  heartbeatMs(point: ReportedPoint): number {
+    return (point.heartbeatS ?? this.deps.heartbeatS ?? DEFAULT_HEARTBEAT_S) * 1000;
+  }
+
   /**
    * Adds a reading to `out` unless it is the same as the last one reported
-   * for the point (same quality and equal value, or within the deadband).
+   * for the point (same quality and equal value, or within the deadband) and
+   * that one is younger than the point's heartbeat.
    */
   report(out: Reading[], point: ReportedPoint, value: ReadingValue, quality: Quality, ts: number): void {
     const prev = this.last.get(point.name);
     if (prev && prev.quality === quality) {
       const db = point.deadband ?? 0;
-      if (prev.value === value) return;
-      if (db > 0 && typeof value === 'number' && typeof prev.value === 'number' && Math.abs(value - prev.value) < db) return;
+      const same = prev.value === value || (db > 0 && typeof value === 'number' && typeof prev.value === 'number' && Math.abs(value - prev.value) < db);
+      if (same) {
+        const hb = this.heartbeatMs(point);
+        if (hb === 0 || ts - prev.ts < hb) return;
+      }
     }
     if (prev) {
       prev.value = value;
       prev.quality = quality;
-    } else this.last.set(point.name, { value, quality });
+      prev.ts = ts;
+    } else this.last.set(point.name, { value, quality, ts });
     out.push({ device: this.deps.deviceId, point: point.name, ts, value, quality });
+  }
+
+  /**
+   * Re-reports, with timestamp `now`, every point in `points` whose last
+   * report is at least its heartbeat old (same value and quality): for
+   * drivers that are not called when nothing changes (OPC UA subscriptions).
+   * Points never reported are left alone.
+   */
+  heartbeat(points: Iterable<ReportedPoint>, out: Reading[], now = this.clock()): void {
+    for (const p of points) {
+      const prev = this.last.get(p.name);
+      const hb = this.heartbeatMs(p);
+      if (prev && hb > 0 && now - prev.ts >= hb) this.report(out, p, prev.value, prev.quality, now);
+    }
   }
 
   /** Last value reported for a point (undefined if never). */

@@ -6,6 +6,10 @@
  * Good → good; "no communication"-like codes (the server's own source is
  * offline: BadNoCommunication, BadOutOfService, BadWaitingForInitialData,
  * UncertainLastUsableValue) → stale; anything else → bad.
+ *
+ * A subscription says nothing while values do not change, so the device
+ * re-reports unchanged values itself at their heartbeat (a timer while the
+ * session is up), as the polled drivers do at their polls.
  */
 import { IocError, type GatewayEvent, type Quality, type Reading } from '../../../contract/index.js';
 import { coerceOpcuaValue, type OpcuaPoint, type OpcuaProfile } from '../../../device-profiles/index.js';
@@ -76,11 +80,12 @@ export function opcuaRawValue(point: OpcuaPoint, value: unknown): number | boole
 export class OpcuaDevice implements DeviceDriver {
   readonly state: DeviceState;
   private writer: OpcuaWriter | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly deps: OpcuaDeviceDeps) {
     this.state = new DeviceState({
       deviceId: deps.device.id, logger: deps.logger, onReadings: deps.onReadings, onEvent: deps.onEvent, clock: deps.clock,
-      where: `OPC UA bus ${deps.device.bus}`,
+      where: `OPC UA bus ${deps.device.bus}`, heartbeatS: deps.profile.heartbeatS,
     });
   }
 
@@ -107,7 +112,29 @@ export class OpcuaDevice implements DeviceDriver {
 
   async start(): Promise<void> {}
 
-  async stop(): Promise<void> {}
+  /** Stops the heartbeat timer (the line owns the session). Idempotent. */
+  async stop(): Promise<void> {
+    this.stopHeartbeat();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+  }
+
+  /** Checks the heartbeats a few times per shortest heartbeat (between 0.1 and 5 s). */
+  private startHeartbeat(): void {
+    this.stopHeartbeat();
+    const beats = this.points.map((p) => this.state.heartbeatMs(p)).filter((ms) => ms > 0);
+    if (beats.length === 0) return;
+    const tick = Math.min(5000, Math.max(100, Math.min(...beats) / 4));
+    this.heartbeatTimer = setInterval(() => {
+      const out: Reading[] = [];
+      this.state.heartbeat(this.points, out);
+      this.state.flush(out);
+    }, tick);
+    this.heartbeatTimer.unref();
+  }
 
   /** A data change notification for `point` (raw variant value, status code name, source time). */
   onValue(point: OpcuaPoint, raw: unknown, statusName: string, ts: number | null): void {
@@ -132,6 +159,7 @@ export class OpcuaDevice implements DeviceDriver {
   /** The session is up and the device's items are monitored. */
   onConnected(): void {
     this.state.markGood();
+    this.startHeartbeat();
   }
 
   /** A monitored item could not be created (unknown node, bad filter…): the point is bad. */
@@ -144,6 +172,7 @@ export class OpcuaDevice implements DeviceDriver {
 
   /** The session is gone (or never came): down with the line's error code, points stale. */
   onDisconnected(err: IocError): void {
+    this.stopHeartbeat();
     if (this.state.health === 'down') return;
     const out: Reading[] = [];
     this.state.markFailed(err, this.points, out, 1);

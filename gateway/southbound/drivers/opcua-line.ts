@@ -144,6 +144,7 @@ export class OpcuaLine implements OpcuaWriter {
     this.running = false;
     this.wake?.();
     await this.loop;
+    for (const d of this.devices) await d.stop();
     await this.certificateManager?.dispose().catch(() => undefined);
     this.certificateManager = null;
   }

@@ -68,7 +68,7 @@ export class SerialLineDevice implements DeviceDriver {
     this.clock = deps.clock ?? Date.now;
     this.state = new DeviceState({
       deviceId: deps.device.id, logger: deps.logger, onReadings: deps.onReadings, onEvent: deps.onEvent, clock: this.clock,
-      where: `serial line ${deps.bus.path}`,
+      where: `serial line ${deps.bus.path}`, heartbeatS: deps.profile.heartbeatS,
     });
     this.framer = new LineFramer(deps.profile.serialLine.framing, deps.profile.serialLine.maxFrameBytes);
     this.backoff = new Backoff({ minMs: deps.bus.reconnectMinMs, maxMs: deps.bus.reconnectMaxMs });

@@ -71,3 +71,26 @@ t.test('a server whose values never change: zero reconnects, zero device or bus 
   t.same(readings.slice(readingsBefore).filter((r) => r.quality !== 'good'), [], 'no value re-stored as stale or bad');
   t.notOk(lines.some((l) => l.code === 'GW_ERR_OPCUA_SESSION'), 'no "connection lost" log line');
 });
+
+t.test('heartbeat: a subscription that says nothing still has its steady values re-sent (issue 14.4)', async (t) => {
+  const server = new OpcuaCameraServer({ pkiDir: path.join(home, 'server-pki-hb') });
+  await server.start();
+  t.teardown(() => server.stop());
+  server.silent(true);
+  const camera = (await loadProfileFile(path.join(PROFILES_DIR, 'camera-health-opcua.json'))) as OpcuaProfile;
+  const beating = { ...camera, heartbeatS: 1 } as OpcuaProfile;
+  const config: OpcuaBusConfig = {
+    id: 'ua-hb', type: 'opcua', endpointUrl: server.endpointUrl, securityMode: 'None', securityPolicy: 'None', trustList: [],
+    pkiDir: path.join(home, 'client-pki-hb'), devMode: false, timeoutMs: 2000, reconnectMinMs: 100, reconnectMaxMs: 500,
+  };
+  const readings: Reading[] = [];
+  const line = new OpcuaLine({ config, logger: captureLogger('info').logger, onEvent: () => undefined });
+  line.addDevice({ device: { id: 'cam-hb', bus: config.id, profile: beating.model, unitId: 1, enabled: true }, profile: beating, logger: captureLogger('info').logger, onReadings: (r) => readings.push(...r), onEvent: () => undefined });
+  await line.start();
+  t.teardown(() => line.stop());
+  const count = (p: string): number => readings.filter((r) => r.point === p).length;
+  await until(() => camera.points.every((p) => count(p.name) >= 3), 'each point reported three times with nothing changing', 20_000);
+  const online = readings.filter((r) => r.point === 'online');
+  t.ok(online.every((r) => r.value === true && r.quality === 'good'), 'the same good value, re-sent');
+  t.ok((online[2]?.ts ?? 0) > (online[0]?.ts ?? 0), 'each with its own time');
+});
