@@ -150,3 +150,34 @@ export function parseRollups(s: string, parseDuration: (s: string) => number): R
     return { bucketMs: bucket * 1000, keepMs: keep * 1000 };
   });
 }
+
+/** Readings a store refused or deleted, by reason (`ioc_edge_hub_readings_dropped_total{reason}`). */
+export interface DroppedReadings {
+  /** Stamped further ahead of the hub's clock than the skew allowance (refused at ingest, or deleted if stored before). */
+  future: number;
+  /** Stamped further back than the clock window allows (refused at ingest). */
+  past: number;
+  /** A new point of a gateway already at its points cap (refused). */
+  series_limit: number;
+  /** Raw readings rolled up and deleted for their age. */
+  age: number;
+  /** Raw readings rolled up and deleted early for the size cap. */
+  size: number;
+  /** Readings that left the last rollup level. */
+  rollup_age: number;
+}
+
+/** Counters a store keeps about its data limits (for metrics); both backends should have them. */
+export interface DataLimitCounters {
+  readonly dropped: DroppedReadings;
+  /** Quarantine rows deleted for the quota; events and cleared alarms deleted by retention; retention passes. */
+  readonly retained: { quarantineDropped: number; eventsDropped: number; alarmsDropped: number; runs: number };
+  /** Quarantine rows and payload bytes held now. */
+  quarantineUsage(): { rows: number; bytes: number };
+}
+
+/** True when a store keeps {@link DataLimitCounters}. */
+export function countsDataLimits(s: object): s is DataLimitCounters {
+  const c = s as Partial<DataLimitCounters>;
+  return typeof c.dropped === 'object' && typeof c.retained === 'object' && typeof c.quarantineUsage === 'function';
+}

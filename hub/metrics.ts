@@ -10,6 +10,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { parseTopic } from '../contract/index.js';
 import type { HubEventMap, HubEvents } from './hub-events.js';
+import { countsDataLimits, type DataLimitCounters } from './data-limits.js';
 import type { TelemetryPort } from './store/port.js';
 
 /** Where the hub's metrics come from. */
@@ -65,6 +66,22 @@ export class HubMetrics {
     total('ioc_edge_hub_ingest_duplicate_batches_total', 'Replayed batches recognised and dropped.', () => c.duplicates);
     this.events = new Counter({ name: 'ioc_edge_hub_events_total', help: 'Gateway events committed, by severity.', labelNames: ['severity'], registers });
     this.quarantined = new Counter({ name: 'ioc_edge_hub_quarantined_total', help: 'Malformed payloads quarantined.', registers });
+    // Data limits (issue 13, hub/data-limits.ts): what the store refused or deleted to stay in its budgets.
+    // (A store without these counters reads 0.)
+    const limits: DataLimitCounters = countsDataLimits(src.store) ? src.store : { dropped: { future: 0, past: 0, series_limit: 0, age: 0, size: 0, rollup_age: 0 }, retained: { quarantineDropped: 0, eventsDropped: 0, alarmsDropped: 0, runs: 0 }, quarantineUsage: () => ({ rows: 0, bytes: 0 }) };
+    const kept = limits.retained;
+    total('ioc_edge_hub_quarantine_dropped_total', 'Quarantined payloads deleted, oldest first, to keep the quarantine within its quota.', () => kept.quarantineDropped);
+    gauge('ioc_edge_hub_quarantine_bytes', 'Payload bytes held in the quarantine.', () => limits.quarantineUsage().bytes);
+    const dropped = limits.dropped;
+    new Counter({
+      name: 'ioc_edge_hub_readings_dropped_total', labelNames: ['reason'], registers,
+      help: 'Readings refused at ingest (future, past: outside the clock window; series_limit: a new point past the per-gateway cap) or deleted by retention (age, size: rolled up first; rollup_age: left the last rollup level).',
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(dropped)) this.inc({ reason }, n as number);
+      },
+    });
+    total('ioc_edge_hub_events_dropped_total', 'Gateway events and cleared alarms deleted by retention (age, or count per gateway).', () => kept.eventsDropped + kept.alarmsDropped);
 
     const store = src.store;
     new Gauge({

@@ -10,13 +10,14 @@
 import { IocError, type GatewayEvent, type GatewayStatus } from '../contract/index.js';
 import { SqliteDb, type Logger } from '../lib/index.js';
 import { ackAlarm, activeAlarmCounts, ALARM_SCHEMA, applyAlarmEvent, isAlarmEvent, listAlarms, type AlarmQuery, type StoredAlarm } from './alarm-store.js';
-import { resolveDataLimits, type DataLimits } from './data-limits.js';
+import { resolveDataLimits, type DataLimitCounters, type DataLimits, type DroppedReadings } from './data-limits.js';
 import { mergeBucket, readRollups, runRetention, type BucketSums, type RetentionResult } from './readings-retention.js';
 import { ensureSchema, GOOD_NUMERIC, toReading, type RawReadingRow, type StoredReading } from './store-schema.js';
 import { commitTelemetryGroup, flushLatest, recoverLatest, TelemetryState, type BatchToCommit } from './telemetry-commit.js';
 
 export type { BatchToCommit } from './telemetry-commit.js';
 export type { StoredReading } from './store-schema.js';
+export type { DroppedReadings } from './data-limits.js';
 
 /** A gateway as the registry knows it. */
 export interface GatewayRow {
@@ -58,24 +59,8 @@ export interface HubStoreDeps {
   retentionTimer?: boolean;
 }
 
-/** Readings the store refused or deleted, by reason (`ioc_edge_hub_readings_dropped_total{reason}`). */
-export interface DroppedReadings {
-  /** Stamped further ahead of the hub's clock than the skew allowance (refused at ingest, or deleted if stored before). */
-  future: number;
-  /** Stamped further back than the clock window allows (refused at ingest). */
-  past: number;
-  /** A new point of a gateway already at its points cap (refused). */
-  series_limit: number;
-  /** Raw readings rolled up and deleted for their age. */
-  age: number;
-  /** Raw readings rolled up and deleted early for the size cap. */
-  size: number;
-  /** Readings that left the last rollup level. */
-  rollup_age: number;
-}
-
 /** The hub's SQLite store: registry, telemetry, events, quarantine. */
-export class HubStore {
+export class HubStore implements DataLimitCounters {
   private db: SqliteDb | null = null;
   private queue: Array<Pending & { queuedAt?: number }> = [];
   private committing = false;

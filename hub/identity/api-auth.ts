@@ -103,9 +103,9 @@ export function installApiAuth(app: FastifyInstance, deps: ApiAuthDeps): void {
   refused.start();
   app.addHook('onClose', async () => refused.stop());
   const record = async (req: FastifyRequest, outcome: 'ok' | 'denied' | 'error', detail: Record<string, unknown>): Promise<void> => {
-    const entry = { actor: req.principal?.actor ?? 'unauthenticated', source: req.ip, action: actionOf(req), target: truncateTarget(req.url, deps.refusedAudit?.maxTargetChars), outcome, detail };
-    if (outcome !== 'ok') return refused.refused(entry);
-    await audit.record(entry).catch((err: unknown) => logger.error({ err }, 'audit write failed'));
+    const entry = { actor: req.principal?.actor ?? 'unauthenticated', source: req.ip, action: actionOf(req), target: req.url, outcome, detail };
+    if (outcome !== 'ok') return refused.refused(entry); // cuts the target itself
+    await audit.record({ ...entry, target: truncateTarget(req.url, deps.refusedAudit?.maxTargetChars) }).catch((err: unknown) => logger.error({ err }, 'audit write failed'));
   };
 
   app.addHook('onRequest', async (req, reply) => {
