@@ -22,7 +22,7 @@ reports the device to the hub's registry.
   --id ID          device id, unique on this gateway
   --bus BUS        id of a bus in the configuration
   --profile MODEL  device profile model ('ioc-edge profile validate' checks custom ones)
-  --unit-id N      Modbus unit id / slave address (default 1)
+  --unit-id N      Modbus unit id / slave address (default 1; Modbus buses only)
   --poll-ms N      poll interval, overriding the profile's
   --disabled       add it switched off`;
 
@@ -66,16 +66,21 @@ export const deviceAdd: Command = {
       } catch (e) {
         throw new IocError('CONFIG_ERR_READ', `cannot read gateway configuration ${file}: ${(e as Error).message}`, { cause: e, context: { file } });
       }
-      const unitId = int('unit-id', v['unit-id']) ?? 1;
+      // Unit ids belong to Modbus buses only: an OPC UA server or a serial-line port has none (issue 14.8).
+      const busType = (Array.isArray((doc as { buses?: unknown }).buses) ? ((doc as { buses: Array<{ id?: unknown; type?: unknown }> }).buses.find((b) => b?.id === v.bus)?.type) : undefined);
+      const modbus = busType === undefined || busType === 'modbus-tcp' || busType === 'modbus-rtu' || busType === 'modbus-rtu-tcp';
+      if (!modbus && v['unit-id'] !== undefined) throw new IocError('CONFIG_ERR_INVALID', `--unit-id: bus '${v.bus}' is ${String(busType)}, which has no unit ids; leave --unit-id out`);
+      const unitId = modbus ? int('unit-id', v['unit-id']) ?? 1 : undefined;
       const pollIntervalMs = int('poll-ms', v['poll-ms']);
-      const device = { id: v.id!, bus: v.bus!, profile: v.profile!, unitId, ...(pollIntervalMs !== undefined ? { pollIntervalMs } : {}), ...(v.disabled ? { enabled: false } : {}) };
+      const device = { id: v.id!, bus: v.bus!, profile: v.profile!, ...(unitId !== undefined ? { unitId } : {}), ...(pollIntervalMs !== undefined ? { pollIntervalMs } : {}), ...(v.disabled ? { enabled: false } : {}) };
       const next = { ...doc, devices: [...(Array.isArray(doc.devices) ? doc.devices : []), device] };
       const profiles = await loadProfiles(parseGatewayConfig(doc, file).profileDirs ?? []);
       parseGatewayConfig(next, file, { profiles });
       const tmp = `${file}.${process.pid}.tmp`;
       await writeFile(tmp, `${JSON.stringify(next, null, 2)}\n`);
       await rename(tmp, file);
-      out.write(`added device ${device.id} (${device.profile}, unit ${unitId} on bus ${device.bus}) to ${file}\n`);
+      const where = unitId !== undefined ? `unit ${unitId} on bus ${device.bus}` : `on ${busType === 'opcua' ? 'OPC UA' : busType === 'serial-line' ? 'serial-line' : String(busType)} bus ${device.bus}`;
+      out.write(`added device ${device.id} (${device.profile}, ${where}) to ${file}\n`);
       out.write('Restart the gateway to poll it; the hub registry lists it once the gateway reports its status.\n');
       return 0;
     } catch (e) {

@@ -53,7 +53,8 @@ async function withSession<T>(v: LineValues, fn: (session: ClientSession) => Pro
       await session.close().catch(() => undefined);
     }
   } catch (err) {
-    throw classifyOpcuaError(err, url);
+    // Name this command's own flag, not the gateway configuration's trustList (issue 14.8).
+    throw classifyOpcuaError(err, url, "pass the server's certificate with --trust FILE.pem (repeatable; DER works too), or --dev-mode to accept any server (never in the field)");
   } finally {
     await client.disconnect().catch(() => undefined);
     await cm.dispose().catch(() => undefined);

@@ -63,15 +63,19 @@ const DATA_TYPES: Record<OpcuaPoint['type'], DataType> = {
   float32: DataType.Float, int64: DataType.Int64, uint64: DataType.UInt64, float64: DataType.Double, string: DataType.String,
 };
 
-/** Maps what node-opcua threw to a catalogue error. */
-export function classifyOpcuaError(err: unknown, url: string): IocError {
+/**
+ * Maps what node-opcua threw to a catalogue error. `trustHint` says how to
+ * trust the server where the error is seen: the gateway's bus `trustList` by
+ * default, the CLI's own `--trust` flag in `probe` and `scan`.
+ */
+export function classifyOpcuaError(err: unknown, url: string, trustHint = "add the server's certificate file to the bus's trustList"): IocError {
   if (err instanceof IocError) return err;
   const msg = (err as Error)?.message ?? String(err);
   let code: ErrorCode = 'GW_ERR_OPCUA_CONNECT';
   let detail = `cannot connect to OPC UA server ${url}: ${msg}`;
   if (/BadCertificate|Certificate verification failed/i.test(msg)) {
     code = 'GW_ERR_OPCUA_CERT_UNTRUSTED';
-    detail = `the certificate of OPC UA server ${url} is not trusted (${msg.slice(0, 200)}): add the server's certificate file to the bus's trustList`;
+    detail = `the certificate of OPC UA server ${url} is not trusted (${msg.slice(0, 200)}): ${trustHint}`;
   } else if (/BadUserAccessDenied|BadIdentityToken|BadSecurityPolicyRejected|BadSecurityModeRejected|cannot find endpoint|BadCertificateUseNotAllowed|BadSecurityChecksFailed/i.test(msg)) {
     code = 'GW_ERR_OPCUA_AUTH';
     detail = `OPC UA server ${url} refused the identity or security settings: ${msg.slice(0, 300)}`;

@@ -175,4 +175,12 @@ t.test('CLI: scan --opcua browses the address space, probe --opcua reads a profi
   const denied = captureIo();
   t.equal(await scan.run(['--opcua', server.endpointUrl, '--user', 'x', '--password', 'y', '--pki-dir', path.join(home, 'cli-pki')], denied), 2);
   t.match(denied.errText(), /GW_ERR_OPCUA_AUTH/);
+  // An untrusted server certificate: the message names probe's own --trust flag, not a configuration's trustList (issue 14.8).
+  const untrusted = captureIo();
+  t.equal(await probe.run(['--profile', 'camera-health-opcua', '--opcua', server.endpointUrl, ...auth, '--security-mode', 'SignAndEncrypt', '--pki-dir', path.join(home, 'cli-pki-untrusted')], untrusted), 2);
+  t.match(untrusted.errText(), /GW_ERR_OPCUA_CERT_UNTRUSTED/);
+  t.match(untrusted.errText(), /--trust FILE\.pem/);
+  t.notMatch(untrusted.errText(), /trustList/);
+  const trusted = captureIo();
+  t.equal(await probe.run(['--profile', 'camera-health-opcua', '--opcua', server.endpointUrl, ...auth, '--security-mode', 'SignAndEncrypt', '--pki-dir', path.join(home, 'cli-pki-trusted'), '--trust', server.certificateFile], trusted), 0, trusted.errText());
 });
