@@ -11,6 +11,7 @@ import { startHub } from '../hub.js';
 import type { Command } from './command.js';
 import { parse } from './parse.js';
 import { parseBrokerLimits } from '../broker/broker-limits.js';
+import { readTrustedKeys } from './trusted-keys.js';
 
 const HELP = `Usage: ioc-edge hub run --data-dir DIR [options]
 
@@ -32,6 +33,13 @@ registry and HTTP API. Make the first admin token with
                               v1/v2 header on the MQTT listener (their header names the client)
   --broker-limit NAME=N       change one per-client broker bound (repeatable), e.g.
                               maxQueuedPerSession=5000, maxSubscriptions.other=64 (docs/security.md)
+  --api-trusted-proxy LIST    comma-separated addresses or CIDR ranges of reverse proxies in front of
+                              the API whose X-Forwarded-For names the client (limiter, audit)
+  --fw-trusted-key FILE       Ed25519 public key (base64 or PEM) that firmware manifests must be signed
+                              by to be accepted at upload (repeatable; also IOC_EDGE_FW_TRUSTED_KEYS,
+                              files separated by ':'); with none, any signed manifest is stored
+  --secrets-key FILE          key sealing pushed configuration secrets (default DIR/secrets.key,
+                              created mode 0600 on first start; back it up with the data directory)
   --log-level LEVEL           trace … error (default info)
   --pretty                    human-readable logs`;
 
@@ -53,7 +61,7 @@ export const hubRun: Command = {
   async run(args, io) {
     const p = parse(args, {
       'data-dir': { type: 'string' }, store: { type: 'string' }, 'mqtt-host': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-host': { type: 'string' }, 'http-port': { type: 'string' },
-      'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, auth: { type: 'string' }, 'mqtt-trusted-proxy': { type: 'string' }, 'broker-limit': { type: 'string', multiple: true }, 'log-level': { type: 'string' }, pretty: { type: 'boolean' },
+      'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, auth: { type: 'string' }, 'mqtt-trusted-proxy': { type: 'string' }, 'broker-limit': { type: 'string', multiple: true }, 'api-trusted-proxy': { type: 'string' }, 'fw-trusted-key': { type: 'string', multiple: true }, 'secrets-key': { type: 'string' }, 'log-level': { type: 'string' }, pretty: { type: 'boolean' },
     }, HELP, io);
     if ('exit' in p) return p.exit;
     const v = p.values;
@@ -73,6 +81,14 @@ export const hubRun: Command = {
       return 2;
     }
     const proxies = v['mqtt-trusted-proxy']?.split(',').map((a) => a.trim()).filter(Boolean);
+    const apiProxies = v['api-trusted-proxy']?.split(',').map((a) => a.trim()).filter(Boolean);
+    let fwKeys: string[];
+    try {
+      fwKeys = await readTrustedKeys([...(v['fw-trusted-key'] ?? []), ...(process.env.IOC_EDGE_FW_TRUSTED_KEYS ?? '').split(':').filter(Boolean)]);
+    } catch (e) {
+      io.err.write(`${(e as Error).message}\n`);
+      return 2;
+    }
     const tls = v['tls-cert'] ? { certFile: v['tls-cert'], keyFile: v['tls-key']! } : undefined;
     let hub;
     let uninstallPolicy = (): void => undefined;
@@ -80,12 +96,17 @@ export const hubRun: Command = {
       const logger = createLogger({ level: v['log-level'] ?? 'info', pretty: v.pretty ?? false, destination: io.out });
       // An uncaught exception or unhandled rejection: fatal JSON line with the stack, exit 70 (lib/process-policy.ts).
       uninstallPolicy = installProcessPolicy(logger, { name: 'hub' });
+      // Everything the hub creates is private to its user (issue 13; the systemd unit sets UMask=0077 too).
+      process.umask(0o077);
       hub = await startHub({
         dataDir: v['data-dir'], logger, ...(storeOption(v.store) ? { store: storeOption(v.store)! } : {}), auth: { mode: v.auth === 'open' ? 'open' : 'required' }, brokerLimits: limits,
         ...(proxies?.length ? { mqttProxyProtocol: { trusted: proxies } } : {}), ...(tls ? { tls } : {}), allowPlain: v['allow-plain'] ?? false,
+        ...(fwKeys.length > 0 ? { firmware: { trustedKeys: fwKeys } } : {}), ...(apiProxies?.length ? { trustedProxies: apiProxies } : {}),
+        ...(v['secrets-key'] ? { secretsKeyFile: v['secrets-key'] } : {}),
         mqttHost: v['mqtt-host'] ?? '127.0.0.1', mqttPort: port(v['mqtt-port'], tls ? 8883 : 1883),
         httpHost: v['http-host'] ?? '127.0.0.1', httpPort: port(v['http-port'], tls ? 8443 : 8080),
       });
+      logger.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, tls: hub.tls, fwTrustedKeys: fwKeys.length }, 'hub running');
     } catch (e) {
       uninstallPolicy();
       io.err.write(`ioc-edge: hub not started: ${isIocError(e) ? e.message : (e as Error).message}\n`);
