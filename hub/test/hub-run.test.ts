@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,4 +96,10 @@ t.test('a trusted key file that is missing or not a key stops hub run before it 
   const junk = await runCli(['hub', 'run', '--data-dir', dir, '--fw-trusted-key', path.join(dir, 'junk.pub')]);
   t.match(junk, { code: 2, err: /--fw-trusted-key .*junk\.pub: cannot read firmware signing key/ });
   t.notOk(junk.err.includes('undefined'));
+});
+
+t.test('the systemd unit keeps the data directory private', async (t) => {
+  const unit = readFileSync(fileURLToPath(new URL('../../docs/systemd/ioc-edge-hub.service', import.meta.url)), 'utf8');
+  t.match(unit, /^UMask=0077$/m);
+  t.match(unit, /^StateDirectoryMode=0700$/m);
 });
