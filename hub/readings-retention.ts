@@ -133,15 +133,16 @@ export async function usedBytes(db: SqliteDb): Promise<number> {
  */
 async function enforceSize(db: SqliteDb, limits: DataLimits, series: number[], now: number): Promise<number> {
   let total = 0;
-  let step = 3_600_000;
-  for (let round = 0; round < 64 && (await usedBytes(db)) > limits.retention.maxBytes; round++) {
+  let step = 0;
+  for (let round = 0; round < 128 && (await usedBytes(db)) > limits.retention.maxBytes; round++) {
     // The oldest reading: one index probe per series instead of a scan of the table.
     const oldest = (await db.get<{ m: number | null }>('SELECT min((SELECT min(ts) FROM readings WHERE series = s.id)) AS m FROM series s'))?.m;
     if (oldest === null || oldest === undefined) break;
+    // Slices of 1/64 of what is held (at least a minute): the cap is passed by a little, never by a lot.
+    step = Math.max(step, 60_000, Math.ceil((now - oldest) / 64));
     const n = await retireRaw(db, limits, series, oldest + step, now);
     total += n;
-    if (n === 0) step *= 4;
-    else step *= 2;
+    if (n === 0) step *= 2;
   }
   return total;
 }
@@ -263,7 +264,9 @@ export interface BucketSums {
  * the largest level whose width is at most `bucketMs` (else the finest)
  * while it keeps the data, and each coarser level before the finer one's
  * boundary: no reading is counted twice, and none that a rollup holds is
- * left out. A rollup bucket counts in the requested bucket holding its start.
+ * left out. Only rollup buckets lying wholly in [from, to] count (an edge
+ * bucket reaching outside the range is left out rather than bringing
+ * readings from outside it), each in the requested bucket holding its start.
  */
 export async function readRollups(db: SqliteDb, limits: DataLimits, seriesId: number, q: { from: number; to: number; bucketMs: number }, now: number, into: Map<number, BucketSums>): Promise<void> {
   const levels = limits.retention.rollups;
@@ -276,10 +279,11 @@ export async function readRollups(db: SqliteDb, limits: DataLimits, seriesId: nu
     const lo = Math.max(q.from, lower);
     const hi = Math.min(q.to, upper - 1);
     if (lo <= hi) {
+      const w = levels[i]!.bucketMs;
       const rows = await db.all<{ b: number; n: number; mn: number; mx: number; s: number }>(
         `SELECT CAST((ts - ?) / ? AS INTEGER) AS b, sum(count) AS n, min(min) AS mn, max(max) AS mx, total(sum) AS s FROM rollups
          WHERE series = ? AND bucket_ms = ? AND ts >= ? AND ts <= ? GROUP BY b`,
-        [q.from, q.bucketMs, seriesId, levels[i]!.bucketMs, lo, hi],
+        [q.from, q.bucketMs, seriesId, w, lo, Math.min(hi, q.to + 1 - w)],
       );
       for (const r of rows) mergeBucket(into, r.b, { count: r.n, min: r.mn, max: r.mx, sum: r.s });
     }
