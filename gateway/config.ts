@@ -113,6 +113,14 @@ export interface DeviceConfig {
   enabled: boolean;
 }
 
+/** The northbound setting (schema `northbound`; docs/sparkplug.md). */
+export type NorthboundConfig =
+  | { type: 'ioc/v1' }
+  | {
+    type: 'sparkplug'; url: string; groupId?: string; edgeNodeId?: string; primaryHostId?: string; clientId?: string; username?: string; password?: string;
+    keepaliveS: number; reconnectMinMs: number; reconnectMaxMs: number; batchSize: number; window: number; fenceTopic?: string;
+  };
+
 /** The gateway configuration after validation and defaults. */
 export interface GatewayConfig {
   gatewayId: string;
@@ -129,6 +137,8 @@ export interface GatewayConfig {
   uplink: { batchSize: number; window: number; statusIntervalS: number };
   /** Local /metrics, /healthz, /readyz endpoint; absent = off. */
   http?: { host: string; port: number };
+  /** Where telemetry goes (issue 17): the hub (ioc/v1, default) or a Sparkplug B broker. */
+  northbound: NorthboundConfig;
   /** Firmware updates of the field devices (issue 7): trusted signing keys and download tuning; absent = every offer refused. */
   firmware?: { trustedKeys: string[]; window: number; chunkTimeoutMs: number; stallTimeoutS: number };
 }

@@ -1,12 +1,12 @@
 // Copies what the compiled code reads at run time (JSON schemas, device profiles,
-// package.json, console assets) into dist/, keeping their relative paths.
+// package.json, console assets, the Sparkplug .proto) into dist/, keeping their relative paths.
 import { cpSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
 const out = path.join(root, 'dist');
 const folders = ['bin', 'lib', 'contract', 'device-profiles', 'gateway', 'hub', 'firmware-bridge', 'scripts'];
-const assets = /\.(json|html|css|svg|ico|png|txt)$|\.client\.js$/;
+const assets = /\.(json|html|css|svg|ico|png|txt|proto)$|\.client\.js$/;
 let n = 0;
 function walk(dir) {
   for (const name of readdirSync(dir)) {

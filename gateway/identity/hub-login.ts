@@ -29,6 +29,8 @@ export interface HubLogin {
   source: 'config' | 'credential-file' | 'provisioned' | 'none';
   /** Firmware signing keys from the provisioning answer (issue 7). */
   firmwareKeys?: string[];
+  /** The site the hub registered the gateway at (the Sparkplug group id by default, issue 17). */
+  site?: string;
 }
 
 /** Resolves the gateway's hub login (see the file comment for the order). */
@@ -57,6 +59,7 @@ export async function resolveHubLogin(config: GatewayConfig, logger: Logger): Pr
   return {
     username: credential.username, password: credential.password, mqttOptions, source: hub.claim ?? hub.claimFile ? 'provisioned' : 'credential-file',
     ...(Array.isArray(credential.firmwareKeys) ? { firmwareKeys: credential.firmwareKeys.filter((k): k is string => typeof k === 'string') } : {}),
+    ...(typeof credential.site === 'string' ? { site: credential.site } : {}),
   };
 }
 

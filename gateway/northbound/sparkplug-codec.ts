@@ -97,7 +97,8 @@ export function encodePayload(payload: SpPayload): Uint8Array {
  * @throws protobufjs's error for bytes that are not a valid `Payload` (callers log it with GW_ERR_SPARKPLUG_PAYLOAD).
  */
 export function decodePayload(bytes: Uint8Array): SpPayload {
-  const msg = PayloadType.decode(bytes) as unknown as SpPayload;
+  // A plain object with only the fields present: a decoded message answers defaults (alias 0, name '') for absent ones.
+  const msg = PayloadType.toObject(PayloadType.decode(bytes), { defaults: false, oneofs: true, arrays: true }) as unknown as SpPayload;
   if (!Array.isArray(msg.metrics)) msg.metrics = [];
   return msg;
 }

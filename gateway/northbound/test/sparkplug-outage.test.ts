@@ -1,0 +1,75 @@
+/**
+ * Sparkplug edge node across outages, on Aedes and on a private Mosquitto:
+ * the primary host goes offline and comes back (readings kept in the outbox,
+ * then sent as historical, complete and oldest first), and the gateway is
+ * SIGKILLed mid-session (the broker's NDEATH carries the last NBIRTH's bdSeq).
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import type { Reading } from '../../../contract/index.js';
+import { startSim, startTestGateway } from '../../../test/support/stack.js';
+import { waitFor } from '../../../test/support/wait.js';
+import { BROKERS, GROUP, NODE, spConfig, startHost } from './sparkplug-fixture.js';
+
+for (const broker of BROKERS) {
+  t.test(`${broker.name}: primary host offline and back: readings kept, sent as historical, complete and in order`, { skip: broker.skip }, async (t) => {
+    const port = await broker.start(t);
+    const sim = await startSim(t);
+    const host = await startHost(t, port, 'scada-primary');
+    const gw = await startTestGateway(t, spConfig(t.testdir(), port, sim.port, { primaryHostId: 'scada-primary' }));
+    const node = host.node(GROUP, NODE);
+    await host.until(() => node.births === 1 && node.devices.get('flood-1')?.live.length, 'birth and data while the host is online');
+    const recorded: Reading[] = [];
+    gw.bus.on('readings', (rs: Reading[]) => recorded.push(...rs.filter((r) => r.device === 'flood-1' && r.point === 'sample_count')));
+    await host.offline();
+    await waitFor(() => !gw.sparkplug!.stats().born, 'the node ends its session when the host goes offline');
+    const offlineAt = Date.now();
+    const offlineFrom = recorded.length;
+    // Readings pile up in the outbox, nothing is published.
+    await waitFor(() => recorded.length >= offlineFrom + 10 && gw.outbox.stats().rows > 10, 'readings waiting in the outbox');
+    t.equal(gw.sparkplug!.stats().born, false, 'no birth while the primary host is offline');
+    await host.online();
+    await host.until(() => node.births === 2, 'birth again when the host is back');
+    t.ok(node.bdSeq! >= 1, 'a new CONNECT with the next bdSeq');
+    const flood = node.devices.get('flood-1')!;
+    const missed = recorded.filter((r) => r.ts >= offlineAt - 200);
+    await host.until(() => missed.every((r) => flood.historical.some((m) => m.metric === 'sample_count' && m.timestamp === r.ts && m.value === r.value)
+      || flood.live.some((m) => m.metric === 'sample_count' && m.timestamp === r.ts && m.value === r.value)), 'every reading of the outage delivered');
+    const hist = flood.historical.filter((m) => m.metric === 'sample_count');
+    t.ok(hist.length >= 10, `backlog sent as historical (${hist.length} sample_count values)`);
+    t.ok(hist.every((m, i) => i === 0 || m.timestamp! >= hist[i - 1]!.timestamp!), 'historical values oldest first');
+    await waitFor(() => gw.outbox.stats().rows < 50, 'outbox drained after the fences are acknowledged');
+    t.same(host.violations, [], 'no conformance statement broken');
+  });
+
+  t.test(`${broker.name}: gateway SIGKILLed mid-session: the broker's NDEATH carries the last NBIRTH's bdSeq`, { skip: broker.skip }, async (t) => {
+    const port = await broker.start(t);
+    const sim = await startSim(t);
+    const host = await startHost(t, port);
+    const dir = t.testdir();
+    const file = path.join(dir, 'gw.json');
+    writeFileSync(file, JSON.stringify(spConfig(dir, port, sim.port)));
+    const node = host.node(GROUP, NODE);
+    const runs = async (): Promise<void> => {
+      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/run-gateway.ts', import.meta.url)), file], { stdio: ['ignore', 'pipe', 'inherit'] });
+      t.teardown(() => void child.kill('SIGKILL'));
+      const births = node.births;
+      await host.until(() => node.births > births && node.devices.get('flood-1')?.online, 'NBIRTH of the child gateway', 30_000);
+      const bdSeq = node.bdSeq;
+      const deaths = node.deaths.length;
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      await host.until(() => node.deaths.length > deaths, 'the broker publishes the will (NDEATH)');
+      t.match(node.deaths.at(-1), { bdSeq, matched: true }, `NDEATH bdSeq ${bdSeq} = the last NBIRTH's`);
+    };
+    await runs();
+    await runs();
+    t.equal(node.bdSeq, 1, 'the restarted gateway counts bdSeq on (kept in its data folder)');
+    t.same(host.violations, [], 'no conformance statement broken');
+  });
+}
+
