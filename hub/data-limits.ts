@@ -181,3 +181,63 @@ export function countsDataLimits(s: object): s is DataLimitCounters {
   const c = s as Partial<DataLimitCounters>;
   return typeof c.dropped === 'object' && typeof c.retained === 'object' && typeof c.quarantineUsage === 'function';
 }
+
+/** `hub run` flags that set data limits (docs/security.md "Data limits"). */
+export interface DataLimitFlags {
+  /** `--readings-keep DURATION`: raw readings kept (retention.rawMs). */
+  readingsKeep?: string;
+  /** `--rollups LIST`: `WIDTH:KEEP,…` or `none`. */
+  rollups?: string;
+  /** `--readings-max-bytes N[K|M|G]`: size cap of the store (0 = none). */
+  readingsMaxBytes?: string;
+  /** `--clock-skew DURATION`: how far ahead of the hub's clock a timestamp may be. */
+  clockSkew?: string;
+  /** `--data-limit NAME=VALUE` (repeatable): any other limit by its dotted name; a value of a `…Ms` limit may be a duration. */
+  other?: string[];
+}
+
+/**
+ * Builds hub options from `hub run` flags; `parseDuration` gives seconds
+ * (NaN when malformed). Throws CONFIG_ERR_INVALID naming the flag and value;
+ * the result is checked with {@link resolveDataLimits}.
+ */
+export function dataLimitsFromFlags(f: DataLimitFlags, parseDuration: (s: string) => number): DataLimitOptions {
+  const ms = (flag: string, s: string): number => {
+    const sec = parseDuration(s);
+    if (!Number.isFinite(sec)) throw new IocError('CONFIG_ERR_INVALID', `${flag} '${s}' is not a duration (for example 90s, 5m, 12h, 30d)`);
+    return sec * 1000;
+  };
+  const bytes = (flag: string, s: string): number => {
+    const m = /^(\d+)\s*([KMG]?)i?B?$/i.exec(s.trim());
+    if (!m) throw new IocError('CONFIG_ERR_INVALID', `${flag} '${s}' is not a size (bytes, or with K, M, G)`);
+    return Number(m[1]) * 1024 ** ['', 'K', 'M', 'G'].indexOf(m[2]!.toUpperCase());
+  };
+  const o: { clock?: Record<string, number>; quarantine?: Record<string, number>; retention?: Record<string, unknown>; events?: Record<string, number>; [k: string]: unknown } = {};
+  const set = (pathName: string, value: unknown): void => {
+    const [a, b, extra] = pathName.split('.');
+    const groups = ['clock', 'quarantine', 'retention', 'events'];
+    const top = ['maxSeriesPerGateway', 'quarantineEventMs'];
+    const group = DEFAULT_DATA_LIMITS[a as keyof DataLimits] as unknown as Record<string, unknown> | undefined;
+    if (extra !== undefined || (b === undefined ? !top.includes(a!) : !groups.includes(a!) || group?.[b] === undefined || b === 'rollups')) {
+      throw new IocError('CONFIG_ERR_INVALID', `--data-limit '${pathName}' is not a data limit; known: ${[...top, ...groups.flatMap((g) => Object.keys(DEFAULT_DATA_LIMITS[g as keyof DataLimits] as object).filter((k) => k !== 'rollups').map((k) => `${g}.${k}`))].join(', ')}`);
+    }
+    if (b === undefined) o[a!] = value;
+    else ((o[a!] ??= {}) as Record<string, unknown>)[b] = value;
+  };
+  if (f.readingsKeep !== undefined) set('retention.rawMs', ms('--readings-keep', f.readingsKeep));
+  if (f.readingsMaxBytes !== undefined) set('retention.maxBytes', bytes('--readings-max-bytes', f.readingsMaxBytes));
+  if (f.clockSkew !== undefined) set('clock.futureMs', ms('--clock-skew', f.clockSkew));
+  for (const kv of f.other ?? []) {
+    const i = kv.indexOf('=');
+    if (i < 1) throw new IocError('CONFIG_ERR_INVALID', `--data-limit '${kv}' is not NAME=VALUE`);
+    const name = kv.slice(0, i);
+    const raw = kv.slice(i + 1);
+    const value = name.endsWith('Ms') && !/^\d+$/.test(raw) ? ms(`--data-limit ${name}`, raw) : /Bytes$/.test(name) ? bytes(`--data-limit ${name}`, raw) : Number(raw);
+    if (!Number.isSafeInteger(value)) throw new IocError('CONFIG_ERR_INVALID', `--data-limit ${name}: '${raw}' is not a whole number`);
+    set(name, value);
+  }
+  if (f.rollups !== undefined) (o.retention ??= {}).rollups = parseRollups(f.rollups, parseDuration);
+  const out = o as DataLimitOptions;
+  resolveDataLimits(out); // throws naming the limit
+  return out;
+}

@@ -9,7 +9,8 @@ import { isIocError } from '../../contract/index.js';
 import { createLogger, installProcessPolicy } from '../../lib/index.js';
 import { startHub } from '../hub.js';
 import type { Command } from './command.js';
-import { parse } from './parse.js';
+import { parse, parseDuration } from './parse.js';
+import { dataLimitsFromFlags } from '../data-limits.js';
 import { parseBrokerLimits } from '../broker/broker-limits.js';
 import { readTrustedKeys } from './trusted-keys.js';
 
@@ -40,6 +41,13 @@ registry and HTTP API. Make the first admin token with
                               files separated by ':'); with none, any signed manifest is stored
   --secrets-key FILE          key sealing pushed configuration secrets (default DIR/secrets.key,
                               created mode 0600 on first start; back it up with the data directory)
+  --readings-keep DURATION    raw readings kept (default 30d); older ones live on in rollups
+  --rollups LIST              rollup levels WIDTH:KEEP, finest first (default 1m:90d,1h:730d; 'none')
+  --readings-max-bytes SIZE   size cap of the telemetry store, oldest raw readings rolled up first
+                              (bytes, or with K/M/G; default none)
+  --clock-skew DURATION       how far ahead of the hub's clock a reading or event may be stamped (default 5m)
+  --data-limit NAME=VALUE     any other data limit (repeatable), e.g. quarantine.maxBytes=64M,
+                              events.keepMs=365d, maxSeriesPerGateway=50000 (docs/security.md "Data limits")
   --log-level LEVEL           trace … error (default info)
   --pretty                    human-readable logs`;
 
@@ -61,7 +69,8 @@ export const hubRun: Command = {
   async run(args, io) {
     const p = parse(args, {
       'data-dir': { type: 'string' }, store: { type: 'string' }, 'mqtt-host': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-host': { type: 'string' }, 'http-port': { type: 'string' },
-      'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, auth: { type: 'string' }, 'mqtt-trusted-proxy': { type: 'string' }, 'broker-limit': { type: 'string', multiple: true }, 'api-trusted-proxy': { type: 'string' }, 'fw-trusted-key': { type: 'string', multiple: true }, 'secrets-key': { type: 'string' }, 'log-level': { type: 'string' }, pretty: { type: 'boolean' },
+      'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, auth: { type: 'string' }, 'mqtt-trusted-proxy': { type: 'string' }, 'broker-limit': { type: 'string', multiple: true }, 'api-trusted-proxy': { type: 'string' }, 'fw-trusted-key': { type: 'string', multiple: true }, 'secrets-key': { type: 'string' },
+      'readings-keep': { type: 'string' }, rollups: { type: 'string' }, 'readings-max-bytes': { type: 'string' }, 'clock-skew': { type: 'string' }, 'data-limit': { type: 'string', multiple: true }, 'log-level': { type: 'string' }, pretty: { type: 'boolean' },
     }, HELP, io);
     if ('exit' in p) return p.exit;
     const v = p.values;
@@ -76,6 +85,13 @@ export const hubRun: Command = {
     let limits;
     try {
       limits = parseBrokerLimits(v['broker-limit'] ?? []);
+    } catch (e) {
+      io.err.write(`${(e as Error).message}\n${HELP}\n`);
+      return 2;
+    }
+    let data;
+    try {
+      data = dataLimitsFromFlags({ readingsKeep: v['readings-keep'], rollups: v.rollups, readingsMaxBytes: v['readings-max-bytes'], clockSkew: v['clock-skew'], other: v['data-limit'] ?? [] }, parseDuration);
     } catch (e) {
       io.err.write(`${(e as Error).message}\n${HELP}\n`);
       return 2;
@@ -102,7 +118,7 @@ export const hubRun: Command = {
         dataDir: v['data-dir'], logger, ...(storeOption(v.store) ? { store: storeOption(v.store)! } : {}), auth: { mode: v.auth === 'open' ? 'open' : 'required' }, brokerLimits: limits,
         ...(proxies?.length ? { mqttProxyProtocol: { trusted: proxies } } : {}), ...(tls ? { tls } : {}), allowPlain: v['allow-plain'] ?? false,
         ...(fwKeys.length > 0 ? { firmware: { trustedKeys: fwKeys } } : {}), ...(apiProxies?.length ? { trustedProxies: apiProxies } : {}),
-        ...(v['secrets-key'] ? { secretsKeyFile: v['secrets-key'] } : {}),
+        ...(v['secrets-key'] ? { secretsKeyFile: v['secrets-key'] } : {}), data,
         mqttHost: v['mqtt-host'] ?? '127.0.0.1', mqttPort: port(v['mqtt-port'], tls ? 8883 : 1883),
         httpHost: v['http-host'] ?? '127.0.0.1', httpPort: port(v['http-port'], tls ? 8443 : 8080),
       });

@@ -161,3 +161,31 @@ t.test('200 refused calls with a 15 KB query grow the registry by a bounded amou
   const repeated = all.reduce((n, r) => n + ((JSON.parse(r.detail) as { repeated?: number }).repeated ?? 0), 0);
   t.equal(repeated + all.filter((r) => !(JSON.parse(r.detail) as { repeated?: number }).repeated).length, 200, 'every refused call is counted: first rows plus the summaries\' counts');
 });
+
+t.test('hub run flags for data limits: parsed, checked, refused with the flag named (exit 2)', async (t) => {
+  const { dataLimitsFromFlags, resolveDataLimits } = await import('../data-limits.js');
+  const { parseDuration } = await import('../cli/parse.js');
+  const o = dataLimitsFromFlags({ readingsKeep: '7d', rollups: '5m:30d,1h:365d', readingsMaxBytes: '20G', clockSkew: '2m', other: ['quarantine.maxBytes=64M', 'events.keepMs=90d', 'maxSeriesPerGateway=1000'] }, parseDuration);
+  t.match(resolveDataLimits(o), {
+    clock: { futureMs: 120_000, pastMs: 0 }, quarantine: { maxBytes: 64 * 1024 * 1024, maxRows: 20_000 },
+    retention: { rawMs: 7 * 86_400_000, maxBytes: 20 * 1024 ** 3, rollups: [{ bucketMs: 300_000, keepMs: 30 * 86_400_000 }, { bucketMs: 3_600_000, keepMs: 365 * 86_400_000 }] },
+    events: { keepMs: 90 * 86_400_000 }, maxSeriesPerGateway: 1000,
+  });
+  t.same(resolveDataLimits(dataLimitsFromFlags({ rollups: 'none' }, parseDuration)).retention.rollups, [], "'none': no rollups");
+  for (const [flags, msg] of [
+    [{ readingsKeep: 'soon' }, /--readings-keep 'soon' is not a duration/],
+    [{ other: ['quarantine.bogus=1'] }, /'quarantine.bogus' is not a data limit; known: .*quarantine.maxBytes/],
+    [{ other: ['maxSeriesPerGateway=lots'] }, /maxSeriesPerGateway: 'lots' is not a whole number/],
+    [{ rollups: '1h:30d,1m:90d' }, /retention.rollups\[1\].bucketMs is 60000: it must be a multiple of the previous level's 3600000 ms/],
+    [{ rollups: '1m:1d' }, /keepMs is 86400000: it must be at least retention.rawMs/],
+    [{ readingsMaxBytes: '-5' }, /--readings-max-bytes '-5' is not a size/],
+  ] as const) t.throws(() => dataLimitsFromFlags(flags, parseDuration), { code: 'CONFIG_ERR_INVALID', message: msg });
+
+  const { hubCommands } = await import('../cli/index.js');
+  const { Writable } = await import('node:stream');
+  let err = '';
+  const sink = (f: (s: string) => void) => new Writable({ write(c, _e, cb) { f(String(c)); cb(); } });
+  const code = await hubCommands.find((c) => c.name === 'hub run')!.run(['--data-dir', tempDir(t), '--data-limit', 'retention.rawMs=0'], { out: sink(() => undefined), err: sink((s) => (err += s)) });
+  t.equal(code, 2, 'a bad limit stops hub run before it starts');
+  t.match(err, /data limit retention.rawMs is 0: it must be a whole number ≥ 60000/);
+});
