@@ -341,6 +341,11 @@ export class Broker {
     return all.filter((id) => id === prefix || id.startsWith(`${prefix}:`));
   }
 
+  /** Ids of connected clients for which `pred` holds. */
+  clientIdsWhere(pred: (client: Client) => boolean): string[] {
+    return Object.values((this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients ?? {}).filter(pred).map((c) => c.id);
+  }
+
   /** True when a client with this id is connected, other than `except`. */
   isConnected(clientId: string, except: Client | null): boolean {
     const c = (this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients?.[clientId];

@@ -76,12 +76,6 @@ export interface HubOptions {
   trustedProxies?: string[];
   /** Key file sealing pushed configuration secrets (created 0600 on first start; default `<dataDir>/secrets.key`). */
   secretsKeyFile?: string;
-  /**
-   * Addresses or CIDR ranges of reverse proxies in front of the API whose
-   * X-Forwarded-For the API believes (docs/security.md); the client address
-   * the failed-login limiter and the audit log see. Default: none.
-   */
-  trustedProxies?: string[];
   /** Per-client bounds of the MQTT broker (docs/security.md "Limits"); unset fields keep their defaults. */
   brokerLimits?: BrokerLimitSettings;
   /**
@@ -210,9 +204,14 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     publish: (topic, payload) => new Promise((resolve, reject) => broker!.instance.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve()))),
   });
   const limits = brokerLimits(opts.brokerLimits);
+  // Connected client ids of an account: `name`/`name:…` for consumers and services, any the admin allowed for integration accounts.
+  const accountClients = (account: string): string[] => broker?.clientIdsWhere((c) => {
+    const who = mqttAuth.identityOf(c);
+    return who !== undefined && who.kind !== 'claim' && who.id === account;
+  }) ?? [];
   const mqttAuth = new MqttAuth({
     logger: logger.child({ component: 'mqtt-auth' }), identity, limiter, provisioning, mode: authMode,
-    connections: (account) => broker?.clientIds(account) ?? [], maxConnections: limits.maxConnectionsPerAccount,
+    connections: (account) => accountClients(account), maxConnections: limits.maxConnectionsPerAccount,
   });
   broker = new Broker({
     logger: logger.child({ component: 'broker' }), ingest, store, events, host: opts.mqttHost ?? '127.0.0.1', port: opts.mqttPort ?? 1883,
@@ -262,7 +261,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     extend: (app) => {
       installOpenApi(app, { version: HUB_VERSION });
       installApiAuth(app, { logger: logger.child({ component: 'api-auth' }), identity, audit, limiter, mode: authMode });
-      registerIdentityRoutes(app, { identity, store: identities, audit, clientIds: (u) => b0.clientIds(u), onTokenRevoked: (id) => live.closeToken(id) });
+      registerIdentityRoutes(app, { identity, store: identities, audit, clientIds: (u) => accountClients(u), onTokenRevoked: (id) => live.closeToken(id) });
       registerRegistryRoutes(app, { identity, store, registry, identities });
       registerDataRoutes(app, { store });
       registerConfigRoutes(app, { config, commands });

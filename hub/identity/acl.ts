@@ -10,6 +10,7 @@
  * | consumer (IOC, read-only) | nothing | `ioc/v1/gw/{G or +}/status, telemetry, events` |
  * | service (hub services) | `gw/{G}/config/desired`, `gw/{G}/cmd/{name}`, `gw/{G}/fw/…` | filters inside `ioc/v1/gw/…` |
  * | claim C | `ioc/v1/provision/C/request` | `ioc/v1/provision/C/response` |
+ * | integration I | topics matching its admin-set publish patterns: outside `ioc/…` any (never `$…`), inside only what a service may | filters inside its subscribe patterns: outside `ioc/…` any, inside only what a service may |
  *
  * Filters are judged by what they could match (MQTT 3.1.1 §4.7): a filter is
  * granted only when every topic it matches is allowed, so `ioc/v1/gw/#` is
@@ -18,13 +19,15 @@
  * reachable only by their own claim session.
  */
 import { ID_PATTERN, parseProvisionTopic, parseTopic, ROOT, topics } from '../../contract/index.js';
+import { filterWithin, topicMatches, type IntegrationRules } from './integration-rules.js';
 
 /** Who a connected client is, fixed at authentication. */
 export type Identity =
   | { kind: 'gateway'; id: string }
   | { kind: 'consumer'; id: string }
   | { kind: 'service'; id: string }
-  | { kind: 'claim'; claimId: string };
+  | { kind: 'claim'; claimId: string }
+  | { kind: 'integration'; id: string; rules: IntegrationRules };
 
 /** Firmware sub-topics a gateway writes, and those the hub's side writes (contract/firmware.ts). */
 const GATEWAY_FW = new Set(['request', 'state', 'sync']);
@@ -64,7 +67,17 @@ export function canPublish(who: Identity, topic: string): boolean {
       if (!t) return false;
       return t.kind === 'config/desired' || (t.kind === 'fw' && t.rest.length === 1 && HUB_FW.has(t.rest[0]!)) || (t.kind === 'cmd' && t.rest.length === 1);
     }
+    case 'integration':
+      if (!who.rules.publish.some((f) => topicMatches(f, topic))) return false;
+      return topic.split('/')[0] === 'ioc' ? canPublish({ kind: 'service', id: who.id }, topic) : !topic.startsWith('$');
   }
+}
+
+/** Is an integration account's pattern inside `ioc/…` within what the ACL could ever allow (a service's rights)? */
+export function integrationPatternAllowed(kind: 'publish' | 'subscribe', filter: string): boolean {
+  if (kind === 'subscribe') return canSubscribe({ kind: 'service', id: '-' }, filter);
+  // A publish pattern: `#` never; each `+` stands for any id, checked with a sample one.
+  return !filter.includes('#') && canPublish({ kind: 'service', id: '-' }, filter.split('/').map((l) => (l === '+' ? 'x' : l)).join('/'));
 }
 
 /** `ioc/v1/gw` split into levels, for filter checks. */
@@ -92,6 +105,12 @@ export function canSubscribe(who: Identity, filter: string): boolean {
     case 'service':
       // Everything per gateway, nothing of provisioning (fresh credentials) or $SYS.
       return startsWithLiterals(levels, GW_PREFIX) && levels.length > GW_PREFIX.length;
+    case 'integration': {
+      if (!who.rules.subscribe.some((p) => filterWithin(filter, p))) return false;
+      const first = levels[0]!;
+      if (first === 'ioc') return canSubscribe({ kind: 'service', id: who.id }, filter);
+      return !first.startsWith('$') && first !== '+' && first !== '#';
+    }
   }
 }
 

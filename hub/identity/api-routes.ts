@@ -8,6 +8,7 @@ import { isIocError, type ErrorCode } from '../../contract/index.js';
 import type { AuditLog } from './audit-log.js';
 import type { Actor, IdentityService } from './identity-service.js';
 import type { IdentityStore } from './identity-store.js';
+import { parseStoredRules } from './integration-rules.js';
 
 /** HTTP status for an error code raised by a service. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -124,12 +125,24 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
   });
 
   app.get('/api/v1/accounts', { config: { role: 'admin' } }, async () => ({
-    items: (await store.listPrincipals()).filter((p) => p.kind !== 'gateway').map((p) => ({ username: p.username, kind: p.kind, createdAt: p.createdAt, createdBy: p.createdBy, revokedAt: p.revokedAt })),
+    items: (await store.listPrincipals()).filter((p) => p.kind !== 'gateway').map((p) => ({ username: p.username, kind: p.kind, createdAt: p.createdAt, createdBy: p.createdBy, revokedAt: p.revokedAt, ...(p.kind === 'integration' ? { rules: parseStoredRules(p.rules) } : {}) })),
   }));
 
-  app.post<{ Body: { username: string; kind: 'consumer' | 'service' } }>('/api/v1/accounts', {
+  app.post<{ Body: { username: string; kind: 'consumer' | 'service' | 'integration'; rules?: { clientIds: string[]; publish?: string[]; subscribe?: string[] } } }>('/api/v1/accounts', {
     config: { role: 'admin', action: 'account.create' },
-    schema: { body: { type: 'object', additionalProperties: false, required: ['username', 'kind'], properties: { username: ID, kind: { enum: ['consumer', 'service'] } } } },
+    schema: {
+      body: {
+        type: 'object', additionalProperties: false, required: ['username', 'kind'],
+        properties: {
+          username: ID, kind: { enum: ['consumer', 'service', 'integration'] },
+          // integration only (issue 14 item 9): client id globs and topic patterns, checked against the ACL (integration-rules.ts)
+          rules: {
+            type: 'object', additionalProperties: false, required: ['clientIds'],
+            properties: { clientIds: { type: 'array', items: { type: 'string' } }, publish: { type: 'array', items: { type: 'string' } }, subscribe: { type: 'array', items: { type: 'string' } } },
+          },
+        },
+      },
+    },
   }, async (req, reply) => {
     try {
       const acc = await identity.createAccount(req.body, actorOf(req));

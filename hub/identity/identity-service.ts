@@ -13,9 +13,10 @@ import { CLAIM_ID_LENGTH, CLAIM_SECRET_LENGTH, CLAIM_USERNAME, claimClientId, fo
 import type { Logger } from '../../lib/index.js';
 import type { RegistryDb } from '../registry/registry-db.js';
 import type { RegistryStore } from '../registry/registry-store.js';
-import type { Identity } from './acl.js';
+import { integrationPatternAllowed, type Identity } from './acl.js';
 import type { AuditLog } from './audit-log.js';
 import { ClaimGate } from './claim-gate.js';
+import { clientIdAllowed, parseStoredRules, validateRules, type IntegrationRules } from './integration-rules.js';
 import type { ApiRole, ApiTokenRow, ClaimRow, IdentityStore, PrincipalKind } from './identity-store.js';
 import { DEFAULT_SCRYPT, fingerprint, generateSecret, hashSecret, randomBase32, verifySecret, type ScryptParams } from './secret-hash.js';
 
@@ -166,10 +167,14 @@ export class IdentityService {
     if (row.revokedAt !== null || !this.stillValid(username, epoch)) {
       return { ok: false, code: 'HUB_ERR_GATEWAY_REVOKED', returnCode: 5, reason: `${row.kind} '${username}' was revoked`, guess: false };
     }
-    const idOk = row.kind === 'gateway' ? clientId === username : clientId === username || clientId.startsWith(`${username}:`);
+    // An integration account's client ids are the admin's globs (integration-rules.ts).
+    const rules = row.kind === 'integration' ? parseStoredRules(row.rules) : null;
+    if (row.kind === 'integration' && !rules) return { ok: false, code: 'HUB_ERR_STORE_IO', returnCode: 5, reason: `integration account '${username}' has no readable rules; re-create it`, guess: false };
+    const idOk = row.kind === 'gateway' ? clientId === username : rules ? clientIdAllowed(rules, clientId) : clientId === username || clientId.startsWith(`${username}:`);
     if (!idOk) {
       return { ok: false, code: 'HUB_ERR_IDENTIFIER_REJECTED', returnCode: 2, reason: `client id '${clientId}' is not the identity of account '${username}'`, guess: false };
     }
+    if (rules) return { ok: true, identity: { kind: 'integration', id: username, rules } };
     return { ok: true, identity: { kind: row.kind, id: username } as Identity };
   }
 
@@ -258,12 +263,15 @@ export class IdentityService {
   }
 
   /** Creates an IOC consumer (read-only) or hub service account; returns its password once. */
-  async createAccount(a: { username: string; kind: Exclude<PrincipalKind, 'gateway'> }, by: Actor): Promise<{ username: string; password: string; kind: PrincipalKind }> {
+  async createAccount(a: { username: string; kind: Exclude<PrincipalKind, 'gateway'>; rules?: unknown }, by: Actor): Promise<{ username: string; password: string; kind: PrincipalKind; rules?: IntegrationRules }> {
     if (!isValidId(a.username) || a.username === CLAIM_USERNAME) throw new IocError('HUB_ERR_BAD_REQUEST', `'${a.username}' is not a valid account name`);
+    if (a.kind !== 'integration' && a.rules !== undefined) throw new IocError('HUB_ERR_BAD_REQUEST', `only integration accounts take client id and topic patterns, not a ${a.kind} account`);
+    // Integration accounts (issue 14 item 9): the admin's patterns, within what the ACL could allow.
+    const rules = a.kind === 'integration' ? validateRules(a.rules, integrationPatternAllowed) : undefined;
     const password = generateSecret(32);
-    await this.deps.store.putPrincipal({ username: a.username, kind: a.kind, secretHash: await hashSecret(password, this.scrypt), actor: by.actor });
-    await this.deps.audit.record({ actor: by.actor, source: by.source ?? null, action: 'account.create', target: `${a.kind}:${a.username}`, outcome: 'ok' });
-    return { username: a.username, password, kind: a.kind };
+    await this.deps.store.putPrincipal({ username: a.username, kind: a.kind, secretHash: await hashSecret(password, this.scrypt), actor: by.actor, ...(rules ? { rules: JSON.stringify(rules) } : {}) });
+    await this.deps.audit.record({ actor: by.actor, source: by.source ?? null, action: 'account.create', target: `${a.kind}:${a.username}`, outcome: 'ok', ...(rules ? { detail: { rules } } : {}) });
+    return { username: a.username, password, kind: a.kind, ...(rules ? { rules } : {}) };
   }
 
   /** Revokes a consumer or service account and closes its connections. */

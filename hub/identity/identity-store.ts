@@ -8,7 +8,7 @@ import { IocError } from '../../contract/index.js';
 import type { RegistryDb } from '../registry/registry-db.js';
 
 /** Kinds of MQTT account. Claims are not principals: they live in their own table. */
-export type PrincipalKind = 'gateway' | 'consumer' | 'service';
+export type PrincipalKind = 'gateway' | 'consumer' | 'service' | 'integration';
 
 /** An MQTT account. */
 export interface PrincipalRow {
@@ -19,6 +19,8 @@ export interface PrincipalRow {
   createdBy: string;
   revokedAt: number | null;
   revokedBy: string | null;
+  /** An integration account's client id and topic patterns (JSON of IntegrationRules); null for other kinds. */
+  rules: string | null;
 }
 
 /** A claim token's record (its secret only as a hash). */
@@ -69,7 +71,7 @@ const num = (v: unknown): number | null => (v === null || v === undefined ? null
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
 function principal(r: Raw): PrincipalRow {
-  return { username: String(r.username), kind: r.kind as PrincipalKind, secretHash: String(r.secret_hash), createdAt: Number(r.created_at), createdBy: String(r.created_by), revokedAt: num(r.revoked_at), revokedBy: str(r.revoked_by) };
+  return { username: String(r.username), kind: r.kind as PrincipalKind, secretHash: String(r.secret_hash), createdAt: Number(r.created_at), createdBy: String(r.created_by), revokedAt: num(r.revoked_at), revokedBy: str(r.revoked_by), rules: str(r.rules) };
 }
 
 function claim(r: Raw): ClaimRow {
@@ -111,7 +113,7 @@ export class IdentityStore {
    * kind a new secret (and lifts a revocation). Refuses a name taken by
    * another kind or, without `replace`, any taken name.
    */
-  async putPrincipal(p: { username: string; kind: PrincipalKind; secretHash: string; actor: string; replace?: boolean }): Promise<{ replaced: boolean }> {
+  async putPrincipal(p: { username: string; kind: PrincipalKind; secretHash: string; actor: string; replace?: boolean; rules?: string | null }): Promise<{ replaced: boolean }> {
     const db = this.db;
     return db.transaction(async () => {
       const old = await db.get<Raw>('SELECT kind FROM principals WHERE username = ?', [p.username]);
@@ -119,9 +121,9 @@ export class IdentityStore {
         throw new IocError(p.kind === 'gateway' ? 'HUB_ERR_GATEWAY_EXISTS' : 'HUB_ERR_BAD_REQUEST', `account '${p.username}' already exists (${String(old.kind)})`);
       }
       await db.run(
-        `INSERT INTO principals(username, kind, secret_hash, created_at, created_by) VALUES (?,?,?,?,?)
-         ON CONFLICT(username) DO UPDATE SET secret_hash = excluded.secret_hash, created_at = excluded.created_at, created_by = excluded.created_by, revoked_at = NULL, revoked_by = NULL`,
-        [p.username, p.kind, p.secretHash, this.now(), p.actor],
+        `INSERT INTO principals(username, kind, secret_hash, created_at, created_by, rules) VALUES (?,?,?,?,?,?)
+         ON CONFLICT(username) DO UPDATE SET secret_hash = excluded.secret_hash, created_at = excluded.created_at, created_by = excluded.created_by, revoked_at = NULL, revoked_by = NULL, rules = excluded.rules`,
+        [p.username, p.kind, p.secretHash, this.now(), p.actor, p.rules ?? null],
       );
       return { replaced: old !== undefined };
     });

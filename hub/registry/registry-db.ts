@@ -12,7 +12,7 @@ import { sealAuditRows } from '../identity/audit-log.js';
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS principals (
   username TEXT PRIMARY KEY, kind TEXT NOT NULL, secret_hash TEXT NOT NULL,
-  created_at INTEGER NOT NULL, created_by TEXT NOT NULL, revoked_at INTEGER, revoked_by TEXT);
+  created_at INTEGER NOT NULL, created_by TEXT NOT NULL, revoked_at INTEGER, revoked_by TEXT, rules TEXT);
 CREATE TABLE IF NOT EXISTS claims (
   id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, site TEXT NOT NULL, gateway_id TEXT, note TEXT,
   created_at INTEGER NOT NULL, created_by TEXT NOT NULL, expires_at INTEGER NOT NULL,
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS registry_devices (
 `;
 
 /** [table, column] of TEXT columns added to SCHEMA after files were in use. */
-const ADDED_COLUMNS: ReadonlyArray<readonly [string, string]> = [['claims', 'used_transaction'], ['audit', 'hash']];
+const ADDED_COLUMNS: ReadonlyArray<readonly [string, string]> = [['claims', 'used_transaction'], ['audit', 'hash'], ['principals', 'rules']];
 
 /** Dependencies of {@link RegistryDb}. */
 export interface RegistryDbDeps {
