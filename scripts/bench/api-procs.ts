@@ -13,7 +13,8 @@ const [mode, arg] = process.argv.slice(2);
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: process.stderr });
 let stop: () => Promise<void>;
 if (mode === 'hub') {
-  const hub = await startHub({ dataDir: arg!, logger, mqttPort: 0, httpPort: 0, auth: { mode: 'required' } });
+  const store = process.env.IOC_EDGE_HUB_STORE || undefined; // bench:api --store postgres
+  const hub = await startHub({ dataDir: arg!, logger, mqttPort: 0, httpPort: 0, auth: { mode: 'required' }, ...(store ? { store } : {}) });
   const viewer = await hub.identity.createApiToken({ name: 'bench', role: 'viewer' }, { actor: 'bench' });
   const { token: claim } = await hub.identity.createClaim({ site: 'bench', gatewayId: 'gw-live' }, { actor: 'bench' });
   process.stdout.write(`${JSON.stringify({ ready: true, httpPort: hub.httpPort, mqttPort: hub.mqttPort, viewerToken: viewer.token, claim })}\n`);

@@ -13,7 +13,10 @@
  *    poll), as well as the pipeline part: reading sample time → SSE client.
  *
  * Last line: BENCH api-latest-p99 <ms> ms (target ≤ 50 ms).
- *   npm run bench:api [-- --gateways 1000 --points 50 --rounds 10 --requests 2000 --changes 40]
+ *   npm run bench:api [-- --gateways 1000 --points 50 --rounds 10 --requests 2000 --changes 40] [--store postgres]
+ *
+ * `--store postgres`: the hub's store is PostgreSQL (IOC_EDGE_TEST_PG, default
+ * postgres://postgres@127.0.0.1:5432/postgres), in a scratch schema dropped after.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -21,6 +24,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { HubStore } from '../../hub/store.js';
+import type { TelemetryPort } from '../../hub/store/port.js';
+import { PgTelemetryStore } from '../../hub/store/postgres/pg-telemetry-store.js';
 import { silentLogger } from '../../lib/index.js';
 import { openSse } from '../../test/support/sse.js';
 import { FloodLevelSensor } from '../sim/field-devices.js';
@@ -31,8 +36,13 @@ const { values: opt } = parseArgs({
   options: {
     gateways: { type: 'string', default: '1000' }, points: { type: 'string', default: '50' }, rounds: { type: 'string', default: '10' },
     requests: { type: 'string', default: '2000' }, changes: { type: 'string', default: '40' }, 'poll-ms': { type: 'string', default: '100' },
+    store: { type: 'string', default: 'sqlite' },
   },
 });
+if (opt.store !== 'sqlite' && opt.store !== 'postgres') throw new Error(`--store sqlite|postgres, not '${opt.store}'`);
+const PG_URL = process.env.IOC_EDGE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const PG_SCHEMA = opt.store === 'postgres' ? `bench_api_${process.pid}` : null;
+const STORE_URL = PG_SCHEMA ? `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${PG_SCHEMA}` : null;
 const GATEWAYS = Number(opt.gateways);
 const POINTS = Number(opt.points);
 const ROUNDS = Number(opt.rounds);
@@ -49,7 +59,9 @@ const fmt = (ms: number): string => ms.toFixed(2);
 
 async function fill(dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  const store = new HubStore({ file: path.join(dir, 'hub.sqlite'), logger: silentLogger() });
+  const store: TelemetryPort = STORE_URL
+    ? new PgTelemetryStore({ connect: { url: STORE_URL }, logger: silentLogger(), retentionTimer: false })
+    : new HubStore({ file: path.join(dir, 'hub.sqlite'), logger: silentLogger() });
   await store.start();
   const t0 = performance.now();
   const now = Date.now() - ROUNDS * 1000;
@@ -142,7 +154,8 @@ async function timeLive(dir: string, base: string, info: { mqttPort: number; vie
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ioc-edge-bench-api-'));
 try {
   await fill(path.join(dir, 'hub'));
-  const hub = await spawnTs<{ httpPort: number; mqttPort: number; viewerToken: string; claim: string }>('scripts/bench/api-procs.ts', ['hub', path.join(dir, 'hub')]);
+  const hub = await spawnTs<{ httpPort: number; mqttPort: number; viewerToken: string; claim: string }>('scripts/bench/api-procs.ts', ['hub', path.join(dir, 'hub')], STORE_URL ? { IOC_EDGE_HUB_STORE: STORE_URL } : {});
+  console.log(`store: ${opt.store}`);
   try {
     const base = `http://127.0.0.1:${hub.info.httpPort}`;
     const p99 = await timeLatest(base, hub.info.viewerToken);
@@ -153,4 +166,11 @@ try {
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
+  if (PG_SCHEMA) {
+    const { default: pg } = await import('pg');
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`);
+    await c.end();
+  }
 }

@@ -7,7 +7,10 @@
  * (docs/systemd/ioc-edge-gateway.service, read from its ExecStart line; see
  * docs/deploy.md 'Memory'). GW_NODE_FLAGS overrides them.
  *
- *   npm run bench:drain -- [--readings N]
+ *   npm run bench:drain -- [--readings N] [--store postgres]
+ *
+ * With `--store postgres` the hub runs on PostgreSQL (IOC_EDGE_TEST_PG, default
+ * postgres://postgres@127.0.0.1:5432/postgres) in a scratch schema dropped after.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,8 +28,12 @@ import { ModbusTcpSimulator } from '../sim/modbus-tcp-sim.js';
 import { spawnTs, stopChild } from './spawn.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const { values } = parseArgs({ options: { readings: { type: 'string', default: '1000000' } } });
+const { values } = parseArgs({ options: { readings: { type: 'string', default: '1000000' }, store: { type: 'string', default: 'sqlite' } } });
 const N = Number(values.readings);
+if (values.store !== 'sqlite' && values.store !== 'postgres') throw new Error(`--store sqlite|postgres, not '${values.store}'`);
+const pgSchema = values.store === 'postgres' ? `bench_drain_${process.pid}` : null;
+const pgUrl = process.env.IOC_EDGE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const storeEnv: Record<string, string> = pgSchema ? { IOC_EDGE_HUB_STORE: `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}schema=${pgSchema}` } : {};
 const dir = await mkdtemp(path.join(tmpdir(), 'ioc-bench-drain-'));
 const gwDir = path.join(dir, 'gw');
 
@@ -44,7 +51,7 @@ for (let i = 0; i < N; i += 10_000) {
 await pre.stop();
 
 // 2. Hub in its own process; live devices here.
-const hub = await spawnTs<{ mqttPort: number; httpPort: number }>('scripts/bench/hub-process.ts', [path.join(dir, 'hub')], { HISTORICAL_TARGET: String(N) });
+const hub = await spawnTs<{ mqttPort: number; httpPort: number }>('scripts/bench/hub-process.ts', [path.join(dir, 'hub')], { HISTORICAL_TARGET: String(N), ...storeEnv });
 // The hub says when it has committed the N-th backlog (historical) reading: the end of the drain.
 let historicalAt = 0;
 createInterface({ input: hub.child.stdout! }).on('line', (line) => {
@@ -99,8 +106,16 @@ await exited;
 await stopChild(hub.child);
 await sim.stop();
 await rm(dir, { recursive: true, force: true });
+if (pgSchema) {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: pgUrl });
+  await c.connect();
+  await c.query(`DROP SCHEMA IF EXISTS ${pgSchema} CASCADE`);
+  await c.end();
+}
 const seconds = (done - start) / 1000;
 console.log(`gateway node flags: ${process.env.GW_NODE_FLAGS ?? unitFlags}`);
 console.log(`drained ${N} buffered readings in ${seconds.toFixed(1)} s (includes gateway start-up) while polling live; newest live reading at the hub was ${liveLagMs} ms old at the end; gateway peak RSS ${(hwmKb / 1024).toFixed(0)} MB`);
 console.log(`BENCH drain-rss ${(hwmKb / 1024).toFixed(0)} MB`);
-console.log(`BENCH drain ${Math.round(N / seconds)} readings/s`);
+console.log(`store: ${values.store}`);
+console.log(`BENCH ${pgSchema ? 'drain-postgres' : 'drain'} ${Math.round(N / seconds)} readings/s`);

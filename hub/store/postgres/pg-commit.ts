@@ -31,13 +31,15 @@ b AS (
   INSERT INTO batches(gateway, epoch, seq, committed_at) SELECT g, e, s, $4::bigint FROM u ORDER BY i
   ON CONFLICT DO NOTHING RETURNING gateway, epoch, seq),
 ok AS (SELECT u.i FROM u JOIN b ON b.gateway = u.g AND b.epoch = u.e AND b.seq = u.s),
-x AS (
-  SELECT x.* FROM unnest($5::int[], $6::int[], $7::bigint[], $8::float8[], $9::text[], $10::int2[]) WITH ORDINALITY AS x(bi, series, ts, value, svalue, flags, o)
+r AS (
+  INSERT INTO readings(series, ts, value, svalue, flags)
+  SELECT x.series, x.ts, x.value, x.svalue, x.flags FROM unnest($5::int[], $6::int[], $7::bigint[], $8::float8[], $9::text[], $10::int2[]) AS x(bi, series, ts, value, svalue, flags)
   WHERE x.bi IN (SELECT i FROM ok)),
-r AS (INSERT INTO readings(series, ts, value, svalue, flags) SELECT series, ts, value, svalue, flags FROM x),
 l AS (
   INSERT INTO latest(series, ts, value, svalue, flags)
-  SELECT DISTINCT ON (series) series, ts, value, svalue, flags & ~16 FROM x ORDER BY series, ts DESC, o DESC
+  SELECT DISTINCT ON (series) series, ts, value, svalue, flags
+  FROM unnest($11::int[], $12::int[], $13::bigint[], $14::float8[], $15::text[], $16::int2[]) WITH ORDINALITY AS y(bi, series, ts, value, svalue, flags, o)
+  WHERE y.bi IN (SELECT i FROM ok) ORDER BY series, ts DESC, o DESC
   ON CONFLICT (series) DO UPDATE SET ts = excluded.ts, value = excluded.value, svalue = excluded.svalue, flags = excluded.flags
   WHERE excluded.ts >= latest.ts),
 gw AS (
@@ -65,6 +67,11 @@ function columns(value: Reading['value']): [string | null, string | null, number
   if (typeof value === 'string') return value.includes('\u0000') ? [null, JSON.stringify(value), ESCAPED_STRING] : [null, value, 0];
   return [float8Text(value), null, 0];
 }
+
+/** Array literals built here instead of by pg (which quotes and escapes every element): ints and floats as they are, text quoted. */
+const intArray = (a: number[]): string => `{${a.join(',')}}`;
+const numArray = (a: Array<string | null>): string => `{${a.map((v) => v ?? 'NULL').join(',')}}`;
+const textArray = (a: Array<string | null>): string => `{${a.map((v) => (v === null ? 'NULL' : `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`)).join(',')}}`;
 
 const seriesKey = (gateway: string, device: string, point: string): string => `${gateway}\u0000${device}\u0000${point}`;
 
@@ -156,24 +163,46 @@ export async function commitGroup(
   const rv: Array<string | null> = [];
   const rx: Array<string | null> = [];
   const rf: number[] = [];
+  // Newest reading per series of each batch (a later one wins a tie): `latest` gets these, not every reading.
+  const lb: number[] = [];
+  const ls: number[] = [];
+  const lt: number[] = [];
+  const lv: Array<string | null> = [];
+  const lx: Array<string | null> = [];
+  const lf: number[] = [];
   order.forEach((i, k) => {
     const b = batches[i]!;
     bg.push(b.gateway);
     be.push(b.epoch);
     bs.push(b.seq);
+    const newest = new Map<number, number>(); // series → row index in r*
     for (const r of b.readings) {
       const [v, s, extra] = columns(r.value);
-      rb.push(k + 1); // ordinality of its batch in u
       const id = series.get(b.gateway, r.device, r.point) ?? resolved.get(seriesKey(b.gateway, r.device, r.point));
       if (id === undefined) throw new Error(`series ${b.gateway}/${r.device}/${r.point} has no id after it was created`);
+      const prev = newest.get(id);
+      if (prev === undefined || rt[prev]! <= r.ts) newest.set(id, rt.length);
+      rb.push(k + 1); // ordinality of its batch in u
       rs.push(id);
       rt.push(r.ts);
       rv.push(v);
       rx.push(s);
       rf.push(packFlags(r.value, r.quality, b.historical) | extra);
     }
+    for (const [id, at] of newest) {
+      lb.push(k + 1);
+      ls.push(id);
+      lt.push(rt[at]!);
+      lv.push(rv[at]!);
+      lx.push(rx[at]!);
+      lf.push(rf[at]! & ~16); // `latest` keeps no historical bit
+    }
   });
-  const res = await db.query<{ i: number }>(COMMIT_SQL, [bg, be, bs, now, rb, rs, rt, rv, rx, rf]);
+  const res = await db.query<{ i: number }>(COMMIT_SQL, [
+    bg, be, bs, now,
+    intArray(rb), intArray(rs), intArray(rt), numArray(rv), textArray(rx), intArray(rf),
+    intArray(lb), intArray(ls), intArray(lt), numArray(lv), textArray(lx), intArray(lf),
+  ]);
   let readings = 0;
   const gateways = new Set<string>();
   for (const { i } of res.rows) {

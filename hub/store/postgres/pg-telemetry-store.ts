@@ -61,6 +61,14 @@ export interface PgTelemetryStoreDeps {
   maxGroup?: number;
   /** Most readings in one group commit, unless its first batch alone has more (default 50,000). */
   maxGroupReadings?: number;
+  /**
+   * Group commits in flight at once (default 2): while PostgreSQL writes one
+   * group, the next one gathers and is sent on another connection, so the
+   * database works while the hub prepares. Batches of one gateway in two
+   * groups are independent (their seqs differ; a replay in both waits on the
+   * first's row).
+   */
+  commitConcurrency?: number;
   onCommit?: (info: { ms: number; batches: number; readings: number }) => void;
   /** Apply migrations at start (default true); false only checks the version. */
   migrate?: boolean;
@@ -81,7 +89,9 @@ const RETRYABLE = new Set(['40P01', '40001']);
 export class PgTelemetryStore implements TelemetryPort {
   private db: PgPool | null = null;
   private queue: Pending[] = [];
-  private committing = false;
+  /** Group commits running now (at most `commitConcurrency`), and whether a gathering turn is scheduled. */
+  private inFlight = 0;
+  private scheduled = false;
   private readonly clock: () => number;
   private readonly series = new SeriesIds();
   private partitions: Partitions | null = null;
@@ -179,7 +189,7 @@ export class PgTelemetryStore implements TelemetryPort {
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     this.retentionTimer = null;
     await this.retentionRun;
-    while (this.committing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    while (this.inFlight > 0 || this.scheduled || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
     if (this.aheadTimer) clearInterval(this.aheadTimer);
     this.aheadTimer = null;
     const db = this.db;
@@ -226,37 +236,47 @@ export class PgTelemetryStore implements TelemetryPort {
         return;
       }
       this.queue.push({ batch, resolve, reject, queuedAt: performance.now() });
-      if (!this.committing) {
-        this.committing = true;
-        setImmediate(() => void this.commitLoop());
+      if (!this.scheduled) {
+        // Gather first: start after this turn of the event loop, so every client whose packets
+        // arrived in the same poll phase joins the same group.
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          this.pump();
+        });
       }
     });
   }
 
-  private async commitLoop(): Promise<void> {
-    this.committing = true;
+  /** Starts group commits while batches wait and fewer than `commitConcurrency` run. */
+  private pump(): void {
+    const maxInFlight = this.deps.commitConcurrency ?? 2;
+    while (this.queue.length > 0 && this.inFlight < maxInFlight) {
+      const maxBatches = this.deps.maxGroup ?? 1024;
+      const maxReadings = this.deps.maxGroupReadings ?? 50_000;
+      let n = 0;
+      let readings = 0;
+      while (n < this.queue.length && n < maxBatches && (n === 0 || readings + this.queue[n]!.batch.readings.length <= maxReadings)) readings += this.queue[n++]!.batch.readings.length;
+      const group = this.queue.splice(0, n);
+      this.inFlight++;
+      void this.runGroup(group, readings).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async runGroup(group: Pending[], readings: number): Promise<void> {
     try {
-      while (this.queue.length > 0) {
-        const maxBatches = this.deps.maxGroup ?? 1024;
-        const maxReadings = this.deps.maxGroupReadings ?? 50_000;
-        let n = 0;
-        let readings = 0;
-        while (n < this.queue.length && n < maxBatches && (n === 0 || readings + this.queue[n]!.batch.readings.length <= maxReadings)) readings += this.queue[n++]!.batch.readings.length;
-        const group = this.queue.splice(0, n);
-        try {
-          const results = await this.commitWithRetry(group.map((p) => p.batch));
-          this.deps.onCommit?.({ ms: performance.now() - group[0]!.queuedAt, batches: group.length, readings });
-          group.forEach((p, i) => p.resolve(results[i]!));
-        } catch (err) {
-          const unavailable = isUnavailable(err);
-          this.deps.logger[unavailable ? 'warn' : 'error']({ err, batches: group.length, code: 'HUB_ERR_COMMIT' }, 'telemetry commit failed; not acknowledging');
-          const why = unavailable ? (this.db?.health().reason ?? (err as Error).message) : (err as Error).message;
-          const e = new IocError('HUB_ERR_COMMIT', `telemetry commit failed: ${why}`, { cause: err });
-          for (const p of group) p.reject(e);
-        }
-      }
-    } finally {
-      this.committing = false;
+      const results = await this.commitWithRetry(group.map((p) => p.batch));
+      this.deps.onCommit?.({ ms: performance.now() - group[0]!.queuedAt, batches: group.length, readings });
+      group.forEach((p, i) => p.resolve(results[i]!));
+    } catch (err) {
+      const unavailable = isUnavailable(err);
+      this.deps.logger[unavailable ? 'warn' : 'error']({ err, batches: group.length, code: 'HUB_ERR_COMMIT' }, 'telemetry commit failed; not acknowledging');
+      const why = unavailable ? (this.db?.health().reason ?? (err as Error).message) : (err as Error).message;
+      const e = new IocError('HUB_ERR_COMMIT', `telemetry commit failed: ${why}`, { cause: err });
+      for (const p of group) p.reject(e);
     }
   }
 
