@@ -225,6 +225,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const b0 = broker;
   metrics = new HubMetrics({
     store, events, mqttClients: () => b0.instance.connectedClients, oversized: () => b0.counters.oversized,
+    brokerLimits: () => ({ ...b0.limitCounters, proxyRefused: b0.counters.proxyRefused }),
     live: () => ({ clients: live.clientCount, messages: live.counters.messages, dropped: live.counters.dropped }),
   });
   const m0 = metrics;

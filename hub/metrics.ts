@@ -23,6 +23,8 @@ export interface HubMetricsSources {
   oversized: () => number;
   live: () => { clients: number; messages: number; dropped: number };
   clock?: () => number;
+  /** What the broker's per-client bounds refused, dropped or disconnected (hub/broker/broker-limits.ts). */
+  brokerLimits?: () => { subscriptionsRefused: number; nulFiltersRefused: number; retainRefused: number; queueDropped: number; slowReaders: number; quarantinedNotForwarded: number; connectionsRefused: number; proxyRefused: number };
 }
 
 /** The hub's metrics registry and the counters fed by hooks. */
@@ -52,6 +54,17 @@ export class HubMetrics {
 
     gauge('ioc_edge_hub_mqtt_clients_connected', 'MQTT clients connected now (gateways, consumers, services).', src.mqttClients);
     total('ioc_edge_hub_mqtt_oversized_packets_total', 'Connections closed for a packet over the size limit.', src.oversized);
+    const bl = src.brokerLimits;
+    if (bl) {
+      total('ioc_edge_hub_mqtt_subscriptions_refused_total', 'Topic filters refused (SUBACK 0x80) for the per-session subscription bound.', () => bl().subscriptionsRefused);
+      total('ioc_edge_hub_mqtt_nul_filters_refused_total', 'Topic filters refused (SUBACK 0x80) for containing U+0000.', () => bl().nulFiltersRefused);
+      total('ioc_edge_hub_mqtt_retain_refused_total', 'Retained PUBLISHes delivered without being retained (topic, size or per-client count).', () => bl().retainRefused);
+      total('ioc_edge_hub_mqtt_queue_dropped_total', 'Messages dropped, oldest first, from full offline queues of persistent sessions.', () => bl().queueDropped);
+      total('ioc_edge_hub_mqtt_slow_consumers_disconnected_total', 'Clients disconnected because their unread output passed the bound.', () => bl().slowReaders);
+      total('ioc_edge_hub_mqtt_quarantined_not_forwarded_total', 'Deliveries of quarantined payloads suppressed.', () => bl().quarantinedNotForwarded);
+      total('ioc_edge_hub_mqtt_connections_refused_total', 'CONNECTs refused for the client id length bound.', () => bl().connectionsRefused);
+      total('ioc_edge_hub_mqtt_proxy_refused_total', 'Connections closed for a missing, malformed or untrusted PROXY protocol header.', () => bl().proxyRefused);
+    }
     this.received = new Counter({ name: 'ioc_edge_hub_mqtt_messages_received_total', help: 'PUBLISH packets accepted from clients, by topic kind.', labelNames: ['kind'], registers });
     this.sent = new Counter({ name: 'ioc_edge_hub_mqtt_messages_sent_total', help: 'PUBLISH packets forwarded to subscribers.', registers });
 

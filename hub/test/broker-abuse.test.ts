@@ -133,6 +133,7 @@ t.test('offline queue of a persistent consumer session is capped: oldest dropped
   }
   t.same(hub.broker.queueOf('ioc:q'), { queued: 10, dropped: 20 }, '10 kept, 20 dropped');
   t.equal(hub.broker.limitCounters.queueDropped, 20);
+  t.match(await hub.metrics.text(), /ioc_edge_hub_mqtt_queue_dropped_total 20\n/, 'the drop is a metric');
   const got: number[] = [];
   const c2 = await connectOk(t, mqttUrl(hub), opts);
   c2.on('message', (_topic, payload) => got.push((JSON.parse(payload.toString()) as { seq: number }).seq));
