@@ -35,6 +35,8 @@ export interface LineSensorOptions {
   corruptEvery?: number;
   /** Put this many noise bytes before every Nth frame (0 = never). */
   noiseEvery?: number;
+  /** Radar: repeat the alarm sentence every Nth tick even when the stage did not change (0 = only on change). */
+  alarmRepeatEvery?: number;
 }
 
 abstract class LineSensor implements SerialEndpoint {
@@ -102,7 +104,8 @@ export class WaterLevelRadarSim extends LineSensor {
     const body = `WLRAD,${level.toFixed(3)},${distance.toFixed(3)},${quality},${temp.toFixed(1)},A`;
     this.emit(`$${body}*${hex2(xor(body))}\r\n`, () => Object.assign(this.served, { level, distance, signal_quality: quality, sensor_temp: temp, valid: true }));
     const stage = level > 3.5 ? 3 : level > 3 ? 2 : level > 2.5 ? 1 : 0;
-    if (stage !== this.stage) {
+    const repeat = this.opts.alarmRepeatEvery ?? 0;
+    if (stage !== this.stage || (repeat > 0 && this.frames % repeat === 0)) {
       const alarm = `WLALM,${stage}`;
       this.emit(`$${alarm}*${hex2(xor(alarm))}\r\n`, () => {
         this.stage = stage;

@@ -24,6 +24,13 @@ export interface ModbusTcpSimOptions {
   tickMs?: number;
   /** Simulated processing time per request (ms). */
   responseDelayMs?: number;
+  /**
+   * How a unit id with no device answers: 'exception' (default) = exception
+   * 0x0B, as a Modbus TCP gateway does; 'silent' = no answer at all, as a
+   * device that serves only its own unit id (a scan then waits out a timeout
+   * per id).
+   */
+  unknownUnits?: 'exception' | 'silent';
 }
 
 /** One Modbus TCP endpoint with devices behind unit ids. */
@@ -48,6 +55,7 @@ export class ModbusTcpSimulator {
       if (this.allSilent || this.silentUnits.has(unit)) return; // no answer at all
       const d = device(unit);
       // Modbus Application Protocol v1.1b3 §7: 0x0B gateway target device failed to respond.
+      if (!d && this.opts.unknownUnits === 'silent') return;
       if (!d) return cb(Object.assign(new Error("gateway target device failed to respond"), { modbusErrorCode: 0x0b }));
       this.requests.set(unit, (this.requests.get(unit) ?? 0) + 1);
       const reply = (): void => {

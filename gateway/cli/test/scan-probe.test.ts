@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { CabinetEnvironment, EastronSdm120 } from '../../../scripts/sim/rtu-devices.js';
@@ -15,7 +16,7 @@ import { ModbusTcpSimulator } from '../../../scripts/sim/modbus-tcp-sim.js';
 import { probe } from '../probe.js';
 import { scan } from '../scan.js';
 import { parseValue, writePoint } from '../write-point.js';
-import { createProgress } from '../progress.js';
+import { createProgress, etaText } from '../progress.js';
 
 let socat = true;
 try {
@@ -109,7 +110,8 @@ t.test('a serial-line sensor on a tty: probe shows values beside the frame', { s
   const dir = t.testdir();
   const pair = new PtyPair(path.join(dir, 'ttyGW'), path.join(dir, 'ttySIM'));
   await pair.start();
-  const sim = new WaterLevelRadarSim(30, { corruptEvery: 4 });
+  // The stage sentence is repeated: sent only once at start, it can go out before probe opened the port.
+  const sim = new WaterLevelRadarSim(30, { corruptEvery: 4, alarmRepeatEvery: 5 });
   sim.level = 2.5;
   const simLink = await attachToSerialPort(pair.b, sim);
   sim.start();
@@ -137,4 +139,55 @@ t.test('Modbus TCP: scan finds the units behind a gateway', async (t) => {
   const usage = io();
   t.equal(await scan.run(['--units', '1'], usage), 2);
   t.match(usage.errText(), /say where the device is/);
+});
+
+t.test('Modbus TCP: 247 unit ids, most silent, scanned over several connections with an ETA', async (t) => {
+  const sim = new ModbusTcpSimulator(new Map<number, SimDevice>([[7, new FloodLevelSensor()], [200, new TrafficSignalController()]]), { unknownUnits: 'silent' });
+  await sim.start();
+  t.teardown(() => sim.stop());
+  const s = io();
+  const started = Date.now();
+  t.equal(await scan.run(['--tcp', `127.0.0.1:${sim.port}`], s), 0, s.errText());
+  const seconds = (Date.now() - started) / 1000;
+  t.comment(`247 ids, 245 silent, 300 ms timeout, 8 connections: ${seconds.toFixed(1)} s (one at a time: about 74 s)`);
+  t.match(s.text(), /found 2 devices on 127\.0\.0\.1:\d+: units 7, 200/);
+  t.match(s.text(), /^ {4}7 {2}answered: holding 0 = /m);
+  t.match(s.errText(), /^\d+\/247 units.*ETA \d+ s$/m, 'plain progress lines carry an ETA');
+  t.match(s.errText(), /^247\/247 units, found: 2$/m);
+});
+
+t.test('Modbus TCP: a device that takes one connection is scanned on that one', async (t) => {
+  const sim = new ModbusTcpSimulator(new Map<number, SimDevice>([[3, new FloodLevelSensor()]]), { unknownUnits: 'silent' });
+  await sim.start();
+  t.teardown(() => sim.stop());
+  // A front that accepts one connection and refuses (resets) the others.
+  let open = 0;
+  const front = net.createServer((c) => {
+    if (open > 0) return c.resetAndDestroy();
+    open++;
+    const up = net.connect(sim.port, '127.0.0.1');
+    c.pipe(up).pipe(c);
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+    c.on('close', () => { open--; up.destroy(); });
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => front.close(() => r())));
+  const s = io();
+  t.equal(await scan.run(['--tcp', `127.0.0.1:${(front.address() as net.AddressInfo).port}`, '--units', '1-6', '--timeout', '100'], s), 0, s.errText());
+  t.match(s.text(), /found 1 device on 127\.0\.0\.1:\d+: unit 3/);
+});
+
+t.test('progress ETA from the rate so far', async (t) => {
+  t.equal(etaText(0, 10_000, 10, 110), 'ETA 100 s');
+  t.equal(etaText(0, 10_000, 1, 100), 'ETA 17 min');
+  t.equal(etaText(0, 10_000, 0, 100), '', 'no rate yet');
+  t.equal(etaText(0, 10_000, 100, 100), '', 'done');
+  let now = 0;
+  const plain = io(false);
+  const p = createProgress(plain.err, 4, 'units', { eta: true, clock: () => now });
+  p.update(0);
+  now = 2000;
+  p.update(1, 'found: 1');
+  t.match(plain.errText(), /^1\/4 units, found: 1, ETA 6 s$/m);
 });
