@@ -176,7 +176,7 @@ export class PgTelemetryStore implements TelemetryPort {
     }
     this.db = db;
     this.aheadTimer = setInterval(() => {
-      this.partitions?.ensureAhead().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'creating partitions ahead failed; will retry'));
+      this.ensurePartitionsAhead().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'creating partitions ahead failed; will retry'));
     }, 3_600_000);
     this.aheadTimer.unref();
     if (this.deps.retentionTimer !== false) {
@@ -442,6 +442,11 @@ export class PgTelemetryStore implements TelemetryPort {
       );
       return { total: r.rows[0]?.total ?? 0, distinct: r.rows[0]?.d ?? 0 };
     });
+  }
+
+  /** Creates the day partitions from yesterday to `aheadDays` ahead (hourly on a timer, and at start). */
+  ensurePartitionsAhead(): Promise<void> {
+    return this.read(() => this.partitions!.ensureAhead());
   }
 
   /** Day partitions that exist (day numbers), for tests and `hub status`. */
