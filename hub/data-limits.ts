@@ -66,6 +66,10 @@ export interface DataLimits {
   maxSeriesPerGateway: number;
   /** At most one `ingest.quarantined` event per gateway in this window; the rest are counted in the next one (default 60 s). */
   quarantineEventMs: number;
+  /** Seq ranges kept per gateway epoch (the dedupe record); past it the lowest gaps are closed (default 1,000). */
+  maxSeqRanges: number;
+  /** Epochs whose dedupe record is kept per gateway; the least recently used are deleted by retention (default 1,000). */
+  maxEpochsPerGateway: number;
 }
 
 /** Partial limits as given in the hub options. */
@@ -81,6 +85,8 @@ export const DEFAULT_DATA_LIMITS: DataLimits = deepFreeze({
   events: { keepMs: 365 * DAY, maxPerGateway: 100_000 },
   maxSeriesPerGateway: 50_000,
   quarantineEventMs: 60_000,
+  maxSeqRanges: 1000,
+  maxEpochsPerGateway: 1000,
 });
 
 function deepFreeze<T>(o: T): T {
@@ -108,6 +114,8 @@ export function resolveDataLimits(opts: DataLimitOptions = {}): DataLimits {
     events: { ...d.events, ...opts.events },
     maxSeriesPerGateway: opts.maxSeriesPerGateway ?? d.maxSeriesPerGateway,
     quarantineEventMs: opts.quarantineEventMs ?? d.quarantineEventMs,
+    maxSeqRanges: opts.maxSeqRanges ?? d.maxSeqRanges,
+    maxEpochsPerGateway: opts.maxEpochsPerGateway ?? d.maxEpochsPerGateway,
   };
   const int = (name: string, v: number, min: number): void => {
     if (!Number.isSafeInteger(v) || v < min) throw bad(name, v, `a whole number ≥ ${min}`);
@@ -123,6 +131,8 @@ export function resolveDataLimits(opts: DataLimitOptions = {}): DataLimits {
   int('events.maxPerGateway', out.events.maxPerGateway, 1);
   int('maxSeriesPerGateway', out.maxSeriesPerGateway, 1);
   int('quarantineEventMs', out.quarantineEventMs, 0);
+  int('maxSeqRanges', out.maxSeqRanges, 1);
+  int('maxEpochsPerGateway', out.maxEpochsPerGateway, 1);
   const levels = out.retention.rollups;
   if (levels.length > 4) throw bad('retention.rollups', levels.length, 'at most 4 levels');
   levels.forEach((l, i) => {
@@ -216,7 +226,7 @@ export function dataLimitsFromFlags(f: DataLimitFlags, parseDuration: (s: string
   const set = (pathName: string, value: unknown): void => {
     const [a, b, extra] = pathName.split('.');
     const groups = ['clock', 'quarantine', 'retention', 'events'];
-    const top = ['maxSeriesPerGateway', 'quarantineEventMs'];
+    const top = ['maxSeriesPerGateway', 'quarantineEventMs', 'maxSeqRanges', 'maxEpochsPerGateway'];
     const group = DEFAULT_DATA_LIMITS[a as keyof DataLimits] as unknown as Record<string, unknown> | undefined;
     if (extra !== undefined || (b === undefined ? !top.includes(a!) : !groups.includes(a!) || group?.[b] === undefined || b === 'rollups')) {
       throw new IocError('CONFIG_ERR_INVALID', `--data-limit '${pathName}' is not a data limit; known: ${[...top, ...groups.flatMap((g) => Object.keys(DEFAULT_DATA_LIMITS[g as keyof DataLimits] as object).filter((k) => k !== 'rollups').map((k) => `${g}.${k}`))].join(', ')}`);

@@ -38,6 +38,8 @@ export interface RetentionResult {
   rollupAge: number;
   events: number;
   alarms: number;
+  /** Dedupe records of gateway epochs deleted past `maxEpochsPerGateway` (least recently used first). */
+  epochs: number;
 }
 
 /** Series ids per retention transaction's index probe. */
@@ -56,12 +58,13 @@ const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** Runs one retention pass on `db` (the store's connection). */
 export async function runRetention(db: SqliteDb, limits: DataLimits, now: number): Promise<RetentionResult> {
-  const out: RetentionResult = { age: 0, size: 0, future: 0, rollupAge: 0, events: 0, alarms: 0 };
+  const out: RetentionResult = { age: 0, size: 0, future: 0, rollupAge: 0, events: 0, alarms: 0, epochs: 0 };
   const series = (await db.all<{ id: number }>('SELECT id FROM series ORDER BY id')).map((r) => r.id);
   out.future = await dropFuture(db, series, now + limits.clock.futureMs, limits.retention.chunkRows);
   out.age = await retireRaw(db, limits, series, now - limits.retention.rawMs, now);
   if (limits.retention.maxBytes > 0) out.size = await enforceSize(db, limits, series, now);
   out.rollupAge = await dropRollups(db, limits, series, now);
+  out.epochs = await dropEpochs(db, limits);
   const ev = await dropEvents(db, limits, now);
   out.events = ev.events;
   out.alarms = ev.alarms;
@@ -211,6 +214,27 @@ async function dropFuture(db: SqliteDb, series: number[], limit: number, chunkRo
         }
       });
     }
+  }
+  return total;
+}
+
+/**
+ * Dedupe records past `maxEpochsPerGateway` per gateway, least recently
+ * updated first. A gateway opens a new epoch only when its outbox starts
+ * afresh; one that invents an epoch per batch would otherwise grow
+ * `seq_ranges` without bound. (Forgetting an old epoch only lets a replay of
+ * that epoch be stored again.)
+ */
+async function dropEpochs(db: SqliteDb, limits: DataLimits): Promise<number> {
+  const over = await db.all<{ gateway: string; n: number }>('SELECT gateway, count(*) AS n FROM seq_ranges GROUP BY gateway HAVING count(*) > ?', [limits.maxEpochsPerGateway]);
+  let total = 0;
+  for (const g of over) {
+    const n = await db.exclusive(async () => (await db.run(
+      'DELETE FROM seq_ranges WHERE (gateway, epoch) IN (SELECT gateway, epoch FROM seq_ranges WHERE gateway = ? ORDER BY updated_at LIMIT ?)',
+      [g.gateway, Math.min(g.n - limits.maxEpochsPerGateway, limits.retention.chunkRows)],
+    )).changes);
+    total += n;
+    await tick();
   }
   return total;
 }

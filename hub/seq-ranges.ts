@@ -79,6 +79,21 @@ export class SeqRanges {
     return true;
   }
 
+  /**
+   * Keeps at most `max` ranges by closing the lowest gaps (issue 13): a
+   * gateway numbering its batches 2, 4, 6 … would otherwise grow the set,
+   * and the text rewritten at every commit, without bound. A batch that
+   * fills a closed gap later is taken for a replay; a well-behaved gateway
+   * has a handful of gaps at most. Returns how many gaps were closed.
+   */
+  closeLowestGaps(max: number): number {
+    const over = this.r.length / 2 - Math.max(1, max);
+    if (over <= 0) return 0;
+    // Ranges 0 … over become one: lo of the first, hi of range `over`.
+    this.r.splice(1, over * 2);
+    return over;
+  }
+
   /** The stored form: JSON `[[lo, hi], …]`. */
   toString(): string {
     const parts: string[] = [];

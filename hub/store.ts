@@ -84,6 +84,7 @@ export class HubStore implements DataLimitCounters {
     this.clock = deps.clock ?? Date.now;
     this.limits = deps.limits ?? resolveDataLimits();
     this.telemetry.maxSeriesPerGateway = this.limits.maxSeriesPerGateway;
+    this.telemetry.maxSeqRanges = this.limits.maxSeqRanges;
   }
 
   async start(): Promise<void> {

@@ -46,6 +46,10 @@ export class TelemetryState {
   maxSeriesPerGateway = Number.MAX_SAFE_INTEGER;
   /** Series stored per gateway, for gateways that created one since the start (read from disk on first need). */
   readonly seriesPerGateway = new Map<string, number>();
+  /** Most seq ranges (gaps + 1) kept per gateway epoch; past it the lowest gaps are closed (seq-ranges.ts). */
+  maxSeqRanges = 1000;
+  /** Gaps closed that way since the start (for the log and tests). */
+  gapsClosed = 0;
 
   constructor(private readonly maxCachedSeries = 1_000_000) {}
 
@@ -226,7 +230,9 @@ async function dedupe(db: SqliteDb, state: TelemetryState, batches: BatchToCommi
       set = (state.ranges.get(k) ?? loaded.get(k) ?? SeqRanges.empty()).clone();
       changed.set(k, set);
     }
-    return set.add(b.seq) ? 'stored' : 'duplicate';
+    if (!set.add(b.seq)) return 'duplicate';
+    state.gapsClosed += set.closeLowestGaps(state.maxSeqRanges);
+    return 'stored';
   });
   return { results, changed };
 }

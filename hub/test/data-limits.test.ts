@@ -179,7 +179,7 @@ t.test('hub run flags for data limits: parsed, checked, refused with the flag na
     [{ rollups: '1h:30d,1m:90d' }, /retention.rollups\[1\].bucketMs is 60000: it must be a multiple of the previous level's 3600000 ms/],
     [{ rollups: '1m:1d' }, /keepMs is 86400000: it must be at least retention.rawMs/],
     [{ readingsMaxBytes: '-5' }, /--readings-max-bytes '-5' is not a size/],
-  ] as const) t.throws(() => dataLimitsFromFlags(flags, parseDuration), { code: 'CONFIG_ERR_INVALID', message: msg });
+  ] as const) t.throws(() => dataLimitsFromFlags(flags as Parameters<typeof dataLimitsFromFlags>[0], parseDuration), { code: 'CONFIG_ERR_INVALID', message: msg });
 
   const { hubCommands } = await import('../cli/index.js');
   const { Writable } = await import('node:stream');

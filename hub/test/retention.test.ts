@@ -81,7 +81,7 @@ t.test('raw readings past their age are rolled up, and history answers as it did
   sameBuckets(t, await store.downsample({ ...q, from: T0 - 3 * DAY, bucketMs: 10 * MIN }), tenMin, '10-minute buckets from the 1-minute level (which keeps 3 days)');
   sameBuckets(t, await store.downsample({ ...q, from: T0 - 2 * DAY - 3 * HOUR, to: T0 - 2 * DAY - 1, bucketMs: MIN }), minutes, '1-minute buckets two days back');
   sameBuckets(t, await store.downsample({ ...q, bucketMs: 7 * HOUR }), odd, 'buckets of a width no level has (7 h, aligned to hours)');
-  t.same(await store.runRetention(now), { age: 0, size: 0, future: 0, rollupAge: 0, events: 0, alarms: 0 }, 'a second pass finds nothing');
+  t.same(await store.runRetention(now), { age: 0, size: 0, future: 0, rollupAge: 0, events: 0, alarms: 0, epochs: 0 }, 'a second pass finds nothing');
 
   // Five days on: the 1-minute level is gone before now − 3 days (rounded to the hour); the hourly level answers.
   now = T0 + 5 * DAY;
@@ -186,4 +186,22 @@ t.test('the API across the raw-retention boundary: buckets from raw and rollups,
   t.ok(raw.length > 0 && raw.every((r: { ts: number }) => r.ts >= T0 + HOUR - DAY), 'raw history holds only the last day');
   const text = await (await fetch(`http://127.0.0.1:${hub.httpPort}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
   t.match(text, new RegExp(`ioc_edge_hub_readings_dropped_total\\{reason="age"\\} ${readings.filter((r) => r.ts < T0 + HOUR - DAY).length}\n`), 'the metric counts what retention deleted');
+});
+
+t.test('dedupe record bounded: a gateway skipping every other seq, or inventing an epoch per batch, cannot grow it without bound', async (t) => {
+  const now = T0;
+  const store = await openStore(t, () => now, { ...LIMITS, maxSeqRanges: 50, maxEpochsPerGateway: 20 });
+  const one = (seq: number, epoch = 'e') => store.commitBatch({ gateway: 'gw', epoch, seq, historical: false, readings: [{ device: 'd', point: 'p', ts: now - seq, value: seq, quality: 'good' }] });
+  for (let seq = 2; seq <= 400; seq += 2) t.equal(await one(seq), 'stored');
+  const db = (store as unknown as { db: import('../../lib/index.js').SqliteDb }).db;
+  const ranges = JSON.parse((await db.get<{ ranges: string }>("SELECT ranges FROM seq_ranges WHERE gateway = 'gw' AND epoch = 'e'"))!.ranges) as number[][];
+  t.equal(ranges.length, 50, 'at most 50 ranges kept');
+  t.same(ranges.at(-1), [400, 400], 'the newest seqs are exact');
+  t.equal(await one(400), 'duplicate', 'a replay of a recent batch is still recognised');
+  t.equal(await one(399), 'stored', 'a recent gap can still be filled');
+  t.equal(await one(3), 'duplicate', 'an old gap was closed: a batch filling it is taken for a replay (documented)');
+  for (let e = 0; e < 30; e++) await one(1, `ep${e}`);
+  const r = await store.runRetention(now);
+  t.equal(r?.epochs, 11, 'epochs past 20 per gateway deleted, least recently used first');
+  t.equal((await db.get<{ n: number }>("SELECT count(*) AS n FROM seq_ranges WHERE gateway = 'gw'"))!.n, 20);
 });
