@@ -271,6 +271,16 @@ async function dropEvents(db: SqliteDb, limits: DataLimits, now: number): Promis
     await tick();
     if (n < chunk) break;
   }
+  // Alarm history per gateway: a point flapping on and off adds a row per raise (cleared ones go oldest first; active ones stay).
+  const busy = await db.all<{ gateway: string; n: number }>('SELECT gateway, count(*) AS n FROM alarms GROUP BY gateway HAVING count(*) > ?', [maxPerGateway]);
+  for (const g of busy) {
+    const n = await db.exclusive(async () => (await db.run(
+      'DELETE FROM alarms WHERE n IN (SELECT n FROM alarms WHERE gateway = ? AND cleared_at IS NOT NULL ORDER BY raised_at LIMIT ?)',
+      [g.gateway, Math.min(g.n - maxPerGateway, chunk)],
+    )).changes);
+    alarms += n;
+    await tick();
+  }
   return { events, alarms };
 }
 

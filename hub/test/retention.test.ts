@@ -205,3 +205,20 @@ t.test('dedupe record bounded: a gateway skipping every other seq, or inventing 
   t.equal(r?.epochs, 11, 'epochs past 20 per gateway deleted, least recently used first');
   t.equal((await db.get<{ n: number }>("SELECT count(*) AS n FROM seq_ranges WHERE gateway = 'gw'"))!.n, 20);
 });
+
+t.test('alarm history per gateway: a flapping point keeps at most events.maxPerGateway rows, active ones kept', async (t) => {
+  const now = T0;
+  const store = await openStore(t, () => now);
+  const ev = (id: string, ts: number, type: string, point: string) => ({ v: 1 as const, id, ts, type, severity: 'warning' as const, message: 'm', device: 'd', point, data: { value: 1 } });
+  for (let i = 0; i < 8; i++) {
+    await store.commitEvent('gw-c', ev(`r${i}`, now - 100 + 2 * i, 'alarm.raised', 'flap'));
+    await store.commitEvent('gw-c', ev(`c${i}`, now - 99 + 2 * i, 'alarm.cleared', 'flap'));
+  }
+  await store.commitEvent('gw-c', ev('steady', now - 1000, 'alarm.raised', 'steady'));
+  t.equal((await store.alarms({ state: 'all' })).length, 9);
+  await store.runRetention(now);
+  const left = await store.alarms({ state: 'all' });
+  t.equal(left.length, 5, 'five rows per gateway');
+  t.ok(left.some((a) => a.point === 'steady' && a.state === 'active'), 'the active alarm is kept, though the oldest');
+  t.same(left.filter((a) => a.point === 'flap').map((a) => a.raisedAt), [now - 86, now - 88, now - 90, now - 92], 'the newest cleared ones kept');
+});
