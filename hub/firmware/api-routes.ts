@@ -8,7 +8,9 @@
  * - `GET /api/v1/firmware/images`
  * - `POST /api/v1/firmware/manifests` (a signed manifest) / `GET`
  * - `POST /api/v1/firmware/rollouts` `{manifest, target: {profile?, site?,
- *   devices?: ["gw/device"]}, canary?, waveSize?, maxFailurePercent?}` / `GET`
+ *   devices?: ["gw/device"]}, canary?, canaryDevices?: ["gw/device"], seed?,
+ *   waveSize?, maxFailurePercent?}` / `GET` (targets in a seeded random
+ *   order, rollout-plan.ts)
  * - `GET /api/v1/firmware/rollouts/:id` (with its jobs)
  * - `POST /api/v1/firmware/rollouts/:id/pause|resume|cancel`
  */
@@ -34,7 +36,7 @@ const ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
 const GW_DEVICE = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' } as const;
 const progress = {
   type: 'object',
-  properties: Object.fromEntries(['total', 'pending', 'offered', 'downloading', 'downloaded', 'updating', 'inProgress', 'updated', 'failed', 'cancelled'].map((k) => [k, { type: 'integer' }])),
+  properties: Object.fromEntries(['total', 'pending', 'offered', 'downloading', 'downloaded', 'updating', 'inProgress', 'updated', 'failed', 'cancelled', 'failedGateways'].map((k) => [k, { type: 'integer' }])),
 } as const;
 const rolloutView = {
   type: 'object',
@@ -43,6 +45,7 @@ const rolloutView = {
     state: { enum: ['running', 'paused', 'stopped', 'cancelled', 'completed'] }, reason: { type: ['string', 'null'] },
     target: { type: 'object', additionalProperties: true }, canary: { type: 'integer' }, waveSize: { type: 'integer' }, maxFailurePercent: { type: 'number' },
     stage: { type: 'integer' }, stages: { type: 'integer' }, ackFailures: { type: 'integer' },
+    seed: { type: ['string', 'null'] }, canaryDevices: { type: ['array', 'null'], items: { type: 'string' } },
     createdAt: { type: 'integer' }, createdBy: { type: 'string' }, updatedAt: { type: 'integer' },
     manifest: { type: 'object', additionalProperties: true }, progress,
   },
@@ -100,6 +103,8 @@ export function registerFirmwareRoutes(app: FastifyInstance, deps: { firmware: F
             properties: { profile: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }, site: { type: 'string', minLength: 1, maxLength: 128 }, devices: { type: 'array', minItems: 1, maxItems: 10_000, items: GW_DEVICE } },
           },
           canary: { type: 'integer', minimum: 0, maximum: 1000 },
+          canaryDevices: { type: 'array', minItems: 1, maxItems: 1000, uniqueItems: true, items: GW_DEVICE, description: 'the canaries, chosen by the operator; default: the first targets of the seeded order, one per gateway' },
+          seed: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'seed of the target order (default random; recorded in the rollout)' },
           waveSize: { type: 'integer', minimum: 1, maximum: 100_000 },
           maxFailurePercent: { type: 'number', minimum: 0, maximum: 100 },
         },

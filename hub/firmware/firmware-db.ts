@@ -47,8 +47,12 @@ export interface RolloutRecord {
   stage: number;
   stages: number;
   reason: string | null;
-  /** Failures an operator accepted by resuming a stopped rollout (not counted against the threshold again). */
+  /** Failed gateways an operator accepted by resuming a stopped rollout (not counted against the threshold again). */
   ackFailures: number;
+  /** Seed of the rollout's target order (rollout-plan.ts orderTargets); null for rollouts made before it existed. */
+  seed: string | null;
+  /** Canary devices an operator chose (`gateway/device`); null: the first targets of the seeded order. */
+  canaryDevices: string[] | null;
   createdAt: number;
   createdBy: string;
   updatedAt: number;
@@ -100,7 +104,8 @@ function manifestOf(r: Row): ManifestRecord {
 function rolloutOf(r: Row): RolloutRecord {
   return {
     id: String(r.id), manifestId: String(r.manifest_id), state: r.state as RolloutState, target: JSON.parse(String(r.target)) as RolloutTarget, canary: Number(r.canary), waveSize: Number(r.wave_size),
-    maxFailurePercent: Number(r.max_failure_percent), stage: Number(r.stage), stages: Number(r.stages), reason: str(r.reason), ackFailures: Number(r.ack_failures), createdAt: Number(r.created_at), createdBy: String(r.created_by), updatedAt: Number(r.updated_at),
+    maxFailurePercent: Number(r.max_failure_percent), stage: Number(r.stage), stages: Number(r.stages), reason: str(r.reason), ackFailures: Number(r.ack_failures),
+    seed: str(r.seed), canaryDevices: r.canary_devices === null || r.canary_devices === undefined ? null : (JSON.parse(String(r.canary_devices)) as string[]), createdAt: Number(r.created_at), createdBy: String(r.created_by), updatedAt: Number(r.updated_at),
   };
 }
 
@@ -130,6 +135,9 @@ export class FirmwareDb {
   async start(): Promise<void> {
     this.conn = await SqliteDb.open(this.deps.file);
     await this.conn.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; ${SCHEMA}`);
+    // Columns added after release (issue 13): the seeded order and the operator's canaries.
+    const have = new Set((await this.conn.all<Row>('PRAGMA table_info(fw_rollouts)')).map((c) => String(c.name)));
+    for (const col of ['seed', 'canary_devices']) if (!have.has(col)) await this.conn.exec(`ALTER TABLE fw_rollouts ADD COLUMN ${col} TEXT`);
   }
 
   async stop(): Promise<void> {
@@ -170,8 +178,8 @@ export class FirmwareDb {
     const db = this.db;
     const now = this.now();
     await db.transaction(async () => {
-      await db.run('INSERT INTO fw_rollouts(id, manifest_id, state, target, canary, wave_size, max_failure_percent, stage, stages, reason, created_at, created_by, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)',
-        [r.id, r.manifestId, r.state, JSON.stringify(r.target), r.canary, r.waveSize, r.maxFailurePercent, r.stage, r.stages, r.reason, now, r.createdBy, now]);
+      await db.run('INSERT INTO fw_rollouts(id, manifest_id, state, target, canary, wave_size, max_failure_percent, stage, stages, reason, seed, canary_devices, created_at, created_by, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
+        [r.id, r.manifestId, r.state, JSON.stringify(r.target), r.canary, r.waveSize, r.maxFailurePercent, r.stage, r.stages, r.reason, r.seed, r.canaryDevices ? JSON.stringify(r.canaryDevices) : null, now, r.createdBy, now]);
       for (const j of jobs) {
         await db.run('INSERT INTO fw_jobs(id, rollout, gateway, device, stage, status, updated_at) VALUES (?,?,?,?,?,?,?)', [j.id, r.id, j.gateway, j.device, j.stage, 'pending', now]);
       }

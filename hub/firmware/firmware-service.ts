@@ -24,7 +24,7 @@ import type { AuditLog } from '../identity/audit-log.js';
 import type { Actor } from '../identity/identity-service.js';
 import { ChunkServer } from './chunk-server.js';
 import { FINAL_JOB, type FirmwareDb, type JobRecord, type JobStatus, type ManifestRecord, type RolloutRecord, type RolloutTarget } from './firmware-db.js';
-import { assignStages, nextStep, progressOf, selectTargets, type KnownDevice, type RolloutProgress } from './rollout-plan.js';
+import { failedGateways, nextStep, orderTargets, planStages, progressOf, selectTargets, type KnownDevice, type RolloutProgress } from './rollout-plan.js';
 
 /** Dependencies of {@link FirmwareService}. */
 export interface FirmwareServiceDeps {
@@ -48,7 +48,12 @@ export interface FirmwareServiceDeps {
 export interface RolloutRequest {
   manifest: string;
   target?: RolloutTarget;
+  /** Canary count (default 1): the first targets of the seeded order, on distinct gateways. */
   canary?: number;
+  /** The canaries, chosen by the operator (`gateway/device`); overrides `canary`. */
+  canaryDevices?: string[];
+  /** Seed of the target order (default: random; recorded in the rollout so the order can be reproduced). */
+  seed?: string;
   waveSize?: number;
   maxFailurePercent?: number;
 }
@@ -167,15 +172,17 @@ export class FirmwareService extends EventEmitter {
     const busy = new Set((await this.deps.db.listJobs({ statuses: ['pending', 'offered', 'active'] })).map((j) => `${j.gateway}/${j.device}`));
     const clash = targets.filter((x) => busy.has(`${x.gateway}/${x.device}`)).map((x) => `${x.gateway}/${x.device}`);
     if (clash.length > 0) throw new IocError('FW_ERR_ROLLOUT_STATE', `device(s) ${clash.slice(0, 10).join(', ')}${clash.length > 10 ? ` and ${clash.length - 10} more` : ''} already have an unfinished firmware job; cancel that rollout first`);
-    const canary = Math.min(req.canary ?? 1, targets.length);
+    // The order is the seed's, never the gateways' ids: no gateway can make itself the canary (issue 13 item 8).
+    const seed = req.seed ?? randomBytes(8).toString('hex');
+    const ordered = orderTargets(targets, seed);
     const waveSize = req.waveSize ?? 10;
-    const stages = assignStages(targets.length, canary, waveSize);
+    const { stages, canaries: canary } = planStages(ordered, { canary: req.canary ?? 1, ...(req.canaryDevices ? { canaryDevices: req.canaryDevices } : {}), waveSize });
     const id = `r-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
     await this.deps.db.createRollout(
-      { id, manifestId: m.id, state: 'running', target, canary, waveSize, maxFailurePercent: req.maxFailurePercent ?? 10, stage: 0, stages: Math.max(...stages) + 1, reason: null, createdBy: who.actor },
-      targets.map((t, i) => ({ id: `j-${randomBytes(8).toString('hex')}`, gateway: t.gateway, device: t.device, stage: stages[i]! })),
+      { id, manifestId: m.id, state: 'running', target, canary, waveSize, maxFailurePercent: req.maxFailurePercent ?? 10, stage: 0, stages: Math.max(...stages) + 1, reason: null, seed, canaryDevices: req.canaryDevices ?? null, createdBy: who.actor },
+      ordered.map((t, i) => ({ id: `j-${randomBytes(8).toString('hex')}`, gateway: t.gateway, device: t.device, stage: stages[i]! })),
     );
-    await this.audit(who, 'firmware.rollout.create', id, { manifest: m.id, model: m.model, version: m.version, target, devices: targets.length, canary, waveSize, maxFailurePercent: req.maxFailurePercent ?? 10 });
+    await this.audit(who, 'firmware.rollout.create', id, { manifest: m.id, model: m.model, version: m.version, target, devices: targets.length, canary, canaryDevices: req.canaryDevices ?? null, seed, waveSize, maxFailurePercent: req.maxFailurePercent ?? 10 });
     await this.advance(id);
     return (await this.view(id))!;
   }
@@ -188,7 +195,7 @@ export class FirmwareService extends EventEmitter {
   /** Resumes a paused rollout, or one that stopped itself (its failures so far are then accepted). */
   resume(id: string, who: Actor): Promise<RolloutView> {
     return this.change(id, who, 'resume', ['paused', 'stopped'], async (r) => {
-      const failed = (await this.deps.db.listJobs({ rollout: id, statuses: ['failed'] })).length;
+      const failed = failedGateways(await this.deps.db.listJobs({ rollout: id, statuses: ['failed'] })).size;
       await this.deps.db.updateRollout(id, { state: 'running', ...(r.state === 'stopped' ? { ackFailures: failed } : {}) });
     }, true);
   }

@@ -97,8 +97,9 @@ t.test('targeting: profile, site, list; wrong model and unknown devices are refu
 t.test('a canary first, then waves, to completion; chunks only for a gateway’s own jobs', async (t) => {
   const { hub, gws, manifestId } = await setup(t, [['gw-a', 3], ['gw-b', 2]]);
   const [a, b] = gws as [FakeFwGateway, FakeFwGateway];
-  const r = await api<View>(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: manifestId, canary: 1, waveSize: 2 });
+  const r = await api<View>(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: manifestId, canaryDevices: ['gw-a/dev-2'], waveSize: 2 });
   t.equal(r.status, 201);
+  t.match(r.body, { canary: 1, canaryDevices: ['gw-a/dev-2'], seed: /^[0-9a-f]{16}$/ }, 'the operator chose the canary; the order of the rest is seeded and recorded');
   t.match(r.body, { state: 'running', stage: 0, progress: { total: 5, offered: 1, pending: 4 } });
   await until(() => a.offers.length === 1, 'canary offer');
   t.equal(b.offers.length, 0, 'only the canary is offered');
@@ -114,13 +115,21 @@ t.test('a canary first, then waves, to completion; chunks only for a gateway’s
   t.match(b.frames[0], { kind: 'error', error: { code: 'FW_ERR_TRANSFER', message: /holds no job/ } });
 
   await a.succeed(canary);
+  // Waves follow the seeded order, not gateway ids: succeed whatever each wave offered.
+  const succeeded = new Set([canary.job]);
+  const finishOffered = async (): Promise<void> => {
+    for (const gw of [a, b]) {
+      for (const o of gw.offers) {
+        if (succeeded.has(o.job)) continue;
+        succeeded.add(o.job);
+        await gw.succeed(o);
+      }
+    }
+  };
   await until(() => a.offers.length + b.offers.length === 3, 'wave 1 (2 jobs)');
-  for (const o of [...a.offers.slice(1), ...b.offers]) {
-    const gw = a.offers.includes(o) ? a : b;
-    await gw.succeed(o);
-  }
+  await finishOffered();
   await until(() => a.offers.length + b.offers.length === 5, 'wave 2');
-  for (const o of [...a.offers, ...b.offers].slice(3)) await (a.offers.includes(o) ? a : b).succeed(o);
+  await finishOffered();
   const done = await until(async () => {
     const v = (await api<View>(hub, 'GET', `/api/v1/firmware/rollouts/${r.body.id}`)).body;
     return v.state === 'completed' ? v : null;
@@ -131,10 +140,10 @@ t.test('a canary first, then waves, to completion; chunks only for a gateway’s
   t.ok(detail.body.jobs.every((j) => j.status === 'updated' && j.version === '2.0.0'));
 });
 
-t.test('a failing canary stops the rollout by itself; resume accepts that failure and goes on', async (t) => {
-  const { hub, gws, manifestId } = await setup(t, [['gw-a', 4]]);
-  const [a] = gws as [FakeFwGateway];
-  const r = await api<View>(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: manifestId, canary: 1, waveSize: 10, maxFailurePercent: 30 });
+t.test('a failing canary stops the rollout for an operator; resume accepts that failure; the threshold counts gateways', async (t) => {
+  const { hub, gws, manifestId } = await setup(t, [['gw-a', 1], ['gw-b', 1], ['gw-c', 1], ['gw-d', 2], ['gw-e', 1]]);
+  const [a, b, c, d, e] = gws as [FakeFwGateway, FakeFwGateway, FakeFwGateway, FakeFwGateway, FakeFwGateway];
+  const r = await api<View>(hub, 'POST', '/api/v1/firmware/rollouts', { manifest: manifestId, canaryDevices: ['gw-a/dev-1'], waveSize: 10, maxFailurePercent: 30 });
   await until(() => a.offers.length === 1, 'canary offer');
   await a.report(a.offers[0]!, 'downloading');
   await a.report(a.offers[0]!, 'failed', 5, { error: { code: 'FW_ERR_INTEGRITY', message: 'sha mismatch' } });
@@ -142,23 +151,25 @@ t.test('a failing canary stops the rollout by itself; resume accepts that failur
     const v = (await api<View>(hub, 'GET', `/api/v1/firmware/rollouts/${r.body.id}`)).body;
     return v.state === 'stopped' ? v : null;
   }, 'stopped');
-  t.match(stopped.reason, /canary failed: gw-a\/dev-1 \(FW_ERR_INTEGRITY\)/);
+  t.match(stopped.reason, /canary failed: gw-a\/dev-1 \(FW_ERR_INTEGRITY\) — 1 of 1 canary gateway; held for an operator/);
   await sleep(100);
-  t.equal(a.offers.length, 1, 'nothing more was offered');
+  t.equal(b.offers.length + c.offers.length + d.offers.length + e.offers.length, 0, 'nothing more was offered');
   t.match(await api(hub, 'POST', `/api/v1/firmware/rollouts/${r.body.id}/pause`), { status: 409, body: { error: { code: 'FW_ERR_ROLLOUT_STATE' } } });
   const resumed = await api<View>(hub, 'POST', `/api/v1/firmware/rollouts/${r.body.id}/resume`);
   t.equal(resumed.body.state, 'running');
-  await until(() => a.offers.length === 4, 'the wave after resume');
-  // Past the threshold (30% of 4 jobs: a second failure is 1 new of 4 = 25%, a third 50%).
-  await a.report(a.offers[1]!, 'failed', 8, { error: { code: 'FW_ERR_FLASH_CANCELLED', message: 'CAN CAN' } });
-  await a.succeed(a.offers[2]!);
-  t.equal((await api<View>(hub, 'GET', `/api/v1/firmware/rollouts/${r.body.id}`)).body.state, 'running', '25% is within the 30% threshold');
-  await a.report(a.offers[3]!, 'failed', 8, { error: { code: 'FW_ERR_VERSION_MISMATCH', message: 'old version' } });
+  await until(() => d.offers.length === 2 && b.offers.length === 1 && c.offers.length === 1 && e.offers.length === 1, 'the wave after resume');
+  // One gateway failing every one of its devices is one failed gateway: below the minimum of two.
+  for (const o of d.offers) await d.report(o, 'failed', 8, { error: { code: 'FW_ERR_FLASH_CANCELLED', message: 'CAN CAN' } });
+  await b.succeed(b.offers[0]!);
+  await until(async () => (await api<View>(hub, 'GET', `/api/v1/firmware/rollouts/${r.body.id}`)).body.progress.failed === 3, 'failures recorded');
+  t.match((await api<View>(hub, 'GET', `/api/v1/firmware/rollouts/${r.body.id}`)).body, { state: 'running', progress: { failedGateways: 2 } }, 'one new failed gateway (20%, and only one) does not stop it');
+  // A second gateway: 2 of 5 gateways = 40% > 30%.
+  await c.report(c.offers[0]!, 'failed', 8, { error: { code: 'FW_ERR_VERSION_MISMATCH', message: 'old version' } });
   const again = await until(async () => {
     const v = (await api<View>(hub, 'GET', `/api/v1/firmware/rollouts/${r.body.id}`)).body;
     return v.state === 'stopped' ? v : null;
   }, 'stopped again');
-  t.match(again.reason, /failure threshold passed: 2 of 4 jobs failed \(50.0% > 30%\)/);
+  t.match(again.reason, /failure threshold passed: 2 of 5 gateways failed \(40.0% > 30%\): gw-a, gw-c, gw-d/);
 });
 
 t.test('pause holds the next wave; cancel tells the gateway; late reports of cancelled jobs are ignored', async (t) => {
