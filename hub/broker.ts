@@ -90,8 +90,8 @@ export class Broker {
   }
 
   /** Messages waiting in a persistent session's offline queue, and those dropped from it (full). */
-  queueOf(clientId: string): { queued: number; dropped: number } {
-    return { queued: this.persistence?.queuedFor(clientId) ?? 0, dropped: this.persistence?.droppedFor(clientId) ?? 0 };
+  queueOf(clientId: string): { queued: number; dropped: number; bytes: number } {
+    return { queued: this.persistence?.queuedFor(clientId) ?? 0, dropped: this.persistence?.droppedFor(clientId) ?? 0, bytes: this.persistence?.queuedBytesFor(clientId) ?? 0 };
   }
 
   async start(): Promise<void> {
@@ -100,7 +100,7 @@ export class Broker {
     const lc = this.limitCounters;
     const roleOf = this.deps.roleOf ?? ((): LimitRole => 'open');
     this.persistence = new BoundedPersistence({
-      maxQueuedPerSession: limits.maxQueuedPerSession, book: this.book, counters: lc,
+      maxQueuedPerSession: limits.maxQueuedPerSession, maxQueuedBytesPerSession: limits.maxQueuedBytesPerSession, book: this.book, counters: lc,
       onDrop: (client, dropped) => logger.warn({ client, dropped, bound: limits.maxQueuedPerSession, code: 'HUB_ERR_LIMIT' }, 'offline queue full: oldest messages dropped'),
     });
     const opts = this.deps.aedesOptions ?? {};

@@ -1,8 +1,9 @@
 /**
  * Aedes's in-memory persistence (aedes-persistence 11) with the hub's bounds:
  *
- * - offline queues: at most `maxQueuedPerSession` QoS 1/2 messages per
- *   persistent session; when full, the oldest is dropped and counted
+ * - offline queues: at most `maxQueuedPerSession` QoS 1/2 messages and
+ *   `maxQueuedBytesPerSession` payload bytes per persistent session; when
+ *   full, the oldest are dropped and counted
  *   (`queueDropped`). The upstream queue is a private field, so the five
  *   outgoing methods are reimplemented here with the same semantics;
  * - quarantined payloads (quarantine-mark.ts) are never queued;
@@ -42,6 +43,7 @@ const Packet = require('aedes-packet') as new (p: object, broker?: unknown) => Q
 /** Settings of {@link BoundedPersistence}. */
 export interface BoundedPersistenceOptions {
   maxQueuedPerSession: number;
+  maxQueuedBytesPerSession: number;
   book: SubscriptionBook;
   counters: BrokerLimitCounters;
   /** Called when a session's queue first overflows (then once per 1,000 drops): for a log line. */
@@ -51,6 +53,8 @@ export interface BoundedPersistenceOptions {
 /** Memory persistence with bounded offline queues and only granted subscriptions stored. */
 export class BoundedPersistence extends Upstream {
   private readonly outgoing = new Map<string, QueuedPacket[]>();
+  /** Payload bytes per queue (kept beside it: summing on each enqueue would be quadratic). */
+  private readonly queuedBytes = new Map<string, number>();
   private readonly dropsBySession = new Map<string, number>();
 
   constructor(private readonly opts: BoundedPersistenceOptions) {
@@ -69,8 +73,13 @@ export class BoundedPersistence extends Upstream {
       q = [];
       this.outgoing.set(clientId, q);
     }
-    if (q.length >= this.opts.maxQueuedPerSession) {
-      const drop = q.length - this.opts.maxQueuedPerSession + 1;
+    const size = packet.payload?.length ?? 0;
+    let bytes = (this.queuedBytes.get(clientId) ?? 0) + size;
+    let drop = Math.max(0, q.length - this.opts.maxQueuedPerSession + 1);
+    for (let i = 0; i < drop; i++) bytes -= q[i]!.payload?.length ?? 0;
+    while (drop < q.length && bytes > this.opts.maxQueuedBytesPerSession) bytes -= q[drop++]!.payload?.length ?? 0;
+    this.queuedBytes.set(clientId, bytes);
+    if (drop > 0) {
       q.splice(0, drop);
       this.opts.counters.queueDropped += drop;
       const n = (this.dropsBySession.get(clientId) ?? 0) + drop;
@@ -83,6 +92,11 @@ export class BoundedPersistence extends Upstream {
   /** Messages dropped from this session's full queue since the hub started. */
   droppedFor(clientId: string): number {
     return this.dropsBySession.get(clientId) ?? 0;
+  }
+
+  /** Payload bytes queued for this session now. */
+  queuedBytesFor(clientId: string): number {
+    return this.queuedBytes.get(clientId) ?? 0;
   }
 
   /** Messages queued for this session now. */
@@ -123,7 +137,11 @@ export class BoundedPersistence extends Upstream {
     for (let i = 0; i < q.length; i++) {
       if (q[i]!.messageId === packet.messageId) {
         const [removed] = q.splice(i, 1);
-        if (q.length === 0) this.outgoing.delete(client.id);
+        this.queuedBytes.set(client.id, (this.queuedBytes.get(client.id) ?? 0) - (removed!.payload?.length ?? 0));
+        if (q.length === 0) {
+          this.outgoing.delete(client.id);
+          this.queuedBytes.delete(client.id);
+        }
         return removed;
       }
     }

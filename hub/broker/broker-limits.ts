@@ -30,6 +30,8 @@ export interface BrokerLimits {
   maxRetainedPerClient: number;
   /** QoS 1/2 messages kept for one persistent session (offline queue); the oldest are dropped and counted. */
   maxQueuedPerSession: number;
+  /** Payload bytes kept for one persistent session's queue; past it the oldest are dropped and counted. */
+  maxQueuedBytesPerSession: number;
   /** Bytes waiting to be written to one client; past it the client is disconnected (it is not reading). */
   maxOutgoingBytes: number;
   /** Connections at once per consumer/service/integration account (client ids `name` or `name:suffix`). */
@@ -48,6 +50,7 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxRetainedBytes: 64 * 1024,
   maxRetainedPerClient: 100,
   maxQueuedPerSession: 10_000,
+  maxQueuedBytesPerSession: 16 * 1024 * 1024,
   maxOutgoingBytes: 8 * 1024 * 1024,
   maxConnectionsPerAccount: 64,
   maxClientIdLength: 128,
@@ -91,7 +94,7 @@ export function limitCounters(): BrokerLimitCounters {
 export type BrokerLimitSettings = Partial<Omit<BrokerLimits, 'maxSubscriptions'>> & { maxSubscriptions?: Partial<BrokerLimits['maxSubscriptions']> };
 
 const NUMERIC: ReadonlyArray<keyof Omit<BrokerLimits, 'maxSubscriptions'>> = [
-  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs',
+  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxQueuedBytesPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs',
 ];
 
 /**

@@ -131,7 +131,7 @@ t.test('offline queue of a persistent consumer session is capped: oldest dropped
     await gw.publishAsync(topics.telemetry('gw-1'), batch(), { qos: 1 });
     sent.push(seq);
   }
-  t.same(hub.broker.queueOf('ioc:q'), { queued: 10, dropped: 20 }, '10 kept, 20 dropped');
+  t.match(hub.broker.queueOf('ioc:q'), { queued: 10, dropped: 20 }, '10 kept, 20 dropped');
   t.equal(hub.broker.limitCounters.queueDropped, 20);
   t.match(await hub.metrics.text(), /ioc_edge_hub_mqtt_queue_dropped_total 20\n/, 'the drop is a metric');
   const got: number[] = [];
@@ -139,6 +139,19 @@ t.test('offline queue of a persistent consumer session is capped: oldest dropped
   c2.on('message', (_topic, payload) => got.push((JSON.parse(payload.toString()) as { seq: number }).seq));
   await waitFor(() => got.length >= 10 || null, 'the queued messages');
   t.same(got, sent.slice(-10), 'the newest 10 are delivered, in order');
+});
+
+t.test('offline queue bytes are capped too: big messages push the oldest out', async (t) => {
+  const hub = await startSecureHub(t, { brokerLimits: { maxQueuedBytesPerSession: 100 * 1024 } });
+  const acct = await consumerAccount(hub);
+  const c1 = await connectOk(t, mqttUrl(hub), { clientId: 'ioc:b', username: acct.username, password: acct.password, clean: false });
+  await subscribeMany(c1, [topics.telemetry('gw-1')]);
+  await c1.endAsync();
+  const gw = await gateway(t, hub, 'gw-1');
+  for (let i = 0; i < 20; i++) await gw.publishAsync(topics.telemetry('gw-1'), batch(30 * 1024), { qos: 1 });
+  const q = hub.broker.queueOf('ioc:b');
+  t.match(q, { queued: 3, dropped: 17 }, 'three 30 KiB messages fit in 100 KiB');
+  t.ok(q.bytes <= 100 * 1024, `${q.bytes} bytes queued`);
 });
 
 t.test('a payload the hub quarantined is never forwarded nor queued', async (t) => {
