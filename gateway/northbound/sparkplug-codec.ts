@@ -121,3 +121,4 @@ export function valueField(m: SpMetric | SpPropertyValue): 'intValue' | 'longVal
   }
   return undefined;
 }
+

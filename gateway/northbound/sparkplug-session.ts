@@ -19,6 +19,7 @@
  */
 import type { Quality, Reading, ReadingValue } from '../../contract/index.js';
 import { DataType, encodePayload, type SpMetric } from './sparkplug-codec.js';
+import { encodeDataPayload } from './sparkplug-data-writer.js';
 import { birthMetric, dataMetric, metricDef, type MetricDef, type PointShape } from './sparkplug-metrics.js';
 
 /** The name of the rebirth metric (spec §6.4.19 "Node Control/Rebirth"). */
@@ -149,7 +150,7 @@ export class SparkplugSession {
       metrics.push(dataMetric(def, r.value, r.quality, r.ts, backlog || r.ts < bornAt));
     }
     if (metrics.length === 0) return { payload: null, unknown };
-    return { payload: encodePayload({ timestamp: now, seq: this.nextSeq(), metrics }), unknown };
+    return { payload: encodeDataPayload(now, this.nextSeq(), metrics), unknown };
   }
 
   /** A DDATA answering a refused write: the metric's value in force, with the refusal as a `writeError` property. */

@@ -6,6 +6,7 @@
 import t from 'tap';
 import { encodeTahu, decodeSparkplug } from '../../../test/support/sparkplug-decode.js';
 import { DataType, decodePayload, encodePayload } from '../sparkplug-codec.js';
+import { encodeDataPayload } from '../sparkplug-data-writer.js';
 import { birthMetric, commandValue, dataMetric, metricDef, pointDatatype, type PointShape } from '../sparkplug-metrics.js';
 
 const TS = 1_764_000_000_123;
@@ -93,6 +94,17 @@ t.test('command values: datatype checked, two widths of complement accepted', as
   t.throws(() => commandValue(i16, cmd([{ alias: 1, type: 'String', value: '5' }]).metrics[0]!), { code: 'GW_ERR_SPARKPLUG_CMD' });
   t.throws(() => commandValue(i16, encodedInt(70000)), { code: 'GW_ERR_SPARKPLUG_CMD', message: /70000 is outside -32768\.\.32767/ });
   t.throws(() => commandValue(dbl, cmd([{ alias: 2, type: 'Double', value: null, isNull: true }]).metrics[0]!), { code: 'GW_ERR_SPARKPLUG_CMD', message: /null/ });
+});
+
+t.test('the hand-written data encoder gives the bytes of the reflection encoder', async (t) => {
+  const metrics = cases.map((c, i) => dataMetric(metricDef(c.p, i + 1), c.value, i % 4 === 1 ? 'stale' : 'good', TS + i, i % 3 === 0));
+  metrics.push(dataMetric(metricDef({ name: 'n', type: 'int64' }, 99), null, 'bad', TS, false));
+  metrics.push(dataMetric(metricDef({ name: 'big', type: 'uint64' }, 2 ** 40), 2 ** 52 + 3, 'good', 2 ** 45, false));
+  for (const seq of [0, 127, 128, 255]) {
+    t.same(Buffer.from(encodeDataPayload(TS, seq, metrics)), Buffer.from(encodePayload({ timestamp: TS, seq, metrics })), `seq ${seq}`);
+  }
+  const big = Array.from({ length: 400 }, (_, i) => dataMetric(metricDef({ name: `s${i}`, type: 'string' }, i + 1), 'x'.repeat(i), 'good', TS, false));
+  t.same(Buffer.from(encodeDataPayload(TS, 1, big)), Buffer.from(encodePayload({ timestamp: TS, seq: 1, metrics: big })), 'past the initial buffer size');
 });
 
 t.test('malformed bytes are refused by the decoder', async (t) => {
