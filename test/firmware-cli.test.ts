@@ -52,7 +52,8 @@ t.test('sign, upload, roll out and follow from the command line', async (t) => {
   t.equal((await cli(['fw', 'sign', '--key', keyFile, '--image', xmFile, '--model', 'sim-xmodem-sensor', '--version', '3.0.0'])).code, 0);
   r = await cli(['fw', 'upload', '--image', xmFile, ...api]);
   const xmManifest = /manifest (m-[0-9a-f]+)/.exec(r.out)![1]!;
-  r = await cli(['fw', 'rollout', '--manifest', xmManifest, '--device', `${GW}/xm-1`, '--canary', '1', ...api]);
+  r = await cli(['fw', 'rollout', '--manifest', xmManifest, '--device', `${GW}/xm-1`, '--canary-device', `${GW}/xm-1`, '--seed', 'cli-seed', ...api]);
+  t.match(r.out, /in 1 stage\(s\), order seed cli-seed/, 'the operator chose the canary and the order seed');
   const rollout = /rollout (r-\S+):/.exec(r.out)![1]!;
   await waitFor(async () => /updating/.test((await cli(['fw', 'status', rollout, ...api])).out), 'flashing');
   r = await cli(['fw', 'pause', rollout, ...api]);

@@ -11,7 +11,7 @@ import { ProgressLine, bar } from './fw-progress.js';
 import { parse } from './parse.js';
 
 interface Progress { total: number; pending: number; inProgress: number; updated: number; failed: number; cancelled: number; downloading: number; updating: number }
-interface RolloutView { id: string; state: string; reason: string | null; model: string; version: string; stage: number; stages: number; progress: Progress; createdAt: number }
+interface RolloutView { id: string; state: string; reason: string | null; model: string; version: string; stage: number; stages: number; progress: Progress; createdAt: number; seed?: string | null }
 interface JobView { gateway: string; device: string; stage: number; status: string; state: string | null; result: number; bytes: number | null; total: number | null; version: string | null; error: { code: string; message: string } | null }
 
 const FINAL = new Set(['completed', 'stopped', 'cancelled']);
@@ -43,13 +43,17 @@ async function follow(target: ApiTarget, id: string, io: CommandIo, everyMs: num
 }
 
 const ROLLOUT_HELP = `Usage: ioc-edge fw rollout --manifest ID [--profile MODEL] [--site SITE] [--device GW/DEVICE ...]
-                           [--canary N] [--wave-size N] [--max-failure-percent P] [--wait]
+                           [--canary N | --canary-device GW/DEVICE ...] [--seed S]
+                           [--wave-size N] [--max-failure-percent P] [--wait]
 
 Starts a rollout of a manifest to the devices of its model (narrowed by
---site and a --device list). The first --canary devices (default 1) go
-first; the others follow in waves of --wave-size (default 10), each once the
-previous stage has finished. The rollout stops itself when a canary fails or
-more than --max-failure-percent (default 10) of its devices failed.
+--site and a --device list), in a random order drawn from --seed (default:
+a fresh one, shown in the rollout). The first --canary devices of that order
+(default 1, on distinct gateways), or the devices named with --canary-device,
+go first; the others follow in waves of --wave-size (default 10), each once
+the previous stage has finished. The rollout stops itself, for an operator
+to resume or cancel, when a canary fails or when at least two gateways and
+more than --max-failure-percent (default 10) of its gateways failed.
 --wait follows it with a progress bar until it ends.
 
 ${API_HELP}`;
@@ -60,7 +64,7 @@ export const fwRollout: Command = {
   async run(args, io) {
     const p = parse(args, {
       ...API_OPTIONS, manifest: { type: 'string' }, profile: { type: 'string' }, site: { type: 'string' }, device: { type: 'string', multiple: true },
-      canary: { type: 'string' }, 'wave-size': { type: 'string' }, 'max-failure-percent': { type: 'string' }, wait: { type: 'boolean' }, interval: { type: 'string' },
+      canary: { type: 'string' }, 'canary-device': { type: 'string', multiple: true }, seed: { type: 'string' }, 'wave-size': { type: 'string' }, 'max-failure-percent': { type: 'string' }, wait: { type: 'boolean' }, interval: { type: 'string' },
     }, ROLLOUT_HELP, io);
     if ('exit' in p) return p.exit;
     const v = p.values;
@@ -82,8 +86,8 @@ export const fwRollout: Command = {
     const target = { ...(v.profile ? { profile: v.profile } : {}), ...(v.site ? { site: v.site } : {}), ...(v.device?.length ? { devices: v.device } : {}) };
     try {
       const api = apiTarget(v);
-      const r = await callApi<RolloutView>(api, 'POST', '/api/v1/firmware/rollouts', { manifest: v.manifest, target, ...nums });
-      io.out.write(`rollout ${r.id}: ${r.model} ${r.version} to ${r.progress.total} device(s) in ${r.stages} stage(s)\n`);
+      const r = await callApi<RolloutView>(api, 'POST', '/api/v1/firmware/rollouts', { manifest: v.manifest, target, ...nums, ...(v['canary-device']?.length ? { canaryDevices: v['canary-device'] } : {}), ...(v.seed ? { seed: v.seed } : {}) });
+      io.out.write(`rollout ${r.id}: ${r.model} ${r.version} to ${r.progress.total} device(s) in ${r.stages} stage(s)${r.seed ? `, order seed ${r.seed}` : ''}\n`);
       return v.wait ? await follow(api, r.id, io, Number(v.interval ?? 1000)) : 0;
     } catch (e) {
       return fail(io, e);
