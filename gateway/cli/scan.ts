@@ -17,6 +17,7 @@ import { LINE_HELP, LINE_OPTIONS, lineKind, modbusTransport, serialSettings, uni
 import { createProgress, type MaybeTty } from './progress.js';
 
 const HELP = `Usage: ioc-edge scan (--serial PATH | --tcp HOST:PORT | --rtu-tcp HOST:PORT) [options]
+       ioc-edge scan --serial PATH --auto [--baud B --parity P] [--units LIST]
        ioc-edge scan --opcua URL [--depth N] [options]
 
 Modbus: asks every unit id for one register and lists who answers.
@@ -24,6 +25,11 @@ Modbus: asks every unit id for one register and lists who answers.
   --register T:ADDR  what to read: holding:0 (default), input:0, coil:0, discrete:0
   --connections N    Modbus TCP: ids asked at once, one per connection (default 8;
                      a device that accepts fewer connections is scanned on those)
+  --auto             serial: find the baud rate and parity (9600, 19200, 38400, 57600,
+                     115200, 4800, 2400 × none/even/odd; --baud/--parity = the configured
+                     setting, tried first), asking unit ids 1-10 (or --units) at each;
+                     says whether no bytes came back at all, only garbled ones, or
+                     answers at another setting. Exit 3: found at another setting.
 OPC UA: prints the address space below the Objects folder.
   --depth N          how deep to browse (default 4)
 
@@ -42,9 +48,9 @@ export const scan: Command = {
   name: 'scan',
   summary: 'find devices: responding unit ids on a Modbus line, or browse an OPC UA server',
   async run(args, { out, err }) {
-    let values: LineValues & { units?: string; register?: string; depth?: string; connections?: string; help?: boolean };
+    let values: LineValues & { units?: string; register?: string; depth?: string; connections?: string; auto?: boolean; help?: boolean };
     try {
-      values = parseArgs({ args, options: { ...LINE_OPTIONS, units: { type: 'string' }, register: { type: 'string' }, depth: { type: 'string' }, connections: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }).values;
+      values = parseArgs({ args, options: { ...LINE_OPTIONS, units: { type: 'string' }, register: { type: 'string' }, depth: { type: 'string' }, connections: { type: 'string' }, auto: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
     } catch (e) {
       err.write(`${(e as Error).message}\n\n${HELP}\n`);
       return 2;
@@ -58,8 +64,15 @@ export const scan: Command = {
         const { browseOpcua } = await import('./opcua-tools.js');
         return await browseOpcua(values, Number(values.depth ?? 4), { out, err });
       }
-      const units = unitList(values.units ?? '1-247');
       const what = register(values.register ?? 'holding:0');
+      if (values.auto) {
+        if (lineKind(values) !== 'serial') throw new Error('--auto finds the settings of a serial line: use it with --serial PATH');
+        const { scanSerialAuto } = await import('./scan-auto.js');
+        // Search a few ids at each setting, then the whole range (or --units) at the one that answers.
+        const search = unitList(values.units ?? '1-10');
+        return await scanSerialAuto(values, search, values.units ? [] : unitList('1-247'), what, { out, err });
+      }
+      const units = unitList(values.units ?? '1-247');
       return await scanModbus(values, units, what, { out, err });
     } catch (e) {
       err.write(`ioc-edge scan: ${isIocError(e) || e instanceof Error ? e.message : String(e)}\n`);

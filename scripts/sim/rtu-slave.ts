@@ -16,6 +16,17 @@
  * Faults on demand: silence (a unit or the whole line), and one-shot or
  * persistent reply faults — bad CRC, short frame, reply from another unit id,
  * leading noise, exception responses, garbage bursts.
+ *
+ * Serial settings (for commissioning, `scan --auto`): a line may be given the
+ * setting its slaves use (`setting`, baud rate and parity). A pty or a mock
+ * port does not enforce baud rate or parity, so the adapter tells the line
+ * the setting the master opened its port with ({@link RtuSlaveLine.masterSetting};
+ * serialport's mock binding knows it, as a UART does). While the two differ
+ * the slaves hear nothing they can decode and stay silent, as a real slave
+ * does with framing and parity errors. Wiring faults ({@link RtuSlaveLine.wiring}):
+ * `dead` (no power, broken pair: no byte ever comes back) and `swapped` (A
+ * and B swapped: the bytes the master receives are inverted, so at every
+ * setting something arrives and nothing passes its CRC).
  */
 import type { SimDevice } from './field-devices.js';
 
@@ -46,8 +57,19 @@ export type RtuFault =
   | { kind: 'exception'; code: number }
   | { kind: 'garbage'; bytes?: Buffer };
 
+/** Baud rate and parity of a serial line. */
+export interface SerialSetting {
+  baudRate: number;
+  parity: 'none' | 'even' | 'odd';
+}
+
+/** Wiring of the simulated line: as it should be, dead, or with A and B swapped. */
+export type RtuWiring = 'ok' | 'dead' | 'swapped';
+
 /** Options of {@link RtuSlaveLine}. */
 export interface RtuSlaveOptions {
+  /** The setting the slaves use; absent = they answer at any setting the master opens with. */
+  setting?: SerialSetting;
   /** Emulate wire timing at this baud rate (11 bits per character); absent = answer at once. */
   baudRate?: number;
   /** Device processing time before replying, on top of the 3.5-character silence (ms). */
@@ -74,6 +96,12 @@ export class RtuSlaveLine {
   /** Bytes sent by the slaves (replies, garbage). */
   bytesOut = 0;
   send: (data: Buffer) => void = () => undefined;
+  /** The setting the master opened its port with (set by the adapter); null = unknown, taken as matching. */
+  masterSetting: SerialSetting | null = null;
+  /** Wiring fault (see the module comment). */
+  wiring: RtuWiring = 'ok';
+  /** Requests that arrived at a setting other than the slaves' (not understood, not answered). */
+  settingMismatches = 0;
 
   constructor(readonly devices: Map<number, SimDevice>, private readonly opts: RtuSlaveOptions = {}) {}
 
@@ -124,6 +152,15 @@ export class RtuSlaveLine {
 
   /** Bytes from the master. */
   receive(data: Buffer): void {
+    if (this.wiring === 'dead') return;
+    const want = this.opts.setting;
+    const got = this.masterSetting;
+    if (want && got && (want.baudRate !== got.baudRate || want.parity !== got.parity)) {
+      // Framing and parity errors at the slave: nothing decodes, nothing is answered.
+      this.settingMismatches++;
+      if (this.wiring === 'swapped') this.garbage(Buffer.from(data.map((b) => ~b & 0xff)));
+      return;
+    }
     const now = performance.now();
     if (this.rx.length === 0 && this.lastReplyEnd > 0 && now < this.lastReplyEnd + this.silenceMs - 0.05) this.silenceViolations++;
     this.rx = this.rx.length === 0 ? Buffer.from(data) : Buffer.concat([this.rx, data]);
@@ -157,7 +194,8 @@ export class RtuSlaveLine {
     const deliver = (): void => {
       this.lastReplyEnd = performance.now();
       this.bytesOut += reply.length;
-      this.send(reply);
+      // A and B swapped: every bit arrives inverted.
+      this.send(this.wiring === 'swapped' ? Buffer.from(reply.map((b) => ~b & 0xff)) : reply);
     };
     if (!this.opts.baudRate && !this.opts.turnaroundMs) deliver();
     else this.at(end, deliver);

@@ -25,6 +25,8 @@ import { openSerialStream, type ByteLink, type SerialOpenOptions, type SerialPor
 export interface SerialEndpoint {
   receive(data: Buffer): void;
   send: (data: Buffer) => void;
+  /** The baud rate and parity the master opened the port with (the mock binding knows them, as a UART does). */
+  masterSetting?: { baudRate: number; parity: 'none' | 'even' | 'odd' } | null;
 }
 
 type MockBindingPort = Awaited<ReturnType<typeof SerialPortMock.binding.open>>;
@@ -62,6 +64,7 @@ export class MockSerialHub {
     const path = b.openOptions.path;
     this.open.set(path, b);
     const endpoint = this.endpoints.get(path);
+    if (endpoint && 'masterSetting' in endpoint) endpoint.masterSetting = { baudRate: b.openOptions.baudRate, parity: (b.openOptions.parity ?? 'none') as 'none' | 'even' | 'odd' };
     const write = b.write.bind(b);
     b.write = async (buf: Buffer) => {
       await write(buf);
