@@ -296,7 +296,8 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
   }
   running = true;
   southbound.markStarted();
-  logger.info({ configVersion: boot.running.version, devices: pollers.length, buses: lines.length, hub: config.hub.url }, 'gateway started');
+  // Every configured bus counts: a serial-line bus has no line service of its own (its device opens the port).
+  logger.info({ configVersion: boot.running.version, devices: pollers.length, buses: config.buses.length, hub: config.hub.url }, 'gateway started');
   let stopping: Promise<void> | null = null;
   return {
     get config() {

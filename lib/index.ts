@@ -5,6 +5,7 @@
  */
 export * from './backoff.js';
 export * from './logger.js';
+export * from './logger-routing.js';
 export * from './log-ring.js';
 export * from './process-policy.js';
 export * from './sqlite-db.js';

@@ -3,7 +3,7 @@
  * a child (`logger.child({component})`) through their dependencies, never a
  * global.
  */
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type Logger, type LoggerOptions, type LogFn } from 'pino';
 import pretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
@@ -20,11 +20,38 @@ export interface CreateLoggerOptions {
   ring?: { write(line: string): unknown };
 }
 
+const boundCache = new WeakMap<object, Record<string, unknown>>();
+
+/**
+ * pino writes a child's bindings and the call's fields side by side, so
+ * `logger.child({bus}).warn({bus}, …)` printed `"bus":"lan","bus":"lan"`
+ * (JSON.parse keeps one; log shippers may not). Fields equal to a binding are
+ * dropped from the call; a field that differs from its binding is renamed
+ * `<key>_` so no line carries a key twice.
+ */
+function dropBoundFields(this: Logger, args: Parameters<LogFn>, method: LogFn): void {
+  const first = args[0] as unknown;
+  if (first && typeof first === 'object' && !(first instanceof Error) && !Array.isArray(first)) {
+    let bound = boundCache.get(this);
+    if (!bound) boundCache.set(this, (bound = this.bindings()));
+    let copy: Record<string, unknown> | null = null;
+    for (const k of Object.keys(first)) {
+      if (!(k in bound)) continue;
+      copy ??= { ...(first as Record<string, unknown>) };
+      if (copy[k] !== bound[k]) copy[`${k}_`] = copy[k];
+      delete copy[k];
+    }
+    if (copy) (args as unknown[])[0] = copy;
+  }
+  method.apply(this, args);
+}
+
 /** Creates the process's root logger. */
 export function createLogger(opts: CreateLoggerOptions = {}): Logger {
   const base: LoggerOptions = {
     level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
     ...(opts.name ? { name: opts.name } : {}),
+    hooks: { logMethod: dropBoundFields },
   };
   if (opts.ring) {
     // Each stream takes every line the logger's own level lets through.

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { isIocError } from '../../contract/index.js';
-import { createLogger, installProcessPolicy, LogRing } from '../../lib/index.js';
+import { createLogger, installProcessPolicy, LogRing, routeConsole, routeDebugPrinters, type Logger } from '../../lib/index.js';
 import { loadGatewayConfig } from '../config.js';
 import { loadProfiles, startGateway } from '../gateway.js';
 import type { Command } from './command.js';
@@ -46,6 +46,14 @@ export const run: Command = {
       const logger = createLogger({ level: values['log-level'] ?? 'info', pretty: values.pretty ?? false, destination: out, ring: logRing });
       // An uncaught exception or unhandled rejection: fatal JSON line with the stack, exit 70 (lib/process-policy.ts).
       uninstallPolicy = installProcessPolicy(logger, { name: 'gateway' });
+      // Every stdout line is one JSON object: libraries' console output and node-opcua's printers go through the logger.
+      const restoreConsole = routeConsole(logger);
+      const uninstall = uninstallPolicy;
+      uninstallPolicy = () => {
+        uninstall();
+        restoreConsole();
+      };
+      if (config.buses.some((b) => b.type === 'opcua')) await routeOpcuaPrinters(logger);
       gateway = await startGateway({ config, source: values.config, logger, profiles, logRing });
     } catch (e) {
       uninstallPolicy();
@@ -66,3 +74,16 @@ export const run: Command = {
     return 0;
   },
 };
+
+/**
+ * node-opcua prints through its own printers (coloured text on stdout, whole
+ * certificates on a failed check): point them at the logger. node-opcua-debug
+ * is the package node-opcua itself uses for them (one copy in node_modules).
+ */
+async function routeOpcuaPrinters(logger: Logger): Promise<void> {
+  try {
+    routeDebugPrinters(logger, 'node-opcua', await import('node-opcua-debug'));
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'node-opcua printers not routed: its messages may appear as plain text');
+  }
+}
