@@ -31,7 +31,7 @@ const { values } = parseArgs({
   options: {
     devices: { type: 'string', default: '500' }, points: { type: 'string', default: '30' }, interval: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '20' }, warmup: { type: 'string', default: '8' },
-    'sp-batch': { type: 'string' }, 'sp-window': { type: 'string' },
+    'sp-batch': { type: 'string' }, 'sp-window': { type: 'string' }, trace: { type: 'boolean' },
   },
 });
 const devices = Number(values.devices);
@@ -99,6 +99,7 @@ async function run(mode: 'ioc/v1' | 'sparkplug'): Promise<Run> {
     while (reading) {
       const s = (await gw.next((o) => o.stats === true, 5000).catch(() => null)) as Stat | null;
       if (s) stats.push(s);
+      if (s && values.trace) console.error(`${mode} ${JSON.stringify(s)}`);
     }
   })();
   await new Promise((r) => setTimeout(r, Number(values.warmup) * 1000));
