@@ -36,7 +36,8 @@ export function render(root, _params, ctx) {
         h('td', {}, h('a', { href: `#/gateway/${encodeURIComponent(a.gateway)}` }, a.gateway)),
         h('td', {}, `${a.device} · ${a.point}`),
         h('td', { class: 'msg' }, a.message),
-        h('td', { class: 'num' }, value(a.value), a.threshold !== null ? h('span', { class: 'muted' }, ` (${a.limit} ${value(a.threshold)})`) : null),
+        h('td', { class: 'num' }, value(a.value), a.threshold !== null ? h('span', { class: 'muted' }, ` (${a.limit} ${value(a.threshold)})`) : null,
+          a.malformed ? h('span', { class: 'muted', title: 'stored data of an older version or damaged: shown as empty' }, ` unreadable: ${a.malformed.join(', ')}`) : null),
         h('td', { class: 'num' }, when(a.raisedAt)),
         h('td', { class: 'num' }, a.clearedAt ? when(a.clearedAt) : '—'),
         h('td', {}, a.ackedAt ? h('span', { class: 'muted', title: when(a.ackedAt) }, a.ackedBy.replace(/^token:[^/]+\//, '')) : ctx.can('operator') ? h('button', { type: 'button', class: 'small', onclick: (e) => ack(a, e.currentTarget) }, 'Acknowledge') : '—'))));

@@ -137,3 +137,38 @@ t.test('damaged rows already in the SQLite file (older versions, by hand) never 
   t.equal(gws.status, 200, 'gateways answer 200');
   t.ok(gws.body.items.some((g: { id: string }) => g.id === 'gw-old'), 'a gateway with an unreadable status is still listed');
 });
+
+t.test('a well-behaved gateway keeps committing while another floods garbage, future stamps and poisoned events, and retention runs', async (t) => {
+  const dataDir = path.join(tempDir(t, 'ioc-edge-poison-'), 'hub');
+  const hub = await startHub({ dataDir, logger: silentLogger(), mqttPort: 0, httpPort: 0, auth: { mode: 'required', scrypt: TEST_SCRYPT }, data: { retention: { chunkRows: 100 } } });
+  t.teardown(() => hub.stop());
+  const admin = (await hub.identity.createApiToken({ name: 'root', role: 'admin' }, { actor: 'test' })).token;
+  const evilEvent = await gateway(t, hub, 'gw-evil');
+  const { token } = await hub.identity.createClaim({ site: 'river', gatewayId: 'gw-good' }, { actor: 'test' });
+  const { credential } = await provisionGateway({ hubUrl: mqttUrl(hub), claim: token, gatewayId: 'gw-good', dataDir: tempDir(t), timeoutMs: 5000 });
+  const good = await connectOk(t, mqttUrl(hub), { clientId: 'gw-good', username: credential.username, password: credential.password, reconnectPeriod: 0 });
+  const { token: evilClaim } = await hub.identity.createClaim({ site: 'river', gatewayId: 'gw-evil2' }, { actor: 'test' });
+  const evilCred = (await provisionGateway({ hubUrl: mqttUrl(hub), claim: evilClaim, gatewayId: 'gw-evil2', dataDir: tempDir(t), timeoutMs: 5000 })).credential;
+  const evil = await connectOk(t, mqttUrl(hub), { clientId: 'gw-evil2', username: evilCred.username, password: evilCred.password, reconnectPeriod: 0 });
+  // Old readings for the retention pass to chew on meanwhile.
+  await hub.store.commitBatch({ gateway: 'gw-old', epoch: 'e', seq: 1, historical: true, readings: Array.from({ length: 3000 }, (_, i) => ({ device: 'd', point: 'p', ts: Date.now() - 60 * 86_400_000 + i * 1000, value: i, quality: 'good' as const })) });
+
+  const attack = (async () => {
+    const retention = hub.store.runRetention();
+    for (let i = 0; i < 150; i++) {
+      await evil.publishAsync(topics.telemetry('gw-evil2'), i % 3 === 0 ? `garbage ${i} ${'g'.repeat(20_000)}` : JSON.stringify({ v: 1, epoch: 'x', seq: i + 1, readings: [{ device: 'd', point: `p${i}`, ts: Date.now() + 86_400_000 * 365, value: 1, quality: 'good' }] }), { qos: 1 });
+      if (i % 10 === 0) await evilEvent({ id: `x${i}`, type: 'alarm.raised', severity: 'critical', device: 'd', point: 'p', data: { value: { poisoned: i } } });
+    }
+    return retention;
+  })();
+  const now = Date.now();
+  for (let seq = 1; seq <= 100; seq++) {
+    await good.publishAsync(topics.telemetry('gw-good'), JSON.stringify({ v: 1, epoch: 'g', seq, readings: [{ device: 'flood-1', point: 'level', ts: now + seq, value: seq / 10, quality: 'good' }] }), { qos: 1 });
+  }
+  t.ok((await attack)!.age >= 2900, 'retention ran meanwhile');
+  t.same(await hub.store.readingCounts('gw-good'), { total: 100, distinct: 100 }, 'every batch of the good gateway acknowledged and stored once');
+  t.match((await api(hub, 'GET', '/api/v1/readings/latest?gateway=gw-good', { token: admin })).body.items, [{ value: 10 }]);
+  t.equal((await hub.store.readingCounts('gw-evil2')).total, 0, 'nothing of the hostile gateway stored');
+  t.equal((await api(hub, 'GET', '/api/v1/alarms', { token: admin })).status, 200);
+  t.ok(hub.store.quarantineUsage().rows <= 1000, 'quarantine within its per-gateway quota');
+});
