@@ -172,6 +172,7 @@ export class ConfigService extends EventEmitter {
       knownProfiles: this.shipped, alsoKnown: report?.profiles ?? [],
       validateProfile: (p, i) => validateProfile(p, `${String((p as { model?: unknown }).model ?? `profile-${i}`)}.json`),
     });
+    problems.push(...secretsInUrls(input.config, '/config'));
     if (problems.length > 0) throw invalid(gateway, problems);
     const hash = configHash(input.config, profiles);
     // The previous version's secrets: one left unchanged keeps the version it was set in (what readers see).
@@ -316,4 +317,26 @@ function invalid(gateway: string, problems: ConfigProblem[]): IocError {
   const lines = problems.slice(0, 20).map((p) => `${p.pointer || '/'}: ${p.message}`);
   if (problems.length > 20) lines.push(`… and ${problems.length - 20} more`);
   return new IocError(code, `configuration for gateway ${gateway} refused (${problems.length} problem${problems.length === 1 ? '' : 's'}): ${lines.join('; ')}`, { context: { pointer: problems[0]?.pointer ?? '', problems } });
+}
+
+/** `scheme://user:password@…`: a password inside a URL, which would be stored and shown in clear. */
+const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/?#@\s]*:[^/?#@\s]*@/i;
+
+/**
+ * Problems for every string that carries a password in a URL's user-info
+ * (`mqtts://gw:secret@hub…`): only `password` settings are sealed and
+ * redacted, so such a push is refused with a pointer, never stored.
+ */
+function secretsInUrls(value: unknown, at: string): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const stack: Array<[unknown, string]> = [[value, at]];
+  while (stack.length > 0) {
+    const [v, p] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (URL_WITH_PASSWORD.test(v)) out.push({ pointer: p, message: 'holds a password inside a URL; put it in a password setting (stored encrypted, never shown) and remove it from the URL' });
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, c] of Object.entries(v as Record<string, unknown>)) stack.push([c, `${p}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`]);
+    }
+  }
+  return out;
 }

@@ -188,3 +188,17 @@ t.test('versions stored in clear by an earlier hub are sealed, re-hashed and scr
   t.notOk(JSON.stringify(read.body).includes(oldHash.slice(7, 15)), 'the old hash is not shown');
   t.equal(read.body.state, 'in-sync');
 });
+
+t.test('a password inside a URL is refused, not stored or echoed', async (t) => {
+  const hub = await startSecureHub(t);
+  const op = await hub.identity.createApiToken({ name: 'op', role: 'operator' }, { actor: 'test' });
+  const config = { ...cfg(SECRET), hub: { url: 'mqtts://gw-sec:hunter2-secret@hub.example:8883' } };
+  const r = await api(hub, 'POST', `/api/v1/gateways/${GW}/config`, { token: op.token, body: { config } });
+  t.match(r, { status: 400, body: { error: { code: 'CONFIG_ERR_INVALID', context: { problems: [{ pointer: '/config/hub/url', message: /password inside a URL/ }] } } } });
+  t.notOk(JSON.stringify(r.body).includes('hunter2'), 'the answer does not repeat it');
+  t.same((await api(hub, 'GET', `/api/v1/gateways/${GW}/config/versions`, { token: op.token })).body.items, [], 'nothing stored');
+  const audit = await api(hub, 'GET', '/api/v1/audit?action=config.push', { token: op.token });
+  t.notOk(JSON.stringify(audit.body).includes('hunter2'), 'nor audited');
+  const plainUser = await api(hub, 'POST', `/api/v1/gateways/${GW}/config`, { token: op.token, body: { config: { ...cfg(SECRET), hub: { url: 'mqtts://hub.example:8883', username: GW, password: SECRET } } } });
+  t.equal(plainUser.status, 201, 'the same settings with the password where it belongs are accepted');
+});
