@@ -18,14 +18,24 @@
  *   topics it used fw/bench, which no service read; before that
  *   config/reported, whose per-message rejection showed in the profile.)
  *
+ *   The same load also goes through the durable floor (floor-process.ts:
+ *   plain Aedes + an append-only journal fdatasync'd before each PUBACK, the
+ *   least a durable broker must do) and through the hub on PostgreSQL
+ *   (IOC_EDGE_TEST_PG, default postgres://postgres@127.0.0.1:5432/postgres, a
+ *   scratch schema dropped after; skipped with a line when PostgreSQL does
+ *   not answer). Each is reported as a ratio to plain Aedes and to the floor.
+ *   Issue 15 asks for the default load and `--publishers 64 --window 64`: run
+ *   it once with each.
+ *
  *   npm run bench:hub -- [--publishers 8] [--messages 8000] [--window 32] [--readings 2]
  *
- * Last line: BENCH hub-vs-aedes <hub rate / aedes rate> ratio.
+ * Last line: BENCH hub-vs-durable-floor <SQLite hub rate / floor rate> ratio.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { LineProc } from './line-proc.js';
 
 const { values: a } = parseArgs({ options: { publishers: { type: 'string' }, messages: { type: 'string' }, window: { type: 'string' }, readings: { type: 'string' } } });
@@ -64,7 +74,16 @@ try {
   };
   const plainBefore = await runPlain();
 
-  // 2. The hub: authentication, ACL, ingest commit.
+  // 2. The durable floor: plain Aedes + fdatasync'd journal before PUBACK.
+  const floorProc = LineProc.start('scripts/bench/floor-process.ts', [path.join(dir, 'floor.journal')]);
+  const fr = await floorProc.next((o) => o.ready === true);
+  const floorRun = await load(`mqtt://127.0.0.1:${fr.mqttPort as number}`, Array.from({ length: publishers }, (_, i) => ({ clientId: `gw-${i}` })), { clientId: 'ioc-core:1', filter: 'ioc/v1/gw/+/telemetry' });
+  const fstats = await floorProc.ask('stats', (o) => 'syncs' in o);
+  await floorProc.stop();
+  const floor = floorRun.rate;
+  console.log(`durable floor (aedes + fdatasync'd journal before PUBACK): ${Math.round(floor)} msg/s (${(floor / plainBefore).toFixed(3)} of plain Aedes; ${fstats.appended as number} appends in ${fstats.syncs as number} fdatasyncs)`);
+
+  // 3. The hub: authentication, ACL, ingest commit (SQLite).
   const hub = LineProc.start('scripts/bench/secure-hub-process.ts', [path.join(dir, 'hub')]);
   const hr = await hub.next((o) => o.ready === true);
   const credFile = path.join(dir, 'creds.json');
@@ -79,8 +98,48 @@ try {
   const stats = await hub.ask('stats', (o) => 'rss' in o);
   await hub.stop();
   console.log(`hub, auth + ACL + ingest commit (telemetry): ${Math.round(secured.rate)} msg/s, subscriber got ${secured.received}; ${stats.batches as number} batches in ${stats.commits as number} commits (${((stats.batches as number) / Math.max(1, stats.commits as number)).toFixed(1)} per commit)`);
+
+  // 4. The hub on PostgreSQL, same load.
+  const pgUrl = process.env.IOC_EDGE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const schema = `bench_hub_${process.pid}`;
+  let pgRate: number | null = null;
+  const admin = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 3000 });
+  let pgUp = false;
+  try {
+    await admin.connect();
+    pgUp = true;
+  } catch (err) {
+    console.log(`hub on PostgreSQL: SKIPPED, PostgreSQL does not answer at ${pgUrl} (${(err as Error).message}): start it or set IOC_EDGE_TEST_PG`);
+  }
+  if (pgUp) {
+    try {
+      const pgHub = LineProc.start('scripts/bench/secure-hub-process.ts', [path.join(dir, 'hub-pg')], { env: { ...process.env, IOC_EDGE_HUB_STORE: `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}schema=${schema}` } });
+      const pr = await pgHub.next((o) => o.ready === true);
+      const pgCredFile = path.join(dir, 'creds-pg.json');
+      await pgHub.ask(`issue ${publishers} gw ${pgCredFile}`, (o) => 'issued' in o);
+      const pgCreds = JSON.parse(await (await import('node:fs/promises')).readFile(pgCredFile, 'utf8')) as Cred[];
+      const pgConsumer = (await pgHub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
+      const r = await load(`mqtt://127.0.0.1:${pr.mqttPort as number}`, pgCreds, { clientId: 'ioc-core:1', username: pgConsumer.username, password: pgConsumer.password, filter: 'ioc/v1/gw/+/telemetry' });
+      const ps = await pgHub.ask('stats', (o) => 'rss' in o);
+      await pgHub.stop();
+      pgRate = r.rate;
+      console.log(`hub on PostgreSQL, auth + ACL + ingest commit: ${Math.round(r.rate)} msg/s, subscriber got ${r.received}; ${ps.batches as number} batches in ${ps.commits as number} commits`);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+      await admin.end();
+    }
+  }
+
   const plain = (plainBefore + (await runPlain())) / 2;
+  const row = (name: string, rate: number): string => `${name.padEnd(22)} ${String(Math.round(rate)).padStart(7)} msg/s  ${(rate / plain).toFixed(3)} of plain Aedes  ${(rate / floor).toFixed(3)} of the durable floor`;
+  console.log(`load: ${publishers} publishers × window ${window}, ${messages} messages, ${readings} readings each (a loaded shared machine gives noisy figures)`);
+  console.log(row('plain Aedes (mean)', plain));
+  console.log(row('durable floor', floor));
+  console.log(row('hub on SQLite', secured.rate));
+  if (pgRate !== null) console.log(row('hub on PostgreSQL', pgRate));
   console.log(`BENCH hub-vs-aedes ${(secured.rate / plain).toFixed(3)} ratio`);
+  if (pgRate !== null) console.log(`BENCH hub-postgres-vs-durable-floor ${(pgRate / floor).toFixed(3)} ratio`);
+  console.log(`BENCH hub-vs-durable-floor ${(secured.rate / floor).toFixed(3)} ratio`);
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

@@ -78,6 +78,10 @@ const seriesKey = (gateway: string, device: string, point: string): string => `$
 /** Series ids: gateway/device/point → integer, cached (a series row never changes once made). */
 export class SeriesIds {
   private readonly ids = new Map<string, number>();
+  /** Series per gateway, for gateways that asked for a new one since the start (read from the table on first need). */
+  private readonly perGateway = new Map<string, number>();
+  /** Points one gateway may create (the hub's `maxSeriesPerGateway`); readings of further new points are refused. */
+  maxPerGateway = Number.MAX_SAFE_INTEGER;
 
   constructor(private readonly max = 1_000_000) {}
 
@@ -93,10 +97,8 @@ export class SeriesIds {
   async resolve(db: PgPool, wanted: Array<[string, string, string]>): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     const missing = wanted.filter(([g, d, p]) => !this.ids.has(seriesKey(g, d, p)));
-    for (let i = 0; i < missing.length; i += 10_000) {
-      const part = missing.slice(i, i + 10_000);
+    const lookup = async (part: Array<[string, string, string]>): Promise<void> => {
       const cols = [part.map((x) => x[0]), part.map((x) => x[1]), part.map((x) => x[2])];
-      await db.query('INSERT INTO series(gateway, device, point) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING', cols);
       const got = await db.query<{ id: number; gateway: string; device: string; point: string }>(
         'SELECT s.id, s.gateway, s.device, s.point FROM series s JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(g, d, p) ON s.gateway = u.g AND s.device = u.d AND s.point = u.p',
         cols,
@@ -106,6 +108,30 @@ export class SeriesIds {
         this.ids.set(seriesKey(r.gateway, r.device, r.point), r.id);
         out.set(seriesKey(r.gateway, r.device, r.point), r.id);
       }
+    };
+    for (let i = 0; i < missing.length; i += 10_000) await lookup(missing.slice(i, i + 10_000));
+    // Series that do not exist yet: created while their gateway stays within its cap (counted per hub:
+    // two hubs creating a gateway's points at the same moment may pass it by what each creates at once).
+    const fresh = missing.filter(([g, d, p]) => !out.has(seriesKey(g, d, p)));
+    const allowed: Array<[string, string, string]> = [];
+    const byGateway = new Map<string, Array<[string, string, string]>>();
+    for (const f of fresh) {
+      const l = byGateway.get(f[0]);
+      if (l) l.push(f);
+      else byGateway.set(f[0], [f]);
+    }
+    for (const [gw, list] of byGateway) {
+      let have = this.perGateway.get(gw);
+      if (have === undefined) have = Number((await db.query<{ n: number }>('SELECT count(*) AS n FROM series WHERE gateway = $1', [gw])).rows[0]?.n ?? 0);
+      const room = Math.max(0, this.maxPerGateway - have);
+      allowed.push(...list.slice(0, room));
+      this.perGateway.set(gw, have + Math.min(room, list.length));
+    }
+    for (let i = 0; i < allowed.length; i += 10_000) {
+      const part = allowed.slice(i, i + 10_000);
+      const cols = [part.map((x) => x[0]), part.map((x) => x[1]), part.map((x) => x[2])];
+      await db.query('INSERT INTO series(gateway, device, point) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING', cols);
+      await lookup(part);
     }
     return out;
   }
@@ -116,6 +142,8 @@ export interface GroupResult {
   results: Array<'stored' | 'duplicate'>;
   /** Readings stored. */
   readings: number;
+  /** Readings of stored batches refused: new points past their gateway's cap. */
+  refused: number;
   /** Gateways with stored batches. */
   gateways: Set<string>;
 }
@@ -170,6 +198,7 @@ export async function commitGroup(
   const lv: Array<string | null> = [];
   const lx: Array<string | null> = [];
   const lf: number[] = [];
+  const refusedIn = new Map<number, number>(); // batch ordinal - 1 → readings refused
   order.forEach((i, k) => {
     const b = batches[i]!;
     bg.push(b.gateway);
@@ -179,7 +208,11 @@ export async function commitGroup(
     for (const r of b.readings) {
       const [v, s, extra] = columns(r.value);
       const id = series.get(b.gateway, r.device, r.point) ?? resolved.get(seriesKey(b.gateway, r.device, r.point));
-      if (id === undefined) throw new Error(`series ${b.gateway}/${r.device}/${r.point} has no id after it was created`);
+      if (id === undefined) {
+        // A new point past its gateway's cap: refused, the rest of the batch is stored.
+        refusedIn.set(k, (refusedIn.get(k) ?? 0) + 1);
+        continue;
+      }
       const prev = newest.get(id);
       if (prev === undefined || rt[prev]! <= r.ts) newest.set(id, rt.length);
       rb.push(k + 1); // ordinality of its batch in u
@@ -204,12 +237,15 @@ export async function commitGroup(
     intArray(lb), intArray(ls), intArray(lt), numArray(lv), textArray(lx), intArray(lf),
   ]);
   let readings = 0;
+  let refused = 0;
   const gateways = new Set<string>();
   for (const { i } of res.rows) {
     const idx = order[i - 1]!;
     results[idx] = 'stored';
-    readings += batches[idx]!.readings.length;
+    const r = refusedIn.get(i - 1) ?? 0;
+    readings += batches[idx]!.readings.length - r;
+    refused += r;
     gateways.add(batches[idx]!.gateway);
   }
-  return { results, readings, gateways };
+  return { results, readings, refused, gateways };
 }

@@ -41,6 +41,8 @@ const DAY = 86_400_000;
 /** The hub's data limits this store applies (a structural part of `DataLimits`, hub/data-limits.ts: the hub passes the same object to either backend). */
 export interface PgStoreLimits extends StoreLimits {
   quarantine: { maxMessageBytes: number; maxRowsPerGateway: number; maxRows: number };
+  /** Points (series) one gateway may create; readings of further new points are refused and counted. */
+  maxSeriesPerGateway: number;
 }
 
 /** Used when none are given (tests): the defaults of hub/data-limits.ts. */
@@ -50,6 +52,7 @@ const DEFAULT_LIMITS: PgStoreLimits = {
   quarantine: { maxMessageBytes: 16 * 1024, maxRowsPerGateway: 1000, maxRows: 20_000 },
   retention: { rawMs: 30 * DAY, intervalMs: 60_000 },
   events: { keepMs: 365 * DAY, maxPerGateway: 100_000 },
+  maxSeriesPerGateway: 50_000,
 };
 
 /** Dependencies and settings of {@link PgTelemetryStore}. */
@@ -109,6 +112,7 @@ export class PgTelemetryStore implements TelemetryPort {
   constructor(private readonly deps: PgTelemetryStoreDeps) {
     this.clock = deps.clock ?? Date.now;
     this.limits = deps.limits ?? DEFAULT_LIMITS;
+    this.series.maxPerGateway = this.limits.maxSeriesPerGateway;
   }
 
   noteRefused(reason: 'future' | 'past', n: number): void {
@@ -131,8 +135,15 @@ export class PgTelemetryStore implements TelemetryPort {
       try {
         const p = await this.partitions!.dropBefore(at - this.limits.retention.rawMs);
         const ev = await db.query('DELETE FROM events WHERE ts < $1', [at - this.limits.events.keepMs]);
+        // And past events.maxPerGateway per gateway, the oldest first.
+        const over = await db.query(
+          `DELETE FROM events e USING (
+             SELECT gateway, id FROM (SELECT gateway, id, row_number() OVER (PARTITION BY gateway ORDER BY ts DESC, id DESC) AS k FROM events) x WHERE k > $1) old
+           WHERE e.gateway = old.gateway AND e.id = old.id`,
+          [this.limits.events.maxPerGateway],
+        );
         const al = await db.query('DELETE FROM alarms WHERE cleared_at IS NOT NULL AND raised_at < $1', [at - this.limits.events.keepMs]);
-        const r = { age: p.rows, events: ev.rowCount ?? 0, alarms: al.rowCount ?? 0, partitions: p.partitions };
+        const r = { age: p.rows, events: (ev.rowCount ?? 0) + (over.rowCount ?? 0), alarms: al.rowCount ?? 0, partitions: p.partitions };
         this.dropped.age += r.age;
         this.retained.eventsDropped += r.events;
         this.retained.alarmsDropped += r.alarms;
@@ -289,6 +300,10 @@ export class PgTelemetryStore implements TelemetryPort {
         this.counters.batches += r.results.filter((x) => x === 'stored').length;
         this.counters.duplicates += r.results.filter((x) => x === 'duplicate').length;
         this.counters.readings += r.readings;
+        if (r.refused > 0) {
+          this.dropped.series_limit += r.refused;
+          this.deps.logger.warn({ readings: r.refused, maxSeriesPerGateway: this.limits.maxSeriesPerGateway, code: 'HUB_ERR_POINTS_LIMIT' }, 'readings of new points refused: their gateway has as many points as the hub keeps per gateway');
+        }
         return r.results;
       } catch (err) {
         if (attempt >= 3 || !RETRYABLE.has((err as { code?: string }).code ?? '')) throw err;

@@ -9,7 +9,7 @@ import { silentLogger } from '../../../lib/index.js';
 import { PG_URL, pgClient, pgSchema, skipUnlessPostgres } from '../../../test/support/postgres.js';
 import { DAY_MS, dayOf, partitionName } from '../postgres/partitions.js';
 import { PgTelemetryStore } from '../postgres/pg-telemetry-store.js';
-import type { Reading } from '../port.js';
+import type { Reading } from '../../../contract/index.js';
 
 const skip = await skipUnlessPostgres();
 const NOON = Date.UTC(2026, 5, 15, 12); // 2026-06-15 12:00 UTC, the hub's "now"

@@ -6,6 +6,7 @@
 import t from 'tap';
 import { silentLogger } from '../../../lib/index.js';
 import { PG_URL, pgSchema, skipUnlessPostgres } from '../../../test/support/postgres.js';
+import { resolveDataLimits } from '../../data-limits.js';
 import { PgTelemetryStore } from '../postgres/pg-telemetry-store.js';
 import { storeConformance } from './store-conformance.js';
 
@@ -16,6 +17,9 @@ if (skip) {
   storeConformance(t, 'PostgreSQL (PgTelemetryStore)', {
     location: async (t) => pgSchema(t),
     open: (schema, opts) =>
-      new PgTelemetryStore({ connect: { url: PG_URL, schema }, logger: silentLogger(), retentionTimer: false, ...(opts?.clock ? { clock: opts.clock } : {}) }),
+      new PgTelemetryStore({
+        connect: { url: PG_URL, schema }, logger: silentLogger(), retentionTimer: false, ...(opts?.clock ? { clock: opts.clock } : {}),
+        ...(opts?.maxSeriesPerGateway ? { limits: resolveDataLimits({ maxSeriesPerGateway: opts.maxSeriesPerGateway }) } : {}),
+      }),
   });
 }

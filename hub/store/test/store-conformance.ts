@@ -13,10 +13,17 @@ import type { Test } from 'tap';
 import type { GatewayEvent, Reading } from '../../../contract/index.js';
 import type { BatchToCommit, TelemetryPort } from '../port.js';
 
+/** Settings the suite varies. */
+export interface StoreOpenOptions {
+  clock?: () => number;
+  /** The hub's points-per-gateway cap (default: the hub's default). */
+  maxSeriesPerGateway?: number;
+}
+
 /** How a backend is built for the suite. */
 export interface StoreFixture {
   location(t: Test): Promise<string>;
-  open(loc: string, opts?: { clock?: () => number }): TelemetryPort;
+  open(loc: string, opts?: StoreOpenOptions): TelemetryPort;
 }
 
 const NOW = Date.now();
@@ -27,7 +34,7 @@ const event = (id: string, ts: number, more: Partial<GatewayEvent> = {}): Gatewa
 /** Runs the suite against one backend. */
 export function storeConformance(t: Test, name: string, fx: StoreFixture): void {
   t.test(`${name}: storage port conformance`, async (t) => {
-    const open = async (t: Test, loc?: string, opts?: { clock?: () => number }): Promise<{ store: TelemetryPort; loc: string }> => {
+    const open = async (t: Test, loc?: string, opts?: StoreOpenOptions): Promise<{ store: TelemetryPort; loc: string }> => {
       const where = loc ?? (await fx.location(t));
       const store = fx.open(where, opts);
       await store.start();
@@ -216,6 +223,20 @@ export function storeConformance(t: Test, name: string, fx: StoreFixture): void 
       gws = await store.listGateways();
       t.same(gws.map((g) => [g.id, g.online]), [['g1', false], ['g2', false]], 'nobody is connected to a hub that just started');
       t.ok(gws[0]!.firstSeen > 0 && gws[0]!.lastSeen >= gws[0]!.firstSeen);
+    });
+
+    t.test('points per gateway are capped: readings of new points past the cap are refused and counted, the rest stored', async (t) => {
+      const { store } = await open(t, undefined, { maxSeriesPerGateway: 3 });
+      const five = Array.from({ length: 5 }, (_, i) => reading('d', `p${i}`, NOW, i));
+      t.equal(await store.commitBatch(batch('g', 'e', 1, five)), 'stored');
+      t.same(await store.readingCounts('g'), { total: 3, distinct: 3 }, 'three points made, two refused');
+      t.equal(store.dropped.series_limit, 2);
+      t.equal(await store.commitBatch(batch('g', 'e', 2, five.map((r) => ({ ...r, ts: NOW + 1 })))), 'stored');
+      t.same(await store.readingCounts('g'), { total: 6, distinct: 6 }, 'known points still take readings');
+      t.equal(store.dropped.series_limit, 4);
+      t.equal(await store.commitBatch(batch('g2', 'e', 1, five)), 'stored');
+      t.same(await store.readingCounts('g2'), { total: 3, distinct: 3 }, 'the cap is per gateway');
+      t.equal(await store.commitBatch(batch('g', 'e', 2, five)), 'duplicate', 'a batch with refused readings is still recorded as committed');
     });
 
     t.test('retention: raw readings older than the limit go, newer ones stay; old events go', async (t) => {
