@@ -19,7 +19,8 @@ as the gateway checks it (known bus and profile, unit id free on the bus)
 before it is replaced. Restart the gateway to poll the device; it then
 reports the device to the hub's registry.
 
-  --id ID          device id, unique on this gateway
+  --id ID          device id, unique on this gateway; repeat it (with one --unit-id
+                   each) to add several devices of one profile on one bus at once
   --bus BUS        id of a bus in the configuration
   --profile MODEL  device profile model ('ioc-edge profile validate' checks custom ones)
   --unit-id N      Modbus unit id / slave address (default 1; Modbus buses only)
@@ -35,8 +36,8 @@ export const deviceAdd: Command = {
       v = parseArgs({
         args,
         options: {
-          config: { type: 'string', short: 'c' }, id: { type: 'string' }, bus: { type: 'string' }, profile: { type: 'string' },
-          'unit-id': { type: 'string' }, 'poll-ms': { type: 'string' }, disabled: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+          config: { type: 'string', short: 'c' }, id: { type: 'string', multiple: true }, bus: { type: 'string' }, profile: { type: 'string' },
+          'unit-id': { type: 'string', multiple: true }, 'poll-ms': { type: 'string' }, disabled: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         },
       }).values;
     } catch (e) {
@@ -47,7 +48,7 @@ export const deviceAdd: Command = {
       out.write(`${HELP}\n`);
       return 0;
     }
-    const missing = (['config', 'id', 'bus', 'profile'] as const).filter((k) => !v[k]).map((k) => `--${k}`);
+    const missing = (['config', 'id', 'bus', 'profile'] as const).filter((k) => !v[k] || (Array.isArray(v[k]) && v[k].length === 0)).map((k) => `--${k}`);
     if (missing.length > 0) {
       err.write(`missing ${missing.join(', ')}\n${HELP}\n`);
       return 2;
@@ -69,18 +70,25 @@ export const deviceAdd: Command = {
       // Unit ids belong to Modbus buses only: an OPC UA server or a serial-line port has none (issue 14.8).
       const busType = (Array.isArray((doc as { buses?: unknown }).buses) ? ((doc as { buses: Array<{ id?: unknown; type?: unknown }> }).buses.find((b) => b?.id === v.bus)?.type) : undefined);
       const modbus = busType === undefined || busType === 'modbus-tcp' || busType === 'modbus-rtu' || busType === 'modbus-rtu-tcp';
-      if (!modbus && v['unit-id'] !== undefined) throw new IocError('CONFIG_ERR_INVALID', `--unit-id: bus '${v.bus}' is ${String(busType)}, which has no unit ids; leave --unit-id out`);
-      const unitId = modbus ? int('unit-id', v['unit-id']) ?? 1 : undefined;
+      const ids = v.id!;
+      const unitArgs = v['unit-id'] ?? [];
+      if (!modbus && unitArgs.length > 0) throw new IocError('CONFIG_ERR_INVALID', `--unit-id: bus '${v.bus}' is ${String(busType)}, which has no unit ids; leave --unit-id out`);
+      if (modbus && ids.length > 1 && unitArgs.length !== ids.length) throw new IocError('CONFIG_ERR_INVALID', `${ids.length} devices (--id) need ${ids.length} --unit-id, one each in the same order; got ${unitArgs.length}`);
       const pollIntervalMs = int('poll-ms', v['poll-ms']);
-      const device = { id: v.id!, bus: v.bus!, profile: v.profile!, ...(unitId !== undefined ? { unitId } : {}), ...(pollIntervalMs !== undefined ? { pollIntervalMs } : {}), ...(v.disabled ? { enabled: false } : {}) };
-      const next = { ...doc, devices: [...(Array.isArray(doc.devices) ? doc.devices : []), device] };
+      const devices = ids.map((id, i) => {
+        const unitId = modbus ? int('unit-id', unitArgs[i]) ?? 1 : undefined;
+        return { id, bus: v.bus!, profile: v.profile!, ...(unitId !== undefined ? { unitId } : {}), ...(pollIntervalMs !== undefined ? { pollIntervalMs } : {}), ...(v.disabled ? { enabled: false } : {}) };
+      });
+      const next = { ...doc, devices: [...(Array.isArray(doc.devices) ? doc.devices : []), ...devices] };
       const profiles = await loadProfiles(parseGatewayConfig(doc, file).profileDirs ?? []);
       parseGatewayConfig(next, file, { profiles });
       const tmp = `${file}.${process.pid}.tmp`;
       await writeFile(tmp, `${JSON.stringify(next, null, 2)}\n`);
       await rename(tmp, file);
-      const where = unitId !== undefined ? `unit ${unitId} on bus ${device.bus}` : `on ${busType === 'opcua' ? 'OPC UA' : busType === 'serial-line' ? 'serial-line' : String(busType)} bus ${device.bus}`;
-      out.write(`added device ${device.id} (${device.profile}, ${where}) to ${file}\n`);
+      for (const device of devices) {
+        const where = 'unitId' in device ? `unit ${device.unitId} on bus ${device.bus}` : `on ${busType === 'opcua' ? 'OPC UA' : busType === 'serial-line' ? 'serial-line' : String(busType)} bus ${device.bus}`;
+        out.write(`added device ${device.id} (${device.profile}, ${where}) to ${file}\n`);
+      }
       out.write('Restart the gateway to poll it; the hub registry lists it once the gateway reports its status.\n');
       return 0;
     } catch (e) {

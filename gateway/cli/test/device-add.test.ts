@@ -48,3 +48,18 @@ t.test('serial-line bus: no unit id either; Modbus bus: unit id as before', asyn
   const doc = JSON.parse(readFileSync(file, 'utf8')) as { devices: Record<string, unknown>[] };
   t.same(doc.devices, [{ id: 'radar-1', bus: 'radar', profile: 'water-level-radar' }, { id: 'flood-1', bus: 'lan', profile: 'flood-level-sensor', unitId: 4 }]);
 });
+
+t.test('several devices of one profile on one bus in one command; ids and unit ids pair up', async (t) => {
+  const file = configFile(t.testdir());
+  const io = captureIo();
+  t.equal(await deviceAdd.run(['--config', file, '--bus', 'lan', '--profile', 'eastron-sdm120', '--id', 'meter-1', '--unit-id', '1', '--id', 'meter-2', '--unit-id', '2'], io), 0, io.errText());
+  t.match(io.text(), /added device meter-1 \(eastron-sdm120, unit 1 on bus lan\)[^\n]*\nadded device meter-2 \(eastron-sdm120, unit 2 on bus lan\)/);
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as { devices: Record<string, unknown>[] };
+  t.same(doc.devices.map((d) => [d.id, d.unitId]), [['meter-1', 1], ['meter-2', 2]]);
+  const short = captureIo();
+  t.equal(await deviceAdd.run(['--config', file, '--bus', 'lan', '--profile', 'eastron-sdm120', '--id', 'meter-3', '--id', 'meter-4', '--unit-id', '3'], short), 1);
+  t.match(short.errText(), /2 devices \(--id\) need 2 --unit-id, one each in the same order; got 1/);
+  const dup = captureIo();
+  t.equal(await deviceAdd.run(['--config', file, '--bus', 'lan', '--profile', 'eastron-sdm120', '--id', 'meter-5', '--unit-id', '2'], dup), 1, 'a unit id already taken on the bus is refused');
+  t.equal((JSON.parse(readFileSync(file, 'utf8')) as { devices: unknown[] }).devices.length, 2, 'file untouched by refused commands');
+});
