@@ -24,6 +24,7 @@ const scryptN = process.env.SCRYPT_N ? Number(process.env.SCRYPT_N) : undefined;
 const hub = await startHub({
   dataDir, logger: createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: process.stderr }), mqttPort: 0, httpPort: 0,
   auth: { mode: 'required', ...(scryptN ? { scrypt: { N: scryptN, r: 8, p: 1 } } : {}) },
+  ...(process.env.IOC_EDGE_HUB_STORE ? { store: process.env.IOC_EDGE_HUB_STORE } : {}), // bench:hub's PostgreSQL run
 });
 const say = (o: unknown): boolean => process.stdout.write(`${JSON.stringify(o)}\n`);
 const writeProfile = await cpuProfileFromEnv();
