@@ -10,6 +10,13 @@ export interface BackoffOptions {
   maxMs: number;
   /** Random source in [0, 1); injectable for tests. */
   random?: () => number;
+  /**
+   * `equal` (default): a delay between half the current cap and the cap.
+   * `full`: anywhere between 0 and the cap, so a fleet that lost its hub at
+   * the same moment spreads its retries over the whole interval (the
+   * blog's "full jitter": fewest attempts for many clients competing).
+   */
+  jitter?: 'equal' | 'full';
 }
 
 /** Tracks consecutive failures and says how long to wait before the next try. */
@@ -23,6 +30,8 @@ export class Backoff {
     const cap = Math.min(this.opts.maxMs, this.opts.minMs * 2 ** Math.min(this.failures, 30));
     this.failures++;
     const r = (this.opts.random ?? Math.random)();
+    // Full jitter: the first retry comes within minMs, later ones within the growing cap (at least 50 ms apart).
+    if (this.opts.jitter === 'full') return Math.max(50, Math.round(r * cap));
     return Math.max(this.opts.minMs, Math.round(cap / 2 + (r * cap) / 2));
   }
 

@@ -24,6 +24,14 @@ export function topicMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
+/**
+ * How long a connection attempt waits for CONNACK (mqtt.js `connectTimeout`).
+ * Generous on purpose: after an outage a hub verifies thousands of logins in a
+ * queue; a gateway that gives up on a queued login and tries again only
+ * lengthens that queue (bench:reconnect-storm).
+ */
+export const CONNECT_TIMEOUT_MS = 30_000;
+
 /** Dependencies and settings of the {@link Uplink}. */
 export interface UplinkDeps {
   gatewayId: string;

@@ -2,7 +2,9 @@
  * The MQTT uplink: drains the outbox to the hub and keeps the retained status.
  *
  * - `mqtt.connect()` (not `connectAsync`, which gives up on the first refused
- *   connection) with reconnects spaced by exponential backoff with jitter;
+ *   connection) with reconnects spaced by exponential backoff with full jitter
+ *   under a low cap (`hub.reconnectMaxMs`, default 10 s): back within seconds
+ *   of the hub, a fleet's retries spread evenly (bench:reconnect-storm);
  * - a last will on the retained status topic says `offline` when the gateway
  *   vanishes (MQTT 3.1.1 §3.1.2.5);
  * - QoS 1 batches, at most `window` in flight; a batch leaves the outbox only
@@ -26,7 +28,7 @@ import { Backoff } from '../../lib/index.js';
 import { disconnect, retire } from './mqtt-end.js';
 import { subscribeEach } from './mqtt-subscribe.js';
 import type { OutboxBatch } from '../outbox/outbox.js';
-import { sameOptions, topicMatches, type MessageHandler, type UplinkDeps, type UplinkSettings, type UplinkStats } from './uplink-settings.js';
+import { CONNECT_TIMEOUT_MS, sameOptions, topicMatches, type MessageHandler, type UplinkDeps, type UplinkSettings, type UplinkStats } from './uplink-settings.js';
 
 export { topicMatches, type MessageHandler, type UplinkDeps, type UplinkSettings, type UplinkStats } from './uplink-settings.js';
 
@@ -67,7 +69,7 @@ export class Uplink extends EventEmitter {
     super();
     this.clock = deps.clock ?? Date.now;
     this.startedAt = this.clock();
-    this.backoff = new Backoff(deps.reconnect);
+    this.backoff = new Backoff({ ...deps.reconnect, jitter: 'full' });
     this.batchSize = deps.batchSize;
   }
 
@@ -95,7 +97,7 @@ export class Uplink extends EventEmitter {
       password: deps.password,
       clean: true,
       keepalive: deps.keepaliveS,
-      connectTimeout: 10_000,
+      connectTimeout: CONNECT_TIMEOUT_MS,
       reconnectPeriod: deps.reconnect.minMs,
       reconnectOnConnackError: true,
       // Subscriptions are renewed by resubscribe() on every connect, with refusals named per topic.
@@ -194,7 +196,7 @@ export class Uplink extends EventEmitter {
     const prev = this.deps;
     this.deps = { ...prev, ...next };
     if (next.batchSize !== undefined) this.batchSize = Math.min(this.batchSize, next.batchSize);
-    if (next.reconnect) this.backoff = new Backoff(next.reconnect);
+    if (next.reconnect) this.backoff = new Backoff({ ...next.reconnect, jitter: 'full' });
     if (next.statusIntervalMs !== undefined && next.statusIntervalMs !== prev.statusIntervalMs && this.statusTimer) this.armStatusTimer();
     const same = (k: keyof UplinkSettings): boolean => JSON.stringify(prev[k]) === JSON.stringify(this.deps[k]);
     const reconnect = !(['url', 'username', 'password', 'keepaliveS'] as const).every(same) || !sameOptions(prev.mqttOptions, this.deps.mqttOptions);

@@ -7,7 +7,8 @@
  *   consumer NAME        → {"username", "password"} of a new read-only consumer account
  *   service NAME         → the same for a hub service account
  *   stats                → {"rss", "heapUsed", "clients", "loginsOk", "loginsFailed", "commits", "batches"}
- * Stops cleanly on SIGTERM/SIGINT or when stdin closes. Env SCRYPT_N overrides the scrypt cost.
+ * Stops cleanly on SIGTERM/SIGINT or when stdin closes. Env SCRYPT_N overrides the scrypt cost,
+ * MQTT_PORT fixes the MQTT port (a restart on the same address: bench:reconnect-storm).
  */
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -22,7 +23,7 @@ if (!dataDir) {
 }
 const scryptN = process.env.SCRYPT_N ? Number(process.env.SCRYPT_N) : undefined;
 const hub = await startHub({
-  dataDir, logger: createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: process.stderr }), mqttPort: 0, httpPort: 0,
+  dataDir, logger: createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: process.stderr }), mqttPort: Number(process.env.MQTT_PORT ?? 0), httpPort: 0,
   auth: { mode: 'required', ...(scryptN ? { scrypt: { N: scryptN, r: 8, p: 1 } } : {}) },
   ...(process.env.IOC_EDGE_HUB_STORE ? { store: process.env.IOC_EDGE_HUB_STORE } : {}), // bench:hub's PostgreSQL run
 });
