@@ -10,9 +10,11 @@
  *   stops answering (connection kept open, requests time out);
  * - Modbus RTU: a cabinet monitor on the RTU simulator behind a raw RTU over
  *   TCP converter (the serial side of a device server), unit silent;
- * - OPC UA: the camera server stopped for the mute and started again on the
- *   same port (there is no "silent" for a subscription: a server that is up
- *   answers keep-alives).
+ * - OPC UA: the camera server (its own process, as in bench:opcua-recovery,
+ *   so its start-up does not stall the gateway's event loop) stopped for the
+ *   mute and started again on the same port; measured from the moment it
+ *   listens again (there is no "silent" for a subscription: a server that is
+ *   up answers keep-alives).
  *
  * The three run side by side in each round; `--runs` rounds (default 3).
  * Prints each measurement, each protocol's median, and last
@@ -32,10 +34,10 @@ import { parseGatewayConfig } from '../../gateway/config.js';
 import { buildSouthbound } from '../../gateway/southbound/southbound.js';
 import { FloodLevelSensor, type SimDevice } from '../sim/field-devices.js';
 import { ModbusTcpSimulator } from '../sim/modbus-tcp-sim.js';
-import { OpcuaCameraServer } from '../sim/opcua-camera-server.js';
 import { CabinetEnvironment } from '../sim/rtu-devices.js';
 import { RtuSlaveLine } from '../sim/rtu-slave.js';
 import { RtuTcpServer } from '../sim/rtu-tcp-server.js';
+import { LineProc } from './line-proc.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'mute-s': { type: 'string', default: '15' } } });
 const runs = Number(values.runs);
@@ -48,15 +50,15 @@ await tcpSim.start();
 const rtuLine = new RtuSlaveLine(new Map<number, SimDevice>([[2, new CabinetEnvironment()]]), { baudRate: 19200 });
 const rtuServer = new RtuTcpServer(rtuLine);
 await rtuServer.start();
-const uaServer = new OpcuaCameraServer({ pkiDir: path.join(dir, 'server-pki') });
-await uaServer.start();
+const uaServer = LineProc.start('scripts/bench/opcua-server-proc.ts', [dir]);
+const { endpointUrl } = (await uaServer.next((o) => o.ready === true, 60_000)) as unknown as { endpointUrl: string };
 
 const config = parseGatewayConfig({
   gatewayId: 'bench', dataDir: path.join(dir, 'gw'), hub: { url: 'mqtt://127.0.0.1:1' },
   buses: [
     { id: 'tcp', type: 'modbus-tcp', host: '127.0.0.1', port: tcpSim.port },
     { id: 'rtu', type: 'modbus-rtu-tcp', host: '127.0.0.1', port: rtuServer.port, baudRate: 19200 },
-    { id: 'ua', type: 'opcua', endpointUrl: uaServer.endpointUrl, pkiDir: path.join(dir, 'client-pki'), devMode: true },
+    { id: 'ua', type: 'opcua', endpointUrl, pkiDir: path.join(dir, 'client-pki'), devMode: true },
   ],
   devices: [
     { id: 'flood-1', bus: 'tcp', profile: 'flood-level-sensor', unitId: 1 },
@@ -88,10 +90,19 @@ async function goodAfter(device: string, t: number, timeoutMs = 120_000): Promis
   return lastGood.get(device) as number;
 }
 
+/** Asks the OPC UA server process to stop or start; resolves with the time it was done (Date.now() there). */
+async function ua(cmd: 'stop' | 'start'): Promise<number> {
+  const key = cmd === 'stop' ? 'stopped' : 'up';
+  const done = uaServer.next((o) => typeof o[key] === 'number', 60_000);
+  uaServer.child.stdin!.write(`${cmd}\n`);
+  return (await done)[key] as number;
+}
+
+/** Each device: mute, unmute (resolving with the moment it answers again). */
 const devices = [
-  { name: 'modbus-tcp', device: 'flood-1', mute: async () => tcpSim.silent(true), unmute: async () => tcpSim.silent(false) },
-  { name: 'modbus-rtu', device: 'cabinet-2', mute: async () => rtuLine.silent(true, 2), unmute: async () => rtuLine.silent(false, 2) },
-  { name: 'opcua', device: 'cam-1', mute: () => uaServer.stop(), unmute: () => uaServer.start() },
+  { name: 'modbus-tcp', device: 'flood-1', mute: async () => tcpSim.silent(true), unmute: async () => (tcpSim.silent(false), Date.now()) },
+  { name: 'modbus-rtu', device: 'cabinet-2', mute: async () => rtuLine.silent(true, 2), unmute: async () => (rtuLine.silent(false, 2), Date.now()) },
+  { name: 'opcua', device: 'cam-1', mute: async () => void (await ua('stop')), unmute: () => ua('start') },
 ];
 const results = new Map<string, number[]>(devices.map((d) => [d.name, []]));
 for (const d of devices) await goodAfter(d.device, 0);
@@ -99,8 +110,7 @@ for (let run = 1; run <= runs; run++) {
   await Promise.all(devices.map(async (d) => {
     await d.mute();
     await new Promise((r) => setTimeout(r, muteMs));
-    await d.unmute();
-    const tUnmute = Date.now();
+    const tUnmute = await d.unmute();
     const s = ((await goodAfter(d.device, tUnmute)) - tUnmute) / 1000;
     results.get(d.name)?.push(s);
     console.log(`run ${run}: ${d.name} muted ${muteMs / 1000} s, first good reading ${s.toFixed(2)} s after the unmute`);
