@@ -211,7 +211,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   }) ?? [];
   const mqttAuth = new MqttAuth({
     logger: logger.child({ component: 'mqtt-auth' }), identity, limiter, provisioning, mode: authMode,
-    connections: (account) => accountClients(account), maxConnections: limits.maxConnectionsPerAccount,
+    connections: (account) => accountClients(account), maxConnections: limits.maxConnectionsPerAccount, maxConcurrentLogins: limits.maxConcurrentLogins,
   });
   broker = new Broker({
     logger: logger.child({ component: 'broker' }), ingest, store, events, host: opts.mqttHost ?? '127.0.0.1', port: opts.mqttPort ?? 1883,

@@ -40,6 +40,8 @@ export interface BrokerLimits {
   maxClientIdLength: number;
   /** Inbound QoS 2 messages awaiting PUBREL per client (Aedes `maxInflightInbound`). */
   maxInflightInbound: number;
+  /** MQTT login checks (scrypt) at once; they share libuv's 4 threads with the SQLite commits PUBACKs wait for. */
+  maxConcurrentLogins: number;
   /** TCP keep-alive probe delay, ms: a peer that vanished (keepalive 0 in CONNECT, half-open TCP) is found by the OS. */
   tcpKeepAliveMs: number;
 }
@@ -56,6 +58,7 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxClientIdLength: 128,
   maxInflightInbound: 100,
   tcpKeepAliveMs: 60_000,
+  maxConcurrentLogins: 2,
 };
 
 /** Partial settings over the defaults (nested maxSubscriptions merged too). */
@@ -94,7 +97,7 @@ export function limitCounters(): BrokerLimitCounters {
 export type BrokerLimitSettings = Partial<Omit<BrokerLimits, 'maxSubscriptions'>> & { maxSubscriptions?: Partial<BrokerLimits['maxSubscriptions']> };
 
 const NUMERIC: ReadonlyArray<keyof Omit<BrokerLimits, 'maxSubscriptions'>> = [
-  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxQueuedBytesPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs',
+  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxQueuedBytesPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs', 'maxConcurrentLogins',
 ];
 
 /**

@@ -42,6 +42,14 @@ export interface MqttAuthDeps {
   connections?: (account: string) => string[];
   /** Connections at once per consumer/service/integration account (default 64). */
   maxConnections?: number;
+  /**
+   * Login checks (scrypt) at once (default 2): scrypt and the SQLite commits share
+   * libuv's thread pool (4 threads), so a storm of logins must leave threads for
+   * the commits that PUBACKs wait for. Further CONNECTs wait their turn.
+   */
+  maxConcurrentLogins?: number;
+  /** CONNECTs waiting for a login check; past it they get CONNACK 3 (server unavailable). Default 2,000. */
+  maxWaitingLogins?: number;
 }
 
 /** The per-source failure bucket allows this many times the failures of a (source, username) pair. */
@@ -67,7 +75,9 @@ export class MqttAuth {
   private readonly sessions = new WeakMap<Client, Session>();
   private readonly emptyIdPersistent = new WeakSet<Client>();
   /** Outcomes, for metrics and benchmarks. */
-  readonly counters = { loginsOk: 0, loginsFailed: 0, lockedOut: 0, publishDenied: 0, subscribeDenied: 0, tooManyConnections: 0 };
+  readonly counters = { loginsOk: 0, loginsFailed: 0, lockedOut: 0, publishDenied: 0, subscribeDenied: 0, tooManyConnections: 0, loginsBusy: 0, peakConcurrentLogins: 0 };
+  private activeLogins = 0;
+  private readonly loginQueue: Array<() => void> = [];
 
   constructor(private readonly deps: MqttAuthDeps) {}
 
@@ -136,6 +146,18 @@ export class MqttAuth {
       cb(connackError('HUB_ERR_RATE_LIMITED', `too many failed logins from ${addr}${pair ? ` as '${username ?? ''}'` : ''}; retry in ${Math.ceil(wait / 1000)} s`, 5), null);
       return;
     }
+    if (this.activeLogins >= (this.deps.maxConcurrentLogins ?? 2)) {
+      if (this.loginQueue.length >= (this.deps.maxWaitingLogins ?? 2000)) {
+        this.counters.loginsBusy++;
+        cb(connackError('HUB_ERR_LIMIT', `${this.loginQueue.length} logins are waiting to be checked; try again shortly`, 3), null);
+        return;
+      }
+      // The finishing check hands its slot over (activeLogins stays as it is).
+      await new Promise<void>((resolve) => this.loginQueue.push(resolve));
+    } else {
+      this.activeLogins++;
+      if (this.activeLogins > this.counters.peakConcurrentLogins) this.counters.peakConcurrentLogins = this.activeLogins;
+    }
     try {
       const res = await this.deps.identity.verifyLogin(username, password, client.id, addr);
       if (!res.ok) {
@@ -164,6 +186,10 @@ export class MqttAuth {
     } catch (err) {
       logger.error({ err, addr, username }, 'login check failed');
       cb(connackError('HUB_ERR_STORE_IO', 'identity store unavailable', 3), null);
+    } finally {
+      const next = this.loginQueue.shift();
+      if (next) next();
+      else this.activeLogins--;
     }
   }
 

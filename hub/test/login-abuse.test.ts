@@ -64,6 +64,14 @@ t.test('failed logins count per (source, identity): another identity from the sa
   t.match(await tryConnect(t, url, { clientId: 'gw-b', username: 'gw-b', password: b.password }), { ok: false, code: 5 }, 'after 50 failures the address as a whole is locked out');
 });
 
+t.test('a login storm is checked at most two at a time (scrypt leaves libuv threads for the commits); every CONNECT is answered', async (t) => {
+  const hub = await startSecureHub(t);
+  const url = mqttUrl(hub);
+  const results = await Promise.all(Array.from({ length: 40 }, (_, i) => tryConnect(t, url, { clientId: `gw-s${i}`, username: `gw-s${i}`, password: 'wrong' })));
+  t.equal(results.filter((r) => !r.ok && r.code === 4).length, 40, 'all 40 answered CONNACK 4');
+  t.equal(hub.mqttAuth.counters.peakConcurrentLogins, 2, 'never more than 2 checks at once');
+});
+
 /** Opens a raw connection, sends `header` then a CONNECT; resolves with the first answer or 'closed'. */
 async function viaProxy(port: number, header: Buffer, connect: Buffer): Promise<Buffer | 'closed'> {
   const s = net.connect(port, '127.0.0.1');
