@@ -94,6 +94,8 @@ export interface SparkplugStats {
   born: boolean;
   hostOnline: boolean | null;
   bdSeq: number;
+  /** Outbox batches whose fence is not yet acknowledged. */
+  inFlight: number;
   births: number;
   batchesAcked: number;
   readingsAcked: number;
@@ -105,7 +107,8 @@ export interface SparkplugStats {
 export class SparkplugNode extends EventEmitter {
   private client: MqttClient | null = null;
   private readonly session = new SparkplugSession();
-  private generation = 0;
+  /** Identity of the current connection's session: batches in flight belong to one. */
+  private conn = 0;
   private born = false;
   private hostOnline: boolean | null;
   private lastStateTs = -Infinity;
@@ -113,7 +116,8 @@ export class SparkplugNode extends EventEmitter {
   private bdSeq = -1;
   private backoff: Backoff;
   private started = false;
-  private inFlight = 0;
+  /** Batches whose fence is unacknowledged, by outbox seq, in send order. */
+  private readonly flying = new Map<number, OutboxBatch>();
   private pumping = false;
   private again = false;
   private readonly pendingResend: OutboxBatch[] = [];
@@ -291,10 +295,17 @@ export class SparkplugNode extends EventEmitter {
     }
   }
 
+  /**
+   * The session ends: batches whose fence is unacknowledged go back to the
+   * front of the queue (their fates on the old connection are unknown; a
+   * replaced client never calls back), to be sent after the next birth.
+   */
   private endSession(): void {
     if (this.born) this.emit('session-end');
     this.born = false;
-    this.generation++;
+    this.conn++;
+    this.pendingResend.unshift(...this.flying.values());
+    this.flying.clear();
   }
 
   /**
@@ -307,7 +318,6 @@ export class SparkplugNode extends EventEmitter {
     if (!client?.connected) return;
     const s = this.deps.settings;
     this.born = false;
-    this.generation++;
     const devices = this.deps.devices();
     this.session.define(devices);
     const now = this.clock();
@@ -385,14 +395,14 @@ export class SparkplugNode extends EventEmitter {
 
   private async fill(): Promise<void> {
     const s = this.deps.settings;
-    while (this.born && this.client?.connected && this.inFlight < s.window) {
-      const gen = this.generation;
+    while (this.born && this.client?.connected && this.flying.size < s.window) {
+      const conn = this.conn;
       const batch = this.pendingResend.shift() ?? (await this.deps.outbox.nextBatch(s.batchSize));
       if (!batch) {
         if (this.deathsFlushed && this.pendingDeaths.size > 0) this.publishDeaths();
         break;
       }
-      if (!this.born || gen !== this.generation || !this.client?.connected) {
+      if (!this.born || conn !== this.conn || !this.client?.connected) {
         this.pendingResend.unshift(batch);
         break;
       }
@@ -404,7 +414,7 @@ export class SparkplugNode extends EventEmitter {
   private send(batch: OutboxBatch): void {
     const s = this.deps.settings;
     const client = this.client!;
-    const gen = this.generation;
+    const conn = this.conn;
     const now = this.clock();
     const byDevice = new Map<string, Reading[]>();
     for (const r of (JSON.parse(batch.payload) as { readings: Reading[] }).readings) {
@@ -431,12 +441,15 @@ export class SparkplugNode extends EventEmitter {
       this.counters.readingsSkipped += unknown;
       if (payload) this.publish(deviceTopic(s.groupId, 'DDATA', s.edgeNodeId, device), payload);
     }
-    this.inFlight++;
+    this.flying.set(batch.seq, batch);
     client.publish(s.fenceTopic, Buffer.alloc(0), { qos: 1, retain: false }, (err) => {
-      this.inFlight--;
-      if (err || gen !== this.generation) {
-        // Not known to have reached the broker in this session: send again after the next birth.
+      // A callback from an ended session: endSession() already queued the batch again.
+      if (conn !== this.conn) return;
+      this.flying.delete(batch.seq);
+      if (err) {
+        // Not known to have reached the broker: send again (after the next birth if the session ends).
         this.pendingResend.push(batch);
+        this.pump();
         return;
       }
       this.counters.batchesAcked++;
@@ -450,7 +463,7 @@ export class SparkplugNode extends EventEmitter {
 
   /** Counters and state. */
   stats(): SparkplugStats {
-    return { connected: this.client?.connected ?? false, born: this.born, hostOnline: this.hostOnline, bdSeq: this.bdSeq, ...this.counters };
+    return { connected: this.client?.connected ?? false, born: this.born, hostOnline: this.hostOnline, bdSeq: this.bdSeq, inFlight: this.flying.size, ...this.counters };
   }
 
   /** Ends the session cleanly: NDEATH, then DISCONNECT. */

@@ -3,6 +3,9 @@
  * the primary host goes offline and comes back (readings kept in the outbox,
  * then sent as historical, complete and oldest first. SIGKILL: sparkplug-kill.test.ts.
  */
+import { once } from 'node:events';
+import net from 'node:net';
+import { Aedes, type AuthorizePublishHandler } from 'aedes';
 import t from 'tap';
 import type { Reading } from '../../../contract/index.js';
 import { startSim, startTestGateway } from '../../../test/support/stack.js';
@@ -40,3 +43,39 @@ for (const broker of BROKERS) {
     t.same(host.violations, [], 'no conformance statement broken');
   });
 }
+
+t.test('fences unacknowledged when the session ends are sent again after the next birth (Aedes holding PUBACKs)', async (t) => {
+  // The fence's PUBACK is held while `hold` is set: the host goes offline with batches in flight.
+  let hold = false;
+  const held: Array<() => void> = [];
+  const authorizePublish: AuthorizePublishHandler = (_client, packet, cb) => {
+    if (hold && packet.topic.endsWith('/fence')) held.push(() => cb(null));
+    else cb(null);
+  };
+  const aedes = await Aedes.createBroker({ authorizePublish });
+  const server = net.createServer(aedes.handle).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((resolve) => {
+    server.close();
+    aedes.close(() => resolve());
+  }));
+  const port = (server.address() as net.AddressInfo).port;
+  const sim = await startSim(t);
+  const host = await startHost(t, port, 'scada-primary');
+  const gw = await startTestGateway(t, spConfig(t.testdir(), port, sim.port, { primaryHostId: 'scada-primary', window: 2, batchSize: 20 }));
+  const node = host.node(GROUP, NODE);
+  await host.until(() => node.births === 1 && node.devices.get('flood-1')?.live.length, 'birth and data');
+  hold = true;
+  await waitFor(() => gw.sparkplug!.stats().inFlight === 2, 'two batches waiting for their fence');
+  await host.offline();
+  await waitFor(() => !gw.sparkplug!.stats().born, 'session ended');
+  hold = false;
+  for (const release of held.splice(0)) release();
+  await host.online();
+  await host.until(() => node.births === 2, 'birth when the host is back');
+  const flood = node.devices.get('flood-1')!;
+  const live = flood.live.length;
+  await host.until(() => flood.live.length > live + 20, 'data flows after the new birth (the window is not held by the old session)');
+  await waitFor(() => gw.outbox.stats().rows < 100, 'backlog drained');
+  t.same(host.violations, [], 'no conformance statement broken');
+});
