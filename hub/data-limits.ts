@@ -41,6 +41,8 @@ export interface DataLimits {
     /** Rows and payload bytes kept overall (defaults 20,000 rows, 64 MiB). */
     maxRows: number;
     maxBytes: number;
+    /** Payloads kept per gateway per second, in bursts of twice that; the rest are counted as dropped, not written (default 10). */
+    perSecond: number;
   };
   /** Readings and their rollups. */
   retention: {
@@ -85,7 +87,7 @@ export type DataLimitOptions = {
 /** The defaults. */
 export const DEFAULT_DATA_LIMITS: DataLimits = deepFreeze({
   clock: { futureMs: 5 * 60_000, pastMs: 0 },
-  quarantine: { maxMessageBytes: 16 * 1024, maxRowsPerGateway: 1000, maxBytesPerGateway: 4 * 1024 * 1024, maxRows: 20_000, maxBytes: 64 * 1024 * 1024 },
+  quarantine: { maxMessageBytes: 16 * 1024, maxRowsPerGateway: 1000, maxBytesPerGateway: 4 * 1024 * 1024, maxRows: 20_000, maxBytes: 64 * 1024 * 1024, perSecond: 10 },
   retention: { rawMs: 30 * DAY, rollups: [{ bucketMs: 60_000, keepMs: 90 * DAY }, { bucketMs: 3_600_000, keepMs: 730 * DAY }], maxBytes: 0, intervalMs: 60_000, chunkRows: 1000 },
   events: { keepMs: 365 * DAY, maxPerGateway: 100_000 },
   maxSeriesPerGateway: 50_000,
@@ -127,7 +129,7 @@ export function resolveDataLimits(opts: DataLimitOptions = {}): DataLimits {
   };
   int('clock.futureMs', out.clock.futureMs, 0);
   int('clock.pastMs', out.clock.pastMs, 0);
-  for (const k of ['maxMessageBytes', 'maxRowsPerGateway', 'maxBytesPerGateway', 'maxRows', 'maxBytes'] as const) int(`quarantine.${k}`, out.quarantine[k], 1);
+  for (const k of ['maxMessageBytes', 'maxRowsPerGateway', 'maxBytesPerGateway', 'maxRows', 'maxBytes', 'perSecond'] as const) int(`quarantine.${k}`, out.quarantine[k], 1);
   int('retention.rawMs', out.retention.rawMs, 60_000);
   int('retention.maxBytes', out.retention.maxBytes, 0);
   int('retention.intervalMs', out.retention.intervalMs, 100);

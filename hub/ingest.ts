@@ -24,6 +24,7 @@ import type { Client, PublishPacket } from 'aedes';
 import { IocError, isIocError, parseJson, parseTopic, validateEvent, validateStatus, validateTelemetryBatch, type GatewayStatus, type Reading } from '../contract/index.js';
 import type { Logger } from '../lib/index.js';
 import { markQuarantined } from './broker/quarantine-mark.js';
+import { countsDataLimits } from './data-limits.js';
 import type { HubEvents } from './hub-events.js';
 import type { TelemetryPort } from './store/port.js';
 
@@ -44,6 +45,8 @@ const SAMPLE_READINGS = 20;
 /** Handles publishes into the contract's gateway namespace. */
 export class Ingest {
   private readonly clock: () => number;
+  /** Per gateway: quarantine writes left in its bucket, and when it was last filled. */
+  private readonly quarantineTokens = new Map<string, { tokens: number; at: number }>();
   /** Per gateway: when its last `ingest.quarantined` event was stored, and how many were not since. */
   private readonly quarantineNotes = new Map<string, { at: number; suppressed: number }>();
 
@@ -135,10 +138,33 @@ export class Ingest {
     this.deps.events.emit('gateway', { gateway, status, online: status.state === 'online' });
   }
 
+  /** Token bucket of quarantine writes per gateway: `quarantine.perSecond`, bursts of twice that. */
+  private takeQuarantineToken(gateway: string): boolean {
+    const rate = (this.deps.store.limits as { quarantine?: { perSecond?: number } }).quarantine?.perSecond ?? 10;
+    const now = this.clock();
+    let b = this.quarantineTokens.get(gateway);
+    if (!b) {
+      if (this.quarantineTokens.size >= 10_000) this.quarantineTokens.clear();
+      this.quarantineTokens.set(gateway, (b = { tokens: 2 * rate, at: now }));
+    }
+    b.tokens = Math.min(2 * rate, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
+  }
+
   private async quarantine(gateway: string, topic: string, payload: Buffer, err: unknown): Promise<void> {
     markQuarantined(payload); // never forwarded to subscribers nor queued (hub/broker/quarantine-mark.ts)
     const code = isIocError(err) ? err.code : 'CONTRACT_ERR_INVALID_PAYLOAD';
     const error = (err as Error).message;
+    // Each kept payload is a write with its fsync: past quarantine.perSecond per gateway the rest are
+    // only counted (as dropped), so a flood of garbage cannot take the store's time from the others.
+    if (!this.takeQuarantineToken(gateway)) {
+      if (countsDataLimits(this.deps.store)) this.deps.store.retained.quarantineDropped++;
+      this.deps.events.emit('quarantine', { gateway, topic, code, error });
+      return;
+    }
     this.deps.logger.warn({ gateway, topic, code, error, bytes: payload.length }, 'malformed payload quarantined');
     await this.deps.store.quarantine({ gateway, topic, code, error, payload });
     // One event per gateway per window, with the count of the others: a gateway that sends only garbage adds one event a minute.

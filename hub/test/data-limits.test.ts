@@ -113,6 +113,16 @@ t.test('quarantine quota: per message, per gateway and overall, oldest dropped f
   t.same(notes.map((e: { gateway: string }) => e.gateway).sort(), ['gw-a', 'gw-b'], 'one ingest.quarantined event per gateway per minute, not one per payload');
 });
 
+t.test('quarantine rate per gateway: past perSecond (bursts of twice that) payloads are counted as dropped, not written', async (t) => {
+  const now = Date.now();
+  const { hub, admin } = await setup(t, { dataClock: () => now, data: { quarantine: { perSecond: 5 } } });
+  const a = await gateway(t, hub, 'gw-flood');
+  for (let i = 0; i < 30; i++) await a.raw(topics.telemetry('gw-flood'), `garbage ${i}`);
+  t.equal(hub.store.quarantineUsage().rows, 10, 'a burst of 10 kept (the clock stands still: no refill)');
+  t.equal(await metric(hub, admin, 'ioc_edge_hub_quarantine_dropped_total'), 20, 'the other 20 counted');
+  t.equal(await metric(hub, admin, 'ioc_edge_hub_quarantined_total'), 30, 'every bad payload still counted as quarantined');
+});
+
 t.test('points per gateway: readings of new points past the cap are refused and counted; known points keep flowing', async (t) => {
   const { hub, admin } = await setup(t, { data: { maxSeriesPerGateway: 3 } });
   const gw = await gateway(t, hub, 'gw-many');
