@@ -14,19 +14,22 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { ERRORS, IocError, type ErrorCode, type GatewayEvent } from '../../../../contract/index.js';
-import { PROFILES_DIR, loadProfileFile, type ModbusProfile, type OpcuaProfile } from '../../../../device-profiles/index.js';
+import { PROFILES_DIR, loadProfileFile, type ModbusProfile, type OpcuaProfile, type SerialLineProfile } from '../../../../device-profiles/index.js';
+import { WaterLevelRadarSim } from '../../../../scripts/sim/line-sensors.js';
+import { MockSerialHub } from '../../../../scripts/sim/serial-adapters.js';
 import { CabinetEnvironment, EastronSdm120 } from '../../../../scripts/sim/rtu-devices.js';
 import { RtuSlaveLine } from '../../../../scripts/sim/rtu-slave.js';
 import { RtuTcpServer } from '../../../../scripts/sim/rtu-tcp-server.js';
 import { freePort } from '../../../../scripts/sim/free-port.js';
 import type { SimDevice } from '../../../../scripts/sim/field-devices.js';
 import { silentLogger } from '../../../../lib/index.js';
-import type { ModbusRtuTcpBusConfig, ModbusTcpBusConfig, OpcuaBusConfig } from '../../../config.js';
+import type { ModbusRtuTcpBusConfig, ModbusTcpBusConfig, OpcuaBusConfig, SerialLineBusConfig } from '../../../config.js';
 import { DevicePoller } from '../../device-poller.js';
 import { openSerialPort } from '../byte-link.js';
 import { describeRequest, toModbusError } from '../modbus-errors.js';
 import { ModbusRtuTransport } from '../modbus-rtu.js';
 import { ModbusTcpTransport } from '../modbus-tcp.js';
+import { SerialLineDevice } from '../serial-line-device.js';
 import { captureLogger } from './log-capture.js';
 import { rtuRig, until } from './rtu-harness.js';
 
@@ -132,7 +135,7 @@ t.test('Modbus TCP refused, as the hub sees it: the device.down event and the lo
     await poller.stop();
     await tr.stop();
   });
-  const down = await until(() => events.find((e) => e.type === 'device.down'), 'device.down', 10_000);
+  const down = (await until(() => events.find((e) => e.type === 'device.down'), 'device.down', 10_000)) as GatewayEvent;
   readable(t, down.message, 'device.down event');
   t.match(down.message, /device flood-1 \(unit 1 on bus lan\) stopped answering: cannot connect to Modbus TCP 127\.0\.0\.1:\d+/);
   for (const l of lines) readable(t, JSON.stringify(l), `log line ${l.msg}`);
@@ -196,12 +199,42 @@ t.test('Modbus RTU over TCP: refused, timeout, reset, garbled, exception', async
   for (const ev of events) readable(t, ev.message, `RTU/TCP event ${ev.type}`);
 });
 
+t.test('serial line-protocol sensor: open refused, corrupted and noisy lines, silence, port gone', async (t) => {
+  const profile = (await loadProfileFile(path.join(PROFILES_DIR, 'water-level-radar.json'))) as SerialLineProfile;
+  const fast = { ...profile, serialLine: { ...profile.serialLine, staleAfterMs: 300 } } as SerialLineProfile;
+  const port = `/dev/ttyREADABLE${process.pid}`;
+  const hub = new MockSerialHub();
+  const sim = new WaterLevelRadarSim(20, { corruptEvery: 2, noiseEvery: 3 });
+  hub.connect(port, sim);
+  const events: GatewayEvent[] = [];
+  const { logger, lines } = captureLogger('debug');
+  const bus: SerialLineBusConfig = { id: 'com1', type: 'serial-line', path: port, baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1, reconnectMinMs: 50, reconnectMaxMs: 200 };
+  const dev = new SerialLineDevice({ device: { id: 'river-1', bus: 'com1', profile: fast.model, unitId: 1, enabled: true }, profile: fast, bus, openPort: hub.factory, logger, onReadings: () => undefined, onEvent: (e) => events.push(e) });
+  await dev.start();
+  t.teardown(async () => {
+    sim.stop();
+    await dev.stop();
+  });
+  sim.start();
+  await until(() => events.some((e) => e.code === 'GW_ERR_LINE_CHECKSUM'), 'a checksum fault');
+  sim.silent(true);
+  await until(() => events.some((e) => e.code === 'GW_ERR_LINE_SILENT'), 'the sensor is silent', 10_000);
+  sim.silent(false);
+  await until(() => dev.health === 'up', 'lines again');
+  hub.unplug(port);
+  await until(() => events.some((e) => e.code === 'GW_ERR_SERIAL_PORT_GONE' || e.code === 'GW_ERR_SERIAL_OPEN'), 'the port went away', 10_000);
+  for (const e of events) readable(t, e.message, `serial line event ${e.type} ${e.code ?? ''}`);
+  for (const l of lines) readable(t, JSON.stringify(l), `serial line log line ${l.msg}`);
+});
+
 t.test('OPC UA: refused, reset, garbled, no answer', async (t) => {
   const home = mkdtempSync(path.join(tmpdir(), 'ioc-edge-readable-'));
   process.env.HOME = home;
   t.teardown(() => rmSync(home, { recursive: true, force: true }));
   const { OpcuaLine } = await import('../opcua-line.js');
-  const camera = (await loadProfileFile(path.join(PROFILES_DIR, 'camera-health-opcua.json'))) as OpcuaProfile;
+  const shipped = (await loadProfileFile(path.join(PROFILES_DIR, 'camera-health-opcua.json'))) as OpcuaProfile;
+  // A short keep-alive (100 ms × 10): the transport timeout, and so how long a server that never answers takes to be given up, follows it.
+  const camera = { ...shipped, opcua: { ...shipped.opcua, publishingIntervalMs: 100 } } as OpcuaProfile;
   const ports: [string, number][] = [
     ['refused', await freePort()],
     ['reset', await rawServer(t, (s) => s.resetAndDestroy())],
