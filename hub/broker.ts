@@ -65,6 +65,10 @@ export class Broker {
   private readonly sockets = new Set<net.Socket>();
   private readonly book = new SubscriptionBook();
   private persistence: BoundedPersistence | null = null;
+  /** Connections per source address that have not completed CONNECT yet. */
+  private readonly pending = new Map<string, number>();
+  /** Releases a connection's pending slot (once it is a client, or closed). */
+  private readonly pendingRelease = new WeakMap<object, () => void>();
   /** Retained topics outside the contract's namespace, by the client id that set them. */
   private readonly retainedBy = new Map<string, Set<string>>();
   /** Connections closed for an oversized packet. */
@@ -173,16 +177,23 @@ export class Broker {
 
     const packetLimits = this.deps.packetLimits;
     const hand = (socket: net.Socket, remote?: { remoteAddress: string; head: Buffer }): void => {
+      const release = this.holdPending(remote?.remoteAddress ?? socket.remoteAddress ?? 'unknown', socket);
+      if (!release) return;
       if (!packetLimits) {
         if (remote?.head.length) socket.unshift(remote.head);
+        this.pendingRelease.set(socket, release);
         aedes.handle(socket);
         return;
       }
-      aedes.handle(new PacketGuard(socket, packetLimits, (info) => {
+      const guard = new PacketGuard(socket, packetLimits, (info) => {
         this.counters.oversized++;
         logger.warn({ ...info, code: 'HUB_ERR_PACKET_TOO_LARGE' }, 'packet too large; connection closed');
-      }, { writableHighWaterMark: limits.maxOutgoingBytes + 4 * 1024 * 1024, ...(remote ? { remoteAddress: remote.remoteAddress, head: remote.head } : {}) }));
+      }, { writableHighWaterMark: limits.maxOutgoingBytes + 4 * 1024 * 1024, ...(remote ? { remoteAddress: remote.remoteAddress, head: remote.head } : {}) });
+      this.pendingRelease.set(guard, release);
+      aedes.handle(guard);
     };
+    // A connection that completed CONNECT no longer counts against its address's pending bound.
+    aedes.on('client', (client) => this.pendingRelease.get(client.conn as object)?.());
     const onSocket = (socket: net.Socket): void => {
       // PUBACKs are tiny: without TCP_NODELAY, Nagle's algorithm holds them ~40 ms behind the
       // previous unacknowledged segment, which throttles every QoS 1 publisher.
@@ -245,6 +256,34 @@ export class Broker {
     this.server.listen(this.deps.port, this.deps.host);
     await once(this.server, 'listening');
     logger.info({ host: this.deps.host, port: this.port, tls: this.deps.tls !== undefined, proxyProtocol: this.deps.proxyProtocol ? this.deps.proxyProtocol.trusted : undefined }, 'mqtt listening');
+  }
+
+  /**
+   * Counts a connection against its source's pending bound; null (and the
+   * socket destroyed) when the source already has `maxPendingPerSource`
+   * connections that have not completed CONNECT. Returns the release.
+   */
+  private holdPending(addr: string, socket: net.Socket): (() => void) | null {
+    const n = this.pending.get(addr) ?? 0;
+    if (n >= this.limits.maxPendingPerSource) {
+      this.limitCounters.connectionsRefused++;
+      if (this.limitCounters.connectionsRefused === 1 || this.limitCounters.connectionsRefused % 1000 === 0) {
+        this.deps.logger.warn({ addr, pending: n, bound: this.limits.maxPendingPerSource, refusedSoFar: this.limitCounters.connectionsRefused, code: 'HUB_ERR_LIMIT' }, 'too many connections from this address without a completed CONNECT; closed');
+      }
+      socket.destroy();
+      return null;
+    }
+    this.pending.set(addr, n + 1);
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      const m = (this.pending.get(addr) ?? 1) - 1;
+      if (m <= 0) this.pending.delete(addr);
+      else this.pending.set(addr, m);
+    };
+    socket.once('close', release);
+    return release;
   }
 
   /**

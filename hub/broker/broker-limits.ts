@@ -40,6 +40,12 @@ export interface BrokerLimits {
   maxClientIdLength: number;
   /** Inbound QoS 2 messages awaiting PUBREL per client (Aedes `maxInflightInbound`). */
   maxInflightInbound: number;
+  /**
+   * Connections from one source address that have not completed their CONNECT
+   * (no CONNACK 0 yet): bounds a slow-loris of idle sockets. Generous, because a
+   * whole fleet behind one NAT reconnects at once after a hub restart.
+   */
+  maxPendingPerSource: number;
   /** MQTT login checks (scrypt) at once; they share libuv's 4 threads with the SQLite commits PUBACKs wait for. */
   maxConcurrentLogins: number;
   /** TCP keep-alive probe delay, ms: a peer that vanished (keepalive 0 in CONNECT, half-open TCP) is found by the OS. */
@@ -59,6 +65,7 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxInflightInbound: 100,
   tcpKeepAliveMs: 60_000,
   maxConcurrentLogins: 2,
+  maxPendingPerSource: 1024,
 };
 
 /** Partial settings over the defaults (nested maxSubscriptions merged too). */
@@ -97,7 +104,7 @@ export function limitCounters(): BrokerLimitCounters {
 export type BrokerLimitSettings = Partial<Omit<BrokerLimits, 'maxSubscriptions'>> & { maxSubscriptions?: Partial<BrokerLimits['maxSubscriptions']> };
 
 const NUMERIC: ReadonlyArray<keyof Omit<BrokerLimits, 'maxSubscriptions'>> = [
-  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxQueuedBytesPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs', 'maxConcurrentLogins',
+  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxQueuedBytesPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs', 'maxConcurrentLogins', 'maxPendingPerSource',
 ];
 
 /**

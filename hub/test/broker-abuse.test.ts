@@ -12,7 +12,7 @@ import { topics } from '../../contract/index.js';
 import { createLogger } from '../../lib/index.js';
 import { waitFor } from '../../test/support/wait.js';
 import type { Hub } from '../index.js';
-import { connectOk, connectPacket, mqttUrl, rawSocket, remainingLength, startSecureHub, tryConnect } from './support.js';
+import { connectOk, connectPacket, exchange, mqttUrl, rawSocket, remainingLength, startSecureHub, tryConnect } from './support.js';
 
 /** A logger whose JSON lines the test can read. */
 function captureLogger(): { logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>> } {
@@ -210,4 +210,22 @@ t.test('client id length and connections per account are bounded', async (t) => 
   t.match(await tryConnect(t, url, { clientId: 'ioc:3', username: acct.username, password: acct.password }), { ok: false, code: 3 }, 'a third connection of the account is refused');
   t.match(await tryConnect(t, url, { clientId: 'ioc:2', username: acct.username, password: acct.password }), { ok: true }, 'a takeover of an existing client id is not an extra connection');
   t.equal(hub.mqttAuth.counters.tooManyConnections, 1);
+});
+
+t.test('idle connections without CONNECT are bounded per source address', async (t) => {
+  const hub = await startSecureHub(t, { brokerLimits: { maxPendingPerSource: 5 } });
+  const idle = await Promise.all(Array.from({ length: 5 }, () => rawSocket(t, hub.mqttPort)));
+  const sixth = await rawSocket(t, hub.mqttPort);
+  await new Promise<void>((resolve) => (sixth.destroyed ? resolve() : sixth.once('close', () => resolve())));
+  t.pass('the sixth idle connection from the address is closed');
+  t.equal(hub.broker.limitCounters.connectionsRefused, 1);
+  idle[0]!.destroy();
+  await waitFor(async () => {
+    const r = await tryConnect(t, mqttUrl(hub), { clientId: 'gw-1', username: 'gw-1', password: (await hub.identity.issueGatewayCredential('gw-1')).password });
+    return r.ok || null;
+  }, 'a slot to free up for a real client');
+  // Four idle sockets remain; the connected client holds no slot, so a fifth pending one is served.
+  const more = await rawSocket(t, hub.mqttPort);
+  const answer = await exchange(more, connectPacket({ clientId: 'gw-2', clean: true, username: 'gw-2', password: 'x' }));
+  t.same(answer, Buffer.from([0x20, 0x02, 0x00, 0x04]), 'a connected client does not hold a pending slot: the fifth is answered');
 });
