@@ -1,0 +1,90 @@
+/**
+ * The rest of the hub's durable state as storage ports (issue 15, item 1):
+ * registry, identities (principals, claims, API tokens), the audit chain,
+ * configuration versions and reports, firmware manifests, images and
+ * rollouts. Today only SQLite implements them — the classes named on each
+ * interface, which satisfy them structurally (checked by
+ * hub/store/test/state-ports.test.ts at type-check time). The PostgreSQL
+ * implementations are not written yet; these interfaces are what they must
+ * give, and what services should depend on instead of the SQLite classes.
+ *
+ * Two couplings to undo on the way (they are why the services still take
+ * the classes): `IdentityService` and `FirmwareService` reach the SQLite
+ * connection itself (`RegistryDb.db`, `FirmwareDb.db`) for transactions
+ * spanning several stores — claim redemption writes the principal, the
+ * registry row and the audit entry atomically. A PostgreSQL backend needs
+ * those as port operations (one method, one transaction), not a shared
+ * connection.
+ */
+import type { ConfigDesired, ConfigReported, GatewayStatus } from '../../contract/index.js';
+import type { ConfigEvent, ConfigVersionInfo, StoredReport } from '../config/config-store.js';
+import type { JobRecord, JobStatus, ManifestRecord, RolloutRecord, RolloutState } from '../firmware/firmware-db.js';
+import type { AuditEntry, AuditRecord, AuditVerification } from '../identity/audit-log.js';
+import type { ApiRole, ApiTokenRow, ClaimRow, PrincipalKind, PrincipalRow, Redemption } from '../identity/identity-store.js';
+import type { RegistryDevice, RegistryGateway } from '../registry/registry-store.js';
+
+/** Gateways' site, location and versions; field devices (SQLite: `RegistryStore`). */
+export interface RegistryPort {
+  getGateway(id: string): Promise<RegistryGateway | null>;
+  listGateways(): Promise<RegistryGateway[]>;
+  register(id: string, r: { site: string | null; actor: string }): Promise<void>;
+  updateGateway(id: string, change: { site?: string; location?: string }): Promise<RegistryGateway>;
+  recordStatus(gw: string, status: GatewayStatus): Promise<void>;
+  listDevices(q?: { gateway?: string; includeRemoved?: boolean }): Promise<RegistryDevice[]>;
+}
+
+/** Principals with hashed secrets, one-time claims, API tokens (SQLite: `IdentityStore`). Only hashes are stored. */
+export interface IdentityPort {
+  getPrincipal(username: string): Promise<PrincipalRow | null>;
+  listPrincipals(kind?: PrincipalKind): Promise<PrincipalRow[]>;
+  putPrincipal(p: { username: string; kind: PrincipalKind; secretHash: string; actor: string; replace?: boolean; rules?: string | null }): Promise<{ replaced: boolean }>;
+  revokePrincipal(username: string, actor: string): Promise<boolean>;
+  insertClaim(c: { id: string; secretHash: string; site: string; gatewayId: string | null; note: string | null; actor: string; expiresAt: number }): Promise<ClaimRow>;
+  getClaim(id: string): Promise<ClaimRow | null>;
+  listClaims(opts?: { includeInactive?: boolean; limit?: number }): Promise<ClaimRow[]>;
+  revokeClaim(id: string, actor: string): Promise<ClaimRow>;
+  /** One transaction: the claim used, the gateway's principal and registry row written (exactly once per claim, also between hubs). */
+  redeemClaim(r: { claimId: string; gatewayId: string; transaction: string; secretHash: string; registry: { location?: string; version?: string; firmware?: string; hostname?: string } }): Promise<Redemption>;
+  insertToken(t: { id: string; name: string; role: ApiRole; secretHash: string; actor: string }): Promise<ApiTokenRow>;
+  getToken(id: string): Promise<ApiTokenRow | null>;
+  listTokens(): Promise<ApiTokenRow[]>;
+  revokeToken(id: string, actor: string): Promise<boolean>;
+}
+
+/** The tamper-evident audit chain (SQLite: `AuditLog`). Appends are serialised: each entry's hash covers the one before. */
+export interface AuditPort {
+  record(e: AuditRecord): Promise<void>;
+  list(q?: { actor?: string; action?: string; since?: number; limit?: number }): Promise<AuditEntry[]>;
+  verify(expect?: { n: number; hash: string }): Promise<AuditVerification>;
+}
+
+/** Versioned desired configurations, gateways' reports, configuration events (SQLite: `ConfigStore`). */
+export interface ConfigPort {
+  start(): Promise<void>;
+  /** Appends the next version built from the newest (atomic: two pushes never get one version number). */
+  addVersion(gateway: string, build: (latest: ConfigVersionInfo | null) => ConfigDesired | Promise<ConfigDesired>): Promise<ConfigDesired>;
+  versions(gateway: string, limit?: number): Promise<ConfigVersionInfo[]>;
+  document(gateway: string, version?: number): Promise<ConfigDesired | null>;
+  saveReport(gateway: string, report: ConfigReported, receivedAt: number): Promise<void>;
+  reports(gateway?: string): Promise<StoredReport[]>;
+  events(gateway: string, limit?: number): Promise<ConfigEvent[]>;
+  gateways(): Promise<string[]>;
+}
+
+/** Firmware images (by hash), signed manifests, rollouts and their per-device jobs (SQLite: `FirmwareDb`). */
+export interface FirmwarePort {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  putImage(sha256: string, size: number, by: string): Promise<void>;
+  putManifest(m: Omit<ManifestRecord, 'createdAt'>): Promise<ManifestRecord>;
+  getManifest(id: string): Promise<ManifestRecord | null>;
+  listManifests(): Promise<ManifestRecord[]>;
+  createRollout(r: Omit<RolloutRecord, 'createdAt' | 'updatedAt' | 'ackFailures'>, jobs: Array<Pick<JobRecord, 'id' | 'gateway' | 'device' | 'stage'>>): Promise<void>;
+  getRollout(id: string): Promise<RolloutRecord | null>;
+  listRollouts(q?: { states?: RolloutState[] }): Promise<RolloutRecord[]>;
+  updateRollout(id: string, change: Partial<Pick<RolloutRecord, 'state' | 'stage' | 'reason' | 'ackFailures'>>): Promise<void>;
+  getJob(id: string): Promise<JobRecord | null>;
+  listJobs(q: { rollout?: string; gateway?: string; statuses?: JobStatus[] }): Promise<JobRecord[]>;
+  markOffered(ids: string[]): Promise<void>;
+  cancelJobs(rollout: string): Promise<JobRecord[]>;
+}
