@@ -2,8 +2,11 @@
  * The hub's HTTP API (fastify; route schemas validate requests with ajv and
  * document responses). Version 1 lives under `/api/v1`.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../lib/index.js';
+import { proxiedHttpServer } from './api-proxy.js';
+import type { ProxyProtocolOptions } from './broker/proxy-protocol.js';
 import { boundQueryNumbers } from './query-numbers.js';
 import { markOfflineStale } from './readings-stale.js';
 import type { TelemetryPort } from './store/port.js';
@@ -24,6 +27,8 @@ export interface ApiDeps {
    * `req.ip` is the TCP peer and X-Forwarded-For is ignored.
    */
   trustProxy?: string[];
+  /** Read a PROXY protocol (v1/v2) header from these load balancers first (api-proxy.ts). */
+  proxyProtocol?: ProxyProtocolOptions;
   /** Serve HTTPS with this certificate and key instead of plain HTTP. */
   https?: { cert: Buffer; key: Buffer };
   /** Runs on the instance before the built-in routes: authentication hooks and further routes. */
@@ -61,7 +66,12 @@ export class Api {
   /** Builds the fastify instance with every route (exposed for inject-style use). */
   build(): FastifyInstance {
     const { store } = this.deps;
-    const app = Fastify({ ...(this.deps.https ? { https: this.deps.https } : {}), ...(this.deps.trustProxy?.length ? { trustProxy: [...this.deps.trustProxy] } : {}), loggerInstance: this.deps.logger as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { allErrors: true } } });
+    const proxy = this.deps.proxyProtocol;
+    const app = Fastify({
+      ...(proxy
+        ? { serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => proxiedHttpServer(handler, { proxy, ...(this.deps.https ? { https: this.deps.https } : {}), logger: this.deps.logger }) }
+        : this.deps.https ? { https: this.deps.https } : {}),
+      ...(this.deps.trustProxy?.length ? { trustProxy: [...this.deps.trustProxy] } : {}), loggerInstance: this.deps.logger as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { allErrors: true } } });
 
     app.setErrorHandler((err: { statusCode?: number; validation?: unknown; message: string; code?: string }, _req, reply) => {
       if (err.code === 'HUB_ERR_STORE_UNAVAILABLE') {

@@ -74,6 +74,8 @@ export interface HubOptions {
    * the failed-login limiter and the audit log see. Default: none.
    */
   trustedProxies?: string[];
+  /** PROXY protocol (v1/v2) on the API listener: the TCP load balancers whose header names the client (api-proxy.ts). */
+  apiProxyProtocol?: { trusted: string[]; timeoutMs?: number };
   /** Key file sealing pushed configuration secrets (created 0600 on first start; default `<dataDir>/secrets.key`). */
   secretsKeyFile?: string;
   /** Per-client bounds of the MQTT broker (docs/security.md "Limits"); unset fields keep their defaults. */
@@ -258,6 +260,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     notReadyReason: () => (!ready ? 'starting' : reportsHealth(store) ? store.health().reason : undefined),
     ...(tlsMaterial ? { https: tlsMaterial } : {}),
     ...(opts.trustedProxies?.length ? { trustProxy: opts.trustedProxies } : {}),
+    ...(opts.apiProxyProtocol ? { proxyProtocol: opts.apiProxyProtocol } : {}),
     listGateways: () => listGatewayViews({ store, registry, identities }),
     extend: (app) => {
       installOpenApi(app, { version: HUB_VERSION });

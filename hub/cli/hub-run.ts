@@ -36,6 +36,8 @@ registry and HTTP API. Make the first admin token with
                               maxQueuedPerSession=5000, maxSubscriptions.other=64 (docs/security.md)
   --api-trusted-proxy LIST    comma-separated addresses or CIDR ranges of reverse proxies in front of
                               the API whose X-Forwarded-For names the client (limiter, audit)
+  --api-proxy-protocol LIST   comma-separated TCP load balancer addresses sending a PROXY protocol
+                              v1/v2 header on the API listener (their header names the client)
   --fw-trusted-key FILE       Ed25519 public key (base64 or PEM) that firmware manifests must be signed
                               by to be accepted at upload (repeatable; also IOC_EDGE_FW_TRUSTED_KEYS,
                               files separated by ':'); with none, any signed manifest is stored
@@ -69,7 +71,7 @@ export const hubRun: Command = {
   async run(args, io) {
     const p = parse(args, {
       'data-dir': { type: 'string' }, store: { type: 'string' }, 'mqtt-host': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-host': { type: 'string' }, 'http-port': { type: 'string' },
-      'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, auth: { type: 'string' }, 'mqtt-trusted-proxy': { type: 'string' }, 'broker-limit': { type: 'string', multiple: true }, 'api-trusted-proxy': { type: 'string' }, 'fw-trusted-key': { type: 'string', multiple: true }, 'secrets-key': { type: 'string' },
+      'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, auth: { type: 'string' }, 'mqtt-trusted-proxy': { type: 'string' }, 'broker-limit': { type: 'string', multiple: true }, 'api-trusted-proxy': { type: 'string' }, 'api-proxy-protocol': { type: 'string' }, 'fw-trusted-key': { type: 'string', multiple: true }, 'secrets-key': { type: 'string' },
       'readings-keep': { type: 'string' }, rollups: { type: 'string' }, 'readings-max-bytes': { type: 'string' }, 'clock-skew': { type: 'string' }, 'data-limit': { type: 'string', multiple: true }, 'log-level': { type: 'string' }, pretty: { type: 'boolean' },
     }, HELP, io);
     if ('exit' in p) return p.exit;
@@ -98,6 +100,7 @@ export const hubRun: Command = {
     }
     const proxies = v['mqtt-trusted-proxy']?.split(',').map((a) => a.trim()).filter(Boolean);
     const apiProxies = v['api-trusted-proxy']?.split(',').map((a) => a.trim()).filter(Boolean);
+    const apiBalancers = v['api-proxy-protocol']?.split(',').map((a) => a.trim()).filter(Boolean);
     let fwKeys: string[];
     try {
       fwKeys = await readTrustedKeys([...(v['fw-trusted-key'] ?? []), ...(process.env.IOC_EDGE_FW_TRUSTED_KEYS ?? '').split(':').filter(Boolean)]);
@@ -118,6 +121,7 @@ export const hubRun: Command = {
         dataDir: v['data-dir'], logger, ...(storeOption(v.store) ? { store: storeOption(v.store)! } : {}), auth: { mode: v.auth === 'open' ? 'open' : 'required' }, brokerLimits: limits,
         ...(proxies?.length ? { mqttProxyProtocol: { trusted: proxies } } : {}), ...(tls ? { tls } : {}), allowPlain: v['allow-plain'] ?? false,
         ...(fwKeys.length > 0 ? { firmware: { trustedKeys: fwKeys } } : {}), ...(apiProxies?.length ? { trustedProxies: apiProxies } : {}),
+        ...(apiBalancers?.length ? { apiProxyProtocol: { trusted: apiBalancers } } : {}),
         ...(v['secrets-key'] ? { secretsKeyFile: v['secrets-key'] } : {}), data,
         mqttHost: v['mqtt-host'] ?? '127.0.0.1', mqttPort: port(v['mqtt-port'], tls ? 8883 : 1883),
         httpHost: v['http-host'] ?? '127.0.0.1', httpPort: port(v['http-port'], tls ? 8443 : 8080),
