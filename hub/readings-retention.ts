@@ -54,7 +54,24 @@ export function levelBoundary(limits: DataLimits, i: number, now: number): numbe
   return edge - (((edge % align) + align) % align);
 }
 
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** Connections whose store is stopping: a pass ends at its next chunk boundary (a first pass over a large old store can take hours). */
+const stopping = new WeakSet<SqliteDb>();
+
+/** Thrown out of a pass that {@link stopRetention} ended. */
+export class RetentionStopped extends Error {
+  constructor() {
+    super('retention pass stopped: the store is closing');
+  }
+}
+
+/** Ends a running pass on `db` after its current chunk (the store calls it in stop()). */
+export function stopRetention(db: SqliteDb): void {
+  stopping.add(db);
+}
+
+/** Lets queued commits in between chunks; throws {@link RetentionStopped} when the store is closing. */
+const tick = (db: SqliteDb): Promise<void> =>
+  new Promise((resolve, reject) => setImmediate(() => (stopping.has(db) ? reject(new RetentionStopped()) : resolve())));
 
 /** Runs one retention pass on `db` (the store's connection). */
 export async function runRetention(db: SqliteDb, limits: DataLimits, now: number): Promise<RetentionResult> {
@@ -114,7 +131,7 @@ async function retireRaw(db: SqliteDb, limits: DataLimits, series: number[], cut
         }
       });
       total += n;
-      await tick();
+      await tick(db);
       if (n < chunkRows) break;
     }
   }
@@ -169,7 +186,7 @@ async function dropRollups(db: SqliteDb, limits: DataLimits, series: number[], n
           if (last) lost += (await db.get<{ n: number }>(`SELECT coalesce(sum(count), 0) AS n FROM (${pick})`, params))?.n ?? 0;
           return (await db.run(`DELETE FROM rollups WHERE (series, bucket_ms, ts) IN (SELECT series, bucket_ms, ts FROM (${pick}))`, params)).changes;
         });
-        await tick();
+        await tick(db);
         if (n < chunk) break;
       }
     }
@@ -190,7 +207,7 @@ async function dropFuture(db: SqliteDb, series: number[], limit: number, chunkRo
     for (;;) {
       const n = await db.exclusive(async () => (await db.run(`DELETE FROM readings WHERE rowid IN (SELECT rowid FROM readings WHERE series IN (${marks}) AND ts > ? AND rowid < (SELECT max(rowid) FROM readings) LIMIT ?)`, [...part, limit, chunkRows])).changes);
       total += n;
-      await tick();
+      await tick(db);
       if (n < chunkRows) break;
     }
     if (pinned.length > 0) {
@@ -234,7 +251,7 @@ async function dropEpochs(db: SqliteDb, limits: DataLimits): Promise<number> {
       [g.gateway, Math.min(g.n - limits.maxEpochsPerGateway, limits.retention.chunkRows)],
     )).changes);
     total += n;
-    await tick();
+    await tick(db);
   }
   return total;
 }
@@ -249,7 +266,7 @@ async function dropEvents(db: SqliteDb, limits: DataLimits, now: number): Promis
   for (;;) {
     const n = await db.exclusive(async () => (await db.run('DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE ts < ? LIMIT ?)', [edge, chunk])).changes);
     events += n;
-    await tick();
+    await tick(db);
     if (n < chunk) break;
   }
   // Per gateway: counted from the (gateway, ts) index.
@@ -261,14 +278,14 @@ async function dropEvents(db: SqliteDb, limits: DataLimits, now: number): Promis
       const n = await db.exclusive(async () => (await db.run('DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE gateway = ? ORDER BY ts LIMIT ?)', [g.gateway, take])).changes);
       events += n;
       excess -= take;
-      await tick();
+      await tick(db);
       if (n === 0) break;
     }
   }
   for (;;) {
     const n = await db.exclusive(async () => (await db.run('DELETE FROM alarms WHERE n IN (SELECT n FROM alarms WHERE cleared_at IS NOT NULL AND cleared_at < ? LIMIT ?)', [edge, chunk])).changes);
     alarms += n;
-    await tick();
+    await tick(db);
     if (n < chunk) break;
   }
   // Alarm history per gateway: a point flapping on and off adds a row per raise (cleared ones go oldest first; active ones stay).
@@ -279,7 +296,7 @@ async function dropEvents(db: SqliteDb, limits: DataLimits, now: number): Promis
       [g.gateway, Math.min(g.n - maxPerGateway, chunk)],
     )).changes);
     alarms += n;
-    await tick();
+    await tick(db);
   }
   return { events, alarms };
 }

@@ -11,7 +11,7 @@ import { IocError, type GatewayEvent, type GatewayStatus } from '../contract/ind
 import { SqliteDb, type Logger } from '../lib/index.js';
 import { ackAlarm, activeAlarmCounts, ALARM_SCHEMA, applyAlarmEvent, isAlarmEvent, listAlarms, type AlarmQuery, type StoredAlarm } from './alarm-store.js';
 import { resolveDataLimits, type DataLimitCounters, type DataLimits, type DroppedReadings } from './data-limits.js';
-import { mergeBucket, readRollups, runRetention, type BucketSums, type RetentionResult } from './readings-retention.js';
+import { mergeBucket, readRollups, RetentionStopped, runRetention, stopRetention, type BucketSums, type RetentionResult } from './readings-retention.js';
 import { ensureSchema, GOOD_NUMERIC, toReading, type RawReadingRow, type StoredReading } from './store-schema.js';
 import { commitTelemetryGroup, flushLatest, recoverLatest, TelemetryState, type BatchToCommit } from './telemetry-commit.js';
 
@@ -117,6 +117,7 @@ export class HubStore implements DataLimitCounters {
   async stop(): Promise<void> {
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     this.retentionTimer = null;
+    if (this.db) stopRetention(this.db);
     await this.retentionRun;
     while (this.committing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
     if (this.flushTimer) clearInterval(this.flushTimer);
@@ -153,7 +154,8 @@ export class HubStore implements DataLimitCounters {
         if (r.age + r.size + r.future + r.rollupAge + r.events + r.alarms > 0) this.deps.logger.info({ ...r }, 'retention: old data rolled up and deleted');
         return r;
       } catch (err) {
-        if (this.db) this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'retention pass failed; the next one tries again');
+        if (err instanceof RetentionStopped) this.deps.logger.info('retention pass ended early: the store is stopping');
+        else if (this.db) this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'retention pass failed; the next one tries again');
         return null;
       } finally {
         this.retentionRun = null;

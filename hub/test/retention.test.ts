@@ -130,6 +130,15 @@ t.test('retention runs in chunks: a commit issued during a pass is committed bef
   t.equal(committed, 'stored');
   t.notOk(passDone, 'the commit did not wait for the whole pass');
   t.ok((await pass)!.age > 8000, 'the pass went on and finished');
+
+  // Stopping the store ends a pass at its next chunk instead of waiting for all of it.
+  await commitAll(store, 'gw2', series('level', T0 - 3 * DAY, T0 - 2 * DAY, 10_000));
+  const long = store.runRetention(now);
+  await store.commitBatch({ gateway: 'gw2', epoch: 'live', seq: 1, historical: false, readings: [{ device: 'd', point: 'live', ts: now, value: 1, quality: 'good' }] });
+  await store.stop();
+  t.equal(await long, null, 'the pass ended early');
+  const reopened = await openStore(t, () => now, LIMITS, (store as unknown as { deps: { file: string } }).deps.file);
+  t.ok((await reopened.readingCounts('gw2')).total > 1, 'old readings left for the next pass');
 });
 
 t.test('a reading stored in the future (before the hub refused them) is deleted and no longer pins latest', async (t) => {
