@@ -27,7 +27,8 @@ Modbus: asks every unit id for one register and lists who answers.
                      a device that accepts fewer connections is scanned on those)
   --auto             serial: find the baud rate and parity (9600, 19200, 38400, 57600,
                      115200, 4800, 2400 × none/even/odd; --baud/--parity = the configured
-                     setting, tried first), asking unit ids 1-10 (or --units) at each;
+                     setting, tried first), asking unit ids 1-10 at each, then 1-247 at
+                     the setting that answers (--units LIST: those ids, at each and at the end);
                      says whether no bytes came back at all, only garbled ones, or
                      answers at another setting. Exit 3: found at another setting.
 OPC UA: prints the address space below the Objects folder.
@@ -70,7 +71,7 @@ export const scan: Command = {
         const { scanSerialAuto } = await import('./scan-auto.js');
         // Search a few ids at each setting, then the whole range (or --units) at the one that answers.
         const search = unitList(values.units ?? '1-10');
-        return await scanSerialAuto(values, search, values.units ? [] : unitList('1-247'), what, { out, err });
+        return await scanSerialAuto(values, search, unitList(values.units ?? '1-247'), what, { out, err });
       }
       const units = unitList(values.units ?? '1-247');
       return await scanModbus(values, units, what, { out, err });
