@@ -41,67 +41,16 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import type { GatewayEvent, Reading } from '../../contract/index.js';
-import { Backoff, type Logger } from '../../lib/index.js';
-import type { Outbox, OutboxBatch } from '../outbox/outbox.js';
+import { Backoff } from '../../lib/index.js';
+import type { OutboxBatch } from '../outbox/outbox.js';
 import { handleCommand } from './sparkplug-commands.js';
-import { ndeathPayload, SparkplugSession, type SparkplugDevice } from './sparkplug-session.js';
+import { ndeathPayload, SparkplugSession } from './sparkplug-session.js';
+import type { SparkplugNodeDeps, SparkplugStats } from './sparkplug-settings.js';
+
+export type { SparkplugNodeDeps, SparkplugSettings, SparkplugStats } from './sparkplug-settings.js';
 import { deviceTopic, nodeTopic, parseTopic, stateTopic } from './sparkplug-topics.js';
-
-/** Settings of the Sparkplug northbound (gateway configuration `northbound`, resolved). */
-export interface SparkplugSettings {
-  url: string;
-  groupId: string;
-  edgeNodeId: string;
-  /** Host application to wait for (STATE); absent = birth as soon as connected. */
-  primaryHostId?: string;
-  clientId: string;
-  username?: string;
-  password?: string;
-  keepaliveS: number;
-  reconnect: { minMs: number; maxMs: number };
-  /** Most readings per outbox batch (DDATA messages are per device within a batch). */
-  batchSize: number;
-  /** Outbox batches whose fence is unacknowledged at most. */
-  window: number;
-  /** Topic of the QoS 1 fence after each batch (outside spBv1.0). */
-  fenceTopic: string;
-  mqttOptions?: Partial<IClientOptions>;
-}
-
-/** Dependencies of {@link SparkplugNode}. */
-export interface SparkplugNodeDeps {
-  settings: SparkplugSettings;
-  logger: Logger;
-  outbox: Outbox;
-  /** Enabled devices with their profile points, configuration order. */
-  devices(): SparkplugDevice[];
-  /** Health of a device ('down' devices get a DDEATH after their birth). */
-  health(device: string): 'up' | 'down' | 'unknown' | undefined;
-  /** Last reading of each point of a device (birth values, refused-write answers). */
-  latest(device: string): Reading[];
-  /** The gateway's write path (profile checks, then the driver). */
-  writePoint(device: string, point: string, value: unknown): Promise<void>;
-  /** Where the last bdSeq is kept. */
-  bdSeqFile: string;
-  clock?: () => number;
-}
-
-/** Counters for tests, status and metrics. */
-export interface SparkplugStats {
-  connected: boolean;
-  born: boolean;
-  hostOnline: boolean | null;
-  bdSeq: number;
-  /** Outbox batches whose fence is not yet acknowledged. */
-  inFlight: number;
-  births: number;
-  batchesAcked: number;
-  readingsAcked: number;
-  commandsRefused: number;
-  readingsSkipped: number;
-}
 
 /** Emits 'birth' (bdSeq), 'session-end', 'batch-acked' ({seq, count}), 'command' ({ok, device?, metric}). */
 export class SparkplugNode extends EventEmitter {

@@ -1,12 +1,70 @@
 /**
- * The Sparkplug settings of a gateway configuration, resolved: group id from
+ * The Sparkplug settings of a gateway configuration, resolved (group id from
  * the configuration or the site of the provisioned credential, edge node id
- * from the gateway id, client id and fence topic defaults.
+ * from the gateway id, client id and fence topic defaults), and the types of
+ * the edge node's dependencies and counters (sparkplug-node.ts).
  */
-import { IocError } from '../../contract/index.js';
+import type { IClientOptions } from 'mqtt';
+import { IocError, type Reading } from '../../contract/index.js';
+import type { Logger } from '../../lib/index.js';
 import type { GatewayConfig } from '../config.js';
-import type { SparkplugSettings } from './sparkplug-node.js';
+import type { Outbox } from '../outbox/outbox.js';
+import type { SparkplugDevice } from './sparkplug-session.js';
 import { validSparkplugId } from './sparkplug-topics.js';
+
+/** Settings of the Sparkplug northbound (gateway configuration `northbound`, resolved). */
+export interface SparkplugSettings {
+  url: string;
+  groupId: string;
+  edgeNodeId: string;
+  /** Host application to wait for (STATE); absent = birth as soon as connected. */
+  primaryHostId?: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  keepaliveS: number;
+  reconnect: { minMs: number; maxMs: number };
+  /** Most readings per outbox batch (DDATA messages are per device within a batch). */
+  batchSize: number;
+  /** Outbox batches whose fence is unacknowledged at most. */
+  window: number;
+  /** Topic of the QoS 1 fence after each batch (outside spBv1.0). */
+  fenceTopic: string;
+  mqttOptions?: Partial<IClientOptions>;
+}
+
+/** Dependencies of {@link SparkplugNode}. */
+export interface SparkplugNodeDeps {
+  settings: SparkplugSettings;
+  logger: Logger;
+  outbox: Outbox;
+  /** Enabled devices with their profile points, configuration order. */
+  devices(): SparkplugDevice[];
+  /** Health of a device ('down' devices get a DDEATH after their birth). */
+  health(device: string): 'up' | 'down' | 'unknown' | undefined;
+  /** Last reading of each point of a device (birth values, refused-write answers). */
+  latest(device: string): Reading[];
+  /** The gateway's write path (profile checks, then the driver). */
+  writePoint(device: string, point: string, value: unknown): Promise<void>;
+  /** Where the last bdSeq is kept. */
+  bdSeqFile: string;
+  clock?: () => number;
+}
+
+/** Counters for tests, status and metrics. */
+export interface SparkplugStats {
+  connected: boolean;
+  born: boolean;
+  hostOnline: boolean | null;
+  bdSeq: number;
+  /** Outbox batches whose fence is not yet acknowledged. */
+  inFlight: number;
+  births: number;
+  batchesAcked: number;
+  readingsAcked: number;
+  commandsRefused: number;
+  readingsSkipped: number;
+}
 
 /**
  * Settings of the Sparkplug northbound, or null when the northbound is ioc/v1.
