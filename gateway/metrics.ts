@@ -79,6 +79,8 @@ export class GatewayMetrics {
       const oldest = ob().oldestTs;
       return oldest === null ? 0 : Math.max(0, (clock() - oldest) / 1000);
     });
+    gauge(reg, 'ioc_edge_outbox_uncommitted_age_seconds', 'Age of the oldest reading not yet committed to disk: what a process crash now would lose (docs/durability.md).', () => (ob().uncommittedMs ?? 0) / 1000);
+    gauge(reg, 'ioc_edge_outbox_commit_lag_max_seconds', 'Longest time from append to commit of a reading since start (the crash window seen so far).', () => (ob().commitLagMaxMs ?? 0) / 1000);
     gauge(reg, 'ioc_edge_outbox_historical_readings', 'Waiting readings in the backlog region (sent as historical).', () => ob().historical);
     gauge(reg, 'ioc_edge_outbox_events', 'Events waiting in the outbox.', () => ob().events);
     counter(reg, 'ioc_edge_outbox_appended_readings_total', 'Readings appended since start.', () => ob().appended);

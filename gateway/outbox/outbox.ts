@@ -50,12 +50,21 @@ export interface OutboxStats {
   historical: number;
   /** Readings in memory, not yet written (included in `rows`). */
   buffered: number;
+  /**
+   * Milliseconds since the oldest reading not yet committed was appended (0
+   * when everything is committed): what a process crash now would lose.
+   * The crash window of docs/durability.md.
+   */
+  uncommittedMs?: number;
+  /** Longest time from append to commit of any flush since start (ms). */
+  commitLagMaxMs?: number;
 }
 
 /**
  * The outbox. `append` never blocks and never throws on a full buffer: budgets
  * drop the oldest readings, counted. Emits `'readable'` when there is something
- * new to send and `'overflow'` (`{dropped, reason}`) when a budget dropped readings.
+ * new to send, `'overflow'` (`{dropped, reason}`) when a budget dropped readings
+ * and `'committed'` (`{rows, lagMs}`: oldest append to commit) after each write.
  */
 export interface Outbox extends EventEmitter {
   start(): Promise<void>;

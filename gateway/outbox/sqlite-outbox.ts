@@ -70,6 +70,10 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
   private oldestTs: number | null = null;
   private epochId = '';
   private readonly clock: () => number;
+  /** Append time of the oldest reading in the buffer, and of the oldest in the flush being committed (null: none). */
+  private bufferSince: number | null = null;
+  private flightSince: number | null = null;
+  private commitLagMax = 0;
 
   constructor(private readonly deps: SqliteOutboxDeps) {
     super();
@@ -106,6 +110,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     if (!this.db) throw new IocError('GW_ERR_OUTBOX_CLOSED', 'outbox is not started');
     if (readings.length === 0) return;
     this.buffer.add(readings);
+    this.bufferSince ??= this.clock();
     for (const r of readings) if (this.oldestTs === null || r.ts < this.oldestTs) this.oldestTs = r.ts;
     this.counts.appended += readings.length;
     // Offered faster than the disk takes it: memory stays bounded, the oldest go first, counted.
@@ -134,6 +139,9 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     while (this.flushing) await this.flushing;
     if (this.buffer.rows === 0) return;
     const taken = this.buffer.take();
+    const since = this.bufferSince;
+    this.bufferSince = null;
+    this.flightSince = since;
     const db = this.requireDb();
     this.flushing = (async () => {
       let written = taken;
@@ -155,6 +163,11 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
           }
         }
         this.count(written);
+        if (since !== null) {
+          const lagMs = this.clock() - since;
+          this.commitLagMax = Math.max(this.commitLagMax, lagMs);
+          this.emit('committed', { rows: written.rows, lagMs });
+        }
         await this.enforceBudgets();
         this.emit('readable');
       } catch (err) {
@@ -169,6 +182,9 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
         throw new IocError(code, `outbox write failed: ${(err as Error).message}`, { cause: err });
       } finally {
         this.flushing = null;
+        this.flightSince = null;
+        // Readings put back (write failed) are still waiting since then.
+        if (this.buffer.rows > 0 && since !== null) this.bufferSince = Math.min(this.bufferSince ?? since, since);
       }
     })();
     return this.flushing;
@@ -366,8 +382,16 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       acked: this.counts.acked,
       events: this.events.count,
       buffered: this.buffer.rows,
+      uncommittedMs: this.uncommittedMs(),
+      commitLagMaxMs: this.commitLagMax,
       historical: this.cursors.backlog < this.cursors.liveStart ? Math.max(0, this.cursors.liveStart - this.cursors.backlog) : 0,
     };
+  }
+
+  /** See {@link OutboxStats.uncommittedMs}. */
+  private uncommittedMs(): number {
+    const oldest = Math.min(this.bufferSince ?? Infinity, this.flightSince ?? Infinity);
+    return oldest === Infinity ? 0 : Math.max(0, this.clock() - oldest);
   }
 
   async stop(): Promise<void> {
