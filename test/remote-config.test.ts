@@ -14,8 +14,11 @@ import { freePort } from '../scripts/sim/free-port.js';
 import { gatewayConfig, startSim } from './support/stack.js';
 import { hubApi, longestGap, push, pushable, recordReadings, reportOf, startRemoteStack } from './support/remote-config.js';
 import { waitFor } from './support/wait.js';
+import { failIfLingering } from './support/lingering.js';
 
 const GW = 'gw-test-01';
+
+failIfLingering(t);
 
 t.test('a push is applied: only the changed device restarts, the unchanged one never stops polling', async (t) => {
   const dir = t.testdir();

@@ -6,6 +6,12 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { skipUnlessBinary } from '../../test/support/outside-binary.js';
+
+/** For tap's `{ skip }`: false when the openssl CLI is there, else the reason (a failure under CI=true). */
+export function opensslMissing(): false | string {
+  return skipUnlessBinary('openssl', 'openssl');
+}
 
 /** Paths of the generated PEM files. */
 export interface TestPki {

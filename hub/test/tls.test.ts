@@ -11,7 +11,7 @@ import { silentLogger } from '../../lib/index.js';
 import { provisionGateway } from '../../gateway/identity/provision.js';
 import { startHub } from '../index.js';
 import { startSecureHub, tempDir, tryConnect } from './support.js';
-import { makeTestPki } from './tls-certs.js';
+import { makeTestPki, opensslMissing } from './tls-certs.js';
 
 function httpsGet(port: number, url: string, ca: Buffer, token: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -23,7 +23,7 @@ function httpsGet(port: number, url: string, ca: Buffer, token: string): Promise
   });
 }
 
-t.test('MQTT and API over TLS with certificates from files', async (t) => {
+t.test('MQTT and API over TLS with certificates from files', { skip: opensslMissing() }, async (t) => {
   const pki = makeTestPki(t.testdir());
   const ca = readFileSync(pki.caFile);
   const hub = await startSecureHub(t, { tls: { certFile: pki.certFile, keyFile: pki.keyFile } });
@@ -48,7 +48,7 @@ t.test('MQTT and API over TLS with certificates from files', async (t) => {
   await t.rejects(provisionGateway({ hubUrl: url, claim: token, gatewayId: 'gw-x', dataDir: tempDir(t), timeoutMs: 5000 }), { code: 'GW_ERR_PROVISION', message: /self[- ]signed|unable to/i }, 'without the CA the gateway does not talk to the hub');
 });
 
-t.test('unsafe configurations are refused at start', async (t) => {
+t.test('unsafe configurations are refused at start', { skip: opensslMissing() }, async (t) => {
   const dir = t.testdir();
   const pki = makeTestPki(dir);
   const base = { logger: silentLogger(), mqttPort: 0, httpPort: 0 };
