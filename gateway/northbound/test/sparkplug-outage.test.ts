@@ -10,20 +10,26 @@ import t from 'tap';
 import type { Reading } from '../../../contract/index.js';
 import { startSim, startTestGateway } from '../../../test/support/stack.js';
 import { waitFor } from '../../../test/support/wait.js';
-import { BROKERS, GROUP, NODE, spConfig, startHost } from './sparkplug-fixture.js';
+import { BROKERS, capturingLogger, GROUP, NODE, spConfig, startHost } from './sparkplug-fixture.js';
 
 for (const broker of BROKERS) {
   t.test(`${broker.name}: primary host offline and back: readings kept, sent as historical, complete and in order`, { skip: broker.skip }, async (t) => {
     const port = await broker.start(t);
     const sim = await startSim(t);
     const host = await startHost(t, port, 'scada-primary');
-    const gw = await startTestGateway(t, spConfig(t.testdir(), port, sim.port, { primaryHostId: 'scada-primary' }));
+    const { logger, lines } = capturingLogger();
+    const gw = await startTestGateway(t, spConfig(t.testdir(), port, sim.port, { primaryHostId: 'scada-primary' }), logger);
     const node = host.node(GROUP, NODE);
     await host.until(() => node.births === 1 && node.devices.get('flood-1')?.live.length, 'birth and data while the host is online');
+    // A STATE that is not the 3.0 JSON (a 2.2-style "OFFLINE" string): logged and ignored, the session stays.
+    await host.raw('spBv1.0/STATE/scada-primary', 'OFFLINE');
+    await waitFor(() => lines.some((l) => l.code === 'GW_ERR_SPARKPLUG_PAYLOAD' && /STATE message is not/.test(String(l.msg))), 'bad STATE logged');
+    t.equal(gw.sparkplug!.stats().born, true, 'a malformed STATE does not end the session');
     const recorded: Reading[] = [];
     gw.bus.on('readings', (rs: Reading[]) => recorded.push(...rs.filter((r) => r.device === 'flood-1' && r.point === 'sample_count')));
     await host.offline();
     await waitFor(() => !gw.sparkplug!.stats().born, 'the node ends its session when the host goes offline');
+    t.ok(lines.some((l) => l.code === 'GW_ERR_SPARKPLUG_OFFLINE' && /primary host offline/.test(String(l.msg))), 'the session end is logged with GW_ERR_SPARKPLUG_OFFLINE');
     const offlineAt = Date.now();
     const offlineFrom = recorded.length;
     // Readings pile up in the outbox, nothing is published.
