@@ -45,6 +45,8 @@ t.test('hub run --auth open: loopback only; a generic client connects with any c
     for (const l of parts) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
   });
   const listening = await waitFor(() => lines.find((l) => l.msg === 'mqtt listening'), 'the hub to listen', 30_000);
+  // 'hub running' comes once startHub returned, in the same tick as the SIGTERM handler.
+  await waitFor(() => lines.find((l) => l.msg === 'hub running'), 'the hub to run', 30_000);
   t.ok(lines.some((l) => l.code === 'HUB_ERR_INSECURE_CONFIG' && String(l.msg).includes('authentication is OFF')), 'warned that authentication is off');
   const url = `mqtt://127.0.0.1:${String(listening.port)}`;
   const a = await connectOk(t, url, { clientId: 'paho-interop-client-a' });
@@ -104,4 +106,15 @@ t.test('integration account: admin-set client ids and topic patterns, within the
   await api(hub, 'POST', '/api/v1/accounts/scada/revoke', { token: admin.token });
   await waitFor(() => (!p.connected ? true : null), 'the revoked account to be disconnected');
   t.match(await tryConnect(t, url, { clientId: 'paho', username: 'scada', password: password!, reconnectPeriod: 0 }), { ok: false, code: 5 }, 'revoked: refused');
+});
+
+t.test('hub run --broker-limit: known names and whole numbers only', async (t) => {
+  const { parseBrokerLimits } = await import('../broker/broker-limits.js');
+  t.same(parseBrokerLimits(['maxQueuedPerSession=5000', 'maxSubscriptions.other=64']), { maxQueuedPerSession: 5000, maxSubscriptions: { other: 64 } });
+  const unknown = await runCli(['hub', 'run', '--data-dir', tempDir(t), '--broker-limit', 'maxEverything=3']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.err, /unknown limit 'maxEverything'; one of maxRetainedBytes/);
+  const nan = await runCli(['hub', 'run', '--data-dir', tempDir(t), '--broker-limit', 'maxQueuedPerSession=lots']);
+  t.equal(nan.code, 2);
+  t.match(nan.err, /maxQueuedPerSession: 'lots' is not a whole number/);
 });

@@ -7,13 +7,16 @@
  * mqtt.js clients and raw sockets on loopback.
  */
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { Writable } from 'node:stream';
 import { CLAIM_USERNAME, claimClientId } from '../../contract/index.js';
 import { createLogger } from '../../lib/index.js';
 import { waitFor } from '../../test/support/wait.js';
 import { parseProxyHeader, PROXY_V2_SIGNATURE } from '../broker/proxy-protocol.js';
-import { connectPacket, mqttUrl, startSecureHub, tryConnect } from './support.js';
+import { connectPacket, mqttUrl, startSecureHub, tempDir, tryConnect } from './support.js';
+import { makeTestPki, opensslMissing } from './tls-certs.js';
 
 function captureLogger(): { logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>> } {
   const out: string[] = [];
@@ -154,4 +157,30 @@ t.test('PROXY protocol: a header from an address that is not a trusted proxy is 
   t.equal(hub.broker.counters.proxyRefused, 1);
   t.match(await tryConnect(t, mqttUrl(hub), { clientId: 'gw-1', username: 'gw-1', password: cred.password }), { ok: true }, 'a direct client without a header connects');
   await waitFor(() => hub.broker.instance.connectedClients === 1 || null, 'the direct client to be registered');
+});
+
+t.test('PROXY protocol with TLS: the header precedes the handshake', { skip: opensslMissing() }, async (t) => {
+  const pki = makeTestPki(tempDir(t));
+  const cap = captureLogger();
+  const hub = await startSecureHub(t, { logger: cap.logger, tls: { certFile: pki.certFile, keyFile: pki.keyFile }, mqttProxyProtocol: { trusted: ['127.0.0.1'] } });
+  const cred = await hub.identity.issueGatewayCredential('gw-1');
+  const viaTls = async (password: string): Promise<Buffer | 'closed'> => {
+    const raw = net.connect(hub.mqttPort, '127.0.0.1');
+    await new Promise((r) => raw.once('connect', r));
+    raw.write('PROXY TCP4 192.0.2.77 127.0.0.1 40000 8883\r\n');
+    const secure = tls.connect({ socket: raw, ca: readFileSync(pki.caFile), servername: 'localhost' });
+    secure.on('error', () => undefined);
+    await new Promise((r) => secure.once('secureConnect', r));
+    return new Promise((resolve) => {
+      secure.once('data', (d: Buffer) => {
+        resolve(d);
+        secure.destroy();
+      });
+      secure.once('close', () => resolve('closed'));
+      secure.write(connectPacket({ clientId: 'gw-1', clean: true, username: 'gw-1', password }));
+    });
+  };
+  t.same(await viaTls(cred.password), Buffer.from([0x20, 0x02, 0x00, 0x00]), 'CONNACK 0 over TLS after a PROXY header');
+  t.same(await viaTls('wrong'), Buffer.from([0x20, 0x02, 0x00, 0x04]), 'wrong secret: CONNACK 4');
+  t.ok(cap.lines().some((l) => l.msg === 'login refused' && l.addr === '192.0.2.77'), 'the refusal names the client address from the header');
 });
