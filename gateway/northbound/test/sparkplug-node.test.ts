@@ -7,6 +7,7 @@
  * reconfiguration. Host outages and SIGKILL: sparkplug-outage.test.ts.
  */
 import t from 'tap';
+import { ModbusTcpSimulator } from '../../../scripts/sim/modbus-tcp-sim.js';
 import { gatewayConfig, startSim, startTestGateway } from '../../../test/support/stack.js';
 import { waitFor } from '../../../test/support/wait.js';
 import { BROKERS, capturingLogger, GROUP, NODE, spConfig, startAedes, startHost } from './sparkplug-fixture.js';
@@ -85,6 +86,15 @@ for (const broker of BROKERS) {
     t.equal(gw.sparkplug!.stats().readingsSkipped, 0, 'no reading of a dead device left behind');
     t.ok(node.online, 'the node stays online');
     t.equal(flood.current.get('level')?.properties.Quality?.value, 500, 'the last word on level before DDEATH: STALE');
+    // The devices answer again (a new simulator on the same port): DBIRTH, then data.
+    const again = new ModbusTcpSimulator(sim.devices, { port: sim.port, tickMs: 100 });
+    await again.start();
+    t.teardown(() => again.stop());
+    const floodBirths = flood.births;
+    await host.until(() => flood.online && flood.births === floodBirths + 1, 'DBIRTH of flood-1 when it answers again', 30_000);
+    t.equal(node.births, 2, 'a device coming back does not rebirth the node');
+    const after = flood.live.length;
+    await host.until(() => flood.live.length > after, 'data after the DBIRTH');
     await gw.stop();
     await host.until(() => !node.online, 'NDEATH on a clean stop');
     t.same(node.deaths.map((d) => d.matched), [true], 'the NDEATH matches the NBIRTH bdSeq');
@@ -109,6 +119,15 @@ t.test('northbound switched by reconfiguration: ioc/v1 → sparkplug → ioc/v1,
   const acked = gw.uplink.stats().readingsAcked;
   await host.until(() => node.devices.get('flood-1')!.live.length > 10, 'more Sparkplug data');
   t.ok(gw.uplink.stats().readingsAcked - acked <= 1000, 'the uplink drains no new telemetry (at most batches it had reserved)');
+  // A device disabled: a new birth sequence without it (aliases reassigned), same connection.
+  const oneDevice = spConfig(dir, port, sim.port);
+  (oneDevice.devices as Array<Record<string, unknown>>)[1]!.enabled = false;
+  const dbirths = (): string[] => host.messages.filter((m) => m.type === 'DBIRTH').map((m) => m.device!);
+  const before = dbirths().length;
+  await gw.reconfigure(parseGatewayConfig(oneDevice, '<test>'));
+  await host.until(() => node.births === 2 && dbirths().length > before, 'rebirth after the configuration change');
+  t.same(dbirths().slice(before), ['flood-1'], 'the new birth has the enabled device only');
+  t.equal(node.bdSeq, 0, 'same connection, same bdSeq');
   await gw.reconfigure(parseGatewayConfig(base, '<test>'));
   await host.until(() => !node.online, 'NDEATH when switched back');
   const again = gw.uplink.stats().readingsAcked;
