@@ -74,6 +74,7 @@ export function remoteAddress(client: Client | null): string {
 export class MqttAuth {
   private readonly sessions = new WeakMap<Client, Session>();
   private readonly emptyIdPersistent = new WeakSet<Client>();
+  private readonly subscribeRefusalLogged = new WeakSet<Client>();
   /** Outcomes, for metrics and benchmarks. */
   readonly counters = { loginsOk: 0, loginsFailed: 0, lockedOut: 0, publishDenied: 0, subscribeDenied: 0, tooManyConnections: 0, loginsBusy: 0, peakConcurrentLogins: 0 };
   private activeLogins = 0;
@@ -225,7 +226,11 @@ export class MqttAuth {
       return;
     }
     this.counters.subscribeDenied++;
-    this.deps.logger.warn({ client: client.id, identity: who ? describe(who) : 'none', filter: sub.topic, code: 'HUB_ERR_FORBIDDEN' }, 'subscription refused (SUBACK 0x80)');
+    // Once per connection: a SUBSCRIBE of thousands of forbidden filters must not write thousands of lines.
+    if (!this.subscribeRefusalLogged.has(client)) {
+      this.subscribeRefusalLogged.add(client);
+      this.deps.logger.warn({ client: client.id, identity: who ? describe(who) : 'none', filter: sub.topic, code: 'HUB_ERR_FORBIDDEN' }, 'subscription refused (SUBACK 0x80); further refusals of this connection are counted, not logged');
+    }
     // null grants 0x80 for this topic only; the others in the same SUBSCRIBE stand.
     cb(null, null);
   }

@@ -123,3 +123,14 @@ t.test('a well-behaved gateway keeps committing telemetry, unaffected, while ano
   t.equal(closedGood, 0, 'the good gateway was never disconnected');
   t.ok(good.connected);
 });
+
+t.test('3,000 forbidden filters in one SUBSCRIBE: all 0x80, one log line', async (t) => {
+  const cap = captureLogger();
+  const hub = await startSecureHub(t, { logger: cap.logger });
+  const acct = await consumerAccount(hub);
+  const ioc = await connectOk(t, mqttUrl(hub), { clientId: 'ioc:1', username: acct.username, password: acct.password });
+  const codes = await subscribeMany(ioc, Array.from({ length: 3000 }, (_, i) => `ioc/v1/gw/g${i}/config/desired`));
+  t.equal(codes.filter((c) => c === 128).length, 3000, 'every forbidden filter refused');
+  t.equal(cap.lines().filter((l) => String(l.msg).startsWith('subscription refused')).length, 1, 'logged once for the connection');
+  t.equal(hub.mqttAuth.counters.subscribeDenied, 3000, 'and counted');
+});
