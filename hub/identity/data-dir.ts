@@ -6,18 +6,25 @@
  * umask to 0077 and the systemd unit sets `UMask=0077`, so files made later
  * are private from the start; this pass tightens what an earlier version or
  * another tool left readable, at start and again once the services have
- * created their files.
+ * created their files. It touches only the directory itself and the hub's
+ * own entries in it ({@link isHubEntry}), so a data directory pointed at a
+ * folder holding other files does not have them changed.
  */
 import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../lib/index.js';
 
+/** The hub's own top-level entries: its SQLite files with their WAL/SHM/journal, the secrets key, the firmware image tree. */
+export function isHubEntry(name: string): boolean {
+  return /^[a-z]+\.sqlite(-wal|-shm|-journal)?$/.test(name) || name === 'secrets.key' || name === 'firmware';
+}
+
 /** Most entries visited below the data directory per pass (a bound on start-up work). */
 const MAX_ENTRIES = 100_000;
 
 /**
- * Creates `dir` (0700) if needed and tightens it and everything below it:
- * folders to 0700, files to 0600. Symbolic links are not followed. Returns
+ * Creates `dir` (0700) if needed and tightens it and the hub's entries in it,
+ * recursively: folders to 0700, files to 0600. Symbolic links are not followed. Returns
  * how many entries were tightened (each logged once as a warning).
  */
 export async function secureDataDir(dir: string, logger: Logger): Promise<number> {
@@ -36,7 +43,7 @@ export async function secureDataDir(dir: string, logger: Logger): Promise<number
       tightened++;
       if (tightened <= 20) logger.warn({ path: at, mode: (st.mode & 0o777).toString(8), now: want.toString(8) }, 'data directory entry was readable by others; tightened');
     }
-    if (st.isDirectory()) for (const name of await readdir(at).catch(() => [])) stack.push(path.join(at, name));
+    if (st.isDirectory()) for (const name of await readdir(at).catch(() => [])) if (at !== dir || isHubEntry(name)) stack.push(path.join(at, name));
   }
   if (tightened > 20) logger.warn({ dir, tightened }, 'data directory entries tightened in all');
   return tightened;

@@ -126,11 +126,14 @@ t.test('at rest: sealed in the registry file, key file 0600, data directory priv
   chmodSync(dataDir, 0o755);
   chmodSync(path.join(dataDir, 'registry.sqlite'), 0o644);
   chmodSync(path.join(dataDir, 'secrets.key'), 0o644);
+  writeFileSync(path.join(dataDir, 'operator-notes.txt'), 'not the hub\'s', { mode: 0o644 });
+  chmodSync(path.join(dataDir, 'operator-notes.txt'), 0o644);
   hub = await start();
   t.teardown(() => hub.stop());
   t.equal(statSync(dataDir).mode & 0o777, 0o700);
   t.equal(statSync(path.join(dataDir, 'registry.sqlite')).mode & 0o777, 0o600);
   t.equal(statSync(path.join(dataDir, 'secrets.key')).mode & 0o777, 0o600);
+  t.equal(statSync(path.join(dataDir, 'operator-notes.txt')).mode & 0o777, 0o644, 'a file that is not the hub\'s is left alone');
   const received = await asGateway(t, hub, cred);
   t.equal((received.config.hub as { password: string }).password, SECRET, 'after a restart the gateway still receives the plaintext');
 });
