@@ -78,6 +78,10 @@ export class HubStore implements DataLimitCounters {
   /** Quarantine rows and payload bytes per gateway ('' for none) and overall. */
   private readonly quarantineUse = new Map<string, { rows: number; bytes: number }>();
   private retentionTimer: NodeJS.Timeout | null = null;
+  private eventQueue: Array<{ gateway: string; ev: GatewayEvent; resolve: (stored: boolean) => void; reject: (e: unknown) => void }> = [];
+  private eventsCommitting = false;
+  /** Event group commits and the events they stored (for tests and the log). */
+  readonly eventCounters = { groups: 0, events: 0 };
   private retentionRun: Promise<RetentionResult | null> | null = null;
 
   constructor(private readonly deps: HubStoreDeps) {
@@ -119,7 +123,7 @@ export class HubStore implements DataLimitCounters {
     this.retentionTimer = null;
     if (this.db) stopRetention(this.db);
     await this.retentionRun;
-    while (this.committing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    while (this.committing || this.queue.length > 0 || this.eventsCommitting || this.eventQueue.length > 0) await new Promise((r) => setTimeout(r, 5));
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
     await this.flushPending().catch((err: unknown) => this.deps.logger.warn({ err }, 'writing latest values at stop failed; recomputed at next start'));
@@ -256,19 +260,60 @@ export class HubStore implements DataLimitCounters {
   }
 
   /** Stores an event once per (gateway, id); false when it was a replay. Alarm events update the alarm state in the same transaction. */
-  async commitEvent(gateway: string, ev: GatewayEvent): Promise<boolean> {
-    const db = this.requireDb();
-    const alarm = isAlarmEvent(ev);
-    const now = this.clock();
-    const res = await (alarm ? db.transaction.bind(db) : db.exclusive.bind(db))(async () => {
-      const r = await db.run('INSERT OR IGNORE INTO events(gateway, id, ts, received_at, type, severity, device, point, code, message, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)', [
-        gateway, ev.id, ev.ts, this.clock(), ev.type, ev.severity, ev.device ?? null, ev.point ?? null, ev.code ?? null, ev.message,
-        ev.data === undefined ? null : JSON.stringify(ev.data),
-      ]);
-      if (alarm && r.changes === 1) await applyAlarmEvent(db, gateway, ev, now);
-      return r;
+  commitEvent(gateway: string, ev: GatewayEvent): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      if (!this.db) {
+        reject(new IocError('HUB_ERR_STORE_IO', 'hub store is closed'));
+        return;
+      }
+      this.eventQueue.push({ gateway, ev, resolve, reject });
+      if (!this.eventsCommitting) {
+        this.eventsCommitting = true;
+        setImmediate(() => void this.eventLoop());
+      }
     });
-    return res.changes === 1;
+  }
+
+  /**
+   * Events waiting at the same moment share one transaction (group commit,
+   * as telemetry): a gateway draining a backlog of events, or one flooding
+   * them (issue 13), costs one fsync per group instead of one per event, so
+   * the other gateways' commits are not held behind a queue of fsyncs. In
+   * arrival order, so alarm raises and clears apply as before.
+   */
+  private async eventLoop(): Promise<void> {
+    try {
+      while (this.eventQueue.length > 0) {
+        const group = this.eventQueue.splice(0, 500);
+        const db = this.db;
+        if (!db) {
+          for (const p of group) p.reject(new IocError('HUB_ERR_STORE_IO', 'hub store is closed'));
+          continue;
+        }
+        try {
+          const now = this.clock();
+          const results = await db.transaction(async () => {
+            const out: boolean[] = [];
+            for (const { gateway, ev } of group) {
+              const r = await db.run('INSERT OR IGNORE INTO events(gateway, id, ts, received_at, type, severity, device, point, code, message, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)', [
+                gateway, ev.id, ev.ts, now, ev.type, ev.severity, ev.device ?? null, ev.point ?? null, ev.code ?? null, ev.message,
+                ev.data === undefined ? null : JSON.stringify(ev.data),
+              ]);
+              if (r.changes === 1 && isAlarmEvent(ev)) await applyAlarmEvent(db, gateway, ev, now);
+              out.push(r.changes === 1);
+            }
+            return out;
+          });
+          this.eventCounters.groups++;
+          this.eventCounters.events += group.length;
+          group.forEach((p, i) => p.resolve(results[i]!));
+        } catch (err) {
+          for (const p of group) p.reject(err);
+        }
+      }
+    } finally {
+      this.eventsCommitting = false;
+    }
   }
 
   /** Alarms raised by gateways, newest first (see alarm-store.ts). */
