@@ -7,7 +7,16 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { IocError } from '../../contract/index.js';
+import { ERRORS, IocError, type ErrorCode } from '../../contract/index.js';
+
+/**
+ * The code of a refused API call as the CLI reports it: the hub's own code where
+ * it named one of the catalogue (it is the cause the operator needs, e.g.
+ * FW_ERR_NO_TARGETS), else HUB_ERR_BAD_REQUEST.
+ */
+export function hubCode(code: string | undefined): ErrorCode {
+  return code !== undefined && Object.hasOwn(ERRORS, code) ? (code as ErrorCode) : 'HUB_ERR_BAD_REQUEST';
+}
 
 /** Where the API is and how to authenticate. */
 export interface ApiTarget {
@@ -61,7 +70,7 @@ export async function callApi<T>(target: ApiTarget, method: string, path: string
         if ((res.statusCode ?? 500) >= 300) {
           const e = (json as { error?: { code?: string; message?: string; context?: { problems?: unknown[] } } } | null)?.error;
           const problems = e?.context?.problems;
-          reject(new IocError('HUB_ERR_BAD_REQUEST', `${method} ${url.pathname}: HTTP ${res.statusCode}: ${e?.message ?? text.slice(0, 200)}`, { context: { status: res.statusCode, code: e?.code, ...(problems ? { problems } : {}) } }));
+          reject(new IocError(hubCode(e?.code), `${method} ${url.pathname}: HTTP ${res.statusCode}: ${e?.message ?? text.slice(0, 200)}`, { context: { status: res.statusCode, code: e?.code, ...(problems ? { problems } : {}) } }));
         } else resolve(json as T);
       });
     });

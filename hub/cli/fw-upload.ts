@@ -9,7 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { IocError, isIocError, validateSignedManifest } from '../../contract/index.js';
 import { sha256Hex } from '../../firmware-bridge/index.js';
-import { API_HELP, API_OPTIONS, apiTarget, callApi, type ApiTarget } from './api-client.js';
+import { API_HELP, API_OPTIONS, apiTarget, callApi, hubCode, type ApiTarget } from './api-client.js';
 import type { Command, CommandIo } from './command.js';
 import { ProgressLine, bar } from './fw-progress.js';
 import { parse } from './parse.js';
@@ -37,7 +37,7 @@ export async function putBytes<T>(target: ApiTarget, path: string, body: Buffer,
         } catch {
           json = null;
         }
-        if ((res.statusCode ?? 500) >= 300) reject(new IocError('HUB_ERR_BAD_REQUEST', `PUT ${url.pathname}: HTTP ${res.statusCode}: ${json?.error?.message ?? text.slice(0, 200)}`, { context: { status: res.statusCode, code: json?.error?.code } }));
+        if ((res.statusCode ?? 500) >= 300) reject(new IocError(hubCode(json?.error?.code), `PUT ${url.pathname}: HTTP ${res.statusCode}: ${json?.error?.message ?? text.slice(0, 200)}`, { context: { status: res.statusCode, code: json?.error?.code } }));
         else resolve(json as T);
       });
     });
