@@ -37,7 +37,9 @@ t.test('gateway → Mosquitto with username/password: backlog drains on PUBACK, 
   const ackedBefore = gw.outbox.stats().acked;
   await waitFor(() => gw.outbox.stats().rows < 100 && gw.outbox.stats().acked >= 200, 'the backlog drained on Mosquitto\'s PUBACKs', 20_000);
   t.ok(gw.outbox.stats().acked - ackedBefore >= 200, 'at least the backlog was acknowledged and deleted');
-  t.equal(gw.uplink.stats().readingsAcked, gw.outbox.stats().acked, 'every deleted reading was acknowledged by the broker');
+  // Deleted only on PUBACK (the uplink counts PUBACKs before the outbox deletes: live polling goes on meanwhile).
+  const deleted = gw.outbox.stats().acked;
+  t.ok(deleted <= gw.uplink.stats().readingsAcked, `every deleted reading was acknowledged by the broker (${deleted} deleted)`);
   await waitFor(() => readings.some((r) => r.device === 'flood-1' && r.ts > brokerUpAt) && readings.some((r) => r.device === 'tsc-1'), 'live telemetry of both devices at the subscriber');
   t.match(mosq.log(), /New client connected .* as gw-test-01 .*u'gw-test-01'/, 'Mosquitto saw the configured username');
 });
