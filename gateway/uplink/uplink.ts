@@ -192,7 +192,17 @@ export class Uplink extends EventEmitter {
    * again on the new connection (the hub drops replays).
    * @returns true when it reconnected.
    */
-  async reconfigure(next: Partial<UplinkSettings>): Promise<boolean> {
+  reconfigure(next: Partial<UplinkSettings>): Promise<boolean> {
+    // One at a time: two overlapping calls each made a client, and the first one's
+    // was never retired — still connected after stop(), it kept the process alive.
+    const run = this.reconfiguring.then(() => this.applySettings(next));
+    this.reconfiguring = run.catch(() => undefined);
+    return run;
+  }
+
+  private reconfiguring: Promise<unknown> = Promise.resolve();
+
+  private async applySettings(next: Partial<UplinkSettings>): Promise<boolean> {
     const prev = this.deps;
     this.deps = { ...prev, ...next };
     if (next.batchSize !== undefined) this.batchSize = Math.min(this.batchSize, next.batchSize);
