@@ -30,7 +30,12 @@ export interface BrokerLimits {
   maxRetainedPerClient: number;
   /** QoS 1/2 messages kept for one persistent session (offline queue); the oldest are dropped and counted. */
   maxQueuedPerSession: number;
-  /** Payload bytes kept for one persistent session's queue; past it the oldest are dropped and counted. */
+  /**
+   * Payload bytes kept for one persistent session's queue; past it the oldest are
+   * dropped and counted. Never more than half of `maxOutgoingBytes` (brokerLimits()
+   * clamps it): Aedes writes a returning session's whole queue at once, and a
+   * backlog past the outgoing bound would disconnect a client that does read.
+   */
   maxQueuedBytesPerSession: number;
   /** Bytes waiting to be written to one client; past it the client is disconnected (it is not reading). */
   maxOutgoingBytes: number;
@@ -58,7 +63,7 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxRetainedBytes: 64 * 1024,
   maxRetainedPerClient: 100,
   maxQueuedPerSession: 10_000,
-  maxQueuedBytesPerSession: 16 * 1024 * 1024,
+  maxQueuedBytesPerSession: 4 * 1024 * 1024,
   maxOutgoingBytes: 8 * 1024 * 1024,
   maxConnectionsPerAccount: 64,
   maxClientIdLength: 128,
@@ -70,11 +75,9 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
 
 /** Partial settings over the defaults (nested maxSubscriptions merged too). */
 export function brokerLimits(partial: BrokerLimitSettings = {}): BrokerLimits {
-  return Object.freeze({
-    ...DEFAULT_BROKER_LIMITS,
-    ...partial,
-    maxSubscriptions: { ...DEFAULT_BROKER_LIMITS.maxSubscriptions, ...partial.maxSubscriptions },
-  });
+  const l = { ...DEFAULT_BROKER_LIMITS, ...partial, maxSubscriptions: { ...DEFAULT_BROKER_LIMITS.maxSubscriptions, ...partial.maxSubscriptions } };
+  l.maxQueuedBytesPerSession = Math.min(l.maxQueuedBytesPerSession, Math.floor(l.maxOutgoingBytes / 2));
+  return Object.freeze(l);
 }
 
 /** What the bounds refused or dropped, for metrics, logs and benchmarks. */

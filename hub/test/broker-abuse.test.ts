@@ -154,6 +154,26 @@ t.test('offline queue bytes are capped too: big messages push the oldest out', a
   t.ok(q.bytes <= 100 * 1024, `${q.bytes} bytes queued`);
 });
 
+t.test('a returning session gets its whole queue without tripping the outgoing bound (queue bytes ≤ half of it)', async (t) => {
+  const hub = await startSecureHub(t, { brokerLimits: { maxOutgoingBytes: 1024 * 1024 } });
+  t.equal(hub.broker.limits.maxQueuedBytesPerSession, 512 * 1024, 'the queue byte cap is clamped to half the outgoing bound');
+  const acct = await consumerAccount(hub);
+  const opts = { clientId: 'ioc:r', username: acct.username, password: acct.password, clean: false };
+  const c1 = await connectOk(t, mqttUrl(hub), opts);
+  await subscribeMany(c1, [topics.telemetry('gw-1')]);
+  await c1.endAsync();
+  const gw = await gateway(t, hub, 'gw-1');
+  for (let i = 0; i < 20; i++) await gw.publishAsync(topics.telemetry('gw-1'), batch(64 * 1024), { qos: 1 });
+  const queued = hub.broker.queueOf('ioc:r').queued;
+  t.ok(queued >= 7 && queued <= 8, `${queued} × 64 KiB kept`);
+  let got = 0;
+  const c2 = await connectOk(t, mqttUrl(hub), opts);
+  c2.on('message', () => got++);
+  await waitFor(() => got >= queued || null, 'the whole queue');
+  t.equal(hub.broker.limitCounters.slowReaders, 0, 'not mistaken for a client that does not read');
+  t.ok(c2.connected);
+});
+
 t.test('a payload the hub quarantined is never forwarded nor queued', async (t) => {
   const hub = await startSecureHub(t);
   const acct = await consumerAccount(hub);

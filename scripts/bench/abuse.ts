@@ -119,7 +119,7 @@ try {
       back.on('message', () => got++);
       await sleep(2000);
       await back.endAsync();
-      return `100 × 1 MiB queued for an offline session; ${got} delivered on its return (cap 16 MiB)`;
+      return `100 × 1 MiB queued for an offline session; ${got} delivered on its return (cap 4 MiB)`;
     }],
     ['slow-reader', async () => {
       const s = net.connect(port, '127.0.0.1');
