@@ -33,6 +33,7 @@ export const ERRORS = {
   GW_ERR_MODBUS_EXCEPTION: { message: 'Modbus device answered with an exception', retryable: false },
   GW_ERR_MODBUS_IO: { message: 'Modbus transport error', retryable: true },
   GW_ERR_DECODE: { message: 'raw value cannot be decoded', retryable: false },
+  GW_ERR_POLL_OVERRUN: { message: 'polls could not start on time (gateway overloaded or device too slow); they were stretched: lengthen pollIntervalMs or spread the devices over more gateways', retryable: true },
   // gateway: southbound, Modbus RTU (serial line and RTU over TCP)
   GW_ERR_MODBUS_CRC: { message: 'Modbus RTU reply failed its CRC check (noise, wrong baud rate or parity)', retryable: true },
   GW_ERR_MODBUS_FRAME: { message: 'Modbus RTU reply was incomplete or malformed (short frame)', retryable: true },

@@ -20,6 +20,7 @@ import { CommandHandler } from './remote/commands.js';
 import { bootConfig, ConfigAgent, type ApplyResult } from './remote/config-agent.js';
 import { ConfigFiles } from './remote/config-store.js';
 import { SouthboundSet } from './southbound/southbound-set.js';
+import { PollPacer } from './southbound/poll-pacer.js';
 import { parseGatewayConfig, type GatewayConfig } from './config.js';
 import { eventId, type DeviceHealth, type DevicePollStats } from './southbound/device-poller.js';
 import { openSerialPort, type SerialPortFactory } from './southbound/drivers/byte-link.js';
@@ -46,6 +47,8 @@ export interface Gateway {
   pollStats(): Record<string, DevicePollStats>;
   /** Threshold alarms of the profiles' points, evaluated on every reading. */
   readonly alarms: AlarmEvaluator;
+  /** Stretches Modbus polls under overload so the uplink keeps its share (poll-pacer.ts, issue 14.10). */
+  readonly pacer: PollPacer;
   /** Prometheus metrics (served at /metrics when `http` is configured). */
   readonly metrics: GatewayMetrics;
   /** Port of the /metrics, /healthz, /readyz endpoint; 0 when it is off. */
@@ -160,7 +163,13 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
   };
 
   // Lines (Modbus TCP/RTU, serial-line ports, OPC UA clients) and one driver per device: southbound.ts, per bus.
-  const southbound = new SouthboundSet({ logger, onReadings, onEvent, ...(opts.serialPortFactory ? { serialPortFactory: opts.serialPortFactory } : {}) });
+  // Under overload polls stretch so the uplink keeps its share (issue 14.10). It watches the ioc/v1 uplink only:
+  // with the Sparkplug northbound (or the hub away) polling keeps its intervals.
+  const pacer = new PollPacer({
+    logger: logger.child({ component: 'pacer' }),
+    sources: { backlog: () => outbox.stats().rows, connected: () => gate.open && uplink.connected },
+  });
+  const southbound = new SouthboundSet({ logger, onReadings, onEvent, pacer, ...(opts.serialPortFactory ? { serialPortFactory: opts.serialPortFactory } : {}) });
   await southbound.build(config, currentProfiles);
   const lines = southbound.lines();
   const pollers = southbound.drivers();
@@ -204,7 +213,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
 
   const pollStats = (): Record<string, DevicePollStats> => Object.fromEntries(southbound.drivers().map((p) => [p.id, { ...p.stats }]));
   const metrics = new GatewayMetrics({
-    gatewayId: config.gatewayId, version: VERSION, outbox, uplink, pollStats,
+    gatewayId: config.gatewayId, version: VERSION, outbox, uplink, pollStats, pacer,
     alarms: () => ({ active: alarms.list().length, ...alarms.counters }),
   });
   let running = false;
@@ -283,7 +292,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     if (!driver.write) throw new IocError('GW_ERR_WRITE_REFUSED', `device '${deviceId}' has no writable points (its protocol is read-only)`, { context: { device: deviceId, point } });
     await driver.write(point, value);
   };
-  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, gate, alarms, ...lines, uplink, ...(sparkplug ? [sparkplug] : []), configAgent, commands, firmwareAgent, ...pollers, ...(http ? [http] : [])];
+  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, gate, alarms, ...lines, uplink, ...(sparkplug ? [sparkplug] : []), configAgent, commands, firmwareAgent, pacer, ...pollers, ...(http ? [http] : [])];
   const started: typeof services = [];
   try {
     for (const s of services) {
@@ -309,6 +318,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     devices,
     pollStats,
     alarms,
+    pacer,
     metrics,
     httpPort: http?.port ?? 0,
     writePoint,
@@ -327,6 +337,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
         const onError = (err: unknown): void => logger.error({ err }, 'stop failed');
         for (const s of [...(http ? [http] : []), configAgent, commands, firmwareAgent]) await s.stop().catch(onError);
         await southbound.stopDrivers(onError);
+        await pacer.stop();
         await sparkplug?.stop().catch(onError);
         await uplink.stop().catch(onError);
         await gate.stop().catch(onError);

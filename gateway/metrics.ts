@@ -9,6 +9,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { OutboxStats } from './outbox/outbox.js';
 import type { DevicePollStats } from './southbound/device-state.js';
+import type { PollPacerStats } from './southbound/poll-pacer.js';
 import type { UplinkStats } from './uplink/uplink.js';
 
 /** Where the metrics come from. */
@@ -18,6 +19,8 @@ export interface GatewayMetricsSources {
   outbox: { stats(): OutboxStats };
   uplink: { stats(): UplinkStats };
   pollStats(): Record<string, DevicePollStats>;
+  /** The poll pacer (overload: stretched polls, overruns), issue 14.10. */
+  pacer?: { stats(): PollPacerStats };
   /** Alarms raised now, and raised/cleared since start. */
   alarms?: () => { active: number; raised: number; cleared: number };
   clock?: () => number;
@@ -71,6 +74,13 @@ export class GatewayMetrics {
     perDevice(reg, 'counter', 'ioc_edge_device_poll_timeouts_total', 'Requests to the device that timed out since start.', polls, (s) => s.timeouts ?? 0);
     perDevice(reg, 'counter', 'ioc_edge_device_poll_overruns_total', 'Polls that took longer than their interval.', polls, (s) => s.overruns);
     perDevice(reg, 'gauge', 'ioc_edge_device_up', '1 while the device answers, 0 when it is down or not yet polled.', polls, (s) => (s.health === 'up' ? 1 : 0));
+
+    if (src.pacer) {
+      const pacer = src.pacer;
+      counter(reg, 'ioc_edge_poll_overruns_total', 'Polls of all devices that could not keep their interval (stretched under overload, started an interval late, or longer than it) since start.', () => pacer.stats().overruns);
+      gauge(reg, 'ioc_edge_poll_stretch_ratio', 'Factor poll intervals are stretched by now so the uplink keeps its share (1 = on time).', () => pacer.stats().stretch);
+      gauge(reg, 'ioc_edge_event_loop_utilization_ratio', 'Share of the last pacer tick the event loop was busy, 0..1.', () => pacer.stats().eventLoopUtilization);
+    }
 
     const ob = (): OutboxStats => src.outbox.stats();
     gauge(reg, 'ioc_edge_outbox_readings', 'Readings waiting in the outbox (depth).', () => ob().rows);

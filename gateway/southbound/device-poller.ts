@@ -17,6 +17,7 @@ import { Backoff, type Logger } from '../../lib/index.js';
 import type { DeviceConfig } from '../config.js';
 import { DeviceState, type DeviceDriver, type DeviceHealth, type DevicePollStats } from './device-state.js';
 import type { ModbusRequestOptions, ModbusTransport, WriteMode } from './drivers/modbus-transport.js';
+import { OverrunReport, type PollPacer } from './poll-pacer.js';
 
 export { eventId, type DeviceHealth, type DevicePollStats } from './device-state.js';
 
@@ -46,6 +47,12 @@ export interface DevicePollerDeps {
    * 15 s outage). Configured per bus and per device (`backoffMaxMs`).
    */
   maxBackoffMs?: number;
+  /**
+   * The gateway's poll pacer (poll-pacer.ts): under overload it stretches
+   * every poll interval so the uplink keeps its share. Absent: polls keep
+   * their intervals (CLI tools, benches of the poller alone).
+   */
+  pacer?: PollPacer;
 }
 
 interface Group {
@@ -63,6 +70,7 @@ export class DevicePoller implements DeviceDriver {
   private readonly clock: () => number;
   private readonly state: DeviceState;
   private running = false;
+  private readonly overrunReport = new OverrunReport();
 
   constructor(private readonly deps: DevicePollerDeps) {
     this.clock = deps.clock ?? Date.now;
@@ -118,18 +126,57 @@ export class DevicePoller implements DeviceDriver {
 
   private readonly inflight = new Set<Promise<void>>();
 
+  /**
+   * Arms the next poll of `g` in `delayMs`. After each poll the next one is
+   * due one interval after this one started: the group's interval, a down
+   * device's backoff, or, under overload, the interval times the pacer's
+   * stretch. A poll that could not keep its interval is an overrun
+   * ({@link overrun}): stretched by the pacer, started an interval or more
+   * late (the event loop was behind), or longer than its interval.
+   */
   private schedule(g: Group, delayMs: number): void {
     if (!this.running) return;
+    const due = this.clock() + delayMs;
     g.timer = setTimeout(() => {
       g.timer = null;
       const started = this.clock();
+      const lateMs = started - due;
       void this.pollGroup(g).finally(() => {
         const elapsed = this.clock() - started;
-        const interval = this.state.health === 'down' ? this.backoff.next() : g.intervalMs;
-        if (elapsed > interval) this.state.stats.overruns++;
+        const down = this.state.health === 'down';
+        const base = down ? this.backoff.next() : g.intervalMs;
+        // A down device is already spaced by its backoff; the pacer stretches live polling.
+        const stretch = down ? 1 : (this.deps.pacer?.stretch ?? 1);
+        const interval = stretch > 1 ? Math.round(base * stretch) : base;
+        if (stretch > 1 || elapsed > base || lateMs >= base) this.overrun(g, interval, lateMs, elapsed);
         this.schedule(g, Math.max(0, interval - elapsed));
       });
     }, delayMs);
+  }
+
+  /**
+   * Counts one overrun of group `g` (now spaced `intervalMs`), and at most
+   * once per device per minute reports them: a warn log line and a
+   * `driver.fault` event with code GW_ERR_POLL_OVERRUN naming the interval,
+   * what it became and why (SCADA drivers report scan overruns the same way).
+   */
+  private overrun(g: Group, intervalMs: number, lateMs: number, elapsedMs: number): void {
+    this.state.stats.overruns++;
+    const pacer = this.deps.pacer;
+    pacer?.countOverrun();
+    const n = this.overrunReport.note(this.clock());
+    if (n === 0) return;
+    const d = this.deps.device;
+    const p = pacer?.stats();
+    const why = p && p.stretch > 1
+      ? `the gateway is overloaded (${p.backlog} readings waiting for the hub, event loop ${Math.round(p.eventLoopUtilization * 100)} % busy): polls stretched ×${p.stretch.toFixed(1)} so the uplink keeps its share`
+      : elapsedMs > g.intervalMs ? `a poll took ${Math.round(elapsedMs)} ms` : `a poll started ${Math.round(lateMs)} ms late (the gateway's event loop was behind)`;
+    const message = `device ${d.id} (unit ${d.unitId} on bus ${d.bus}): polls every ${g.intervalMs} ms overran ${n} time${n === 1 ? '' : 's'} since the last report; next poll in ${Math.round(intervalMs)} ms; ${why}. Lengthen pollIntervalMs or spread the devices over more gateways (GW_ERR_POLL_OVERRUN)`;
+    this.deps.logger.warn({ device: d.id, code: 'GW_ERR_POLL_OVERRUN', overruns: n, intervalMs: g.intervalMs, stretchedMs: Math.round(intervalMs) }, 'poll overrun');
+    this.state.event('driver.fault', 'warning', message, 'GW_ERR_POLL_OVERRUN', {
+      overruns: n, intervalMs: g.intervalMs, stretchedMs: Math.round(intervalMs), lateMs: Math.round(Math.max(0, lateMs)), pollMs: Math.round(elapsedMs),
+      ...(p ? { stretch: Math.round(p.stretch * 100) / 100, backlog: p.backlog, eventLoopUtilization: Math.round(p.eventLoopUtilization * 100) / 100 } : {}),
+    });
   }
 
   /** Per-request options: the device's timeout/retries; no retries while it is down. Two fixed objects, not one per poll. */

@@ -29,6 +29,7 @@ import type { DeviceDriver } from './device-state.js';
 import { openSerialPort, type SerialPortFactory } from './drivers/byte-link.js';
 import type { ModbusTransport } from './drivers/modbus-transport.js';
 import { buildSouthbound, type Service } from './southbound.js';
+import type { PollPacer } from './poll-pacer.js';
 
 /** Dependencies of {@link SouthboundSet}. */
 export interface SouthboundSetDeps {
@@ -36,6 +37,8 @@ export interface SouthboundSetDeps {
   onReadings: (readings: Reading[]) => void;
   onEvent: (event: GatewayEvent) => void;
   serialPortFactory?: SerialPortFactory;
+  /** Stretches Modbus polls under overload (poll-pacer.ts). */
+  pacer?: PollPacer;
 }
 
 interface Group {
@@ -279,7 +282,7 @@ export class SouthboundSet {
   private modbusDriver(device: DeviceConfig, profile: ModbusProfile, transport: ModbusTransport): DeviceDriver {
     // Only devices of an unchanged bus get a driver here, so the running bus settings are the new ones too.
     const bus = this.config?.buses.find((x) => x.id === device.bus) as { backoffMaxMs?: number } | undefined;
-    return new DevicePoller({ logger: this.deps.logger.child({ component: 'device' }), onReadings: this.deps.onReadings, onEvent: this.deps.onEvent, device, profile, transport, maxBackoffMs: backoffCap(device, bus) });
+    return new DevicePoller({ logger: this.deps.logger.child({ component: 'device' }), onReadings: this.deps.onReadings, onEvent: this.deps.onEvent, device, profile, transport, maxBackoffMs: backoffCap(device, bus), ...(this.deps.pacer ? { pacer: this.deps.pacer } : {}) });
   }
 
   /** Opens a serial port once and closes it: proves it exists and can be opened before anything is stopped. */

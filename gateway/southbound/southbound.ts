@@ -18,6 +18,7 @@ import { ModbusTcpTransport } from './drivers/modbus-tcp.js';
 import type { ModbusTransport } from './drivers/modbus-transport.js';
 import { openSerialPort, type SerialPortFactory } from './drivers/byte-link.js';
 import { SerialLineDevice } from './drivers/serial-line-device.js';
+import type { PollPacer } from './poll-pacer.js';
 // Type only: the module itself is imported lazily below.
 import type { OpcuaLine } from './drivers/opcua-line.js';
 
@@ -36,6 +37,8 @@ export interface SouthboundDeps {
   onEvent: (event: GatewayEvent) => void;
   /** Opens serial ports; tests pass one over serialport's mock binding. */
   serialPortFactory?: SerialPortFactory;
+  /** Stretches Modbus polls under overload (poll-pacer.ts). */
+  pacer?: PollPacer;
 }
 
 /** The built southbound side. Start `lines` before `drivers`, stop in reverse. */
@@ -81,7 +84,7 @@ export async function buildSouthbound(deps: SouthboundDeps): Promise<Southbound>
     // Every log line of a device driver carries `device` itself.
     const common = { logger: logger.child({ component: 'device' }), onReadings, onEvent };
     if (profile.protocol === 'modbus') {
-      drivers.push(new DevicePoller({ ...common, device: d, profile, transport: modbusLines.get(d.bus) as ModbusTransport, maxBackoffMs: backoffCap(d, bus as { backoffMaxMs?: number }) }));
+      drivers.push(new DevicePoller({ ...common, device: d, profile, transport: modbusLines.get(d.bus) as ModbusTransport, maxBackoffMs: backoffCap(d, bus as { backoffMaxMs?: number }), ...(deps.pacer ? { pacer: deps.pacer } : {}) }));
     } else if (profile.protocol === 'serial-line' && bus.type === 'serial-line') {
       drivers.push(new SerialLineDevice({ ...common, device: d, profile, bus, openPort }));
     } else if (profile.protocol === 'opcua' && bus.type === 'opcua') {

@@ -7,6 +7,15 @@
  * hub. The gateway process measures its own CPU (process.cpuUsage) and RSS.
  * Then shorter poll intervals until the path saturates.
  *
+ * --overload (issue 14.10): after the saturation search, the best figure of
+ * the whole path into the hub is the saturation figure; then the devices
+ * offer `--overload-factor` (6) times it (a shorter poll interval) and the
+ * points/s reaching the hub are compared with it: the gateway's poll pacer
+ * (gateway/southbound/poll-pacer.ts) must keep delivery close to its best
+ * rate (target ≥ 0.8) by stretching polls, reported as overruns. Adds, before
+ * the three lines below:
+ *   BENCH modbus-overload <points/s at the hub at 6× / saturation figure> ratio
+ *
  * Last three lines:
  *   BENCH modbus-scale <sustained points/s at the hub> points/s
  *   BENCH modbus-scale-cpu <gateway CPU> cores
@@ -19,7 +28,7 @@
  * node options, e.g. the unit's: `--node-flags='--max-semi-space-size=8
  * --heap-growing-percent=50'` (docs/deploy.md, "Memory").
  *
- *   npm run bench:modbus-scale -- [--devices 500] [--points 30] [--interval 500] [--seconds 20] [--no-saturation] [--tsx] [--entry proc|main] [--node-flags='…']
+ *   npm run bench:modbus-scale -- [--devices 500] [--points 30] [--interval 500] [--seconds 20] [--no-saturation] [--overload] [--overload-factor 6] [--tsx] [--entry proc|main] [--node-flags='…']
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,6 +45,7 @@ const { values } = parseArgs({
     devices: { type: 'string', default: '500' }, points: { type: 'string', default: '30' }, interval: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '20' }, warmup: { type: 'string', default: '6' }, 'no-saturation': { type: 'boolean' }, tsx: { type: 'boolean' },
     'node-flags': { type: 'string', default: '' }, entry: { type: 'string', default: 'proc' },
+    overload: { type: 'boolean' }, 'overload-factor': { type: 'string', default: '6' },
   },
 });
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -125,6 +135,9 @@ interface Phase {
   /** Readings the gateway's drivers produced per second (into the outbox). */
   produced: number;
   backlog: number;
+  /** Poll overruns of all devices during the measured window, and the largest stretch of poll intervals (poll-pacer.ts). */
+  overruns: number;
+  stretch: number;
 }
 
 async function phase(intervalMs: number, secs: number): Promise<Phase> {
@@ -142,7 +155,7 @@ async function phase(intervalMs: number, secs: number): Promise<Phase> {
   writeFileSync(file, JSON.stringify(config));
   const gw = values.entry === 'main' ? mainChild(file) : values.tsx ? LineProc.start('scripts/bench/scale-gateway-proc.ts', [file], { nofile: 8192 }) : LineProc.exec([process.execPath, ...nodeFlags, path.join(ROOT, 'dist/scripts/bench/scale-gateway-proc.js'), file], { nofile: 8192 });
   await gw.next((o) => o.ready === true, 120_000);
-  const stats: Array<{ t: number; cpuUs: number; rss: number; maxRssKb: number; backlog: number; produced: number }> = [];
+  const stats: Array<{ t: number; cpuUs: number; rss: number; maxRssKb: number; backlog: number; produced: number; overruns?: number; stretch?: number }> = [];
   let reading = true;
   void (async () => {
     while (reading) stats.push((await gw.next((o) => o.stats === true).catch(() => ({ t: 0, cpuUs: 0, rss: 0, maxRssKb: 0, backlog: 0, produced: 0 }))) as never);
@@ -164,17 +177,20 @@ async function phase(intervalMs: number, secs: number): Promise<Phase> {
     endRssMb: (b.stat?.rss ?? 0) / 1048576,
     produced: a.stat && b.stat ? (b.stat.produced - a.stat.produced) / cpuWall : Number.NaN,
     backlog: b.stat?.backlog ?? 0,
+    overruns: (b.stat?.overruns ?? 0) - (a.stat?.overruns ?? 0),
+    stretch: b.stat?.stretch ?? 1,
   };
 }
 
 const show = (p: Phase): string =>
-  `poll ${p.intervalMs} ms: offered ${Math.round(p.offered)} points/s, gateway produced ${Math.round(p.produced)}/s, sustained ${Math.round(p.sustained)}/s at the hub, gateway ${p.cores.toFixed(3)} cores, RSS ${p.endRssMb.toFixed(0)} MB (peak ${p.peakRssMb.toFixed(0)}), outbox backlog ${p.backlog}`;
+  `poll ${p.intervalMs} ms: offered ${Math.round(p.offered)} points/s, gateway produced ${Math.round(p.produced)}/s, sustained ${Math.round(p.sustained)}/s at the hub, gateway ${p.cores.toFixed(3)} cores, RSS ${p.endRssMb.toFixed(0)} MB (peak ${p.peakRssMb.toFixed(0)}), outbox backlog ${p.backlog}, ${p.overruns} poll overruns (stretch up to ×${p.stretch.toFixed(1)})`;
 
 const main = await phase(Number(values.interval), seconds);
 console.log(show(main));
 // Saturation: shorter poll intervals until the gateway's drivers fall behind (produced < 90 % of
 // offered) or the hub does (sustained < 90 %): the two limits are reported separately.
-if (!values['no-saturation']) {
+let overloadRatio: number | null = null;
+if (!values['no-saturation'] || values.overload) {
   let path = main;
   let gateway = main;
   for (const intervalMs of [250, 125, 83, 62, 50]) {
@@ -186,11 +202,21 @@ if (!values['no-saturation']) {
   }
   console.log(`saturation, whole path into the hub: about ${Math.round(path.sustained)} points/s (poll ${path.intervalMs} ms)`);
   console.log(`saturation, gateway drivers into the outbox: about ${Math.round(gateway.produced)} points/s (poll ${gateway.intervalMs} ms, ${gateway.cores.toFixed(2)} cores)`);
+  if (values.overload) {
+    // The devices offer k times what the whole path carried at its best: the poll interval that gives it.
+    const k = Number(values['overload-factor']);
+    const intervalMs = Math.max(5, Math.round((devices * points * 1000) / (k * path.sustained)));
+    const p = await phase(intervalMs, seconds);
+    console.log(show(p));
+    overloadRatio = p.sustained / path.sustained;
+    console.log(`overload: ${k}× the saturation figure offered (${Math.round(p.offered)} points/s), ${Math.round(p.sustained)} points/s reached the hub = ${overloadRatio.toFixed(2)} of the saturation figure ${Math.round(path.sustained)} (target >= 0.8)`);
+  }
 }
 await sim.stop();
 await hub.stop();
 rmSync(dir, { recursive: true, force: true });
 console.log(`gateway node flags: ${values['node-flags'] || '(none)'}${values.tsx ? ', sources under tsx' : ', compiled'}${values.entry === 'main' ? ', started as dist/bin/main.js run' : ''}`);
+if (overloadRatio !== null) console.log(`BENCH modbus-overload ${overloadRatio.toFixed(3)} ratio`);
 console.log(`BENCH modbus-scale ${Math.round(main.sustained)} points/s`);
 console.log(`BENCH modbus-scale-cpu ${main.cores.toFixed(3)} cores`);
 console.log(`BENCH modbus-scale-rss ${main.peakRssMb.toFixed(0)} MB`);

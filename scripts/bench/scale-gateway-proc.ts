@@ -3,7 +3,8 @@
  * Modbus TCP transports, SQLite outbox, MQTT uplink) from a configuration
  * file, measuring itself: every second one line with its CPU time
  * (process.cpuUsage, µs), RSS and peak RSS, readings produced by its
- * drivers so far, outbox backlog. stdin close stops it. SCALE_TRACE=1 adds
+ * drivers so far, outbox backlog, poll overruns of all devices so far and
+ * the largest stretch of poll intervals seen (poll-pacer.ts). stdin close stops it. SCALE_TRACE=1 adds
  * a memory breakdown per second on stderr.
  * Args: CONFIG_FILE
  */
@@ -42,7 +43,9 @@ const report = setInterval(() => {
   const cpu = process.cpuUsage();
   const outbox = gw.outbox.stats();
   const mem = process.memoryUsage();
-  console.log(JSON.stringify({ stats: true, t: Date.now(), cpuUs: cpu.user + cpu.system, rss: mem.rss, heap: mem.heapUsed, maxRssKb: process.resourceUsage().maxRSS, backlog: outbox.rows, produced }));
+  let overruns = 0;
+  for (const s of Object.values(gw.pollStats())) overruns += s.overruns;
+  console.log(JSON.stringify({ stats: true, t: Date.now(), cpuUs: cpu.user + cpu.system, rss: mem.rss, heap: mem.heapUsed, maxRssKb: process.resourceUsage().maxRSS, backlog: outbox.rows, produced, overruns, stretch: gw.pacer.stats().maxStretch }));
   if (trace) {
     const mb = (n: number): string => (n / 1048576).toFixed(1);
     const spaces = getHeapSpaceStatistics().map((s) => `${s.space_name.replace('_space', '')} ${mb(s.space_size)}/${mb(s.space_used_size)}`).join(' ');

@@ -1,0 +1,173 @@
+/**
+ * Poll pacing under overload (issue 14.10): when the devices offer more
+ * readings than the gateway can carry to the hub, polling yields to the
+ * uplink instead of starving it.
+ *
+ * Without it, a gateway whose pollers were configured faster than its CPU
+ * (or the hub) can carry kept every poll on time: the pollers took the whole
+ * event loop, the uplink got what was left, delivery into the hub fell from
+ * ~47,600 points/s (250 ms polls, bench:modbus-scale) to 3,700 (83 ms) and
+ * the outbox backlog grew by millions.
+ *
+ * How: one pacer per gateway, shared by every Modbus poller
+ * (device-poller.ts). Every `tickMs` it looks at the readings waiting in
+ * the outbox while the drain is connected, and keeps one **stretch** factor
+ * (≥ 1) that every poll interval is multiplied by:
+ *
+ * - the backlog is above `lowWater` and grew over the last second: the
+ *   drain is not keeping up, stretch × `increase`;
+ * - the backlog is below `lowWater` (the drain has slack): stretch ÷
+ *   `decrease`, back to 1;
+ * - above `lowWater` and shrinking (the drain is gaining, e.g. a backlog
+ *   after an outage while live polling goes on): slowly towards 1.
+ *
+ * So the backlog settles near `lowWater`: the uplink always has work, the
+ * pollers produce about what it can carry. While the drain is not connected
+ * the stretch returns to 1: polling goes on at full rate into the outbox
+ * (DESIGN.md: the outbox is bounded and drops the oldest when full).
+ *
+ * A poll that cannot start on time (stretched by the pacer, started an
+ * interval or more late because the event loop is behind, or longer than its
+ * interval) is an **overrun**, as SCADA drivers report scan overruns: counted
+ * per device (`ioc_edge_device_poll_overruns_total`) and in total
+ * (`ioc_edge_poll_overruns_total`), and reported at most once per device per
+ * {@link OVERRUN_EVENT_GAP_MS} as a `driver.fault` event with code
+ * `GW_ERR_POLL_OVERRUN` ({@link OverrunReport}). The pacer also samples the
+ * event-loop utilisation (perf_hooks) for the event text and the metrics.
+ */
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import type { Logger } from '../../lib/index.js';
+
+/** What the pacer watches: the readings waiting in the outbox, and whether the drain (uplink or Sparkplug) is connected. */
+export interface PollPacerSources {
+  backlog(): number;
+  connected(): boolean;
+}
+
+/** Dependencies and settings of {@link PollPacer}. */
+export interface PollPacerDeps {
+  logger: Logger;
+  sources: PollPacerSources;
+  /** Control period (ms). Default 250. */
+  tickMs?: number;
+  /** Backlog (readings) the drain may have waiting before growth stretches polls. Default 16,000 (two windows of 8 batches × 1,000). */
+  lowWater?: number;
+  /** Largest stretch factor. Default 32. */
+  maxStretch?: number;
+  /** Factor per tick while the backlog grows above `lowWater`. Default 1.15. */
+  increase?: number;
+  /** Divisor per tick while the backlog is below `lowWater`. Default 1.05. */
+  decrease?: number;
+  clock?: () => number;
+}
+
+/** What the pacer reports (status, metrics, tests). */
+export interface PollPacerStats {
+  /** Factor every poll interval is multiplied by now (1 = on time). */
+  stretch: number;
+  /** Largest stretch since start. */
+  maxStretch: number;
+  /** Overruns of every poller since start. */
+  overruns: number;
+  /** Event-loop utilisation over the last tick, 0..1. */
+  eventLoopUtilization: number;
+  /** Backlog seen at the last tick (readings). */
+  backlog: number;
+}
+
+/** Shortest gap between two overrun events of one device (ms). */
+export const OVERRUN_EVENT_GAP_MS = 60_000;
+
+/** The gateway's poll pacer: a service (start/stop) the composition root hands to every Modbus poller. */
+export class PollPacer {
+  private timer: NodeJS.Timeout | null = null;
+  private factor = 1;
+  private peak = 1;
+  private overrunCount = 0;
+  private elu = 0;
+  private lastElu: EventLoopUtilization | null = null;
+  private lastBacklog = 0;
+  /** Backlog samples of the last second, oldest first. */
+  private readonly history: number[] = [];
+  private readonly clock: () => number;
+
+  constructor(private readonly deps: PollPacerDeps) {
+    this.clock = deps.clock ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    if (this.timer) return;
+    this.lastElu = performance.eventLoopUtilization();
+    this.timer = setInterval(() => this.tick(), this.deps.tickMs ?? 250);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.factor = 1;
+  }
+
+  /** The factor poll intervals are multiplied by now. */
+  get stretch(): number {
+    return this.factor;
+  }
+
+  stats(): PollPacerStats {
+    return { stretch: this.factor, maxStretch: this.peak, overruns: this.overrunCount, eventLoopUtilization: this.elu, backlog: this.lastBacklog };
+  }
+
+  /** A poller counts one overrun (for the gateway total). */
+  countOverrun(): void {
+    this.overrunCount++;
+  }
+
+  /** One control step; exposed for tests. */
+  tick(): void {
+    const now = performance.eventLoopUtilization();
+    if (this.lastElu) this.elu = performance.eventLoopUtilization(now, this.lastElu).utilization;
+    this.lastElu = now;
+    const { sources } = this.deps;
+    const backlog = sources.backlog();
+    this.lastBacklog = backlog;
+    const perSecond = Math.max(1, Math.round(1000 / (this.deps.tickMs ?? 250)));
+    this.history.push(backlog);
+    if (this.history.length > perSecond + 1) this.history.shift();
+    const before = this.factor;
+    if (!sources.connected()) {
+      // Hub away: everything goes to the outbox anyway; poll at full rate (DESIGN.md).
+      this.factor = Math.max(1, this.factor / 1.5);
+      this.history.length = 0;
+    } else {
+      const low = this.deps.lowWater ?? 16_000;
+      const grew = this.history.length > perSecond && backlog > this.history[0]!;
+      if (backlog > low && grew) this.factor = Math.min(this.deps.maxStretch ?? 32, this.factor * (this.deps.increase ?? 1.15));
+      else if (backlog <= low) this.factor = Math.max(1, this.factor / (this.deps.decrease ?? 1.05));
+      else this.factor = Math.max(1, this.factor / 1.01);
+    }
+    if (this.factor < 1.01) this.factor = 1;
+    if (this.factor > this.peak) this.peak = this.factor;
+    if (before === 1 && this.factor > 1) this.deps.logger.info({ backlog, elu: round2(this.elu) }, 'gateway overloaded: stretching polls so the uplink keeps its share');
+    else if (before > 1 && this.factor === 1) this.deps.logger.info({ backlog, peakStretch: round2(this.peak) }, 'polls back on time');
+  }
+}
+
+/** Rate limit of one device's overrun events: at most one per {@link OVERRUN_EVENT_GAP_MS}, carrying the count since the last one. */
+export class OverrunReport {
+  private lastAt = Number.NEGATIVE_INFINITY;
+  private since = 0;
+
+  /** Notes an overrun at `now`; returns the overruns to report (this one included) when an event is due, else 0. */
+  note(now: number): number {
+    this.since++;
+    if (now - this.lastAt < OVERRUN_EVENT_GAP_MS) return 0;
+    this.lastAt = now;
+    const n = this.since;
+    this.since = 0;
+    return n;
+  }
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}
