@@ -168,5 +168,6 @@ t.test('a device that answers again is read within its backoff cap', async (t) =
   await until(() => attempts() >= before + 8, 'eight polls of the down device (a 30 s cap would take minutes)', 20_000);
   sim.silent(false);
   await until(() => poller.health === 'up', 'up again', 10_000);
-  t.same(events, ['device.down', 'device.up']);
+  // The transport may report its own fault (timeouts) besides; the device goes down once and up once.
+  t.same(events.filter((e) => e.startsWith('device.')), ['device.down', 'device.up']);
 });
