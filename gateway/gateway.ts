@@ -167,7 +167,9 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
   // with the Sparkplug northbound (or the hub away) polling keeps its intervals.
   const pacer = new PollPacer({
     logger: logger.child({ component: 'pacer' }),
-    sources: { backlog: () => outbox.stats().rows, connected: () => gate.open && uplink.connected },
+    sources: { outbox: () => outbox.stats(), connected: () => gate.open && uplink.connected },
+    // What the uplink needs waiting to stay busy: two windows of batches.
+    lowWater: () => Math.max(1000, 2 * config.uplink.batchSize * config.uplink.window),
   });
   const southbound = new SouthboundSet({ logger, onReadings, onEvent, pacer, ...(opts.serialPortFactory ? { serialPortFactory: opts.serialPortFactory } : {}) });
   await southbound.build(config, currentProfiles);

@@ -156,9 +156,9 @@ export class DevicePoller implements DeviceDriver {
 
   /**
    * Counts one overrun of group `g` (now spaced `intervalMs`), and at most
-   * once per device per minute reports them: a warn log line and a
-   * `driver.fault` event with code GW_ERR_POLL_OVERRUN naming the interval,
-   * what it became and why (SCADA drivers report scan overruns the same way).
+   * once per device per minute reports them: a `driver.fault` event with code GW_ERR_POLL_OVERRUN naming the interval,
+   * what it became and why (SCADA drivers report scan overruns the same way),
+   * and a warn log line unless the pacer stretched it (the pacer logs that once for the gateway).
    */
   private overrun(g: Group, intervalMs: number, lateMs: number, elapsedMs: number): void {
     this.state.stats.overruns++;
@@ -172,7 +172,8 @@ export class DevicePoller implements DeviceDriver {
       ? `the gateway is overloaded (${p.backlog} readings waiting for the hub, event loop ${Math.round(p.eventLoopUtilization * 100)} % busy): polls stretched ×${p.stretch.toFixed(1)} so the uplink keeps its share`
       : elapsedMs > g.intervalMs ? `a poll took ${Math.round(elapsedMs)} ms` : `a poll started ${Math.round(lateMs)} ms late (the gateway's event loop was behind)`;
     const message = `device ${d.id} (unit ${d.unitId} on bus ${d.bus}): polls every ${g.intervalMs} ms overran ${n} time${n === 1 ? '' : 's'} since the last report; next poll in ${Math.round(intervalMs)} ms; ${why}. Lengthen pollIntervalMs or spread the devices over more gateways (GW_ERR_POLL_OVERRUN)`;
-    this.deps.logger.warn({ device: d.id, code: 'GW_ERR_POLL_OVERRUN', overruns: n, intervalMs: g.intervalMs, stretchedMs: Math.round(intervalMs) }, 'poll overrun');
+    // The log line under overload is the pacer's, once for the gateway; the event names this device.
+    if (!p || p.stretch === 1) this.deps.logger.warn({ device: d.id, code: 'GW_ERR_POLL_OVERRUN', overruns: n, intervalMs: g.intervalMs, lateMs: Math.round(lateMs), pollMs: Math.round(elapsedMs) }, 'poll overrun');
     this.state.event('driver.fault', 'warning', message, 'GW_ERR_POLL_OVERRUN', {
       overruns: n, intervalMs: g.intervalMs, stretchedMs: Math.round(intervalMs), lateMs: Math.round(Math.max(0, lateMs)), pollMs: Math.round(elapsedMs),
       ...(p ? { stretch: Math.round(p.stretch * 100) / 100, backlog: p.backlog, eventLoopUtilization: Math.round(p.eventLoopUtilization * 100) / 100 } : {}),

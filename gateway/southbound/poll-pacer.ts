@@ -10,21 +10,28 @@
  * the outbox backlog grew by millions.
  *
  * How: one pacer per gateway, shared by every Modbus poller
- * (device-poller.ts). Every `tickMs` it looks at the readings waiting in
- * the outbox while the drain is connected, and keeps one **stretch** factor
- * (≥ 1) that every poll interval is multiplied by:
+ * (device-poller.ts). Every `tickMs` it looks at the outbox while the drain
+ * is connected: the readings waiting, and over the last second the rate the
+ * drivers append (P) and the rate the hub acknowledges (D). It keeps one
+ * **stretch** factor (≥ 1) that every poll interval is multiplied by. The
+ * low-water mark is the larger of `lowWater` (two uplink windows: what the
+ * uplink needs waiting to stay busy) and one second of D:
  *
- * - the backlog is above `lowWater` and grew over the last second: the
- *   drain is not keeping up, stretch × `increase`;
- * - the backlog is below `lowWater` (the drain has slack): stretch ÷
- *   `decrease`, back to 1;
- * - above `lowWater` and shrinking (the drain is gaining, e.g. a backlog
- *   after an outage while live polling goes on): slowly towards 1.
+ * - the backlog is above the mark: the drain has all the work it can take,
+ *   so D is what the path carries; the stretch moves so that P becomes
+ *   90 % of D (the excess backlog drains), by at most × `increase` or
+ *   ÷ `decrease` per tick (a stretch takes effect one poll later);
+ * - the backlog is below the mark (the drain has slack): stretch ÷
+ *   `decrease`, back to 1.
  *
- * So the backlog settles near `lowWater`: the uplink always has work, the
- * pollers produce about what it can carry. While the drain is not connected
- * the stretch returns to 1: polling goes on at full rate into the outbox
- * (DESIGN.md: the outbox is bounded and drops the oldest when full).
+ * So the backlog settles near the mark: the uplink always has work, the
+ * pollers produce about what it can carry. A backlog after an outage
+ * drains while live polling goes on at full rate, as long as the live
+ * readings leave the drain room (P < 0.9 D).
+ * While the drain is not connected the stretch returns to 1 (halved about
+ * every 9 s, so a connection that drops under the overload itself does not
+ * bring the overload straight back): polling goes on at full rate into the
+ * outbox (DESIGN.md: the outbox is bounded and drops the oldest when full).
  *
  * A poll that cannot start on time (stretched by the pacer, started an
  * interval or more late because the event loop is behind, or longer than its
@@ -40,7 +47,8 @@ import type { Logger } from '../../lib/index.js';
 
 /** What the pacer watches: the readings waiting in the outbox, and whether the drain (uplink or Sparkplug) is connected. */
 export interface PollPacerSources {
-  backlog(): number;
+  /** The outbox's counters: readings waiting, appended and acknowledged since start. */
+  outbox(): { rows: number; appended: number; acked: number };
   connected(): boolean;
 }
 
@@ -50,13 +58,13 @@ export interface PollPacerDeps {
   sources: PollPacerSources;
   /** Control period (ms). Default 250. */
   tickMs?: number;
-  /** Backlog (readings) the drain may have waiting before growth stretches polls. Default 16,000 (two windows of 8 batches × 1,000). */
-  lowWater?: number;
+  /** Backlog (readings) the drain may have waiting before growth stretches polls, at least. Default 16,000 (two windows of 8 batches × 1,000); read at every tick. */
+  lowWater?: number | (() => number);
   /** Largest stretch factor. Default 32. */
   maxStretch?: number;
-  /** Factor per tick while the backlog grows above `lowWater`. Default 1.15. */
+  /** Largest factor per tick. Default 1.25. */
   increase?: number;
-  /** Divisor per tick while the backlog is below `lowWater`. Default 1.05. */
+  /** Largest divisor per tick. Default 1.1. */
   decrease?: number;
   clock?: () => number;
 }
@@ -87,9 +95,10 @@ export class PollPacer {
   private elu = 0;
   private lastElu: EventLoopUtilization | null = null;
   private lastBacklog = 0;
-  /** Backlog samples of the last second, oldest first. */
-  private readonly history: number[] = [];
+  /** Outbox samples of the last second, oldest first. */
+  private history: Array<{ t: number; appended: number; acked: number }> = [];
   private readonly clock: () => number;
+  private loggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly deps: PollPacerDeps) {
     this.clock = deps.clock ?? Date.now;
@@ -128,27 +137,41 @@ export class PollPacer {
     if (this.lastElu) this.elu = performance.eventLoopUtilization(now, this.lastElu).utilization;
     this.lastElu = now;
     const { sources } = this.deps;
-    const backlog = sources.backlog();
+    const ob = sources.outbox();
+    const backlog = ob.rows;
     this.lastBacklog = backlog;
+    const t = this.clock();
     const perSecond = Math.max(1, Math.round(1000 / (this.deps.tickMs ?? 250)));
-    this.history.push(backlog);
+    this.history.push({ t, appended: ob.appended, acked: ob.acked });
     if (this.history.length > perSecond + 1) this.history.shift();
     const before = this.factor;
+    const up = this.deps.increase ?? 1.25;
+    const down = this.deps.decrease ?? 1.1;
     if (!sources.connected()) {
-      // Hub away: everything goes to the outbox anyway; poll at full rate (DESIGN.md).
-      this.factor = Math.max(1, this.factor / 1.5);
-      this.history.length = 0;
-    } else {
-      const low = this.deps.lowWater ?? 16_000;
-      const grew = this.history.length > perSecond && backlog > this.history[0]!;
-      if (backlog > low && grew) this.factor = Math.min(this.deps.maxStretch ?? 32, this.factor * (this.deps.increase ?? 1.15));
-      else if (backlog <= low) this.factor = Math.max(1, this.factor / (this.deps.decrease ?? 1.05));
-      else this.factor = Math.max(1, this.factor / 1.01);
+      // Hub away: everything goes to the outbox anyway; back to full rate (DESIGN.md), but slowly
+      // (halved about every 9 s): an uplink that drops under the very overload must not return to it at once.
+      this.factor = Math.max(1, this.factor / 1.02);
+      this.history = [];
+    } else if (this.history.length > perSecond) {
+      const old = this.history[0]!;
+      const dt = Math.max(1, t - old.t) / 1000;
+      const produced = (ob.appended - old.appended) / dt;
+      const drained = (ob.acked - old.acked) / dt;
+      const lw = this.deps.lowWater;
+      const low = Math.max(typeof lw === 'function' ? lw() : (lw ?? 16_000), drained);
+      if (backlog > low) {
+        // P × (old stretch / new stretch) = 0.9 D; nothing drained at all (the hub stalls): the largest step.
+        const ratio = drained > 0 ? produced / (0.9 * drained) : up;
+        this.factor = Math.min(this.deps.maxStretch ?? 32, Math.max(1, this.factor * Math.min(up, Math.max(1 / down, ratio))));
+      } else this.factor = Math.max(1, this.factor / down);
     }
     if (this.factor < 1.01) this.factor = 1;
     if (this.factor > this.peak) this.peak = this.factor;
-    if (before === 1 && this.factor > 1) this.deps.logger.info({ backlog, elu: round2(this.elu) }, 'gateway overloaded: stretching polls so the uplink keeps its share');
-    else if (before > 1 && this.factor === 1) this.deps.logger.info({ backlog, peakStretch: round2(this.peak) }, 'polls back on time');
+    // One line when stretching begins (at most once a minute: the factor may touch 1 and rise again).
+    if (before === 1 && this.factor > 1 && t - this.loggedAt >= OVERRUN_EVENT_GAP_MS) {
+      this.loggedAt = t;
+      this.deps.logger.warn({ code: 'GW_ERR_POLL_OVERRUN', backlog, eventLoopUtilization: round2(this.elu) }, 'gateway overloaded: the uplink does not keep up with the polls; stretching poll intervals so it keeps its share');
+    }
   }
 }
 

@@ -138,6 +138,9 @@ interface Phase {
   /** Poll overruns of all devices during the measured window, and the largest stretch of poll intervals (poll-pacer.ts). */
   overruns: number;
   stretch: number;
+  /** Stretch at the end of the window, and uplink connections made during it (a reconnect under load shows here). */
+  stretchNow: number;
+  connects: number;
 }
 
 async function phase(intervalMs: number, secs: number): Promise<Phase> {
@@ -155,7 +158,7 @@ async function phase(intervalMs: number, secs: number): Promise<Phase> {
   writeFileSync(file, JSON.stringify(config));
   const gw = values.entry === 'main' ? mainChild(file) : values.tsx ? LineProc.start('scripts/bench/scale-gateway-proc.ts', [file], { nofile: 8192 }) : LineProc.exec([process.execPath, ...nodeFlags, path.join(ROOT, 'dist/scripts/bench/scale-gateway-proc.js'), file], { nofile: 8192 });
   await gw.next((o) => o.ready === true, 120_000);
-  const stats: Array<{ t: number; cpuUs: number; rss: number; maxRssKb: number; backlog: number; produced: number; overruns?: number; stretch?: number }> = [];
+  const stats: Array<{ t: number; cpuUs: number; rss: number; maxRssKb: number; backlog: number; produced: number; overruns?: number; stretch?: number; stretchNow?: number; connects?: number }> = [];
   let reading = true;
   void (async () => {
     while (reading) stats.push((await gw.next((o) => o.stats === true).catch(() => ({ t: 0, cpuUs: 0, rss: 0, maxRssKb: 0, backlog: 0, produced: 0 }))) as never);
@@ -179,11 +182,13 @@ async function phase(intervalMs: number, secs: number): Promise<Phase> {
     backlog: b.stat?.backlog ?? 0,
     overruns: (b.stat?.overruns ?? 0) - (a.stat?.overruns ?? 0),
     stretch: b.stat?.stretch ?? 1,
+    stretchNow: b.stat?.stretchNow ?? 1,
+    connects: (b.stat?.connects ?? 0) - (a.stat?.connects ?? 0),
   };
 }
 
 const show = (p: Phase): string =>
-  `poll ${p.intervalMs} ms: offered ${Math.round(p.offered)} points/s, gateway produced ${Math.round(p.produced)}/s, sustained ${Math.round(p.sustained)}/s at the hub, gateway ${p.cores.toFixed(3)} cores, RSS ${p.endRssMb.toFixed(0)} MB (peak ${p.peakRssMb.toFixed(0)}), outbox backlog ${p.backlog}, ${p.overruns} poll overruns (stretch up to ×${p.stretch.toFixed(1)})`;
+  `poll ${p.intervalMs} ms: offered ${Math.round(p.offered)} points/s, gateway produced ${Math.round(p.produced)}/s, sustained ${Math.round(p.sustained)}/s at the hub, gateway ${p.cores.toFixed(3)} cores, RSS ${p.endRssMb.toFixed(0)} MB (peak ${p.peakRssMb.toFixed(0)}), outbox backlog ${p.backlog}, ${p.overruns} poll overruns (stretch up to ×${p.stretch.toFixed(1)}, ×${p.stretchNow.toFixed(1)} at the end), ${p.connects} uplink reconnects`;
 
 const main = await phase(Number(values.interval), seconds);
 console.log(show(main));

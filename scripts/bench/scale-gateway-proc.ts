@@ -45,7 +45,7 @@ const report = setInterval(() => {
   const mem = process.memoryUsage();
   let overruns = 0;
   for (const s of Object.values(gw.pollStats())) overruns += s.overruns;
-  console.log(JSON.stringify({ stats: true, t: Date.now(), cpuUs: cpu.user + cpu.system, rss: mem.rss, heap: mem.heapUsed, maxRssKb: process.resourceUsage().maxRSS, backlog: outbox.rows, produced, overruns, stretch: gw.pacer.stats().maxStretch }));
+  console.log(JSON.stringify({ stats: true, t: Date.now(), cpuUs: cpu.user + cpu.system, rss: mem.rss, heap: mem.heapUsed, maxRssKb: process.resourceUsage().maxRSS, backlog: outbox.rows, produced, overruns, stretch: gw.pacer.stats().maxStretch, stretchNow: gw.pacer.stats().stretch, connects: gw.uplink.stats().connects }));
   if (trace) {
     const mb = (n: number): string => (n / 1048576).toFixed(1);
     const spaces = getHeapSpaceStatistics().map((s) => `${s.space_name.replace('_space', '')} ${mb(s.space_size)}/${mb(s.space_used_size)}`).join(' ');
