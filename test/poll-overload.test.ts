@@ -109,8 +109,12 @@ t.test('overloaded: polls are stretched and reported as overruns, readings keep 
     t.match(ev!.message, /^device churn-\d \(unit \d on bus lan\): polls every 50 ms overran \d+ times? since the last report; next poll in \d+ ms; (the gateway is overloaded \(\d+ readings waiting for the hub, event loop \d+ % busy\): polls stretched ×[\d.]+ so the uplink keeps its share|a poll took \d+ ms|a poll started \d+ ms late \(the gateway's event loop was behind\))\. Lengthen pollIntervalMs or spread the devices over more gateways \(GW_ERR_POLL_OVERRUN\)$/);
     t.notMatch(ev!.message, /undefined|NaN|\[object Object\]/);
   }
-  const perDevice = gw.pollStats();
-  for (const u of UNITS) t.ok(perDevice[`churn-${u}`]!.overruns > 0, `churn-${u}: overruns counted`);
+  // The pollers themselves are stretched: their next poll is scheduled later than their interval.
+  const stretched = await waitFor(() => {
+    const stats = gw.pollStats();
+    return UNITS.every((u) => (stats[`churn-${u}`]!.spacingMs ?? 0) >= 100) ? stats : null;
+  }, 'every poller spaced at least 2x its 50 ms interval', 20_000);
+  for (const u of UNITS) t.ok(stretched[`churn-${u}`]!.overruns > 0, `churn-${u}: overruns counted, polls spaced ${stretched[`churn-${u}`]!.spacingMs} ms`);
 
   // Readings keep reaching the hub while the polls are stretched.
   const before = s.committed();

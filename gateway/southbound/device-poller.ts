@@ -148,6 +148,7 @@ export class DevicePoller implements DeviceDriver {
         // A down device is already spaced by its backoff; the pacer stretches live polling.
         const stretch = down ? 1 : (this.deps.pacer?.stretch ?? 1);
         const interval = stretch > 1 ? Math.round(base * stretch) : base;
+        this.state.stats.spacingMs = interval;
         if (stretch > 1 || elapsed > base || lateMs >= base) this.overrun(g, interval, lateMs, elapsed);
         this.schedule(g, Math.max(0, interval - elapsed));
       });

@@ -30,6 +30,8 @@ export interface DevicePollStats {
   health: DeviceHealth;
   /** Requests that got no answer in time (Modbus timeouts), for metrics. */
   timeouts?: number;
+  /** Spacing of the last scheduled poll (ms): the interval, a down device's backoff, or the interval stretched under overload (poll-pacer.ts). Polling drivers only. */
+  spacingMs?: number;
 }
 
 /** A point as far as reporting goes. */
