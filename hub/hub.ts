@@ -289,7 +289,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     for (const svc of started.reverse()) await svc.stop().catch(() => undefined);
     throw err;
   }
-  await secureDataDir(opts.dataDir, logger); // what the services created, should the umask have been loose
+  await secureDataDir(opts.dataDir, logger, true); // what the services created, should the umask have been loose
   // The audit chain's head in the log at every start: a copy kept outside the hub's files (audit-log.ts). In the background: it reads the whole log.
   audit.verify().then(
     (v) => (v.ok ? idLog.info({ entries: v.entries, head: v.head }, 'audit log chain holds') : idLog.error({ code: 'HUB_ERR_AUDIT_CHAIN', ...v }, 'audit log chain is BROKEN: an entry was changed or removed')),

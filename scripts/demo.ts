@@ -6,6 +6,7 @@
  *
  *   npm start -- --data-dir DIR --mqtt-port N --http-port N   (0 picks a free port)
  */
+import net from 'node:net';
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { startGateway } from '../gateway/index.js';
@@ -19,8 +20,8 @@ const HELP = `ioc-edge demo: hub + gateway + simulated Modbus devices
 
 Usage: npm start -- [options]
   --data-dir DIR     where hub and gateway keep their SQLite files (default ./data/demo)
-  --mqtt-port N      hub MQTT port (default 1883; 0 picks a free port)
-  --http-port N      hub HTTP API port (default 8080; 0 picks a free port)
+  --mqtt-port N      hub MQTT port (default 1883, or a free port if 1883 is taken; 0 picks a free port)
+  --http-port N      hub HTTP API port (default 8080, or a free port if 8080 is taken; 0 picks a free port)
   --log-level LEVEL  trace, debug, info, warn, error (default info)
   -h, --help         this text
 
@@ -34,6 +35,26 @@ function port(value: string | undefined, def: number, name: string): number {
     process.exit(2);
   }
   return n;
+}
+
+/** True when nothing listens on 127.0.0.1:`p` yet (a Mosquitto on 1883, another demo on 8080…). */
+function portFree(p: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(p, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The port to use: the one asked for, else the default while it is free, else a free
+ * one (0), said in the log: `npm start` must work where another broker holds 1883.
+ */
+async function choosePort(value: string | undefined, def: number, name: string, logger: { warn: (o: object, m: string) => void }): Promise<number> {
+  if (value !== undefined) return port(value, def, name);
+  if (await portFree(def)) return def;
+  logger.warn({ port: def, option: `--${name}` }, `port ${def} is already in use (another broker or demo?): the hub takes a free port instead; pass --${name} N to choose one`);
+  return 0;
 }
 
 async function main(): Promise<void> {
@@ -66,8 +87,8 @@ async function main(): Promise<void> {
   const hub = await startHub({
     dataDir: path.join(dataDir, 'hub'),
     logger: logger.child({ side: 'hub' }),
-    mqttPort: port(args['mqtt-port'], 1883, 'mqtt-port'),
-    httpPort: port(args['http-port'], 8080, 'http-port'),
+    mqttPort: await choosePort(args['mqtt-port'], 1883, 'mqtt-port', logger),
+    httpPort: await choosePort(args['http-port'], 8080, 'http-port', logger),
     // The real flow, even on loopback: every client logs in, every topic is guarded.
     auth: { mode: 'required' },
   });

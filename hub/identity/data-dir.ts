@@ -25,9 +25,10 @@ const MAX_ENTRIES = 100_000;
 /**
  * Creates `dir` (0700) if needed and tightens it and the hub's entries in it,
  * recursively: folders to 0700, files to 0600. Symbolic links are not followed. Returns
- * how many entries were tightened (each logged once as a warning).
+ * how many entries were tightened, each logged once: a warning, or at debug level
+ * when `createdByUs` (the pass after the services started, over files they made).
  */
-export async function secureDataDir(dir: string, logger: Logger): Promise<number> {
+export async function secureDataDir(dir: string, logger: Logger, createdByUs = false): Promise<number> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   let tightened = 0;
   let seen = 0;
@@ -41,10 +42,12 @@ export async function secureDataDir(dir: string, logger: Logger): Promise<number
     if ((st.mode & 0o077) !== 0) {
       await chmod(at, want).catch((err: unknown) => logger.warn({ path: at, err: (err as Error).message }, 'cannot make a data directory entry private'));
       tightened++;
-      if (tightened <= 20) logger.warn({ path: at, mode: (st.mode & 0o777).toString(8), now: want.toString(8) }, 'data directory entry was readable by others; tightened');
+      // Entries the services have just created under a loose umask are not news (debug);
+      // entries found so at start were readable by others until now (warning).
+      if (tightened <= 20) logger[createdByUs ? 'debug' : 'warn']({ path: at, mode: (st.mode & 0o777).toString(8), now: want.toString(8) }, 'data directory entry was readable by others; tightened');
     }
     if (st.isDirectory()) for (const name of await readdir(at).catch(() => [])) if (at !== dir || isHubEntry(name)) stack.push(path.join(at, name));
   }
-  if (tightened > 20) logger.warn({ dir, tightened }, 'data directory entries tightened in all');
+  if (tightened > 20) logger[createdByUs ? 'debug' : 'warn']({ dir, tightened }, 'data directory entries tightened in all');
   return tightened;
 }
