@@ -5,59 +5,13 @@
  * attack in turn (issue 13 "Tests and measurements"). Part 1:
  * broker-abuse.test.ts.
  */
-import t, { type Test } from 'tap';
-import { Writable } from 'node:stream';
-import type { Aedes } from 'aedes';
-import type { MqttClient } from 'mqtt';
+import t from 'tap';
 import { topics } from '../../contract/index.js';
-import { createLogger } from '../../lib/index.js';
 import { waitFor } from '../../test/support/wait.js';
 import type { Hub } from '../index.js';
+import { batch, captureLogger, consumerAccount, gateway, retainedTopics, subscribeMany } from './abuse-support.js';
 import { connectOk, connectPacket, mqttUrl, rawSocket, remainingLength, startSecureHub, tryConnect } from './support.js';
 
-/** A logger whose JSON lines the test can read. */
-function captureLogger(): { logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>> } {
-  const out: string[] = [];
-  const dest = new Writable({ write(chunk, _enc, cb) { out.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
-  return { logger: createLogger({ level: 'info', destination: dest }), lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
-
-let seq = 0;
-/** A valid telemetry batch (a fresh seq each call), padded with trailing spaces to about `bytes`. */
-function batch(bytes = 200): string {
-  seq++;
-  const json = JSON.stringify({ v: 1, epoch: 'abuse', seq, readings: [{ device: 'd', point: 'p', ts: Date.now(), value: seq, quality: 'good' }] });
-  return json + ' '.repeat(Math.max(0, bytes - json.length));
-}
-
-async function gateway(t: Test, hub: Hub, id: string, extra: Record<string, unknown> = {}): Promise<MqttClient> {
-  const cred = await hub.identity.issueGatewayCredential(id);
-  return connectOk(t, mqttUrl(hub), { clientId: id, username: id, password: cred.password, ...extra });
-}
-
-async function consumerAccount(hub: Hub, name = 'ioc'): Promise<{ username: string; password: string }> {
-  return hub.identity.createAccount({ username: name, kind: 'consumer' }, { actor: 'test' });
-}
-
-/** SUBSCRIBE with many filters in ONE packet; resolves with the SUBACK's return codes (mqtt.js hides them behind one error when any is 0x80). */
-function subscribeMany(client: MqttClient, filters: string[]): Promise<number[]> {
-  return new Promise((resolve) => {
-    const onPacket = (packet: unknown): void => {
-      const p = packet as { cmd: string; granted?: number[] };
-      if (p.cmd !== 'suback') return;
-      client.off('packetreceive', onPacket);
-      resolve(p.granted ?? []);
-    };
-    client.on('packetreceive', onPacket);
-    client.subscribe(filters, { qos: 1 }, () => undefined);
-  });
-}
-
-async function retainedTopics(aedes: Aedes): Promise<string[]> {
-  const out: string[] = [];
-  for await (const p of (aedes as unknown as { persistence: any }).persistence.createRetainedStream('#') as AsyncIterable<{ topic: string }>) out.push(p.topic);
-  return out;
-}
 
 t.test('an event nested 150,000 levels deep is quarantined and acknowledged, the connection kept', async (t) => {
   const hub = await startSecureHub(t);

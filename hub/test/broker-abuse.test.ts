@@ -4,59 +4,13 @@
  * to freeze, fill or poison the hub, against a real hub with real mqtt.js
  * clients and raw sockets on loopback. Each test fails without its bound.
  */
-import t, { type Test } from 'tap';
-import { Writable } from 'node:stream';
-import type { Aedes } from 'aedes';
-import type { MqttClient } from 'mqtt';
+import t from 'tap';
 import { topics } from '../../contract/index.js';
-import { createLogger } from '../../lib/index.js';
 import { waitFor } from '../../test/support/wait.js';
 import type { Hub } from '../index.js';
+import { batch, captureLogger, lastSeq, consumerAccount, gateway, retainedTopics, subscribeMany } from './abuse-support.js';
 import { connectOk, connectPacket, exchange, mqttUrl, rawSocket, remainingLength, startSecureHub, tryConnect } from './support.js';
 
-/** A logger whose JSON lines the test can read. */
-function captureLogger(): { logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>> } {
-  const out: string[] = [];
-  const dest = new Writable({ write(chunk, _enc, cb) { out.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
-  return { logger: createLogger({ level: 'info', destination: dest }), lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
-
-let seq = 0;
-/** A valid telemetry batch (a fresh seq each call), padded with trailing spaces to about `bytes`. */
-function batch(bytes = 200): string {
-  seq++;
-  const json = JSON.stringify({ v: 1, epoch: 'abuse', seq, readings: [{ device: 'd', point: 'p', ts: Date.now(), value: seq, quality: 'good' }] });
-  return json + ' '.repeat(Math.max(0, bytes - json.length));
-}
-
-async function gateway(t: Test, hub: Hub, id: string, extra: Record<string, unknown> = {}): Promise<MqttClient> {
-  const cred = await hub.identity.issueGatewayCredential(id);
-  return connectOk(t, mqttUrl(hub), { clientId: id, username: id, password: cred.password, ...extra });
-}
-
-async function consumerAccount(hub: Hub, name = 'ioc'): Promise<{ username: string; password: string }> {
-  return hub.identity.createAccount({ username: name, kind: 'consumer' }, { actor: 'test' });
-}
-
-/** SUBSCRIBE with many filters in ONE packet; resolves with the SUBACK's return codes (mqtt.js hides them behind one error when any is 0x80). */
-function subscribeMany(client: MqttClient, filters: string[]): Promise<number[]> {
-  return new Promise((resolve) => {
-    const onPacket = (packet: unknown): void => {
-      const p = packet as { cmd: string; granted?: number[] };
-      if (p.cmd !== 'suback') return;
-      client.off('packetreceive', onPacket);
-      resolve(p.granted ?? []);
-    };
-    client.on('packetreceive', onPacket);
-    client.subscribe(filters, { qos: 1 }, () => undefined);
-  });
-}
-
-async function retainedTopics(aedes: Aedes): Promise<string[]> {
-  const out: string[] = [];
-  for await (const p of (aedes as unknown as { persistence: any }).persistence.createRetainedStream('#') as AsyncIterable<{ topic: string }>) out.push(p.topic);
-  return out;
-}
 
 t.test('SUBSCRIBE flood: 5,000 filters from a persistent gateway and 3,000 from a consumer are bounded; the hub keeps answering', async (t) => {
   const cap = captureLogger();
@@ -129,7 +83,7 @@ t.test('offline queue of a persistent consumer session is capped: oldest dropped
   const sent: number[] = [];
   for (let i = 0; i < 30; i++) {
     await gw.publishAsync(topics.telemetry('gw-1'), batch(), { qos: 1 });
-    sent.push(seq);
+    sent.push(lastSeq());
   }
   t.match(hub.broker.queueOf('ioc:q'), { queued: 10, dropped: 20 }, '10 kept, 20 dropped');
   t.equal(hub.broker.limitCounters.queueDropped, 20);
