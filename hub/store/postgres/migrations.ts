@@ -24,6 +24,7 @@
 import type pg from 'pg';
 import { IocError } from '../../../contract/index.js';
 import type { PgPool } from './pg-pool.js';
+import { SCHEMA_V2_STATE } from './schema-v2-state.js';
 
 /** One schema change. */
 interface Migration {
@@ -75,6 +76,7 @@ CREATE TABLE quarantine (
   code text NOT NULL, error text NOT NULL, payload bytea);
 `,
   },
+  { version: 2, name: 'hub state: registry, principals, claims, API tokens, audit chain', sql: SCHEMA_V2_STATE },
 ];
 
 /** The newest schema version this code writes. */

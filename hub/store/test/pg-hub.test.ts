@@ -15,6 +15,7 @@ import { PG_URL, pgClient, pgSchema, skipUnlessPostgres } from '../../../test/su
 import { waitFor } from '../../../test/support/wait.js';
 import { startHub, type Hub } from '../../index.js';
 import { tempDir } from '../../test/support.js';
+import { MIGRATIONS, PG_SCHEMA_VERSION } from '../postgres/migrations.js';
 
 const skip = await skipUnlessPostgres();
 const NOW = Date.now();
@@ -89,7 +90,7 @@ t.test('a hub on PostgreSQL acknowledges what is committed there, once, and serv
   await gw.publishAsync('ioc/v1/gw/gw-pg/telemetry', telemetry(2), { qos: 1 });
   const db = await pgClient(t, schema);
   t.equal(Number((await db.query('SELECT count(*) AS n FROM readings')).rows[0].n), 40, 'acknowledged readings are in PostgreSQL, the replay once');
-  t.equal(Number((await db.query('SELECT max(version) AS v FROM schema_migrations')).rows[0].v), 1, 'schema migrated at start');
+  t.equal(Number((await db.query('SELECT max(version) AS v FROM schema_migrations')).rows[0].v), PG_SCHEMA_VERSION, 'schema migrated at start');
   const latest = await get(hub, '/api/v1/readings/latest?gateway=gw-pg');
   t.equal(latest.status, 200);
   t.same((latest.body.items as Array<{ point: string; value: number }>).map((r) => [r.point, r.value]), [['p0', 2016], ['p1', 2017], ['p2', 2018], ['p3', 2019]]);
@@ -103,15 +104,15 @@ t.test('hub migrate: idempotent; a schema newer than the hub knows is refused by
   const url = `${PG_URL}?schema=${schema}`;
   const first = await runCli(['hub', 'migrate', '--store', url]);
   t.equal(first.code, 0, first.err);
-  t.match(first.out, /applied 1 \(/);
+  t.equal(first.out.match(/applied \d+ \(/g)?.length, MIGRATIONS.length, 'every version applied once');
   const again = await runCli(['hub', 'migrate', '--store', url]);
   t.equal(again.code, 0);
-  t.match(again.out, /version 1: up to date/);
+  t.match(again.out, `version ${PG_SCHEMA_VERSION}: up to date`);
   const db = await pgClient(t, schema);
   await db.query("INSERT INTO schema_migrations(version, name) VALUES (99, 'from the future')");
   const newer = await runCli(['hub', 'migrate', '--store', url]);
   t.equal(newer.code, 1);
-  t.match(newer.err, /at version 99, newer than this hub knows \(1\).*HUB_ERR_STORE_SCHEMA/);
+  t.match(newer.err, /at version 99, newer than this hub knows \(\d+\).*HUB_ERR_STORE_SCHEMA/);
   await t.rejects(startHub({ dataDir: tempDir(t), logger: silentLogger(), mqttPort: 0, httpPort: 0, store: url }), { code: 'HUB_ERR_STORE_SCHEMA' }, 'the hub does not start on it');
   const bad = await runCli(['hub', 'migrate', '--store', 'mysql://x']);
   t.equal(bad.code, 1);
