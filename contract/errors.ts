@@ -109,6 +109,9 @@ export const ERRORS = {
   HUB_ERR_LIMIT: { message: 'a per-client bound of the broker was reached (subscriptions, retained messages, offline queue, connections, client id length); the excess was refused or dropped', retryable: false },
   HUB_ERR_SLOW_CONSUMER: { message: 'MQTT client did not read its messages; disconnected once its unread output passed the bound', retryable: true },
   HUB_ERR_PROXY_HEADER: { message: 'PROXY protocol header missing, malformed or sent by an address that is not a trusted proxy; connection closed', retryable: false },
+  // hub: cluster of hub nodes on PostgreSQL and Redis (issue 16, docs/cluster.md)
+  HUB_ERR_CLUSTER_CONFIG: { message: 'cluster settings are invalid (redis://host:port URL, node id of letters, digits, . _ -, and a postgres:// store)', retryable: false },
+  HUB_ERR_CLUSTER_UNAVAILABLE: { message: 'Redis linking the hub nodes is unreachable; telemetry is not acknowledged on this node until it returns', retryable: true },
   // firmware bridge (issue 7)
   FW_ERR_MANIFEST: { message: 'firmware manifest is invalid (schema, size, chunk size or hash format)', retryable: false },
   FW_ERR_UNSIGNED: { message: 'firmware manifest carries no signature; only signed firmware is accepted', retryable: false },
