@@ -122,6 +122,19 @@ export class IdentityService {
     return true;
   }
 
+  /**
+   * True when `secret` is the one this process last verified for `username`
+   * (memory only, cleared on revocation or re-key). The failed-login lockout
+   * lets such a login through to the full check: a gateway that briefly
+   * tried a wrong secret (a rolled-back credential push) is not locked out of
+   * its own, known-good one, while a guesser still is.
+   */
+  knownGood(username: string | undefined, secret: string | undefined): boolean {
+    if (!username || secret === undefined) return false;
+    const hit = this.verified.get(username);
+    return !!hit && timingSafeEqual(hit.fp, fingerprint(secret));
+  }
+
   private async burn(secret: string): Promise<void> {
     if (this.dummyHash) await verifySecret(secret, this.dummyHash);
   }

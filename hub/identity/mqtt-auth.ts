@@ -140,7 +140,8 @@ export class MqttAuth {
     const pairKey = `mqtt:${addr}|${username ?? ''}`;
     const sourceKey = `mqtt:${addr}`;
     const wait = Math.max(limiter.blockedFor(pairKey), limiter.blockedFor(sourceKey));
-    if (wait > 0) {
+    // A secret this hub verified before is not a guess: it goes on to the full check (identity-service knownGood).
+    if (wait > 0 && !this.deps.identity.knownGood(username, password?.toString('utf8'))) {
       this.counters.lockedOut++;
       const pair = limiter.blockedFor(pairKey) > 0;
       logger.warn({ addr, username, retryInS: Math.ceil(wait / 1000), code: 'HUB_ERR_RATE_LIMITED' }, pair ? 'login refused: this username is locked out from this address after failed logins' : 'login refused: address locked out after failed logins');

@@ -64,7 +64,22 @@ t.test('failed logins count per (source, identity): another identity from the sa
   t.match(await tryConnect(t, url, { clientId: 'gw-b', username: 'gw-b', password: b.password }), { ok: true }, 'another identity from the same address is let in');
   // The looser per-source bucket (10 × maxFailures) still bounds guessing across identities.
   for (let i = 0; i < 45; i++) await tryConnect(t, url, { clientId: `gw-x${i}`, username: `gw-x${i}`, password: 'nope' });
-  t.match(await tryConnect(t, url, { clientId: 'gw-b', username: 'gw-b', password: b.password }), { ok: false, code: 5 }, 'after 50 failures the address as a whole is locked out');
+  const c = await hub.identity.issueGatewayCredential('gw-c');
+  t.match(await tryConnect(t, url, { clientId: 'gw-c', username: 'gw-c', password: c.password }), { ok: false, code: 5 }, 'after 50 failures the address as a whole is locked out for a secret the hub has not verified');
+  t.match(await tryConnect(t, url, { clientId: 'gw-b', username: 'gw-b', password: b.password }), { ok: true }, '…while a secret it verified before (not a guess) still gets in');
+  t.match(await tryConnect(t, url, { clientId: 'gw-b', username: 'gw-b', password: 'guess-again' }), { ok: false, code: 5 }, 'a wrong secret for that identity is still refused by the lockout');
+});
+
+t.test('a gateway that tried a wrong secret (rolled-back credential push) is not locked out of its known-good one', async (t) => {
+  const hub = await startSecureHub(t, { auth: { rateLimit: { maxFailures: 3, windowMs: 60_000, lockoutMs: 60_000 } } });
+  const url = mqttUrl(hub);
+  const a = await hub.identity.issueGatewayCredential('gw-a');
+  t.match(await tryConnect(t, url, { clientId: 'gw-a', username: 'gw-a', password: a.password }), { ok: true }, 'the gateway logs in with its secret');
+  for (let i = 0; i < 3; i++) t.match(await tryConnect(t, url, { clientId: 'gw-a', username: 'gw-a', password: 'pushed-but-wrong' }), { ok: false, code: 4 }, 'the pushed secret is wrong');
+  t.match(await tryConnect(t, url, { clientId: 'gw-a', username: 'gw-a', password: 'pushed-but-wrong' }), { ok: false, code: 5 }, 'the pair is now locked out for further guesses');
+  t.match(await tryConnect(t, url, { clientId: 'gw-a', username: 'gw-a', password: a.password }), { ok: true }, 'after the rollback the known-good secret gets in at once');
+  await hub.identity.issueGatewayCredential('gw-a');
+  t.match(await tryConnect(t, url, { clientId: 'gw-a', username: 'gw-a', password: a.password }), { ok: false, code: 5 }, 're-keying forgets the old secret: it is locked out like any guess');
 });
 
 t.test('a login storm is checked at most two at a time (scrypt leaves libuv threads for the commits); every CONNECT is answered', async (t) => {
@@ -125,13 +140,15 @@ t.test('PROXY protocol on the MQTT listener: v1, v2 TCP4/TCP6/LOCAL feed the lim
   const hub = await startSecureHub(t, { logger: cap.logger, mqttProxyProtocol: { trusted: ['127.0.0.1'], timeoutMs: 2000 }, auth: { rateLimit: { maxFailures: 3, windowMs: 60_000, lockoutMs: 60_000 } } });
   const cred = await hub.identity.issueGatewayCredential('gw-1');
   const good = connectPacket({ clientId: 'gw-1', clean: true, username: 'gw-1', password: cred.password });
-  const bad = connectPacket({ clientId: 'gw-1', clean: true, username: 'gw-1', password: 'wrong' });
+  const cred2 = await hub.identity.issueGatewayCredential('gw-2');
+  const good2 = connectPacket({ clientId: 'gw-2', clean: true, username: 'gw-2', password: cred2.password });
+  const bad = connectPacket({ clientId: 'gw-2', clean: true, username: 'gw-2', password: 'wrong' });
   const CONNACK = (rc: number): Buffer => Buffer.from([0x20, 0x02, 0x00, rc]);
   const h1 = (ip: string): Buffer => Buffer.from(`PROXY TCP4 ${ip} 127.0.0.1 40000 1883\r\n`);
 
   t.same(await viaProxy(hub.mqttPort, h1('192.0.2.10'), good), CONNACK(0), 'v1 TCP4 header, then a CONNECT: accepted');
   for (let i = 0; i < 3; i++) t.same(await viaProxy(hub.mqttPort, h1('192.0.2.66'), bad), CONNACK(4), 'wrong password via the proxy');
-  t.same(await viaProxy(hub.mqttPort, h1('192.0.2.66'), good), CONNACK(5), 'the guessing client (192.0.2.66) is locked out…');
+  t.same(await viaProxy(hub.mqttPort, h1('192.0.2.66'), good2), CONNACK(5), 'the guessing client (192.0.2.66) is locked out…');
   t.same(await viaProxy(hub.mqttPort, h1('192.0.2.10'), good), CONNACK(0), '…but another client behind the same proxy is not');
   t.ok(cap.lines().some((l) => l.msg === 'login refused' && l.addr === '192.0.2.66'), 'the log names the real client address');
 
