@@ -12,15 +12,16 @@ import {
   type CommandResult,
 } from '../../contract/index.js';
 import type { Logger } from '../../lib/index.js';
-import type { AuditLog } from '../identity/audit-log.js';
+import type { AuditPort } from '../store/state-ports.js';
 import type { Actor } from '../identity/identity-service.js';
+import type { AuditPort } from '../store/state-ports.js';
 import type { BrokerLink } from './config-service.js';
 
 /** Dependencies of {@link CommandService}. */
 export interface CommandServiceDeps {
   logger: Logger;
   broker: BrokerLink;
-  audit: AuditLog;
+  audit: AuditPort;
   /** Is the gateway connected now? */
   isOnline: (gateway: string) => boolean;
   clock?: () => number;

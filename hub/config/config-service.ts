@@ -26,9 +26,10 @@ import {
 } from '../../contract/index.js';
 import { loadProfileDir, PROFILES_DIR, validateProfile, type DeviceProfile } from '../../device-profiles/index.js';
 import type { Logger } from '../../lib/index.js';
-import type { AuditLog } from '../identity/audit-log.js';
+import type { AuditPort } from '../store/state-ports.js';
 import type { Actor } from '../identity/identity-service.js';
-import type { ConfigStore, ConfigVersionInfo, StoredReport } from './config-store.js';
+import type { AuditPort } from '../store/state-ports.js';
+import type { ConfigPort, ConfigVersionInfo, StoredReport } from './config-port.js';
 import { jsonDiff, type JsonChange } from './json-diff.js';
 import { isSealed, mapSecrets, redactSecrets, type OpenSecret, type SecretBox } from './secret-box.js';
 
@@ -41,8 +42,9 @@ export interface BrokerLink {
 /** Dependencies of {@link ConfigService}. */
 export interface ConfigServiceDeps {
   logger: Logger;
-  store: ConfigStore;
-  audit: AuditLog;
+  /** Versions, reports and events (SQLite or PostgreSQL). */
+  store: ConfigPort;
+  audit: AuditPort;
   broker: BrokerLink;
   /** Seals pushed secrets at rest (secret-box.ts). */
   secrets: SecretBox;

@@ -10,20 +10,19 @@
  * again every `reofferMs` while unanswered. Operator actions are audited.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod } from 'node:fs/promises';
-import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import {
   IocError, fwTopics, isIocError, parseJson, parseTopic, validateFirmwareRequest, validateFirmwareState, validateFirmwareSync, validateSignedManifest,
   type FirmwareCancel, type FirmwareOffer, type FirmwareStateReport,
 } from '../../contract/index.js';
-import { canonicalJson, verifyManifest, type ImageStore, type TrustedKey } from '../../firmware-bridge/index.js';
+import { canonicalJson, verifyManifest, type ImageBytes, type TrustedKey } from '../../firmware-bridge/index.js';
 import type { Logger } from '../../lib/index.js';
 import type { BrokerLink } from '../config/config-service.js';
-import type { AuditLog } from '../identity/audit-log.js';
+import type { AuditPort } from '../store/state-ports.js';
 import type { Actor } from '../identity/identity-service.js';
+import type { AuditPort } from '../store/state-ports.js';
 import { ChunkServer } from './chunk-server.js';
-import { FINAL_JOB, type FirmwareDb, type JobRecord, type JobStatus, type ManifestRecord, type RolloutRecord, type RolloutTarget } from './firmware-db.js';
+import { FINAL_JOB, type FirmwareImage, type FirmwarePort, type JobRecord, type JobStatus, type ManifestRecord, type RolloutRecord, type RolloutTarget } from './firmware-port.js';
 import { failedGateways, nextStep, orderTargets, planStages, progressOf, selectTargets, type KnownDevice, type RolloutProgress } from './rollout-plan.js';
 
 /** Dependencies of {@link FirmwareService}. */
@@ -31,7 +30,7 @@ export interface FirmwareServiceDeps {
   logger: Logger;
   db: FirmwareDb;
   images: ImageStore;
-  audit: AuditLog;
+  audit: AuditPort;
   broker: BrokerLink;
   /** Field devices the registry knows. */
   devices: () => Promise<KnownDevice[]>;
@@ -111,6 +110,10 @@ export class FirmwareService extends EventEmitter {
     await this.lock.catch(() => undefined);
   }
 
+  private now(): number {
+    return (this.deps.clock ?? Date.now)();
+  }
+
   /** Runs `fn` after every rollout change queued before it. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.lock.then(fn, fn);
@@ -137,7 +140,6 @@ export class FirmwareService extends EventEmitter {
   async uploadImage(image: Buffer, who: Actor): Promise<{ sha256: string; size: number; created: boolean }> {
     if (image.length === 0) throw new IocError('FW_ERR_MANIFEST', 'the image is empty');
     const r = await this.deps.images.put(image);
-    if (r.created) await privateImage(this.deps.images.root, this.deps.images.pathOf(r.sha256));
     await this.deps.db.putImage(r.sha256, r.size, who.actor);
     await this.audit(who, 'firmware.image.upload', r.sha256, { size: r.size, created: r.created });
     return r;
@@ -248,7 +250,7 @@ export class FirmwareService extends EventEmitter {
   }
 
   /** Stored images, newest first. */
-  images(): ReturnType<FirmwareDb['listImages']> {
+  images(): Promise<FirmwareImage[]> {
     return this.deps.db.listImages();
   }
 
@@ -286,7 +288,7 @@ export class FirmwareService extends EventEmitter {
     if (!m || jobs.length === 0) return;
     await this.deps.db.markOffered(jobs.map((j) => j.id));
     for (const j of jobs) {
-      const offer: FirmwareOffer = { v: 1, job: j.id, rollout: r.id, device: j.device, signed: m.signed, issuedAt: this.deps.db.now() };
+      const offer: FirmwareOffer = { v: 1, job: j.id, rollout: r.id, device: j.device, signed: m.signed, issuedAt: this.now() };
       await this.deps.broker.publish(fwTopics.offer(j.gateway), Buffer.from(JSON.stringify(offer)), { qos: 1, retain: false });
     }
   }
@@ -331,7 +333,7 @@ export class FirmwareService extends EventEmitter {
 
   /** Offers again what has been waiting for an answer longer than `olderThanMs`. */
   private async reoffer(olderThanMs: number): Promise<void> {
-    const now = this.deps.db.now();
+    const now = this.now();
     const stale = (await this.deps.db.listJobs({ statuses: ['offered'] })).filter((j) => j.offeredAt !== null && now - j.offeredAt >= olderThanMs);
     const byRollout = new Map<string, JobRecord[]>();
     for (const j of stale) byRollout.set(j.rollout, [...(byRollout.get(j.rollout) ?? []), j]);
@@ -340,13 +342,4 @@ export class FirmwareService extends EventEmitter {
       if (r && r.state !== 'cancelled') await this.offer(r, jobs);
     }
   }
-}
-
-/** Images are private like the rest of the data directory (issue 13): folders 0700 from the store's root down, the file 0600. */
-async function privateImage(root: string, file: string): Promise<void> {
-  for (let dir = path.dirname(file); dir.startsWith(root) && dir.length >= root.length; dir = path.dirname(dir)) {
-    await chmod(dir, 0o700);
-    if (dir === root) break;
-  }
-  await chmod(file, 0o600);
 }

@@ -24,7 +24,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../lib/index.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditPort } from '../store/state-ports.js';
 import type { IdentityService } from './identity-service.js';
 import type { ApiRole } from './identity-store.js';
 import type { FailureLimiter } from './rate-limiter.js';
@@ -60,7 +60,7 @@ declare module 'fastify' {
 export interface ApiAuthDeps {
   logger: Logger;
   identity: IdentityService;
-  audit: AuditLog;
+  audit: AuditPort;
   limiter: FailureLimiter;
   /** `open`: every caller is an anonymous admin (loopback tests and demos). */
   mode: 'required' | 'open';

@@ -13,12 +13,12 @@
  * (identity-store.ts, CLAIM_RETRY_MS).
  */
 import type { ErrorCode } from '../../contract/index.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditPort } from '../store/state-ports.js';
 import { CLAIM_RETRY_MS, type ClaimRow } from './identity-store.js';
 
 /** Dependencies of {@link ClaimGate}. */
 export interface ClaimGateDeps {
-  audit: AuditLog;
+  audit: AuditPort;
   clock: () => number;
   /** One aggregated audit entry per claim and reason per this many ms (default 1 h). */
   auditWindowMs?: number;

@@ -13,7 +13,8 @@
  * rows either. Successful calls are still one row each (they need a token).
  */
 import type { Logger } from '../../lib/index.js';
-import type { AuditLog, AuditRecord } from './audit-log.js';
+import type { AuditPort } from '../store/state-ports.js';
+import type { AuditRecord } from './audit-log.js';
 
 /** Settings of {@link RefusedCallAudit}. */
 export interface RefusedAuditOptions {
@@ -48,7 +49,7 @@ export class RefusedCallAudit {
   /** Refused calls recorded, and rows written for them (for tests and metrics). */
   readonly counters = { refused: 0, rows: 0 };
 
-  constructor(private readonly deps: { audit: AuditLog; logger: Logger; clock?: () => number } & RefusedAuditOptions) {
+  constructor(private readonly deps: { audit: AuditPort; logger: Logger; clock?: () => number } & RefusedAuditOptions) {
     this.windowMs = deps.windowMs ?? 60_000;
     this.maxKeys = deps.maxKeys ?? 1000;
     this.maxTargetChars = deps.maxTargetChars ?? 256;
