@@ -14,6 +14,7 @@ import { resolveDataLimits, type DataLimitCounters, type DataLimits, type Droppe
 import { mergeBucket, readRollups, RetentionStopped, runRetention, stopRetention, type BucketSums, type RetentionResult } from './readings-retention.js';
 import { ensureSchema, GOOD_NUMERIC, toReading, type RawReadingRow, type StoredReading } from './store-schema.js';
 import { commitTelemetryGroup, flushLatest, recoverLatest, TelemetryState, type BatchToCommit } from './telemetry-commit.js';
+import { releaseInSlices } from './store/release-in-slices.js';
 
 export type { BatchToCommit } from './telemetry-commit.js';
 export type { StoredReading } from './store-schema.js';
@@ -232,7 +233,9 @@ export class HubStore implements DataLimitCounters {
         try {
           const results = await this.commitGroup(group.map((p) => p.batch));
           if (this.deps.onCommit) this.deps.onCommit({ ms: performance.now() - (group[0]!.queuedAt ?? 0), batches: group.length, readings });
-          group.forEach((p, i) => p.resolve(results[i]!));
+          // A slice per turn of the event loop, not up to 1,024 at once: each answer sends a PUBACK and
+          // forwards the message, and Aedes' queue recursion overflowed the stack (release-in-slices.ts).
+          await releaseInSlices(group, (p, i) => p.resolve(results[i]!));
         } catch (err) {
           this.deps.logger.error({ err, batches: group.length, code: 'HUB_ERR_COMMIT' }, 'telemetry commit failed; not acknowledging');
           const e = new IocError('HUB_ERR_COMMIT', `telemetry commit failed: ${(err as Error).message}`, { cause: err });

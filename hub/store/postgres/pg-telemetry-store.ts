@@ -22,6 +22,7 @@ import { IocError, type GatewayEvent, type GatewayStatus } from '../../../contra
 import type { Logger } from '../../../lib/index.js';
 import { isAlarmEvent } from '../../alarm-store.js';
 import { toReading, type RawReadingRow } from '../../store-schema.js';
+import { releaseInSlices } from '../release-in-slices.js';
 import type { AlarmQuery, BatchToCommit, CommitCounters, EventQuery, GatewayRow, HistoryBucket, PointRange, StoreLimits, QuarantinedRow, RetentionSummary, StoredAlarm, StoredEvent, StoredReading, StoreHealth, TelemetryPort } from '../port.js';
 import { ackAlarmPg, applyAlarmEventPg, listAlarmsPg } from './pg-alarms.js';
 import { commitGroup, ESCAPED_STRING, SeriesIds } from './pg-commit.js';
@@ -84,9 +85,6 @@ export interface PgTelemetryStoreDeps {
   /** Run retention on its timer (default true; tests call {@link PgTelemetryStore.runRetention}). */
   retentionTimer?: boolean;
 }
-
-/** Batches answered per turn of the event loop after a group commit (see runGroup). */
-const RESOLVE_SLICE = 64;
 
 /** Deadlock or serialisation failure between two hubs: the statement did nothing and may be run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -284,13 +282,8 @@ export class PgTelemetryStore implements TelemetryPort {
     try {
       const results = await this.commitWithRetry(group.map((p) => p.batch));
       this.deps.onCommit?.({ ms: performance.now() - group[0]!.queuedAt, batches: group.length, readings });
-      // Answered RESOLVE_SLICE at a time, a turn of the event loop apart: each answer lets Aedes send
-      // a PUBACK and forward the message, and mqemitter delivers queued messages by recursion
-      // (released → _do), so a thousand answers at once overflowed the stack (bench:hub, 64 × 64).
-      for (let i = 0; i < group.length; i += RESOLVE_SLICE) {
-        if (i > 0) await new Promise((r) => setImmediate(r));
-        for (let k = i; k < Math.min(group.length, i + RESOLVE_SLICE); k++) group[k]!.resolve(results[k]!);
-      }
+      // A slice per turn of the event loop: a thousand answers at once overflowed the stack (release-in-slices.ts).
+      await releaseInSlices(group, (p, k) => p.resolve(results[k]!));
     } catch (err) {
       const unavailable = isUnavailable(err);
       this.deps.logger[unavailable ? 'warn' : 'error']({ err, batches: group.length, code: 'HUB_ERR_COMMIT' }, 'telemetry commit failed; not acknowledging');
