@@ -45,6 +45,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { GatewayEvent, Reading } from '../../contract/index.js';
 import { Backoff } from '../../lib/index.js';
 import type { OutboxBatch } from '../outbox/outbox.js';
+import { disconnect, retire } from '../uplink/mqtt-end.js';
 import { handleCommand } from './sparkplug-commands.js';
 import { ndeathPayload, SparkplugSession } from './sparkplug-session.js';
 import type { SparkplugNodeDeps, SparkplugStats } from './sparkplug-settings.js';
@@ -237,11 +238,8 @@ export class SparkplugNode extends EventEmitter {
         });
       });
     }
-    try {
-      await client.endAsync(false);
-    } finally {
-      (client.stream as { destroy?: () => void } | undefined)?.destroy?.();
-    }
+    await disconnect(client, 1000);
+    await retire(client);
   }
 
   /**
