@@ -2,7 +2,7 @@
  * The gateway configuration document, as gateway and hub both check it: the
  * JSON Schema `schemas/gateway-config.schema.json` (the single source; ajv,
  * allErrors, defaults applied) and a second pass for what the schema cannot
- * say (unique ids, references to buses and profiles, one device per address,
+ * say (hub addresses one by one, unique ids, references to buses and profiles, one device per address,
  * profile protocol against bus type, OPC UA security mode against policy).
  * The gateway runs it when it loads its file and again on every desired
  * configuration; the hub runs it before it accepts a push. Path resolution
@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parseHubUrls } from './hub-url.js';
 
 /** One problem found in a configuration: RFC 6901 JSON pointer ('' = root) and reason. */
 export interface ConfigProblem {
@@ -60,8 +61,8 @@ export function checkGatewayConfig(doc: unknown, opts: CheckConfigOptions = {}):
     });
     return { value: copy, problems };
   }
-  const cfg = copy as { buses: LooseBus[]; devices: LooseDevice[] };
-  const problems: ConfigProblem[] = [];
+  const cfg = copy as { hub: { url: string | string[] }; buses: LooseBus[]; devices: LooseDevice[] };
+  const problems: ConfigProblem[] = [...parseHubUrls(cfg.hub.url).problems];
   const busIds = new Map<string, number>();
   cfg.buses.forEach((b, i) => {
     if (busIds.has(b.id)) problems.push({ pointer: `/buses/${i}/id`, message: `duplicate bus id '${b.id}' (also /buses/${busIds.get(b.id)})` });

@@ -5,6 +5,7 @@
 export * from './errors.js';
 export * from './firmware.js';
 export * from './gateway-config.js';
+export * from './hub-url.js';
 export * from './provisioning.js';
 export * from './remote-config.js';
 export * from './topics.js';

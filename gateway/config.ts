@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { checkGatewayConfig, IocError, type ConfigProblem } from '../contract/index.js';
+import { checkGatewayConfig, hubUrlList, IocError, type ConfigProblem } from '../contract/index.js';
 
 /** A Modbus TCP endpoint (a device or a gateway to several unit ids). */
 export interface ModbusTcpBusConfig {
@@ -127,6 +127,7 @@ export interface GatewayConfig {
   dataDir: string;
   profileDirs?: string[];
   hub: {
+    /** One hub address, or several joined with commas (written as a list or with commas; the uplink fails over between them). */
     url: string; username?: string; password?: string; keepaliveS: number; reconnectMinMs: number; reconnectMaxMs: number;
     /** Resolved paths: CA of the hub's certificate, provisioned credential, claim token file. */
     ca?: string; credentialFile?: string; claim?: string; claimFile?: string;
@@ -175,6 +176,8 @@ export function parseGatewayConfig(doc: unknown, file: string, opts: ParseConfig
   const { value, problems } = checkGatewayConfig(doc, opts);
   if (problems.length > 0) fail(file, problems);
   const cfg = value as GatewayConfig;
+  // A list of hub addresses becomes one comma-joined string: one shape for every reader of hub.url.
+  cfg.hub.url = hubUrlList(cfg.hub.url as string | string[]).join(',');
   const base = file.startsWith('<') ? process.cwd() : path.dirname(path.resolve(file));
   cfg.dataDir = path.resolve(base, cfg.dataDir);
   if (cfg.profileDirs) cfg.profileDirs = cfg.profileDirs.map((d) => path.resolve(base, d));

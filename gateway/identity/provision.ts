@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { CLAIM_USERNAME, claimClientId, ERRORS, IocError, isIocError, parseClaimToken, parseJson, topics, validateProvisionResponse, type ErrorCode, type ProvisionRequest } from '../../contract/index.js';
+import { CLAIM_USERNAME, claimClientId, ERRORS, hubUrlList, IocError, isIocError, parseClaimToken, parseJson, topics, validateProvisionResponse, type ErrorCode, type ProvisionRequest } from '../../contract/index.js';
 import { credentialPath, saveCredential, type GatewayCredential } from './credential.js';
 import { hubTlsOptions } from './hub-tls.js';
 import { subscribeEach } from '../uplink/mqtt-subscribe.js';
@@ -92,6 +92,8 @@ function hubError(code: string, message: string): IocError {
 
 /** Runs the whole flow; resolves with the stored credential and its file. */
 export async function provisionGateway(o: ProvisionOptions): Promise<{ credential: GatewayCredential; file: string }> {
+  // With several hub addresses (hub.url, issue 16.4) the claim is redeemed at the first; the uplink fails over later.
+  o = { ...o, hubUrl: hubUrlList(o.hubUrl)[0] ?? o.hubUrl };
   const step = (s: ProvisionStep['step'], message: string): void => o.onStep?.({ step: s, message });
   const timeoutMs = o.timeoutMs ?? 15_000;
   const parsed = parseClaimToken(o.claim);

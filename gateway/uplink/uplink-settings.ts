@@ -6,6 +6,7 @@ import type { IClientOptions } from 'mqtt';
 import type { GatewayStatus } from '../../contract/index.js';
 import type { Logger } from '../../lib/index.js';
 import type { Outbox } from '../outbox/outbox.js';
+import type { LookupAll } from './hub-ring.js';
 
 /** Receives the messages of one subscription. */
 export type MessageHandler = (payload: Buffer, topic: string, retained: boolean) => void;
@@ -35,7 +36,13 @@ export const CONNECT_TIMEOUT_MS = 30_000;
 /** Dependencies and settings of the {@link Uplink}. */
 export interface UplinkDeps {
   gatewayId: string;
-  url: string;
+  /**
+   * The hub: one address, a list, or comma-separated addresses (contract/hub-url.ts);
+   * the uplink fails over between them and between a name's records (hub-ring.ts).
+   */
+  url: string | readonly string[];
+  /** Resolves a hub name to all its records at each attempt; default the system resolver (tests inject one). */
+  lookup?: LookupAll;
   username?: string;
   password?: string;
   logger: Logger;
@@ -78,6 +85,14 @@ export interface UplinkStats {
   eventsAcked: number;
   inFlight: number;
   connects: number;
+  /** The hub address (`hub.url` entry) connected to now; null while not connected. */
+  hub: string | null;
+  /** The IP that address resolved to for this connection. */
+  hubAddress: string | null;
+  /** Every configured hub address, in ring order. */
+  hubs: string[];
+  /** Connections made to a different hub address than the one before, since start. */
+  failovers: number;
 }
 
 /** Compares mqtt.js options that may hold Buffers (TLS material). */

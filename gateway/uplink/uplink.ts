@@ -1,10 +1,14 @@
 /**
  * The MQTT uplink: drains the outbox to the hub and keeps the retained status.
  *
- * - `mqtt.connect()` (not `connectAsync`, which gives up on the first refused
- *   connection) with reconnects spaced by exponential backoff with full jitter
- *   under a low cap (`hub.reconnectMaxMs`, default 10 s): back within seconds
- *   of the hub, a fleet's retries spread evenly (bench:reconnect-storm);
+ * - one mqtt.js client (not `connectAsync`, which gives up on the first
+ *   refused connection) with reconnects spaced by exponential backoff with
+ *   full jitter under a low cap (`hub.reconnectMaxMs`, default 10 s): back
+ *   within seconds of the hub, a fleet's retries spread evenly
+ *   (bench:reconnect-storm);
+ * - several hub addresses (`hub.url` a list, commas, or a name with several
+ *   records, issue 16.4): every close moves the next attempt to the next
+ *   address round robin (hub-ring.ts); one connection at a time, always;
  * - a last will on the retained status topic says `offline` when the gateway
  *   vanishes (MQTT 3.1.1 §3.1.2.5);
  * - QoS 1 batches, at most `window` in flight; a batch leaves the outbox only
@@ -22,9 +26,10 @@
  * settings (remote configuration).
  */
 import { EventEmitter } from 'node:events';
-import mqtt, { type MqttClient } from 'mqtt';
+import { MqttClient, type IClientOptions } from 'mqtt';
 import { IocError, topics, type GatewayStatus } from '../../contract/index.js';
 import { Backoff } from '../../lib/index.js';
+import { HubRing, type HubTarget } from './hub-ring.js';
 import { disconnect, retire } from './mqtt-end.js';
 import { subscribeEach } from './mqtt-subscribe.js';
 import type { OutboxBatch } from '../outbox/outbox.js';
@@ -60,6 +65,11 @@ export class Uplink extends EventEmitter {
   private readonly subs = new Map<string, MessageHandler>();
   private lastErr: string | null = null;
   private started = false;
+  private ring: HubRing;
+  /** The hub address of the current connection (null while not connected), and of the previous one. */
+  private hub: HubTarget | null = null;
+  private lastHubUrl: string | null = null;
+  private failovers = 0;
   /** When the last status was published (clock ms) and the backlog it showed: for {@link statusChanged}. */
   private statusAt = Number.NEGATIVE_INFINITY;
   private statusRows = 0;
@@ -71,6 +81,7 @@ export class Uplink extends EventEmitter {
     this.startedAt = this.clock();
     this.backoff = new Backoff({ ...deps.reconnect, jitter: 'full' });
     this.batchSize = deps.batchSize;
+    this.ring = new HubRing(deps.url, deps.lookup);
   }
 
   /** Starts connecting; returns at once (the hub may be down). */
@@ -91,7 +102,8 @@ export class Uplink extends EventEmitter {
   private connect(): void {
     const { deps } = this;
     const statusTopic = topics.status(deps.gatewayId);
-    const client = mqtt.connect(deps.url, {
+    const ring = this.ring;
+    const options: IClientOptions = {
       clientId: deps.gatewayId,
       username: deps.username,
       password: deps.password,
@@ -104,12 +116,20 @@ export class Uplink extends EventEmitter {
       resubscribe: false,
       will: { topic: statusTopic, payload: Buffer.from(JSON.stringify(this.offlineStatus())), qos: 1, retain: true },
       ...deps.mqttOptions,
-    });
+    };
+    // Our own stream builder instead of mqtt.connect(url): each attempt goes to the ring's current address.
+    const client = new MqttClient((c) => ring.stream(c, options), options);
     this.client = client;
     // Runs before mqtt.js's own 'close' handler, which arms the reconnect timer.
     client.prependListener('close', () => {
       // A client that is no longer ours (stopped, or replaced by reconfigure) never reconnects.
-      client.options.reconnectPeriod = this.client === client && this.started ? this.backoff.next() : 0;
+      const ours = this.client === client && this.started;
+      client.options.reconnectPeriod = ours ? this.backoff.next() : 0;
+      if (!ours) return;
+      const from = ring.target;
+      this.hub = null;
+      ring.advance();
+      if (ring.size > 1) deps.logger.info({ failedHub: from.url, failedAddress: from.address, nextHub: ring.target.url, retryInMs: client.options.reconnectPeriod }, 'hub connection closed or refused; next attempt goes to the next hub address');
     });
     client.on('connect', () => {
       if (this.client !== client) return;
@@ -117,7 +137,10 @@ export class Uplink extends EventEmitter {
       this.lastErr = null;
       this.backoff.reset();
       this.counters.connects++;
-      deps.logger.info({ url: deps.url }, 'connected to hub');
+      this.hub = ring.target;
+      if (this.lastHubUrl !== null && this.lastHubUrl !== this.hub.url) this.failovers++;
+      this.lastHubUrl = this.hub.url;
+      deps.logger.info({ hub: this.hub.url, address: this.hub.address, hubs: ring.addresses.length, failovers: this.failovers }, 'connected to hub');
       this.publishStatus();
       this.emit('connect');
       this.pump();
@@ -134,13 +157,13 @@ export class Uplink extends EventEmitter {
       }
     });
     client.on('offline', () => {
-      deps.logger.warn({ url: deps.url, retryInMs: client.options.reconnectPeriod, code: 'GW_ERR_UPLINK_OFFLINE' }, 'hub unreachable; buffering in the outbox');
+      deps.logger.warn({ hub: ring.target.url, retryInMs: client.options.reconnectPeriod, code: 'GW_ERR_UPLINK_OFFLINE' }, 'hub unreachable; buffering in the outbox');
       this.emit('offline');
     });
     client.on('error', (err) => {
       const code = (err as { code?: string | number }).code;
       this.lastErr = `${err.message}${code !== undefined && !err.message.includes(String(code)) ? ` (${code})` : ''}`;
-      deps.logger.warn({ err: err.message, code: 'GW_ERR_UPLINK_OFFLINE' }, 'uplink error');
+      deps.logger.warn({ err: err.message, hub: ring.target.url, address: ring.target.address, code: 'GW_ERR_UPLINK_OFFLINE' }, 'uplink error');
       if (this.client === client) this.emit('connect-error', err);
     });
   }
@@ -210,9 +233,14 @@ export class Uplink extends EventEmitter {
     if (next.statusIntervalMs !== undefined && next.statusIntervalMs !== prev.statusIntervalMs && this.statusTimer) this.armStatusTimer();
     const same = (k: keyof UplinkSettings): boolean => JSON.stringify(prev[k]) === JSON.stringify(this.deps[k]);
     const reconnect = !(['url', 'username', 'password', 'keepaliveS'] as const).every(same) || !sameOptions(prev.mqttOptions, this.deps.mqttOptions);
+    if (!same('url')) {
+      this.ring = new HubRing(this.deps.url, this.deps.lookup);
+      this.lastHubUrl = null;
+    }
     if (!reconnect || !this.started) return false;
     const old = this.client;
     this.client = null;
+    this.hub = null;
     this.deps.logger.info({ from: prev.url, to: this.deps.url }, 'hub connection settings changed; reconnecting');
     if (old) await retire(old).catch(() => undefined);
     if (!this.started) return true;
@@ -227,7 +255,11 @@ export class Uplink extends EventEmitter {
   }
 
   stats(): UplinkStats {
-    return { connected: this.connected, lastError: this.lastErr, inFlight: this.inFlight, batchSize: this.batchSize, drainPerS: this.drainRate(), ...this.counters };
+    const hub = this.connected ? this.hub : null;
+    return {
+      connected: this.connected, lastError: this.lastErr, inFlight: this.inFlight, batchSize: this.batchSize, drainPerS: this.drainRate(), ...this.counters,
+      hub: hub?.url ?? null, hubAddress: hub?.address ?? null, hubs: this.ring.addresses.map((a) => a.url), failovers: this.failovers,
+    };
   }
 
   /** Readings acknowledged per second over the last 10 s. */
