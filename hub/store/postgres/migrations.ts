@@ -24,6 +24,7 @@
 import type pg from 'pg';
 import { IocError } from '../../../contract/index.js';
 import type { PgPool } from './pg-pool.js';
+import { SCHEMA_V4_LEASES } from './schema-v4-leases.js';
 import { SCHEMA_V2_STATE } from './schema-v2-state.js';
 
 /** One schema change. */
@@ -77,6 +78,8 @@ CREATE TABLE quarantine (
 `,
   },
   { version: 2, name: 'hub state: registry, principals, claims, API tokens, audit chain', sql: SCHEMA_V2_STATE },
+  // Version 3 (configuration, firmware) goes above this entry: keep the array ordered by version.
+  { version: 4, name: 'cluster: leases with fencing epochs, node heartbeats', sql: SCHEMA_V4_LEASES },
 ];
 
 /** The newest schema version this code writes. */

@@ -1,0 +1,147 @@
+/**
+ * Hub nodes and their heartbeats (issue 16 item 5, `ioc-edge hub status`):
+ * each node writes its row in `cluster_nodes` (schema-v4-leases.ts) at start
+ * and every `heartbeatMs` with its load (MQTT connections, readings committed
+ * per second); the cluster view joins those rows with the lease table
+ * (lease.ts), so any node answers "which nodes are there, which one holds
+ * which singleton, how loaded are they". On a single-node SQLite hub the same
+ * view is built from this process alone ({@link localClusterView}).
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../../lib/index.js';
+import type { PgPool } from '../store/postgres/pg-pool.js';
+import { checkLeaseArgs, type PgLeases, type SingletonState } from './lease.js';
+
+/** What a node reports of itself. */
+export interface NodeLoad {
+  /** Connected MQTT clients. */
+  connections: number;
+  /** Readings committed per second over the last heartbeat interval. */
+  readingsPerS: number;
+}
+
+/** One node in the cluster view. */
+export interface NodeView {
+  id: string;
+  host: string;
+  pid: number;
+  version: string;
+  startedAt: number;
+  lastSeen: number;
+  /** Seen within three heartbeats (by the database clock) and not stopped. */
+  alive: boolean;
+  stoppedAt: number | null;
+  load: NodeLoad;
+  /** Singletons whose live lease this node holds. */
+  holds: string[];
+}
+
+/** The answer of GET /api/v1/cluster and `ioc-edge hub status`. */
+export interface ClusterView {
+  backend: 'postgres' | 'sqlite';
+  /** The node that answered. */
+  self: string;
+  nodes: NodeView[];
+  singletons: Array<{ name: string; holder: string | null; epoch: number | null; expiresAt: number | null; live: boolean }>;
+}
+
+/** A node id for this process: host, pid and a random part (two processes never share one, a restart gets a new one). */
+export function newNodeId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 60) || 'node';
+  return `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Settings of {@link PgNodes}. */
+export interface PgNodesOptions {
+  db: PgPool;
+  leases: PgLeases;
+  id: string;
+  version: string;
+  logger: Logger;
+  /** Connections now and readings committed since start (a counter); the rate is computed here. */
+  load: () => { connections: number; readingsTotal: number };
+  /** Default 5,000 ms. */
+  heartbeatMs?: number;
+  /** Rows of nodes stopped or unseen for this long are deleted (ms, default one day). */
+  forgetMs?: number;
+}
+
+/** This node's row and the cluster view, on PostgreSQL. */
+export class PgNodes {
+  private timer: NodeJS.Timeout | null = null;
+  private last: { at: number; readings: number } | null = null;
+  private readonly heartbeatMs: number;
+
+  constructor(private readonly opts: PgNodesOptions) {
+    checkLeaseArgs({ holder: opts.id });
+    this.heartbeatMs = opts.heartbeatMs ?? 5000;
+  }
+
+  get id(): string {
+    return this.opts.id;
+  }
+
+  async start(): Promise<void> {
+    const { db, id, version } = this.opts;
+    await db.query(
+      `INSERT INTO cluster_nodes(id, host, pid, version, started_at, last_seen, load) VALUES ($1, $2, $3, $4, now(), now(), $5)
+       ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, version = excluded.version, started_at = now(), last_seen = now(), stopped_at = NULL, load = excluded.load`,
+      [id, hostname(), process.pid, version, JSON.stringify(this.sample())],
+    );
+    this.timer = setInterval(() => void this.beat().catch((err: unknown) => this.opts.logger.warn({ err }, 'cluster heartbeat not written')), this.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** Load since the previous sample. */
+  private sample(): NodeLoad {
+    const l = this.opts.load();
+    const now = performance.now();
+    const rate = this.last && now > this.last.at ? ((l.readingsTotal - this.last.readings) * 1000) / (now - this.last.at) : 0;
+    this.last = { at: now, readings: l.readingsTotal };
+    return { connections: l.connections, readingsPerS: Math.max(0, Math.round(rate * 10) / 10) };
+  }
+
+  /** One heartbeat: last_seen and load; forgets long-gone nodes. */
+  async beat(): Promise<void> {
+    const { db, id } = this.opts;
+    await db.query('UPDATE cluster_nodes SET last_seen = now(), load = $2 WHERE id = $1', [id, JSON.stringify(this.sample())]);
+    await db.query("DELETE FROM cluster_nodes WHERE id <> $1 AND last_seen < now() - $2 * interval '1 millisecond'", [id, this.opts.forgetMs ?? 86_400_000]);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.opts.db.query('UPDATE cluster_nodes SET stopped_at = now(), last_seen = now() WHERE id = $1', [this.opts.id]).catch((err: unknown) => this.opts.logger.warn({ err }, 'node not marked stopped'));
+  }
+
+  /** Every node known and every lease, joined. */
+  async view(): Promise<ClusterView> {
+    const r = await this.opts.db.query<{ id: string; host: string; pid: number; version: string; s: number; l: number; st: number | null; alive: boolean; load: NodeLoad }>(
+      `SELECT id, host, pid, version, (extract(epoch FROM started_at) * 1000)::bigint AS s, (extract(epoch FROM last_seen) * 1000)::bigint AS l,
+         (extract(epoch FROM stopped_at) * 1000)::bigint AS st, stopped_at IS NULL AND last_seen > now() - $1 * interval '1 millisecond' AS alive, load
+       FROM cluster_nodes ORDER BY started_at, id`,
+      [3 * this.heartbeatMs],
+    );
+    const leases = await this.opts.leases.list();
+    const nodes = r.rows.map((x): NodeView => ({
+      id: x.id, host: x.host, pid: x.pid, version: x.version, startedAt: Number(x.s), lastSeen: Number(x.l), alive: x.alive, stoppedAt: x.st === null ? null : Number(x.st),
+      load: { connections: Number(x.load?.connections ?? 0), readingsPerS: Number(x.load?.readingsPerS ?? 0) },
+      holds: leases.filter((q) => q.live && q.holder === x.id).map((q) => q.name),
+    }));
+    return {
+      backend: 'postgres', self: this.opts.id, nodes,
+      singletons: leases.map((q) => ({ name: q.name, holder: q.live ? q.holder : null, epoch: q.epoch, expiresAt: q.live ? q.expiresAt : null, live: q.live })),
+    };
+  }
+}
+
+/** The cluster view of a single-node hub (SQLite): this process holds everything. */
+export function localClusterView(a: { id: string; version: string; startedAt: number; load: NodeLoad; singletons: SingletonState[] }): ClusterView {
+  const now = Date.now();
+  return {
+    backend: 'sqlite', self: a.id,
+    nodes: [{ id: a.id, host: hostname(), pid: process.pid, version: a.version, startedAt: a.startedAt, lastSeen: now, alive: true, stoppedAt: null, load: a.load, holds: a.singletons.filter((s) => s.held).map((s) => s.name) }],
+    singletons: a.singletons.map((s) => ({ name: s.name, holder: s.held ? a.id : null, epoch: null, expiresAt: null, live: s.held })),
+  };
+}
