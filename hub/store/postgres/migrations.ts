@@ -26,6 +26,7 @@ import { IocError } from '../../../contract/index.js';
 import type { PgPool } from './pg-pool.js';
 import { SCHEMA_V4_LEASES } from './schema-v4-leases.js';
 import { SCHEMA_V2_STATE } from './schema-v2-state.js';
+import { SCHEMA_V3_CONFIG_FIRMWARE } from './schema-v3-config-firmware.js';
 
 /** One schema change. */
 interface Migration {
@@ -78,7 +79,7 @@ CREATE TABLE quarantine (
 `,
   },
   { version: 2, name: 'hub state: registry, principals, claims, API tokens, audit chain', sql: SCHEMA_V2_STATE },
-  // Version 3 (configuration, firmware) goes above this entry: keep the array ordered by version.
+  { version: 3, name: 'configuration versions, reports, events; firmware images (bytes as rows), manifests, rollouts, jobs', sql: SCHEMA_V3_CONFIG_FIRMWARE },
   { version: 4, name: 'cluster: leases with fencing epochs, node heartbeats', sql: SCHEMA_V4_LEASES },
 ];
 
