@@ -14,8 +14,26 @@ import { sha256Hex } from './manifest.js';
 
 const SHA = /^[0-9a-f]{64}$/;
 
+/**
+ * Image bytes by SHA-256, wherever they are kept: what serving chunks and
+ * checking manifests need. {@link ImageStore} keeps them in a folder (one
+ * process, one disk); the hub on PostgreSQL keeps them in the database
+ * (hub/store/postgres/pg-firmware.ts) so that every hub node can serve every
+ * image.
+ */
+export interface ImageBytes {
+  /** Stores `image`; resolves with its SHA-256 (an image already stored is not written again: `created` false). */
+  put(image: Buffer): Promise<{ sha256: string; size: number; created: boolean }>;
+  /** True when the whole image is stored. */
+  has(sha256: string): Promise<boolean>;
+  /** Size in bytes; FW_ERR_IMAGE_NOT_FOUND when absent. */
+  size(sha256: string): Promise<number>;
+  /** The whole image; FW_ERR_IMAGE_NOT_FOUND when absent. Not re-hashed: readers verify against the manifest. */
+  read(sha256: string): Promise<Buffer>;
+}
+
 /** Images by SHA-256 under one folder. */
-export class ImageStore {
+export class ImageStore implements ImageBytes {
   constructor(readonly root: string) {}
 
   /** Where the image with this hash is (or would be). */

@@ -12,7 +12,6 @@ import {
   type CommandResult,
 } from '../../contract/index.js';
 import type { Logger } from '../../lib/index.js';
-import type { AuditPort } from '../store/state-ports.js';
 import type { Actor } from '../identity/identity-service.js';
 import type { AuditPort } from '../store/state-ports.js';
 import type { BrokerLink } from './config-service.js';

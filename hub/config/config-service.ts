@@ -26,7 +26,6 @@ import {
 } from '../../contract/index.js';
 import { loadProfileDir, PROFILES_DIR, validateProfile, type DeviceProfile } from '../../device-profiles/index.js';
 import type { Logger } from '../../lib/index.js';
-import type { AuditPort } from '../store/state-ports.js';
 import type { Actor } from '../identity/identity-service.js';
 import type { AuditPort } from '../store/state-ports.js';
 import type { ConfigPort, ConfigVersionInfo, StoredReport } from './config-port.js';

@@ -9,10 +9,15 @@
  *   sealed are sealed at start;
  * - `config_reported`: the last report of each gateway;
  * - `config_events`: each change of a gateway's reported status (applied,
- *   rejected, rolled back… with the reason), for the history view.
+ *   rejected, rolled back… with the reason), for the history view; the
+ *   newest `eventsPerGateway` per gateway are kept.
+ *
+ * The SQLite backend of {@link ConfigPort}; the PostgreSQL one is
+ * hub/store/postgres/pg-config.ts.
  */
-import type { ConfigDesired, ConfigReported } from '../../contract/index.js';
-import type { RegistryDb } from '../registry/registry-db.js';
+import { IocError, type ConfigDesired, type ConfigReported } from '../../contract/index.js';
+import type { SqliteDb } from '../../lib/index.js';
+import { DEFAULT_CONFIG_EVENTS_PER_GATEWAY, eventOf, type ConfigEvent, type ConfigPort, type ConfigVersionInfo, type StoredReport } from './config-port.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS config_versions (
@@ -27,45 +32,30 @@ CREATE TABLE IF NOT EXISTS config_events (
 CREATE INDEX IF NOT EXISTS config_events_gw ON config_events (gateway, n);
 `;
 
-/** One stored version, without its document. */
-export interface ConfigVersionInfo {
-  gateway: string;
-  version: number;
-  hash: string;
-  pushedAt: number;
-  pushedBy: string;
-  note: string | null;
-}
-
-/** A reported document and when the hub received it. */
-export interface StoredReport {
-  gateway: string;
-  report: ConfigReported;
-  receivedAt: number;
-}
-
-/** One change of a gateway's reported configuration status. */
-export interface ConfigEvent {
-  n: number;
-  gateway: string;
-  ts: number;
-  version: number;
-  status: string;
-  running: number;
-  code: string | null;
-  message: string | null;
-}
+export type { ConfigEvent, ConfigVersionInfo, StoredReport } from './config-port.js';
 
 type Raw = Record<string, unknown>;
 const info = (r: Raw): ConfigVersionInfo => ({
   gateway: String(r.gateway), version: Number(r.version), hash: String(r.hash), pushedAt: Number(r.pushed_at), pushedBy: String(r.pushed_by), note: r.note === null ? null : String(r.note),
 });
 
-/** SQL for configuration versions and reports. */
-export class ConfigStore {
-  constructor(private readonly deps: { db: RegistryDb }) {}
+/** Dependencies of {@link ConfigStore}. */
+export interface ConfigStoreDeps {
+  /** The registry database (its connection is read when used: it is opened after this store is built). */
+  db: { readonly db: SqliteDb };
+  /** Configuration events kept per gateway (default {@link DEFAULT_CONFIG_EVENTS_PER_GATEWAY}). */
+  eventsPerGateway?: number;
+}
 
-  private get db() {
+/** SQL for configuration versions and reports. */
+export class ConfigStore implements ConfigPort {
+  private readonly keepEvents: number;
+
+  constructor(private readonly deps: ConfigStoreDeps) {
+    this.keepEvents = checkKeep(deps.eventsPerGateway);
+  }
+
+  private get db(): SqliteDb {
     return this.deps.db.db;
   }
 
@@ -148,10 +138,11 @@ export class ConfigStore {
       const prev = await this.db.get<Raw>('SELECT doc FROM config_reported WHERE gateway = ?', [gateway]);
       const old = prev ? (JSON.parse(String(prev.doc)) as ConfigReported) : null;
       await this.db.run('INSERT INTO config_reported(gateway, doc, received_at) VALUES (?,?,?) ON CONFLICT(gateway) DO UPDATE SET doc = excluded.doc, received_at = excluded.received_at', [gateway, JSON.stringify(report), receivedAt]);
-      if (!old || old.status !== report.status || old.version !== report.version || old.running.version !== report.running.version || old.error?.message !== report.error?.message) {
-        await this.db.run('INSERT INTO config_events(gateway, ts, version, status, running, code, message) VALUES (?,?,?,?,?,?,?)', [
-          gateway, report.ts, report.version, report.status, report.running.version, report.error?.code ?? null, report.error?.message ?? null,
-        ]);
+      const e = eventOf(old, report);
+      if (e) {
+        await this.db.run('INSERT INTO config_events(gateway, ts, version, status, running, code, message) VALUES (?,?,?,?,?,?,?)', [gateway, e.ts, e.version, e.status, e.running, e.code, e.message]);
+        // Bounded history (issue 13): the newest N of this gateway stay. The index (gateway, n) finds the cut.
+        await this.db.run('DELETE FROM config_events WHERE gateway = ? AND n <= (SELECT n FROM config_events WHERE gateway = ? ORDER BY n DESC LIMIT 1 OFFSET ?)', [gateway, gateway, this.keepEvents]);
       }
     });
   }
@@ -178,4 +169,11 @@ export class ConfigStore {
     const rows = await this.db.all<Raw>('SELECT DISTINCT gateway FROM config_versions');
     return rows.map((r) => String(r.gateway));
   }
+}
+
+/** The events bound, checked: a positive whole number. */
+export function checkKeep(n: number | undefined): number {
+  const keep = n ?? DEFAULT_CONFIG_EVENTS_PER_GATEWAY;
+  if (!Number.isSafeInteger(keep) || keep < 1) throw new IocError('CONFIG_ERR_INVALID', `configuration events per gateway (configEventsPerGateway) must be a whole number of at least 1, not ${String(n)}`);
+  return keep;
 }

@@ -11,7 +11,7 @@
  * topics, this keeps it to its own firmware.
  */
 import { chunkCount, encodeChunkFrame, fwTopics, type FirmwareChunkRequest, type FirmwareManifest } from '../../contract/index.js';
-import { sliceChunk, type ImageStore } from '../../firmware-bridge/index.js';
+import { sliceChunk, type ImageBytes } from '../../firmware-bridge/index.js';
 import type { Logger } from '../../lib/index.js';
 import type { BrokerLink } from '../config/config-service.js';
 
@@ -20,7 +20,7 @@ export type JobLookup = (job: string) => Promise<{ gateway: string; status: stri
 
 /** Dependencies of {@link ChunkServer}. */
 export interface ChunkServerDeps {
-  images: ImageStore;
+  images: ImageBytes;
   broker: BrokerLink;
   logger: Logger;
   lookup: JobLookup;

@@ -3,80 +3,13 @@
  * metadata (the bytes live content-addressed on disk, firmware-bridge
  * ImageStore), signed manifests, rollouts and one job per targeted device.
  */
-import { IocError, type FirmwareState, type SignedManifest } from '../../contract/index.js';
+import { IocError } from '../../contract/index.js';
+import { CANCELLABLE, type FirmwareImage, type FirmwarePort, type JobRecord, type JobReport, type JobStatus, type ManifestRecord, type RolloutRecord, type RolloutState } from './firmware-port.js';
+import { jobOf, manifestOf, rolloutOf } from './firmware-rows.js';
 import { SqliteDb, type Logger } from '../../lib/index.js';
 
-/** Where a rollout is. `stopped`: it halted itself past its failure threshold. */
-export type RolloutState = 'running' | 'paused' | 'stopped' | 'cancelled' | 'completed';
-
-/** Where a job is, as the hub sees it. */
-export type JobStatus = 'pending' | 'offered' | 'active' | 'updated' | 'failed' | 'cancelled';
-
-/** Statuses a job never leaves. */
-export const FINAL_JOB: ReadonlySet<JobStatus> = new Set(['updated', 'failed', 'cancelled']);
-
-/** A stored manifest. */
-export interface ManifestRecord {
-  id: string;
-  sha256: string;
-  model: string;
-  version: string;
-  size: number;
-  keyId: string | null;
-  signed: SignedManifest;
-  createdAt: number;
-  createdBy: string;
-}
-
-/** What a rollout targets: devices of a profile, at a site, or listed (`gateway/device`); criteria combine (AND). */
-export interface RolloutTarget {
-  profile?: string;
-  site?: string;
-  devices?: string[];
-}
-
-/** A rollout. */
-export interface RolloutRecord {
-  id: string;
-  manifestId: string;
-  state: RolloutState;
-  target: RolloutTarget;
-  canary: number;
-  waveSize: number;
-  maxFailurePercent: number;
-  stage: number;
-  stages: number;
-  reason: string | null;
-  /** Failed gateways an operator accepted by resuming a stopped rollout (not counted against the threshold again). */
-  ackFailures: number;
-  /** Seed of the rollout's target order (rollout-plan.ts orderTargets); null for rollouts made before it existed. */
-  seed: string | null;
-  /** Canary devices an operator chose (`gateway/device`); null: the first targets of the seeded order. */
-  canaryDevices: string[] | null;
-  createdAt: number;
-  createdBy: string;
-  updatedAt: number;
-}
-
-/** One device's job in a rollout. */
-export interface JobRecord {
-  id: string;
-  rollout: string;
-  gateway: string;
-  device: string;
-  stage: number;
-  status: JobStatus;
-  state: FirmwareState | null;
-  result: number;
-  seq: number;
-  bytes: number | null;
-  total: number | null;
-  version: string | null;
-  error: { code: string; message: string } | null;
-  offers: number;
-  offeredAt: number | null;
-  updatedAt: number;
-}
+export { FINAL_JOB } from './firmware-port.js';
+export type { FirmwarePort, FirmwareImage, JobRecord, JobReport, JobStatus, ManifestRecord, RolloutRecord, RolloutState, RolloutTarget } from './firmware-port.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS fw_images (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, uploaded_at INTEGER NOT NULL, uploaded_by TEXT NOT NULL);
@@ -95,40 +28,19 @@ CREATE INDEX IF NOT EXISTS fw_jobs_gateway ON fw_jobs(gateway, status);
 `;
 
 type Row = Record<string, unknown>;
-const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
-function manifestOf(r: Row): ManifestRecord {
-  return { id: String(r.id), sha256: String(r.sha256), model: String(r.model), version: String(r.version), size: Number(r.size), keyId: str(r.key_id), signed: JSON.parse(String(r.signed)) as SignedManifest, createdAt: Number(r.created_at), createdBy: String(r.created_by) };
-}
-
-function rolloutOf(r: Row): RolloutRecord {
-  return {
-    id: String(r.id), manifestId: String(r.manifest_id), state: r.state as RolloutState, target: JSON.parse(String(r.target)) as RolloutTarget, canary: Number(r.canary), waveSize: Number(r.wave_size),
-    maxFailurePercent: Number(r.max_failure_percent), stage: Number(r.stage), stages: Number(r.stages), reason: str(r.reason), ackFailures: Number(r.ack_failures),
-    seed: str(r.seed), canaryDevices: r.canary_devices === null || r.canary_devices === undefined ? null : (JSON.parse(String(r.canary_devices)) as string[]), createdAt: Number(r.created_at), createdBy: String(r.created_by), updatedAt: Number(r.updated_at),
-  };
-}
-
-function jobOf(r: Row): JobRecord {
-  return {
-    id: String(r.id), rollout: String(r.rollout), gateway: String(r.gateway), device: String(r.device), stage: Number(r.stage), status: r.status as JobStatus,
-    state: (str(r.state) as FirmwareState | null), result: Number(r.result), seq: Number(r.seq), bytes: r.bytes === null ? null : Number(r.bytes), total: r.total === null ? null : Number(r.total),
-    version: str(r.version), error: r.error === null ? null : (JSON.parse(String(r.error)) as { code: string; message: string }), offers: Number(r.offers), offeredAt: r.offered_at === null ? null : Number(r.offered_at), updatedAt: Number(r.updated_at),
-  };
-}
-
-/** The firmware database. */
-export class FirmwareDb {
+/** The firmware database (SQLite backend of {@link FirmwarePort}). */
+export class FirmwareDb implements FirmwarePort {
   private conn: SqliteDb | null = null;
 
   constructor(private readonly deps: { file: string; logger: Logger; clock?: () => number }) {}
 
-  get db(): SqliteDb {
+  private get db(): SqliteDb {
     if (!this.conn) throw new IocError('FW_ERR_STORE_IO', 'firmware database is closed');
     return this.conn;
   }
 
-  now(): number {
+  private now(): number {
     return (this.deps.clock ?? Date.now)();
   }
 
@@ -151,7 +63,7 @@ export class FirmwareDb {
     await db.exclusive(() => db.run('INSERT OR IGNORE INTO fw_images(sha256, size, uploaded_at, uploaded_by) VALUES (?,?,?,?)', [sha256, size, this.now(), by]));
   }
 
-  async listImages(): Promise<Array<{ sha256: string; size: number; uploadedAt: number; uploadedBy: string }>> {
+  async listImages(): Promise<FirmwareImage[]> {
     const rows = await this.db.all<Row>('SELECT * FROM fw_images ORDER BY uploaded_at DESC');
     return rows.map((r) => ({ sha256: String(r.sha256), size: Number(r.size), uploadedAt: Number(r.uploaded_at), uploadedBy: String(r.uploaded_by) }));
   }
@@ -233,13 +145,8 @@ export class FirmwareDb {
     await db.exclusive(() => db.run(`UPDATE fw_jobs SET status = CASE WHEN status = 'pending' THEN 'offered' ELSE status END, offers = offers + 1, offered_at = ?, updated_at = ? WHERE id IN (${ids.map(() => '?').join(',')})`, [now, now, ...ids]));
   }
 
-  /**
-   * Applies a gateway's report if its seq is newer; false when it was stale or
-   * the job is already final. A cancelled job still takes the reports of a
-   * flash that had started before the cancel reached the gateway (a flash
-   * always runs to its end), so the record says what the device runs.
-   */
-  async applyReport(id: string, r: { status: JobStatus; state: FirmwareState; result: number; seq: number; bytes?: number; total?: number; version?: string; error?: { code: string; message: string } }): Promise<boolean> {
+  /** See {@link FirmwarePort.applyReport}. */
+  async applyReport(id: string, r: JobReport): Promise<boolean> {
     const db = this.db;
     const res = await db.exclusive(() => db.run(
       `UPDATE fw_jobs SET status = ?, state = ?, result = ?, seq = ?, bytes = coalesce(?, bytes), total = coalesce(?, total), version = coalesce(?, version), error = coalesce(?, error), updated_at = ?
@@ -252,7 +159,7 @@ export class FirmwareDb {
   async cancelJobs(rollout: string): Promise<JobRecord[]> {
     const db = this.db;
     return db.transaction(async () => {
-      const cond = "rollout = ? AND (status IN ('pending', 'offered') OR (status = 'active' AND coalesce(state, '') <> 'updating'))";
+      const cond = `rollout = ? AND ${CANCELLABLE}`;
       const open = (await db.all<Row>(`SELECT * FROM fw_jobs WHERE ${cond}`, [rollout])).map(jobOf);
       await db.run(`UPDATE fw_jobs SET status = 'cancelled', updated_at = ? WHERE ${cond}`, [this.now(), rollout]);
       return open.filter((j) => j.status !== 'pending');

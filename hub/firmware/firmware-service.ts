@@ -18,7 +18,6 @@ import {
 import { canonicalJson, verifyManifest, type ImageBytes, type TrustedKey } from '../../firmware-bridge/index.js';
 import type { Logger } from '../../lib/index.js';
 import type { BrokerLink } from '../config/config-service.js';
-import type { AuditPort } from '../store/state-ports.js';
 import type { Actor } from '../identity/identity-service.js';
 import type { AuditPort } from '../store/state-ports.js';
 import { ChunkServer } from './chunk-server.js';
@@ -28,10 +27,14 @@ import { failedGateways, nextStep, orderTargets, planStages, progressOf, selectT
 /** Dependencies of {@link FirmwareService}. */
 export interface FirmwareServiceDeps {
   logger: Logger;
-  db: FirmwareDb;
-  images: ImageStore;
+  /** Firmware records (SQLite or PostgreSQL). */
+  db: FirmwarePort;
+  /** Image bytes: a folder beside SQLite, the database on PostgreSQL (every node serves every image). */
+  images: ImageBytes;
   audit: AuditPort;
   broker: BrokerLink;
+  /** Time of offers and of the re-offer check (default Date.now). */
+  clock?: () => number;
   /** Field devices the registry knows. */
   devices: () => Promise<KnownDevice[]>;
   /** Site of each gateway. */
