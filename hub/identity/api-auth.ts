@@ -27,7 +27,7 @@ import type { Logger } from '../../lib/index.js';
 import type { AuditPort } from '../store/state-ports.js';
 import type { IdentityService } from './identity-service.js';
 import type { ApiRole } from './identity-store.js';
-import type { FailureLimiter } from './rate-limiter.js';
+import type { LoginLimiter } from './rate-limiter.js';
 import { RefusedCallAudit, truncateTarget, type RefusedAuditOptions } from './refused-audit.js';
 
 /** The caller of an API request. */
@@ -61,7 +61,8 @@ export interface ApiAuthDeps {
   logger: Logger;
   identity: IdentityService;
   audit: AuditPort;
-  limiter: FailureLimiter;
+  /** In memory on one node, in Redis on a cluster (redis-limiter.ts). */
+  limiter: LoginLimiter;
   /** `open`: every caller is an anonymous admin (loopback tests and demos). */
   mode: 'required' | 'open';
   /** Aggregation of audit rows of refused calls (refused-audit.ts; defaults: 60 s window, 1,000 keys, 256-char targets). */
@@ -127,17 +128,17 @@ export function installApiAuth(app: FastifyInstance, deps: ApiAuthDeps): void {
     const seen = good.get(id);
     const known = seen !== undefined && timingSafeEqual(seen, fp);
     if (!known) {
-      const wait = Math.max(limiter.blockedFor(pairKey), limiter.blockedFor(sourceKey));
+      const [pairWait, sourceWait] = await Promise.all([limiter.blockedFor(pairKey), limiter.blockedFor(sourceKey)]);
+      const wait = Math.max(pairWait, sourceWait);
       if (wait > 0) {
         reply.header('retry-after', String(Math.ceil(wait / 1000)));
-        return fail(reply, 429, 'HUB_ERR_RATE_LIMITED', `too many failed logins from ${req.ip}${limiter.blockedFor(pairKey) > 0 && id !== '?' ? ` with token id ${id}` : ''}; retry in ${Math.ceil(wait / 1000)} s`);
+        return fail(reply, 429, 'HUB_ERR_RATE_LIMITED', `too many failed logins from ${req.ip}${pairWait > 0 && id !== '?' ? ` with token id ${id}` : ''}; retry in ${Math.ceil(wait / 1000)} s`);
       }
     }
     const row = await identity.verifyApiToken(token);
     if (!row) {
       if (known) good.delete(id);
-      limiter.fail(pairKey);
-      limiter.fail(sourceKey, limiter.maxFailures * SOURCE_FAILURE_FACTOR);
+      await Promise.all([limiter.fail(pairKey), limiter.fail(sourceKey, limiter.maxFailures * SOURCE_FAILURE_FACTOR)]);
       return fail(reply, 401, 'HUB_ERR_UNAUTHORIZED', 'API token is unknown or revoked');
     }
     if (!known) {

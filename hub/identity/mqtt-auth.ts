@@ -28,13 +28,14 @@ import type { Logger } from '../../lib/index.js';
 import { canPublish, canSubscribe, describe, gatewayOf, type Identity } from './acl.js';
 import type { IdentityService } from './identity-service.js';
 import type { Provisioning } from './provisioning.js';
-import type { FailureLimiter } from './rate-limiter.js';
+import type { LoginLimiter } from './rate-limiter.js';
 
 /** Dependencies of {@link MqttAuth}. */
 export interface MqttAuthDeps {
   logger: Logger;
   identity: IdentityService;
-  limiter: FailureLimiter;
+  /** In memory on one node, in Redis on a cluster (redis-limiter.ts). */
+  limiter: LoginLimiter;
   provisioning: Provisioning;
   /** `open`: no authentication or ACL (loopback tests and demos); the MQTT spec checks still apply. */
   mode: 'required' | 'open';
@@ -93,7 +94,7 @@ export class MqttAuth {
   }
 
   private maxFailures(): number {
-    return (this.deps.limiter as { maxFailures?: number }).maxFailures ?? 10;
+    return this.deps.limiter.maxFailures;
   }
 
   /** Identity of a connected client (undefined on an open hub). */
@@ -139,11 +140,12 @@ export class MqttAuth {
     }
     const pairKey = `mqtt:${addr}|${username ?? ''}`;
     const sourceKey = `mqtt:${addr}`;
-    const wait = Math.max(limiter.blockedFor(pairKey), limiter.blockedFor(sourceKey));
+    const [pairWait, sourceWait] = await Promise.all([limiter.blockedFor(pairKey), limiter.blockedFor(sourceKey)]);
+    const wait = Math.max(pairWait, sourceWait);
     // A secret this hub verified before is not a guess: it goes on to the full check (identity-service knownGood).
     if (wait > 0 && !this.deps.identity.knownGood(username, password?.toString('utf8'))) {
       this.counters.lockedOut++;
-      const pair = limiter.blockedFor(pairKey) > 0;
+      const pair = pairWait > 0;
       logger.warn({ addr, username, retryInS: Math.ceil(wait / 1000), code: 'HUB_ERR_RATE_LIMITED' }, pair ? 'login refused: this username is locked out from this address after failed logins' : 'login refused: address locked out after failed logins');
       cb(connackError('HUB_ERR_RATE_LIMITED', `too many failed logins from ${addr}${pair ? ` as '${username ?? ''}'` : ''}; retry in ${Math.ceil(wait / 1000)} s`, 5), null);
       return;
@@ -164,7 +166,7 @@ export class MqttAuth {
       const res = await this.deps.identity.verifyLogin(username, password, client.id, addr);
       if (!res.ok) {
         this.counters.loginsFailed++;
-        const lock = res.guess ? Math.max(limiter.fail(pairKey), limiter.fail(sourceKey, this.maxFailures() * MQTT_SOURCE_FAILURE_FACTOR)) : 0;
+        const lock = res.guess ? Math.max(...(await Promise.all([limiter.fail(pairKey), limiter.fail(sourceKey, this.maxFailures() * MQTT_SOURCE_FAILURE_FACTOR)]))) : 0;
         logger.warn({ addr, username, client: client.id, code: res.code, reason: res.reason, lockedOutForS: lock ? Math.ceil(lock / 1000) : undefined }, 'login refused');
         cb(connackError(res.code, res.reason, res.returnCode), null);
         return;

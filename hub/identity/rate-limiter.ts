@@ -22,6 +22,20 @@ export interface RateLimitOptions {
 /** 10 failures a minute, then 1 min, 2 min, 4 min … up to 15 min. */
 export const DEFAULT_RATE_LIMIT: RateLimitOptions = { maxFailures: 10, windowMs: 60_000, lockoutMs: 60_000, maxLockoutMs: 15 * 60_000, maxEntries: 100_000 };
 
+/**
+ * What the login hooks (mqtt-auth.ts, api-auth.ts) need of a limiter: this
+ * file's in-memory {@link FailureLimiter} on one node, the Redis-backed one
+ * (redis-limiter.ts) on a cluster, where the answers take a Redis round trip.
+ */
+export interface LoginLimiter {
+  /** Milliseconds until `key` may try again; 0 when it is not locked out. */
+  blockedFor(key: string): number | Promise<number>;
+  /** Records a failure; returns the lockout now in force (ms), 0 if none. */
+  fail(key: string, maxFailures?: number): number | Promise<number>;
+  /** Failures that lock a key out. */
+  readonly maxFailures: number;
+}
+
 interface Entry {
   count: number;
   windowStart: number;
@@ -30,7 +44,7 @@ interface Entry {
 }
 
 /** Counts failures per key; answers whether a key is locked out. */
-export class FailureLimiter {
+export class FailureLimiter implements LoginLimiter {
   private readonly entries = new Map<string, Entry>();
   private readonly opts: RateLimitOptions;
 
