@@ -14,10 +14,9 @@ import { registerConfigRoutes } from './config/api-routes.js';
 import { brokerLink } from './config/broker-link.js';
 import { CommandService } from './config/command-service.js';
 import { ConfigService } from './config/config-service.js';
-import { ConfigStore } from './config/config-store.js';
 import { loadSecretKey, SecretBox } from './config/secret-box.js';
 import { secureDataDir } from './identity/data-dir.js';
-import { FirmwareDb, FirmwareService, registerFirmwareRoutes } from './firmware/index.js';
+import { FirmwareService, registerFirmwareRoutes } from './firmware/index.js';
 import { ImageStore, parsePublicKey } from '../firmware-bridge/index.js';
 import { registerConsoleRoutes } from './console/console-routes.js';
 import { registerDataRoutes } from './data-routes.js';
@@ -25,9 +24,7 @@ import { resolveDataLimits, type DataLimitOptions } from './data-limits.js';
 import { HubEvents } from './hub-events.js';
 import { installApiAuth } from './identity/api-auth.js';
 import { registerIdentityRoutes } from './identity/api-routes.js';
-import { AuditLog } from './identity/audit-log.js';
 import { IdentityService } from './identity/identity-service.js';
-import { IdentityStore } from './identity/identity-store.js';
 import { MqttAuth } from './identity/mqtt-auth.js';
 import { DEFAULT_PACKET_LIMITS } from './identity/packet-guard.js';
 import { Provisioning } from './identity/provisioning.js';
@@ -41,12 +38,12 @@ import { installOpenApi } from './openapi.js';
 import { HUB_VERSION } from './version.js';
 import { registerRegistryRoutes } from './registry/api-routes.js';
 import { listGatewayViews } from './registry/gateway-view.js';
-import { RegistryDb } from './registry/registry-db.js';
-import { RegistryStore } from './registry/registry-store.js';
 import { HubStore } from './store.js';
 import { reportsHealth, type TelemetryPort } from './store/port.js';
 import { parseStoreUrl } from './store/postgres/pg-pool.js';
 import { PgTelemetryStore } from './store/postgres/pg-telemetry-store.js';
+import { openStateStores } from './store/state.js';
+import type { AuditPort, RegistryPort } from './store/state-ports.js';
 
 /** Settings of a hub. */
 export interface HubOptions {
@@ -105,11 +102,15 @@ export interface HubOptions {
   /** Clock of the telemetry store and ingest: timestamp window, retention, received times (default Date.now). */
   dataClock?: () => number;
   /**
-   * Where telemetry, events, alarms and quarantine live (issue 15):
+   * Where the hub's durable state lives (issue 15):
    * `postgres://user@host:5432/db?schema=name` for PostgreSQL (schema
    * migrated at start, see hub/store/postgres/), `sqlite:DIR`, or absent for
-   * SQLite in `dataDir`. Registry, identities, configuration and firmware
-   * stay in SQLite files under `dataDir` either way (for now).
+   * SQLite in `dataDir`. On PostgreSQL, telemetry, events, alarms,
+   * quarantine, the registry, identities (principals, claims, API tokens) and
+   * the audit chain are all in that schema (hub/store/state.ts), so every
+   * hub on it sees the same credentials; configuration and firmware records
+   * are still SQLite files under `dataDir` until their PostgreSQL stores
+   * land. `sqlite:DIR` moves only the telemetry file (hub.sqlite) to DIR.
    */
   store?: string;
 }
@@ -125,8 +126,9 @@ export interface Hub {
   /** Credentials, claims, accounts, API tokens. */
   readonly identity: IdentityService;
   /** Gateways' site, location, versions; field devices. */
-  readonly registry: RegistryStore;
-  readonly audit: AuditLog;
+  readonly registry: RegistryPort;
+  /** The tamper-evident audit chain. */
+  readonly audit: AuditPort;
   readonly mqttAuth: MqttAuth;
   readonly authMode: 'required' | 'open';
   /** Prometheus metrics (GET /metrics). */
@@ -190,12 +192,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     ...(opts.dataClock ? { clock: opts.dataClock } : {}),
   });
   const idLog = logger.child({ component: 'identity' });
-  const registryDb = new RegistryDb({ file: path.join(opts.dataDir, 'registry.sqlite'), logger: idLog, ...(opts.clock ? { clock: opts.clock } : {}) });
-  const identities = new IdentityStore({ db: registryDb });
-  const registry = new RegistryStore({ db: registryDb });
-  const audit = new AuditLog({ db: registryDb });
+  // Registry, identities, audit, configuration, firmware: the same backend as the telemetry store (hub/store/state.ts).
+  const state = openStateStores({ store: where, dataDir: opts.dataDir, logger: idLog, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const { registry, identity: identities, audit } = state;
   const identity = new IdentityService({
-    logger: idLog, db: registryDb, store: identities, registry, audit, ...(opts.auth?.scrypt ? { scrypt: opts.auth.scrypt } : {}),
+    logger: idLog, store: identities, registry, audit, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.auth?.scrypt ? { scrypt: opts.auth.scrypt } : {}),
     disconnect: (clientId, reason) => {
       if (broker?.closeClient(clientId)) idLog.info({ client: clientId, reason }, 'connection closed');
     },
@@ -233,10 +234,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const m0 = metrics;
   // Remote configuration and commands (issue 6): the hub's own publishes bypass the ACL (broker-link.ts).
   const link = brokerLink(() => b0.instance, (err, topic) => logger.error({ err, topic }, 'a hub service failed on a message; message dropped'));
-  const config = new ConfigService({ logger: logger.child({ component: 'config' }), store: new ConfigStore({ db: registryDb }), audit, broker: link, secrets, listGateways: () => store.listGateways(), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const config = new ConfigService({ logger: logger.child({ component: 'config' }), store: state.config, audit, broker: link, secrets, listGateways: () => store.listGateways(), ...(opts.clock ? { clock: opts.clock } : {}) });
   const commands = new CommandService({ logger: logger.child({ component: 'commands' }), broker: link, audit, isOnline: (gw) => b0.isConnected(gw, null) });
   // Firmware (issue 7): images content-addressed under <dataDir>/firmware, records in firmware.sqlite.
-  const fwDb = new FirmwareDb({ file: path.join(opts.dataDir, 'firmware.sqlite'), logger: logger.child({ component: 'firmware' }), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const fwDb = state.firmware;
   const firmware = new FirmwareService({
     logger: logger.child({ component: 'firmware' }), db: fwDb, images: new ImageStore(path.join(opts.dataDir, 'firmware')), audit, broker: link,
     devices: async () => (await registry.listDevices()).map((d) => ({ gateway: d.gateway, id: d.id, profile: d.profile })),
@@ -256,8 +257,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   });
   let ready = false;
   const api = new Api({
-    logger: logger.child({ component: 'api' }), store, host: opts.httpHost ?? '127.0.0.1', port: opts.httpPort ?? 8080, ready: () => ready && (!reportsHealth(store) || store.health().ok),
-    notReadyReason: () => (!ready ? 'starting' : reportsHealth(store) ? store.health().reason : undefined),
+    logger: logger.child({ component: 'api' }), store, host: opts.httpHost ?? '127.0.0.1', port: opts.httpPort ?? 8080, ready: () => ready && (!reportsHealth(store) || store.health().ok) && (state.pool?.health().ok ?? true),
+    notReadyReason: () => (!ready ? 'starting' : reportsHealth(store) && !store.health().ok ? store.health().reason : state.pool?.health().reason),
     ...(tlsMaterial ? { https: tlsMaterial } : {}),
     ...(opts.trustedProxies?.length ? { trustProxy: opts.trustedProxies } : {}),
     ...(opts.apiProxyProtocol ? { proxyProtocol: opts.apiProxyProtocol } : {}),
@@ -278,7 +279,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
 
   const started: Array<{ stop(): Promise<void> }> = [];
   try {
-    for (const svc of [store, registryDb, identity, metrics, broker, config, commands, fwDb, firmware, live, api]) {
+    for (const svc of [store, state, identity, metrics, broker, config, commands, firmware, live, api]) {
       await svc.start();
       started.push(svc);
       // A client whose identity was revoked while its CONNECT was in flight is closed once registered.
@@ -324,7 +325,6 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         await api.stop();
         await commands.stop();
         await firmware.stop();
-        await fwDb.stop();
         await config.stop();
         await b.stop();
         await Promise.allSettled([...registryUpdates]);
@@ -332,7 +332,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         await identity.stop();
         registryOpen = false;
         await Promise.allSettled([...registryUpdates]);
-        await registryDb.stop();
+        await state.stop();
         await store.stop();
         events.removeAllListeners();
       })();

@@ -35,7 +35,7 @@ export async function createTokenLocally(dataDir: string, name: string, role: Ap
   await db.start();
   try {
     const store = new IdentityStore({ db });
-    const identity = new IdentityService({ logger: silentLogger(), db, store, registry: new RegistryStore({ db }), audit: new AuditLog({ db }), disconnect: () => undefined });
+    const identity = new IdentityService({ logger: silentLogger(), clock: db.clock, store, registry: new RegistryStore({ db }), audit: new AuditLog({ db }), disconnect: () => undefined });
     return await identity.createApiToken({ name, role }, { actor: `local:${os.userInfo().username}`, source: os.hostname() });
   } finally {
     await db.stop();

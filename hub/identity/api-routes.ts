@@ -5,9 +5,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isIocError, type ErrorCode } from '../../contract/index.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditPort, IdentityPort } from '../store/state-ports.js';
 import type { Actor, IdentityService } from './identity-service.js';
-import type { IdentityStore } from './identity-store.js';
 import { parseStoredRules } from './integration-rules.js';
 
 /** HTTP status for an error code raised by a service. */
@@ -40,8 +39,8 @@ const claimView = {
 /** Dependencies of {@link registerIdentityRoutes}. */
 export interface IdentityRoutesDeps {
   identity: IdentityService;
-  store: IdentityStore;
-  audit: AuditLog;
+  store: IdentityPort;
+  audit: AuditPort;
   /** Ids of connected MQTT clients of an account (to close them on revoke). */
   clientIds: (username: string) => string[];
   /** Called once an API token is revoked: ends what it still holds open (its live streams). */

@@ -46,7 +46,8 @@ export interface AuditVerification {
   firstBad?: { n: number; reason: string };
 }
 
-interface Row {
+/** An audit row as both backends store it. */
+export interface AuditRow {
   n: number;
   ts: number;
   actor: string;
@@ -59,10 +60,10 @@ interface Row {
 }
 
 /** The hash before the first entry. */
-const GENESIS = '0'.repeat(64);
+export const GENESIS = '0'.repeat(64);
 
 /** Chain hash of a row given its predecessor's (the stored detail text, exactly as stored). */
-function chainHash(prev: string, r: Omit<Row, 'hash'>): string {
+export function chainHash(prev: string, r: Omit<AuditRow, 'hash'>): string {
   return createHash('sha256').update(JSON.stringify([prev, r.n, r.ts, r.actor, r.action, r.target, r.outcome, r.source, r.detail])).digest('hex');
 }
 
@@ -78,7 +79,7 @@ export async function sealAuditRows(db: SqliteDb): Promise<number> {
     let prev = GENESIS;
     let after = 0;
     for (;;) {
-      const rows = await db.all<Row>('SELECT * FROM audit WHERE n > ? ORDER BY n LIMIT 1000', [after]);
+      const rows = await db.all<AuditRow>('SELECT * FROM audit WHERE n > ? ORDER BY n LIMIT 1000', [after]);
       if (rows.length === 0) break;
       for (const r of rows) {
         const h = r.hash ?? chainHash(prev, r);
@@ -95,6 +96,26 @@ export async function sealAuditRows(db: SqliteDb): Promise<number> {
   return open.n;
 }
 
+/** The row values of an entry as stored (detail as JSON text); `chainHash` covers exactly these. */
+export function auditRow(e: AuditRecord, n: number, ts: number): Omit<AuditRow, 'hash'> {
+  return { n, ts, actor: e.actor, action: e.action, target: e.target ?? null, outcome: e.outcome, source: e.source ?? null, detail: e.detail ? JSON.stringify(e.detail) : null };
+}
+
+/**
+ * Appends one entry inside the caller's write transaction (AuditLog.record,
+ * and claim redemption, whose audit entry commits with it). The predecessor
+ * is read in the same transaction, so a CLI process on the hub machine
+ * writing to the same file cannot fork the chain.
+ */
+export async function appendAuditRow(db: SqliteDb, e: AuditRecord, ts: number): Promise<void> {
+  const last = await db.get<{ n: number; hash: string | null }>('SELECT n, hash FROM audit ORDER BY n DESC LIMIT 1');
+  const row = auditRow(e, (last?.n ?? 0) + 1, ts);
+  const hash = chainHash(last?.hash ?? GENESIS, row);
+  await db.run('INSERT INTO audit(n, ts, actor, action, target, outcome, source, detail, hash) VALUES (?,?,?,?,?,?,?,?,?)', [
+    row.n, row.ts, row.actor, row.action, row.target, row.outcome, row.source, row.detail, hash,
+  ]);
+}
+
 /** Append-only, hash-chained audit rows in the registry database. */
 export class AuditLog {
   constructor(private readonly deps: { db: RegistryDb }) {}
@@ -106,42 +127,14 @@ export class AuditLog {
    */
   async record(e: AuditRecord): Promise<void> {
     const db = this.deps.db.db;
-    await db.transaction(async () => {
-      const last = await db.get<{ n: number; hash: string | null }>('SELECT n, hash FROM audit ORDER BY n DESC LIMIT 1');
-      const row = {
-        n: (last?.n ?? 0) + 1, ts: this.deps.db.clock(), actor: e.actor, action: e.action, target: e.target ?? null, outcome: e.outcome,
-        source: e.source ?? null, detail: e.detail ? JSON.stringify(e.detail) : null,
-      };
-      const hash = chainHash(last?.hash ?? GENESIS, row);
-      await db.run('INSERT INTO audit(n, ts, actor, action, target, outcome, source, detail, hash) VALUES (?,?,?,?,?,?,?,?,?)', [
-        row.n, row.ts, row.actor, row.action, row.target, row.outcome, row.source, row.detail, hash,
-      ]);
-    });
+    await db.transaction(() => appendAuditRow(db, e, this.deps.db.clock()));
   }
 
   /** Newest first, optionally filtered by actor, action prefix or time. */
-  async list(q: { actor?: string; action?: string; since?: number; limit?: number } = {}): Promise<AuditEntry[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (q.actor !== undefined) {
-      where.push('actor = ?');
-      params.push(q.actor);
-    }
-    if (q.action !== undefined) {
-      where.push("action LIKE ? ESCAPE '\\'");
-      params.push(`${q.action.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-    }
-    if (q.since !== undefined) {
-      where.push('ts >= ?');
-      params.push(q.since);
-    }
-    params.push(q.limit ?? 100);
-    const rows = await this.deps.db.db.all<Row>(`SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY n DESC LIMIT ?`, params);
-    return rows.map((r) => ({
-      n: Number(r.n), ts: Number(r.ts), actor: String(r.actor), action: String(r.action), target: r.target === null ? null : String(r.target),
-      outcome: r.outcome as AuditEntry['outcome'], source: r.source === null ? null : String(r.source), detail: r.detail === null ? null : (JSON.parse(String(r.detail)) as Record<string, unknown>),
-      hash: String(r.hash),
-    }));
+  async list(q: AuditQuery = {}): Promise<AuditEntry[]> {
+    const { where, params } = auditListFilter(q, () => '?');
+    const rows = await this.deps.db.db.all<AuditRow>(`SELECT * FROM audit ${where} ORDER BY n DESC LIMIT ?`, [...params, q.limit ?? 100]);
+    return rows.map(auditEntry);
   }
 
   /**
@@ -149,29 +142,68 @@ export class AuditLog {
    * does not fit. With `expect` (a head recorded earlier), also checks that
    * this entry is still there with the same hash.
    */
-  async verify(expect?: { n: number; hash: string }): Promise<AuditVerification> {
+  verify(expect?: { n: number; hash: string }): Promise<AuditVerification> {
     const db = this.deps.db.db;
-    let prev = GENESIS;
-    let expectN = 1;
-    let entries = 0;
-    let head: AuditVerification['head'] = null;
-    for (;;) {
-      const rows = await db.all<Row>('SELECT * FROM audit WHERE n >= ? ORDER BY n LIMIT 2000', [expectN]);
-      if (rows.length === 0) {
-        if (expect && expect.n >= expectN) return { ok: false, entries, head, firstBad: { n: expect.n, reason: `the log ends at entry ${expectN - 1}: entries up to the expected head ${expect.n} were removed` } };
-        return { ok: true, entries, head };
+    return verifyAuditChain((from) => db.all<AuditRow>('SELECT * FROM audit WHERE n >= ? ORDER BY n LIMIT 2000', [from]), expect);
+  }
+}
+
+/** Filters of an audit listing. */
+export type AuditQuery = { actor?: string; action?: string; since?: number; limit?: number };
+
+/** The WHERE clause (or '') and its parameters of a listing; `ph(i)` writes the i-th placeholder (1-based: `?` or `$i`). */
+export function auditListFilter(q: AuditQuery, ph: (i: number) => string): { where: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (q.actor !== undefined) {
+    params.push(q.actor);
+    where.push(`actor = ${ph(params.length)}`);
+  }
+  if (q.action !== undefined) {
+    params.push(`${q.action.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    where.push(`action LIKE ${ph(params.length)} ESCAPE '\\'`);
+  }
+  if (q.since !== undefined) {
+    params.push(q.since);
+    where.push(`ts >= ${ph(params.length)}`);
+  }
+  return { where: where.length ? `WHERE ${where.join(' AND ')}` : '', params };
+}
+
+/** A stored row as the API shows it. */
+export function auditEntry(r: AuditRow): AuditEntry {
+  return {
+    n: Number(r.n), ts: Number(r.ts), actor: String(r.actor), action: String(r.action), target: r.target === null ? null : String(r.target),
+    outcome: r.outcome as AuditEntry['outcome'], source: r.source === null ? null : String(r.source), detail: r.detail === null ? null : (JSON.parse(String(r.detail)) as Record<string, unknown>),
+    hash: String(r.hash),
+  };
+}
+
+/**
+ * Checks a chain read page by page (`page(n)`: rows with number >= n in
+ * order, any page size, [] at the end) — the same walk for every backend.
+ */
+export async function verifyAuditChain(page: (fromN: number) => Promise<AuditRow[]>, expect?: { n: number; hash: string }): Promise<AuditVerification> {
+  let prev = GENESIS;
+  let expectN = 1;
+  let entries = 0;
+  let head: AuditVerification['head'] = null;
+  for (;;) {
+    const rows = await page(expectN);
+    if (rows.length === 0) {
+      if (expect && expect.n >= expectN) return { ok: false, entries, head, firstBad: { n: expect.n, reason: `the log ends at entry ${expectN - 1}: entries up to the expected head ${expect.n} were removed` } };
+      return { ok: true, entries, head };
+    }
+    for (const r of rows) {
+      if (r.n !== expectN) return { ok: false, entries, head, firstBad: { n: r.n, reason: `entries ${expectN}…${r.n - 1} are missing` } };
+      if (r.hash === null || r.hash !== chainHash(prev, r)) {
+        return { ok: false, entries, head, firstBad: { n: r.n, reason: r.hash === null ? 'entry has no chain hash' : 'entry was changed, or an entry before it was' } };
       }
-      for (const r of rows) {
-        if (r.n !== expectN) return { ok: false, entries, head, firstBad: { n: r.n, reason: `entries ${expectN}…${r.n - 1} are missing` } };
-        if (r.hash === null || r.hash !== chainHash(prev, r)) {
-          return { ok: false, entries, head, firstBad: { n: r.n, reason: r.hash === null ? 'entry has no chain hash' : 'entry was changed, or an entry before it was' } };
-        }
-        if (expect && expect.n === r.n && expect.hash !== r.hash) return { ok: false, entries, head, firstBad: { n: r.n, reason: 'not the expected head: the log was rewritten from here or before' } };
-        prev = r.hash;
-        head = { n: r.n, hash: r.hash };
-        entries++;
-        expectN++;
-      }
+      if (expect && expect.n === r.n && expect.hash !== r.hash) return { ok: false, entries, head, firstBad: { n: r.n, reason: 'not the expected head: the log was rewritten from here or before' } };
+      prev = r.hash;
+      head = { n: r.n, hash: r.hash };
+      entries++;
+      expectN++;
     }
   }
 }

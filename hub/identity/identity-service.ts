@@ -5,28 +5,29 @@
  *
  * Verification cost: a successful scrypt check is remembered in memory as
  * (stored hash, SHA-256 of the secret) per account, so a gateway that
- * reconnects costs one SQLite read and one SHA-256, not another scrypt. A new
+ * reconnects costs one store read and one SHA-256, not another scrypt.
+ * It sees its state only through the ports (hub/store/state-ports.ts). A new
  * secret changes the stored hash and so invalidates the entry by itself.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { CLAIM_ID_LENGTH, CLAIM_SECRET_LENGTH, CLAIM_USERNAME, claimClientId, formatClaimToken, IocError, isValidId, parseClaimToken, type ErrorCode, type IssuedCredential, type ProvisionRequest } from '../../contract/index.js';
 import type { Logger } from '../../lib/index.js';
-import type { RegistryDb } from '../registry/registry-db.js';
-import type { RegistryStore } from '../registry/registry-store.js';
+import type { AuditPort, IdentityPort, RegistryPort } from '../store/state-ports.js';
 import { integrationPatternAllowed, type Identity } from './acl.js';
-import type { AuditLog } from './audit-log.js';
 import { ClaimGate } from './claim-gate.js';
 import { clientIdAllowed, parseStoredRules, validateRules, type IntegrationRules } from './integration-rules.js';
-import type { ApiRole, ApiTokenRow, ClaimRow, IdentityStore, PrincipalKind } from './identity-store.js';
+import type { ApiRole, ApiTokenRow, ClaimRow, PrincipalKind } from './identity-store.js';
 import { DEFAULT_SCRYPT, fingerprint, generateSecret, hashSecret, randomBase32, verifySecret, type ScryptParams } from './secret-hash.js';
 
 /** Dependencies of {@link IdentityService}. */
 export interface IdentityServiceDeps {
   logger: Logger;
-  db: RegistryDb;
-  store: IdentityStore;
-  registry: RegistryStore;
-  audit: AuditLog;
+  /** Principals, claims, API tokens (SQLite or PostgreSQL, hub/store/state.ts). */
+  store: IdentityPort;
+  registry: RegistryPort;
+  audit: AuditPort;
+  /** Claim expiry and issue times (ms; default Date.now). The stores stamp rows with their own clock: give both the same. */
+  clock?: () => number;
   scrypt?: ScryptParams;
   /** Closes the MQTT connection of this client id at once, if there is one. */
   disconnect: (clientId: string, reason: string) => void;
@@ -73,6 +74,7 @@ export class IdentityService {
   private readonly epochs = new Map<string, number>();
   private dummyHash: string | null = null;
   private readonly scrypt: ScryptParams;
+  private readonly clock: () => number;
   /** Dead claims refused before hashing (issue 13 item 4). */
   readonly claimGate: ClaimGate;
   /** Secret checks that ran scrypt (cache misses), for tests and metrics. */
@@ -80,7 +82,8 @@ export class IdentityService {
 
   constructor(private readonly deps: IdentityServiceDeps) {
     this.scrypt = deps.scrypt ?? DEFAULT_SCRYPT;
-    this.claimGate = new ClaimGate({ audit: deps.audit, clock: () => deps.db.clock() });
+    this.clock = deps.clock ?? Date.now;
+    this.claimGate = new ClaimGate({ audit: deps.audit, clock: this.clock });
   }
 
   /** Precomputes the hash used to spend equal time on unknown usernames. */
@@ -93,7 +96,7 @@ export class IdentityService {
   }
 
   private now(): number {
-    return this.deps.db.clock();
+    return this.clock();
   }
 
   /** Current epoch of an account (see {@link stillValid}). */
@@ -224,7 +227,8 @@ export class IdentityService {
   }
 
   /**
-   * Uses a claim (see {@link IdentityStore.redeemClaim}) and returns the
+   * Uses a claim (see {@link IdentityPort.redeemClaim}: claim, principal,
+   * registry row and audit entry in one transaction) and returns the
    * gateway's new credential. A re-provisioned gateway's old connection is
    * closed: its old secret no longer exists.
    */
@@ -236,10 +240,10 @@ export class IdentityService {
       const red = await this.deps.store.redeemClaim({
         claimId, gatewayId: req.gatewayId, transaction: req.transaction, secretHash: await hashSecret(password, this.scrypt),
         registry: { ...(req.location !== undefined ? { location: req.location } : {}), ...(req.version !== undefined ? { version: req.version } : {}), ...(req.firmware !== undefined ? { firmware: req.firmware } : {}), ...(req.hostname !== undefined ? { hostname: req.hostname } : {}) },
+        audit: (red) => ({ actor, source, action: 'gateway.provision', target: `gateway:${req.gatewayId}`, outcome: 'ok', detail: { site: red.claim.site, replaced: red.replaced, repeated: red.repeated, version: req.version ?? null } }),
       });
       this.bump(req.gatewayId);
       if (red.replaced) this.deps.disconnect(req.gatewayId, red.repeated ? 'provisioning request repeated: the first answer was lost, its secret is replaced' : 're-provisioned with a new credential');
-      await this.deps.audit.record({ actor, source, action: 'gateway.provision', target: `gateway:${req.gatewayId}`, outcome: 'ok', detail: { site: red.claim.site, replaced: red.replaced, repeated: red.repeated, version: req.version ?? null } });
       return { gatewayId: req.gatewayId, site: red.claim.site, username: req.gatewayId, password, issuedAt: this.now() };
     } catch (err) {
       const code = err instanceof IocError ? err.code : 'HUB_ERR_STORE_IO';

@@ -6,6 +6,8 @@
  */
 import { IocError } from '../../contract/index.js';
 import type { RegistryDb } from '../registry/registry-db.js';
+import type { RedeemRequest } from '../store/state-ports.js';
+import { appendAuditRow } from './audit-log.js';
 
 /** Kinds of MQTT account. Claims are not principals: they live in their own table. */
 export type PrincipalKind = 'gateway' | 'consumer' | 'service' | 'integration';
@@ -70,11 +72,13 @@ type Raw = Record<string, unknown>;
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
-function principal(r: Raw): PrincipalRow {
+/** A `principals` row (either backend) as a record. */
+export function principal(r: Raw): PrincipalRow {
   return { username: String(r.username), kind: r.kind as PrincipalKind, secretHash: String(r.secret_hash), createdAt: Number(r.created_at), createdBy: String(r.created_by), revokedAt: num(r.revoked_at), revokedBy: str(r.revoked_by), rules: str(r.rules) };
 }
 
-function claim(r: Raw): ClaimRow {
+/** A `claims` row (either backend) as a record. */
+export function claim(r: Raw): ClaimRow {
   return {
     id: String(r.id), secretHash: String(r.secret_hash), site: String(r.site), gatewayId: str(r.gateway_id), note: str(r.note),
     createdAt: Number(r.created_at), createdBy: String(r.created_by), expiresAt: Number(r.expires_at),
@@ -82,8 +86,41 @@ function claim(r: Raw): ClaimRow {
   };
 }
 
-function token(r: Raw): ApiTokenRow {
+/** An `api_tokens` row (either backend) as a record. */
+export function token(r: Raw): ApiTokenRow {
   return { id: String(r.id), name: String(r.name), role: r.role as ApiRole, secretHash: String(r.secret_hash), createdAt: Number(r.created_at), createdBy: String(r.created_by), revokedAt: num(r.revoked_at), revokedBy: str(r.revoked_by) };
+}
+
+/** The gateway's existing account, as a redemption sees it. */
+export interface ExistingAccount {
+  kind: string;
+  createdBy: string;
+  revokedAt: number | null;
+}
+
+/**
+ * Decides a redemption from the rows read inside its transaction (both
+ * backends): `repeat` (the same request again, see
+ * {@link IdentityStore.redeemClaim}), `create` (a new gateway) or `replace`
+ * (re-provisioning by a claim bound to it). Throws the IocError that refuses
+ * it otherwise; checks in this order: unknown, revoked, used, expired,
+ * bound to another id, id taken.
+ */
+export function redeemPlan(c: ClaimRow | null, usedTransaction: string | null, existing: ExistingAccount | null, r: { claimId: string; gatewayId: string; transaction: string }, now: number): 'repeat' | 'create' | 'replace' {
+  if (!c) throw new IocError('HUB_ERR_CLAIM_INVALID', `no claim '${r.claimId}'`);
+  if (c.revokedAt !== null) throw new IocError('HUB_ERR_CLAIM_REVOKED', `claim '${c.id}' was revoked by ${c.revokedBy} at ${new Date(c.revokedAt).toISOString()}; ask an operator for a new one`);
+  if (c.usedAt !== null) {
+    const repeat = c.usedBy === r.gatewayId && usedTransaction === r.transaction && now - c.usedAt <= CLAIM_RETRY_MS && now < c.expiresAt
+      && existing !== null && existing.createdBy === `claim:${c.id}` && existing.revokedAt === null;
+    if (!repeat) throw new IocError('HUB_ERR_CLAIM_USED', `claim '${c.id}' was already used at ${new Date(c.usedAt).toISOString()}; a claim works once (a lost answer can be asked for again from the same gateway for ${CLAIM_RETRY_MS / 60_000} minutes) — ask an operator for a new one`);
+    return 'repeat';
+  }
+  if (c.expiresAt <= now) throw new IocError('HUB_ERR_CLAIM_EXPIRED', `claim '${c.id}' expired at ${new Date(c.expiresAt).toISOString()}; ask an operator for a new one`);
+  if (c.gatewayId !== null && c.gatewayId !== r.gatewayId) throw new IocError('HUB_ERR_CLAIM_INVALID', `claim '${c.id}' is for gateway '${c.gatewayId}', not '${r.gatewayId}'`);
+  if (existing && (existing.kind !== 'gateway' || c.gatewayId !== r.gatewayId)) {
+    throw new IocError('HUB_ERR_GATEWAY_EXISTS', `'${r.gatewayId}' is already registered; to replace that gateway an operator must create a claim bound to it (--gateway ${r.gatewayId})`);
+  }
+  return existing ? 'replace' : 'create';
 }
 
 /** Principals, claims and API tokens. */
@@ -177,32 +214,28 @@ export class IdentityStore {
    * it expires, while the credential it issued is still the gateway's and not
    * revoked): the answer to the first one was lost, so the gateway gets a
    * fresh secret, which replaces the lost one.
+   *
+   * The audit entry `r.audit(result)` is appended to the chain in the same
+   * transaction (audit and identities share registry.sqlite).
    */
-  async redeemClaim(r: { claimId: string; gatewayId: string; transaction: string; secretHash: string; registry: { location?: string; version?: string; firmware?: string; hostname?: string } }): Promise<Redemption> {
+  async redeemClaim(r: RedeemRequest): Promise<Redemption> {
     const db = this.db;
     const now = this.now();
     return db.transaction(async () => {
       const raw = await db.get<Raw>('SELECT * FROM claims WHERE id = ?', [r.claimId]);
-      if (!raw) throw new IocError('HUB_ERR_CLAIM_INVALID', `no claim '${r.claimId}'`);
-      const c = claim(raw);
-      if (c.revokedAt !== null) throw new IocError('HUB_ERR_CLAIM_REVOKED', `claim '${c.id}' was revoked by ${c.revokedBy} at ${new Date(c.revokedAt).toISOString()}; ask an operator for a new one`);
-      if (c.usedAt !== null) {
-        const issued = await db.get<Raw>('SELECT created_by, revoked_at FROM principals WHERE username = ?', [r.gatewayId]);
-        const repeat = c.usedBy === r.gatewayId && raw.used_transaction === r.transaction && now - c.usedAt <= CLAIM_RETRY_MS && now < c.expiresAt
-          && issued !== undefined && issued.created_by === `claim:${c.id}` && issued.revoked_at === null;
-        if (!repeat) throw new IocError('HUB_ERR_CLAIM_USED', `claim '${c.id}' was already used at ${new Date(c.usedAt).toISOString()}; a claim works once (a lost answer can be asked for again from the same gateway for ${CLAIM_RETRY_MS / 60_000} minutes) — ask an operator for a new one`);
+      const c = raw ? claim(raw) : null;
+      const ex = await db.get<Raw>('SELECT kind, created_by, revoked_at FROM principals WHERE username = ?', [r.gatewayId]);
+      const plan = redeemPlan(c, str(raw?.used_transaction), ex ? { kind: String(ex.kind), createdBy: String(ex.created_by), revokedAt: num(ex.revoked_at) } : null, r, now);
+      const cl = c!; // redeemPlan refused a missing claim
+      if (plan === 'repeat') {
         await db.run('UPDATE principals SET secret_hash = ?, created_at = ? WHERE username = ?', [r.secretHash, now, r.gatewayId]);
         await db.run('UPDATE registry_gateways SET updated_at = ? WHERE id = ?', [now, r.gatewayId]);
-        return { claim: c, replaced: true, repeated: true };
+        const again: Redemption = { claim: cl, replaced: true, repeated: true };
+        await appendAuditRow(db, r.audit(again), now);
+        return again;
       }
-      if (c.expiresAt <= now) throw new IocError('HUB_ERR_CLAIM_EXPIRED', `claim '${c.id}' expired at ${new Date(c.expiresAt).toISOString()}; ask an operator for a new one`);
-      if (c.gatewayId !== null && c.gatewayId !== r.gatewayId) throw new IocError('HUB_ERR_CLAIM_INVALID', `claim '${c.id}' is for gateway '${c.gatewayId}', not '${r.gatewayId}'`);
-      const old = await db.get<Raw>('SELECT kind FROM principals WHERE username = ?', [r.gatewayId]);
-      if (old && (old.kind !== 'gateway' || c.gatewayId !== r.gatewayId)) {
-        throw new IocError('HUB_ERR_GATEWAY_EXISTS', `'${r.gatewayId}' is already registered; to replace that gateway an operator must create a claim bound to it (--gateway ${r.gatewayId})`);
-      }
-      const actor = `claim:${c.id}`;
-      await db.run('UPDATE claims SET used_at = ?, used_by = ?, used_transaction = ? WHERE id = ?', [now, r.gatewayId, r.transaction, c.id]);
+      const actor = `claim:${cl.id}`;
+      await db.run('UPDATE claims SET used_at = ?, used_by = ?, used_transaction = ? WHERE id = ?', [now, r.gatewayId, r.transaction, cl.id]);
       await db.run(
         `INSERT INTO principals(username, kind, secret_hash, created_at, created_by) VALUES (?, 'gateway', ?, ?, ?)
          ON CONFLICT(username) DO UPDATE SET secret_hash = excluded.secret_hash, created_at = excluded.created_at, created_by = excluded.created_by, revoked_at = NULL, revoked_by = NULL`,
@@ -214,9 +247,11 @@ export class IdentityStore {
          ON CONFLICT(id) DO UPDATE SET site = excluded.site, location = coalesce(excluded.location, location), version = coalesce(excluded.version, version),
            firmware = coalesce(excluded.firmware, firmware), hostname = coalesce(excluded.hostname, hostname),
            registered_at = excluded.registered_at, registered_by = excluded.registered_by, updated_at = excluded.updated_at`,
-        [r.gatewayId, c.site, g.location ?? null, g.version ?? null, g.firmware ?? null, g.hostname ?? null, now, actor, now],
+        [r.gatewayId, cl.site, g.location ?? null, g.version ?? null, g.firmware ?? null, g.hostname ?? null, now, actor, now],
       );
-      return { claim: { ...c, usedAt: now, usedBy: r.gatewayId }, replaced: old !== undefined, repeated: false };
+      const done: Redemption = { claim: { ...cl, usedAt: now, usedBy: r.gatewayId }, replaced: plan === 'replace', repeated: false };
+      await appendAuditRow(db, r.audit(done), now);
+      return done;
     });
   }
 

@@ -5,8 +5,8 @@
  */
 import type { GatewayStatus } from '../../contract/index.js';
 import type { GatewayRow, TelemetryPort } from '../store/port.js';
-import type { IdentityStore } from '../identity/identity-store.js';
-import type { RegistryGateway, RegistryStore } from './registry-store.js';
+import type { IdentityPort, RegistryPort } from '../store/state-ports.js';
+import type { RegistryGateway } from './registry-store.js';
 
 /** A gateway as the API lists it. */
 export interface GatewayView {
@@ -52,8 +52,8 @@ function merge(id: string, seen: GatewayRow | undefined, reg: RegistryGateway | 
 /** Sources of {@link listGatewayViews}. */
 export interface GatewayViewSources {
   store: TelemetryPort;
-  registry: RegistryStore;
-  identities: IdentityStore;
+  registry: RegistryPort;
+  identities: IdentityPort;
 }
 
 /** Every gateway that connected or was registered, sorted by id. */

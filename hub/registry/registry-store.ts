@@ -40,24 +40,49 @@ export interface RegistryDevice {
 type Raw = Record<string, unknown>;
 const s = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
-function gateway(r: Raw): RegistryGateway {
+/** A `registry_gateways` row (either backend) as a record. */
+export function gatewayFromRow(r: Raw): RegistryGateway {
   return { id: String(r.id), site: s(r.site), location: s(r.location), version: s(r.version), firmware: s(r.firmware), hostname: s(r.hostname), registeredAt: Number(r.registered_at), registeredBy: String(r.registered_by), updatedAt: Number(r.updated_at) };
 }
 
-function device(r: Raw): RegistryDevice {
+/** A `registry_devices` row as a record (`enabled` 0/1 in SQLite, boolean in PostgreSQL). */
+export function deviceFromRow(r: Raw): RegistryDevice {
   return {
     gateway: String(r.gateway), id: String(r.id), profile: String(r.profile), bus: String(r.bus), busType: s(r.bus_type), address: s(r.address),
-    unitId: r.unit_id === null ? null : Number(r.unit_id), enabled: r.enabled === 1, firstSeen: Number(r.first_seen), lastSeen: Number(r.last_seen), removedAt: r.removed_at === null ? null : Number(r.removed_at),
+    unitId: r.unit_id === null ? null : Number(r.unit_id), enabled: r.enabled === 1 || r.enabled === true, firstSeen: Number(r.first_seen), lastSeen: Number(r.last_seen), removedAt: r.removed_at === null ? null : Number(r.removed_at),
   };
 }
 
 /** How often an unchanged inventory still refreshes the devices' last-seen time. */
 const REFRESH_MS = 5 * 60_000;
 
+/**
+ * Whether a status document's device inventory is worth writing: it changed,
+ * or the last write is older than {@link REFRESH_MS} (so an unchanged
+ * inventory costs no write per status). Remembers per gateway in memory; on
+ * another hub node it is simply written once more.
+ */
+export class InventorySeen {
+  private readonly seen = new Map<string, { hash: string; at: number }>();
+
+  /** The inventory's hash when its devices are due to be written, else null. */
+  due(gw: string, status: GatewayStatus, now: number): string | null {
+    const inv = status.inventory;
+    if (inv === undefined) return null;
+    const hash = createHash('sha1').update(JSON.stringify(inv)).digest('hex');
+    const prev = this.seen.get(gw);
+    return !prev || prev.hash !== hash || now - prev.at >= REFRESH_MS ? hash : null;
+  }
+
+  /** Records a written inventory. */
+  written(gw: string, hash: string, now: number): void {
+    this.seen.set(gw, { hash, at: now });
+  }
+}
+
 /** Gateways and field devices. */
 export class RegistryStore {
-  /** Per gateway: hash of the last inventory written, and when. */
-  private readonly seen = new Map<string, { hash: string; at: number }>();
+  private readonly seen = new InventorySeen();
 
   constructor(private readonly deps: { db: RegistryDb }) {}
 
@@ -67,11 +92,11 @@ export class RegistryStore {
 
   async getGateway(id: string): Promise<RegistryGateway | null> {
     const r = await this.db.get<Raw>('SELECT * FROM registry_gateways WHERE id = ?', [id]);
-    return r ? gateway(r) : null;
+    return r ? gatewayFromRow(r) : null;
   }
 
   async listGateways(): Promise<RegistryGateway[]> {
-    return (await this.db.all<Raw>('SELECT * FROM registry_gateways ORDER BY id')).map(gateway);
+    return (await this.db.all<Raw>('SELECT * FROM registry_gateways ORDER BY id')).map(gatewayFromRow);
   }
 
   /** Creates or refreshes a gateway's record when it gets a credential outside a claim (admin, tests). */
@@ -106,9 +131,8 @@ export class RegistryStore {
     const db = this.db;
     const now = this.deps.db.clock();
     const inv = status.inventory;
-    const hash = inv ? createHash('sha1').update(JSON.stringify(inv)).digest('hex') : null;
-    const prev = this.seen.get(gw);
-    const devicesDue = inv !== undefined && (!prev || prev.hash !== hash || now - prev.at >= REFRESH_MS);
+    const hash = this.seen.due(gw, status, now);
+    const devicesDue = hash !== null;
     await db.transaction(async () => {
       await db.run(
         `INSERT INTO registry_gateways(id, version, firmware, registered_at, registered_by, updated_at) VALUES (?,?,?,?, 'status', ?)
@@ -128,7 +152,7 @@ export class RegistryStore {
       const ids = inv.map((d: InventoryDevice) => d.id);
       await db.run(`UPDATE registry_devices SET removed_at = ? WHERE gateway = ? AND removed_at IS NULL ${ids.length ? `AND id NOT IN (${ids.map(() => '?').join(',')})` : ''}`, [now, gw, ...ids]);
     });
-    if (devicesDue && hash) this.seen.set(gw, { hash, at: now });
+    if (hash) this.seen.written(gw, hash, now);
   }
 
   /** Field devices, optionally of one gateway; removed ones only when asked. */
@@ -141,6 +165,6 @@ export class RegistryStore {
     }
     if (!q.includeRemoved) where.push('removed_at IS NULL');
     const rows = await this.db.all<Raw>(`SELECT * FROM registry_devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY gateway, id`, params);
-    return rows.map(device);
+    return rows.map(deviceFromRow);
   }
 }

@@ -2,19 +2,17 @@
  * The rest of the hub's durable state as storage ports (issue 15, item 1):
  * registry, identities (principals, claims, API tokens), the audit chain,
  * configuration versions and reports, firmware manifests, images and
- * rollouts. Today only SQLite implements them — the classes named on each
- * interface, which satisfy them structurally (checked by
- * hub/store/test/state-ports.test.ts at type-check time). The PostgreSQL
- * implementations are not written yet; these interfaces are what they must
- * give, and what services should depend on instead of the SQLite classes.
+ * rollouts. The SQLite classes named on each interface satisfy them
+ * structurally (checked by hub/store/test/state-ports.test.ts at type-check
+ * time); the PostgreSQL ones live in hub/store/postgres/. Services depend on
+ * these interfaces only; hub/store/state.ts opens one backend's set.
  *
- * Two couplings to undo on the way (they are why the services still take
- * the classes): `IdentityService` and `FirmwareService` reach the SQLite
- * connection itself (`RegistryDb.db`, `FirmwareDb.db`) for transactions
- * spanning several stores — claim redemption writes the principal, the
- * registry row and the audit entry atomically. A PostgreSQL backend needs
- * those as port operations (one method, one transaction), not a shared
- * connection.
+ * Work spanning several stores is one port operation, one transaction in
+ * each backend, never a shared connection: claim redemption
+ * ({@link IdentityPort.redeemClaim}) writes the claim, the principal, the
+ * registry row and the audit entry together. Registry, identity and audit
+ * of one backend therefore share one database (registry.sqlite, or the
+ * PostgreSQL schema).
  */
 import type { ConfigDesired, ConfigReported, GatewayStatus } from '../../contract/index.js';
 import type { ConfigEvent, ConfigVersionInfo, StoredReport } from '../config/config-store.js';
@@ -23,7 +21,19 @@ import type { AuditEntry, AuditRecord, AuditVerification } from '../identity/aud
 import type { ApiRole, ApiTokenRow, ClaimRow, PrincipalKind, PrincipalRow, Redemption } from '../identity/identity-store.js';
 import type { RegistryDevice, RegistryGateway } from '../registry/registry-store.js';
 
-/** Gateways' site, location and versions; field devices (SQLite: `RegistryStore`). */
+/** What {@link IdentityPort.redeemClaim} is asked. */
+export interface RedeemRequest {
+  claimId: string;
+  gatewayId: string;
+  /** The gateway's provisioning transaction id: the same request repeated (a lost answer) is recognised by it. */
+  transaction: string;
+  secretHash: string;
+  registry: { location?: string; version?: string; firmware?: string; hostname?: string };
+  /** The audit entry of a successful redemption, written in the same transaction. */
+  audit: (r: Redemption) => AuditRecord;
+}
+
+/** Gateways' site, location and versions; field devices (SQLite: `RegistryStore`, PostgreSQL: `PgRegistry`). */
 export interface RegistryPort {
   getGateway(id: string): Promise<RegistryGateway | null>;
   listGateways(): Promise<RegistryGateway[]>;
@@ -33,7 +43,7 @@ export interface RegistryPort {
   listDevices(q?: { gateway?: string; includeRemoved?: boolean }): Promise<RegistryDevice[]>;
 }
 
-/** Principals with hashed secrets, one-time claims, API tokens (SQLite: `IdentityStore`). Only hashes are stored. */
+/** Principals with hashed secrets, one-time claims, API tokens (SQLite: `IdentityStore`, PostgreSQL: `PgIdentity`). Only hashes are stored. */
 export interface IdentityPort {
   getPrincipal(username: string): Promise<PrincipalRow | null>;
   listPrincipals(kind?: PrincipalKind): Promise<PrincipalRow[]>;
@@ -43,15 +53,24 @@ export interface IdentityPort {
   getClaim(id: string): Promise<ClaimRow | null>;
   listClaims(opts?: { includeInactive?: boolean; limit?: number }): Promise<ClaimRow[]>;
   revokeClaim(id: string, actor: string): Promise<ClaimRow>;
-  /** One transaction: the claim used, the gateway's principal and registry row written (exactly once per claim, also between hubs). */
-  redeemClaim(r: { claimId: string; gatewayId: string; transaction: string; secretHash: string; registry: { location?: string; version?: string; firmware?: string; hostname?: string } }): Promise<Redemption>;
+  /**
+   * One transaction: the claim used, the gateway's principal and registry
+   * row written, and the audit entry `audit(redemption)` appended to the
+   * chain — all or nothing, exactly once per claim, also between hubs. A
+   * refusal throws its IocError and writes nothing (the caller audits it).
+   */
+  redeemClaim(r: RedeemRequest): Promise<Redemption>;
   insertToken(t: { id: string; name: string; role: ApiRole; secretHash: string; actor: string }): Promise<ApiTokenRow>;
   getToken(id: string): Promise<ApiTokenRow | null>;
   listTokens(): Promise<ApiTokenRow[]>;
   revokeToken(id: string, actor: string): Promise<boolean>;
 }
 
-/** The tamper-evident audit chain (SQLite: `AuditLog`). Appends are serialised: each entry's hash covers the one before. */
+/**
+ * The tamper-evident audit chain (SQLite: `AuditLog`, PostgreSQL: `PgAudit`).
+ * Appends are serialised, also between hub processes on one database: each
+ * entry's hash covers the one before, and the chain never forks.
+ */
 export interface AuditPort {
   record(e: AuditRecord): Promise<void>;
   list(q?: { actor?: string; action?: string; since?: number; limit?: number }): Promise<AuditEntry[]>;

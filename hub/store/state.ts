@@ -1,0 +1,157 @@
+/**
+ * Opens the hub's state stores — registry, identities, audit chain,
+ * configuration, firmware — for the backend the hub's `store` option names
+ * (issue 15): SQLite files in the data directory by default, or one
+ * PostgreSQL schema for `postgres://…`. The telemetry store is opened
+ * beside it in hub/hub.ts (port.ts); the state ports are in state-ports.ts.
+ *
+ * Registry, identities and audit of one backend share one database
+ * (registry.sqlite, or the PostgreSQL schema) because claim redemption
+ * writes all three in one transaction.
+ *
+ * On PostgreSQL the state stores have their own small pool, apart from the
+ * telemetry store's: identity and registry writes never wait behind a
+ * telemetry group commit (the reason registry.sqlite is a file of its own).
+ * The schema is migrated at start (idempotent; the telemetry store does the
+ * same).
+ */
+import path from 'node:path';
+import { IocError } from '../../contract/index.js';
+import type { Logger } from '../../lib/index.js';
+import { ConfigStore } from '../config/config-store.js';
+import { FirmwareDb } from '../firmware/index.js';
+import { AuditLog } from '../identity/audit-log.js';
+import { IdentityStore } from '../identity/identity-store.js';
+import { RegistryDb } from '../registry/registry-db.js';
+import { RegistryStore } from '../registry/registry-store.js';
+import { migrate } from './postgres/migrations.js';
+import { PgAudit } from './postgres/pg-audit.js';
+import { PgIdentity } from './postgres/pg-identity.js';
+import { isUnavailable, PgPool, parseStoreUrl, type PgConnectOptions, type StoreUrl } from './postgres/pg-pool.js';
+import { PgRegistry } from './postgres/pg-registry.js';
+import type { AuditPort, IdentityPort, RegistryPort } from './state-ports.js';
+
+/** What {@link openStateStores} needs. */
+export interface StateStoreOptions {
+  /** The hub's `store` option (`postgres://…`, `sqlite:DIR`, absent), or its parsed form. */
+  store?: string | StoreUrl;
+  /** The hub's data directory: the SQLite files live here. */
+  dataDir: string;
+  logger: Logger;
+  /** Clock of the identity services: claim expiry, audit times (default Date.now). */
+  clock?: () => number;
+  /** Pool settings for PostgreSQL (default: 4 connections, application name `ioc-edge-hub-state`). */
+  pg?: Omit<PgConnectOptions, 'url' | 'schema'>;
+}
+
+/** The hub's state stores of one backend, started and stopped together. */
+export interface StateStores {
+  readonly backend: 'sqlite' | 'postgres';
+  readonly registry: RegistryPort;
+  readonly identity: IdentityPort;
+  readonly audit: AuditPort;
+  /** Configuration versions and reports (SQLite for now on either backend: H2 adds the PostgreSQL one). */
+  readonly config: ConfigStore;
+  /** Firmware manifests and rollouts (SQLite for now on either backend: H2 adds the PostgreSQL one). */
+  readonly firmware: FirmwareDb;
+  /** The PostgreSQL pool of the state stores (null on SQLite): health for readiness, and tests. */
+  readonly pool: PgPool | null;
+  /** Opens every store (PostgreSQL: migrates the schema first). On failure closes what it opened. */
+  start(): Promise<void>;
+  /** Closes every store; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Something opened at start and closed at stop, in reverse order. */
+interface Part {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds the state stores for the chosen backend (nothing is opened until
+ * `start()`). The one place that knows which classes implement the ports.
+ */
+export function openStateStores(opts: StateStoreOptions): StateStores {
+  const where = typeof opts.store === 'object' ? opts.store : parseStoreUrl(opts.store);
+  const clock = opts.clock ?? Date.now;
+  const parts: Part[] = [];
+  const log = opts.logger;
+  // registry.sqlite: all state on SQLite, or what is not yet on PostgreSQL (configuration).
+  let regDb: RegistryDb | null = null;
+  const sqlite = (): RegistryDb => {
+    if (!regDb) {
+      regDb = new RegistryDb({ file: path.join(opts.dataDir, 'registry.sqlite'), logger: log, clock });
+      parts.push(regDb);
+    }
+    return regDb;
+  };
+  let pool: PgPool | null = null;
+  let registry: RegistryPort;
+  let identity: IdentityPort;
+  let audit: AuditPort;
+  if (where.kind === 'postgres') {
+    const p = new PgPool({ max: 4, applicationName: 'ioc-edge-hub-state', ...opts.pg, url: where.url, schema: where.schema }, log);
+    pool = p;
+    let ended = false;
+    const end = async (): Promise<void> => {
+      if (ended) return;
+      ended = true;
+      await p.end();
+    };
+    parts.push({
+      async start() {
+        try {
+          const m = await migrate(p);
+          if (m.applied.length > 0) log.info({ schema: p.schema, from: m.from, to: m.to }, 'PostgreSQL state schema migrated');
+        } catch (err) {
+          await end().catch(() => undefined);
+          if (isUnavailable(err)) throw new IocError('HUB_ERR_STORE_UNAVAILABLE', `PostgreSQL at ${p.where} unreachable at start: ${(err as Error).message}; start it or fix --store`, { cause: err });
+          throw err;
+        }
+      },
+      stop: end,
+    });
+    registry = new PgRegistry({ db: p, clock });
+    identity = new PgIdentity({ db: p, clock });
+    audit = new PgAudit({ db: p, clock });
+  } else {
+    const db = sqlite();
+    registry = new RegistryStore({ db });
+    identity = new IdentityStore({ db });
+    audit = new AuditLog({ db });
+  }
+  // Configuration and firmware (engineer H2 puts their PostgreSQL stores here).
+  const config = new ConfigStore({ db: sqlite() });
+  const firmware = new FirmwareDb({ file: path.join(opts.dataDir, 'firmware.sqlite'), logger: log, clock });
+  parts.push(firmware);
+
+  const started: Part[] = [];
+  let stopping: Promise<void> | null = null;
+  return {
+    backend: where.kind,
+    registry,
+    identity,
+    audit,
+    config,
+    firmware,
+    pool,
+    async start() {
+      try {
+        for (const part of parts) {
+          await part.start();
+          started.push(part);
+        }
+      } catch (err) {
+        for (const part of started.splice(0).reverse()) await part.stop().catch(() => undefined);
+        throw err;
+      }
+    },
+    stop() {
+      stopping ??= (async () => {
+        for (const part of started.splice(0).reverse()) await part.stop();
+      })();
+      return stopping;
+    },
+  };
+}
