@@ -25,6 +25,7 @@ import { BoundedPersistence } from './broker/bounded-persistence.js';
 import { readProxyStart, type ProxyProtocolOptions } from './broker/proxy-protocol.js';
 import { isQuarantined } from './broker/quarantine-mark.js';
 import { SubscriptionBook } from './broker/subscription-book.js';
+import { PublishRate } from './broker/publish-rate.js';
 import type { HubEvents } from './hub-events.js';
 import { PacketGuard, type PacketLimits } from './identity/packet-guard.js';
 import type { Ingest } from './ingest.js';
@@ -69,6 +70,8 @@ export class Broker {
   private readonly pending = new Map<string, number>();
   /** Releases a connection's pending slot (once it is a client, or closed). */
   private readonly pendingRelease = new WeakMap<object, () => void>();
+  /** Per-client publish rate (token buckets and the messages they hold). */
+  private rate: PublishRate | null = null;
   /** Retained topics outside the contract's namespace, by the client id that set them. */
   private readonly retainedBy = new Map<string, Set<string>>();
   /** Connections closed for an oversized packet. */
@@ -108,6 +111,7 @@ export class Broker {
       onDrop: (client, dropped) => logger.warn({ client, dropped, bound: limits.maxQueuedPerSession, code: 'HUB_ERR_LIMIT' }, 'offline queue full: oldest messages dropped'),
     });
     const opts = this.deps.aedesOptions ?? {};
+    const rate = (this.rate = new PublishRate({ logger, limits, counters: lc }));
     const aedes = await Aedes.createBroker({
       ...opts,
       persistence: this.persistence,
@@ -122,7 +126,8 @@ export class Broker {
         if (opts.preConnect) opts.preConnect(client, packet, cb);
         else cb(null, true);
       },
-      authorizePublish: (client, packet, cb) => {
+      // The client's publish rate first (broker/publish-rate.ts): held past it, disconnected past its hard limit.
+      authorizePublish: (client, packet, cb) => rate.admit(client, () => {
         if (packet.retain) this.retainPolicy(client, packet);
         const run = (): void => {
           ingest.onPublish(client, packet).then(
@@ -135,7 +140,7 @@ export class Broker {
         };
         if (opts.authorizePublish) opts.authorizePublish(client, packet, (err) => (err ? cb(err) : run()));
         else run();
-      },
+      }, cb),
       authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, roleOf, cb),
       authorizeForward: (client, packet) => {
         if (isQuarantined(packet.payload)) {
@@ -399,6 +404,7 @@ export class Broker {
       for (const s of this.sockets) s.destroy();
       await closed;
     }
+    this.rate?.stop();
     const aedes = this.aedes;
     this.aedes = null;
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));

@@ -24,7 +24,7 @@ export interface HubMetricsSources {
   live: () => { clients: number; messages: number; dropped: number };
   clock?: () => number;
   /** What the broker's per-client bounds refused, dropped or disconnected (hub/broker/broker-limits.ts). */
-  brokerLimits?: () => { subscriptionsRefused: number; nulFiltersRefused: number; retainRefused: number; queueDropped: number; slowReaders: number; quarantinedNotForwarded: number; connectionsRefused: number; proxyRefused: number };
+  brokerLimits?: () => { subscriptionsRefused: number; nulFiltersRefused: number; retainRefused: number; queueDropped: number; slowReaders: number; quarantinedNotForwarded: number; connectionsRefused: number; proxyRefused: number; publishesDelayed?: number; publishRateDisconnects?: number };
 }
 
 /** The hub's metrics registry and the counters fed by hooks. */
@@ -63,6 +63,8 @@ export class HubMetrics {
       total('ioc_edge_hub_mqtt_slow_consumers_disconnected_total', 'Clients disconnected because their unread output passed the bound.', () => bl().slowReaders);
       total('ioc_edge_hub_mqtt_quarantined_not_forwarded_total', 'Deliveries of quarantined payloads suppressed.', () => bl().quarantinedNotForwarded);
       total('ioc_edge_hub_mqtt_connections_refused_total', 'CONNECTs refused for the client id length bound.', () => bl().connectionsRefused);
+      total('ioc_edge_hub_mqtt_publishes_delayed_total', 'PUBLISHes held for the per-client publish rate (PUBACK delayed).', () => bl().publishesDelayed ?? 0);
+      total('ioc_edge_hub_mqtt_publish_rate_disconnects_total', 'Clients disconnected past the publish rate hard limit (too many messages held at once).', () => bl().publishRateDisconnects ?? 0);
       total('ioc_edge_hub_mqtt_proxy_refused_total', 'Connections closed for a missing, malformed or untrusted PROXY protocol header.', () => bl().proxyRefused);
     }
     this.received = new Counter({ name: 'ioc_edge_hub_mqtt_messages_received_total', help: 'PUBLISH packets accepted from clients, by topic kind.', labelNames: ['kind'], registers });

@@ -55,6 +55,20 @@ export interface BrokerLimits {
   maxConcurrentLogins: number;
   /** TCP keep-alive probe delay, ms: a peer that vanished (keepalive 0 in CONNECT, half-open TCP) is found by the OS. */
   tcpKeepAliveMs: number;
+  /**
+   * Sustained PUBLISHes per second per connection (token bucket refill,
+   * publish-rate.ts). Generous for a gateway: its uplink keeps a window of 8
+   * batches in flight, tens to hundreds of messages a second even while it
+   * drains a backlog; bench:hub's synthetic publishers reach ~5,500 each.
+   * Past it a client's messages are held (PUBACK later, its socket not read
+   * meanwhile), so one client gets at most about a fifth of what the broker
+   * carries here (~53k QoS 0 messages/s).
+   */
+  publishRate: number;
+  /** PUBLISHes one connection may send at once above the rate (bucket size). */
+  publishBurst: number;
+  /** Messages held for the rate at once, past which the client is disconnected (a flood, not a burst). */
+  publishMaxHeld: number;
 }
 
 /** Defaults: generous for real use, small against abuse. */
@@ -71,6 +85,9 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   tcpKeepAliveMs: 60_000,
   maxConcurrentLogins: 2,
   maxPendingPerSource: 1024,
+  publishRate: 10_000,
+  publishBurst: 20_000,
+  publishMaxHeld: 500,
 };
 
 /** Partial settings over the defaults (nested maxSubscriptions merged too). */
@@ -96,18 +113,22 @@ export interface BrokerLimitCounters {
   quarantinedNotForwarded: number;
   /** CONNECTs refused for the per-account connection bound or the client id length. */
   connectionsRefused: number;
+  /** PUBLISHes held for the per-client publish rate (PUBACK delayed). */
+  publishesDelayed: number;
+  /** Clients disconnected past the publish rate's hard limit. */
+  publishRateDisconnects: number;
 }
 
 /** Fresh zeroed counters. */
 export function limitCounters(): BrokerLimitCounters {
-  return { subscriptionsRefused: 0, nulFiltersRefused: 0, retainRefused: 0, queueDropped: 0, slowReaders: 0, quarantinedNotForwarded: 0, connectionsRefused: 0 };
+  return { subscriptionsRefused: 0, nulFiltersRefused: 0, retainRefused: 0, queueDropped: 0, slowReaders: 0, quarantinedNotForwarded: 0, connectionsRefused: 0, publishesDelayed: 0, publishRateDisconnects: 0 };
 }
 
 /** Settings as a hub takes them: any field may be left out. */
 export type BrokerLimitSettings = Partial<Omit<BrokerLimits, 'maxSubscriptions'>> & { maxSubscriptions?: Partial<BrokerLimits['maxSubscriptions']> };
 
 const NUMERIC: ReadonlyArray<keyof Omit<BrokerLimits, 'maxSubscriptions'>> = [
-  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxQueuedBytesPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs', 'maxConcurrentLogins', 'maxPendingPerSource',
+  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxQueuedBytesPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs', 'maxConcurrentLogins', 'maxPendingPerSource', 'publishRate', 'publishBurst', 'publishMaxHeld',
 ];
 
 /**
