@@ -1,17 +1,23 @@
 /**
  * A hub with authentication in its own process, for benchmarks:
  *   node --import tsx scripts/bench/secure-hub-process.ts DATA_DIR
- * Prints {"ready": true, "mqttPort", "httpPort", "pid"} when it listens, then
+ * Prints {"ready": true, "mqttPort", "httpPort", "pid", "maxOpenFiles"} when it listens, then
  * answers one JSON line per command line on stdin:
  *   issue N PREFIX FILE  → gateway credentials PREFIX-0…N-1 written to FILE as JSON; {"issued": N, "seconds"}
  *   consumer NAME        → {"username", "password"} of a new read-only consumer account
  *   service NAME         → the same for a hub service account
- *   stats                → {"rss", "heapUsed", "clients", "loginsOk", "loginsFailed", "commits", "batches"}
+ *   heapsnapshot FILE    → {"snapshot": FILE} (v8.writeHeapSnapshot, for bench:connections --heap-snapshot)
+ *   stats                → {"rss", "heapUsed", "external", "arrayBuffers", "clients", "loginsOk", "loginsFailed",
+ *                           "scryptChecks", "commits", "batches"} (after a full GC)
  * Stops cleanly on SIGTERM/SIGINT or when stdin closes. Env SCRYPT_N overrides the scrypt cost,
- * MQTT_PORT fixes the MQTT port (a restart on the same address: bench:reconnect-storm).
+ * MQTT_PORT fixes the MQTT port (a restart on the same address: bench:reconnect-storm), BROKER_LIMITS
+ * (JSON, e.g. {"maxConcurrentLogins": 4}) overrides broker limits. stats also carries the process's
+ * CPU time so far (cpuMs, user + system).
  */
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import v8 from 'node:v8';
 import { startHub } from '../../hub/index.js';
 import { createLogger } from '../../lib/index.js';
 import { cpuProfileFromEnv } from './cpu-profile.js';
@@ -25,11 +31,22 @@ const scryptN = process.env.SCRYPT_N ? Number(process.env.SCRYPT_N) : undefined;
 const hub = await startHub({
   dataDir, logger: createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: process.stderr }), mqttPort: Number(process.env.MQTT_PORT ?? 0), httpPort: 0,
   auth: { mode: 'required', ...(scryptN ? { scrypt: { N: scryptN, r: 8, p: 1 } } : {}) },
+  ...(process.env.BROKER_LIMITS ? { brokerLimits: JSON.parse(process.env.BROKER_LIMITS) as Record<string, number> } : {}),
   ...(process.env.IOC_EDGE_HUB_STORE ? { store: process.env.IOC_EDGE_HUB_STORE } : {}), // bench:hub's PostgreSQL run
 });
 const say = (o: unknown): boolean => process.stdout.write(`${JSON.stringify(o)}\n`);
 const writeProfile = await cpuProfileFromEnv();
-say({ ready: true, mqttPort: hub.mqttPort, httpPort: hub.httpPort, pid: process.pid });
+say({ ready: true, mqttPort: hub.mqttPort, httpPort: hub.httpPort, pid: process.pid, maxOpenFiles: maxOpenFiles() });
+
+/** This process's soft open-file limit (Linux /proc; null elsewhere): each held connection is one descriptor. */
+function maxOpenFiles(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
 
 let stopping = false;
 const stop = (): void => {
@@ -64,10 +81,13 @@ rl.on('line', (line) => {
       case 'service':
         say(await hub.identity.createAccount({ username: a[0]!, kind: cmd }, { actor: 'bench' }));
         break;
+      case 'heapsnapshot':
+        say({ snapshot: v8.writeHeapSnapshot(a[0]) });
+        break;
       case 'stats': {
         if (globalThis.gc) globalThis.gc();
         const m = process.memoryUsage();
-        say({ rss: m.rss, heapUsed: m.heapUsed, clients: hub.broker.instance.connectedClients, ...hub.mqttAuth.counters, commits: hub.store.counters.commits, batches: hub.store.counters.batches });
+        say({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, clients: hub.broker.instance.connectedClients, ...hub.mqttAuth.counters, scryptChecks: hub.identity.counters.scryptChecks, cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000, commits: hub.store.counters.commits, batches: hub.store.counters.batches });
         break;
       }
       default:
