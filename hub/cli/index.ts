@@ -10,8 +10,9 @@ import { fwUpload } from './fw-upload.js';
 import { gatewayRevoke } from './gateway-revoke.js';
 import { hubMigrate } from './hub-migrate.js';
 import { hubRun } from './hub-run.js';
+import { hubStatus } from './hub-status.js';
 import { tokenCreate } from './token-create.js';
 
 export type { Command, CommandIo } from './command.js';
 
-export const hubCommands: Command[] = [hubRun, hubMigrate, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, auditVerify, configPush, configGet, configDiff, configStatus, gatewayCommand, fwKeygen, fwSign, fwUpload, fwRollout, fwStatus, fwPause, fwResume, fwCancel];
+export const hubCommands: Command[] = [hubRun, hubMigrate, hubStatus, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, auditVerify, configPush, configGet, configDiff, configStatus, gatewayCommand, fwKeygen, fwSign, fwUpload, fwRollout, fwStatus, fwPause, fwResume, fwCancel];

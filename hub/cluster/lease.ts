@@ -50,7 +50,7 @@ export interface LeaseRow {
 
 const NAME_RE = /^[a-z][a-z0-9._-]{0,62}$/;
 /** As the cluster's node ids (cluster-options.ts). */
-const HOLDER_RE = /^[A-Za-z0-9._-]{1,64}$/;
+const HOLDER_RE = /^[A-Za-z0-9._-]{1,100}$/;
 /** Shortest and longest time-to-live (ms): below 300 ms a loaded node cannot renew in time; above a day a dead holder blocks for too long. */
 export const MIN_TTL_MS = 300;
 export const MAX_TTL_MS = 86_400_000;
@@ -58,7 +58,7 @@ export const MAX_TTL_MS = 86_400_000;
 /** Refuses a lease name, holder or ttl that cannot be right (HUB_ERR_CLUSTER_CONFIG). */
 export function checkLeaseArgs(a: { name?: string; holder?: string; ttlMs?: number }): void {
   if (a.name !== undefined && !NAME_RE.test(a.name)) throw new IocError('HUB_ERR_CLUSTER_CONFIG', `lease name '${a.name}' is not a lower-case name of 1-63 letters, digits, '.', '_' or '-' starting with a letter`);
-  if (a.holder !== undefined && !HOLDER_RE.test(a.holder)) throw new IocError('HUB_ERR_CLUSTER_CONFIG', `node id '${a.holder}' may hold only letters, digits, '.', '_' and '-' (1–64 characters)`);
+  if (a.holder !== undefined && !HOLDER_RE.test(a.holder)) throw new IocError('HUB_ERR_CLUSTER_CONFIG', `node id '${a.holder}' may hold only letters, digits, '.', '_' and '-' (1–100 characters)`);
   if (a.ttlMs !== undefined && !(Number.isInteger(a.ttlMs) && a.ttlMs >= MIN_TTL_MS && a.ttlMs <= MAX_TTL_MS)) {
     throw new IocError('HUB_ERR_CLUSTER_CONFIG', `lease ttl ${String(a.ttlMs)} ms is not a whole number of ms between ${MIN_TTL_MS} and ${MAX_TTL_MS}`);
   }

@@ -9,9 +9,10 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { IocError } from '../../contract/index.js';
 import type { Logger } from '../../lib/index.js';
 import type { PgPool } from '../store/postgres/pg-pool.js';
-import { checkLeaseArgs, type PgLeases, type SingletonState } from './lease.js';
+import { checkLeaseArgs, LeaseRunner, LocalSingletons, PgLeases, type SingletonState, type Singletons, type SingletonWork } from './lease.js';
 
 /** What a node reports of itself. */
 export interface NodeLoad {
@@ -144,4 +145,87 @@ export function localClusterView(a: { id: string; version: string; startedAt: nu
     nodes: [{ id: a.id, host: hostname(), pid: process.pid, version: a.version, startedAt: a.startedAt, lastSeen: now, alive: true, stoppedAt: null, load: a.load, holds: a.singletons.filter((s) => s.held).map((s) => s.name) }],
     singletons: a.singletons.map((s) => ({ name: s.name, holder: s.held ? a.id : null, epoch: null, expiresAt: null, live: s.held })),
   };
+}
+
+/** Dependencies of {@link HubNode}. */
+export interface HubNodeDeps {
+  logger: Logger;
+  version: string;
+  /** This node's id (the cluster's, cluster-options.ts); default {@link newNodeId}. */
+  id?: string;
+  /**
+   * The store's PostgreSQL pool, asked at start (the store is started by
+   * then); null on a SQLite hub, which then always holds every singleton.
+   */
+  pool: () => PgPool | null;
+  load: () => { connections: number; readingsTotal: number };
+  /** Lease time-to-live (ms, default 15,000): how long a dead holder's work waits. */
+  ttlMs?: number;
+  heartbeatMs?: number;
+}
+
+/**
+ * This hub node in the cluster, as the composition root (hub/hub.ts) wires
+ * it: the singletons registered before start run through leases on
+ * PostgreSQL or locally on SQLite, the heartbeat is written, and
+ * {@link view} answers `hub status`. Start after the store, stop before it.
+ */
+export class HubNode implements Singletons {
+  readonly id: string;
+  private readonly pending: Array<[string, SingletonWork]> = [];
+  private inner: Singletons | null = null;
+  private nodes: PgNodes | null = null;
+  private readonly startedAt = Date.now();
+  private lastView: { at: number; readings: number } | null = null;
+
+  constructor(private readonly deps: HubNodeDeps) {
+    this.id = deps.id ?? newNodeId();
+    checkLeaseArgs({ holder: this.id, ...(deps.ttlMs !== undefined ? { ttlMs: deps.ttlMs } : {}) });
+  }
+
+  singleton(name: string, work: SingletonWork): void {
+    checkLeaseArgs({ name });
+    if (this.inner) this.inner.singleton(name, work);
+    else {
+      if (this.pending.some(([n]) => n === name)) throw new IocError('HUB_ERR_CLUSTER_CONFIG', `singleton '${name}' is registered twice on this node`);
+      this.pending.push([name, work]);
+    }
+  }
+
+  states(): SingletonState[] {
+    return this.inner?.states() ?? this.pending.map(([name]) => ({ name, held: false, epoch: null }));
+  }
+
+  async start(): Promise<void> {
+    const { logger } = this.deps;
+    const db = this.deps.pool();
+    let inner: Singletons;
+    if (db) {
+      const leases = new PgLeases(db);
+      this.nodes = new PgNodes({ db, leases, id: this.id, version: this.deps.version, logger, load: this.deps.load, ...(this.deps.heartbeatMs ? { heartbeatMs: this.deps.heartbeatMs } : {}) });
+      await this.nodes.start();
+      inner = new LeaseRunner({ leases, holder: this.id, logger, ...(this.deps.ttlMs ? { ttlMs: this.deps.ttlMs } : {}) });
+    } else inner = new LocalSingletons(logger);
+    for (const [name, work] of this.pending.splice(0)) inner.singleton(name, work);
+    this.inner = inner;
+    await inner.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.inner?.stop();
+    await this.nodes?.stop();
+    this.nodes = null;
+  }
+
+  /** Nodes, their load and the singleton holders (GET /api/v1/cluster). */
+  async view(): Promise<ClusterView> {
+    if (this.nodes) return this.nodes.view();
+    // Single node: the rate since the previous view (or since start).
+    const l = this.deps.load();
+    const now = Date.now();
+    const prev = this.lastView ?? { at: this.startedAt, readings: 0 };
+    this.lastView = { at: now, readings: l.readingsTotal };
+    const rate = now > prev.at ? ((l.readingsTotal - prev.readings) * 1000) / (now - prev.at) : 0;
+    return localClusterView({ id: this.id, version: this.deps.version, startedAt: this.startedAt, load: { connections: l.connections, readingsPerS: Math.max(0, Math.round(rate * 10) / 10) }, singletons: this.states() });
+  }
 }
