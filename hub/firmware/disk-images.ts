@@ -5,9 +5,11 @@
  * root down, the file 0600). The PostgreSQL deployment keeps images in the
  * database instead (hub/store/postgres/pg-firmware.ts `PgImageStore`).
  */
-import { chmod } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ImageStore, type ImageBytes } from '../../firmware-bridge/index.js';
+import { IocError } from '../../contract/index.js';
+import { ImageStore, sha256Hex, type ImageBytes } from '../../firmware-bridge/index.js';
 
 /** Images under `root`, each new one chmodded private. */
 export class DiskImages implements ImageBytes {
@@ -17,10 +19,37 @@ export class DiskImages implements ImageBytes {
     this.store = new ImageStore(root);
   }
 
+  /**
+   * Stores `image` private (0600 in 0700 folders). Written to a temporary
+   * file, fsynced, then hard-linked into place: the link fails when the name
+   * exists, so of two concurrent uploads of the same bytes exactly one
+   * reports `created` (a rename would let both believe they stored it).
+   */
   async put(image: Buffer): Promise<{ sha256: string; size: number; created: boolean }> {
-    const r = await this.store.put(image);
-    if (r.created) await privateImage(this.root, this.store.pathOf(r.sha256));
-    return r;
+    const sha256 = sha256Hex(image);
+    if (await this.store.has(sha256)) return { sha256, size: image.length, created: false };
+    const file = this.store.pathOf(sha256);
+    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+    let created = false;
+    try {
+      await mkdir(path.dirname(file), { recursive: true });
+      const fh = await open(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(image);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await link(tmp, file).then(() => (created = true), (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    } catch (err) {
+      throw new IocError('FW_ERR_STORE_IO', `cannot store firmware image ${sha256} under ${this.root}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    if (created) await privateImage(this.root, file);
+    return { sha256, size: image.length, created };
   }
 
   has(sha256: string): Promise<boolean> {
