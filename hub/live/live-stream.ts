@@ -22,12 +22,17 @@
  * made any other way is noticed through the token's epoch at the next
  * heartbeat, and a token revoked while its stream was being opened is refused
  * the stream.
+ *
+ * On a cluster (issue 16) the stream of any node carries every node's
+ * committed readings, events and gateway changes: live-relay.ts brings the
+ * other nodes' through Redis while this stream has clients.
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { GatewayEvent, GatewayStatus, Reading } from '../../contract/index.js';
 import type { Logger } from '../../lib/index.js';
 import type { HubEventMap, HubEvents } from '../hub-events.js';
+import type { LiveSink, RemoteLive } from './live-relay.js';
 
 /** The kinds of update a client may ask for. */
 export const STREAM_TYPES = ['readings', 'events', 'gateways'] as const;
@@ -60,6 +65,11 @@ export interface LiveStreamDeps {
   maxBufferedBytes?: number;
   /** Current revocation epoch of an API token (IdentityService.epoch(`token:ID`)); a change ends its streams. */
   tokenEpoch?: (tokenId: string) => number;
+  /**
+   * Other hub nodes' updates (a cluster: live-relay.ts), opened while this
+   * stream has clients; they pass the same filters and per-client bounds.
+   */
+  remote?: RemoteLive;
 }
 
 const LIST = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(,[A-Za-z0-9][A-Za-z0-9_.-]{0,63})*$' } as const;
@@ -115,7 +125,8 @@ export class LiveStream {
       }
       this.clients.add(client);
       this.counters.connections++;
-      res.on('close', () => this.clients.delete(client));
+      if (this.clients.size === 1 && this.listening) this.deps.remote?.open(this.sink);
+      res.on('close', () => this.forget(client));
       this.send(client, 'hello', JSON.stringify({ ts: Date.now(), filter: { gateway: q.gateway ?? null, device: q.device ?? null, point: q.point ?? null, types: [...filter.types], historical: filter.historical } }), 'retry: 2000\n');
     });
   }
@@ -145,6 +156,16 @@ export class LiveStream {
     this.heartbeat = null;
     for (const c of this.clients) c.res.end();
     this.clients.clear();
+    this.deps.remote?.close();
+  }
+
+  /** Where other nodes' updates enter (the same handlers as this node's own). */
+  private readonly sink: LiveSink = { batch: (b) => this.onBatch(b), event: (e) => this.onEvent(e), gateway: (g) => this.onGateway(g) };
+
+  /** Drops a client; the last one gone closes the remote feed. */
+  private forget(c: Client): void {
+    this.clients.delete(c);
+    if (this.clients.size === 0) this.deps.remote?.close();
   }
 
   /**
@@ -167,7 +188,7 @@ export class LiveStream {
   }
 
   private end(c: Client, reason: string): void {
-    this.clients.delete(c);
+    this.forget(c);
     if (c.res.writableEnded) return;
     this.send(c, 'closed', JSON.stringify({ reason }));
     c.res.end();
@@ -225,7 +246,7 @@ export class LiveStream {
     if (c.res.writableLength > (this.deps.maxBufferedBytes ?? 4 * 1024 * 1024)) {
       this.counters.dropped++;
       this.deps.logger.warn({ actor: c.actor, buffered: c.res.writableLength }, 'live stream client is not reading; disconnected');
-      this.clients.delete(c);
+      this.forget(c);
       c.res.destroy();
     }
   }
