@@ -164,7 +164,7 @@ export class DevicePoller implements DeviceDriver {
   private overrun(g: Group, intervalMs: number, lateMs: number, elapsedMs: number): void {
     this.state.stats.overruns++;
     const pacer = this.deps.pacer;
-    pacer?.countOverrun();
+    pacer?.countOverrun(intervalMs);
     const n = this.overrunReport.note(this.clock());
     if (n === 0) return;
     const d = this.deps.device;

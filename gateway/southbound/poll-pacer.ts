@@ -18,29 +18,36 @@
  * The path's **capacity** C is the best D of any second in the last
  * `capacityWindowMs` (10 s), not the last second's: a drain that stalls for
  * a moment near saturation (the hub busy, the ramp after a connect) does not
- * read as a path that got slower. The offer O is P times the stretch it was
- * produced under (what the devices would give unstretched). The low-water
- * mark is the larger of `lowWater` (two uplink windows: what the uplink needs
- * waiting to stay busy) and one second of C:
+ * read as a path that got slower. The low-water mark is the larger of
+ * `lowWater` (two uplink windows: what the uplink needs waiting to stay busy)
+ * and one second of C:
  *
- * - the backlog is above the mark: the stretch moves towards O / (0.9 C),
- *   where the pollers produce 90 % of what the path carries and the excess
- *   drains (at most × `increase` or ÷ `decrease` per tick; a stretch takes
- *   effect one poll later). Where that is not enough (C overestimated) it
- *   creeps above it, × `creep` per tick, only while the backlog still grows
- *   (over the last second and over half the capacity window): slower than
- *   it falls, so a stall costs little. It falls towards O / (0.9 C) while
- *   the backlog shrinks on both scales, and holds otherwise;
+ * - the backlog is above the mark and grows (it drains slower than 5 % of C a
+ *   second, over the last second and over the last 5 s): the stretch steps
+ *   so that P becomes 90 % of C, by at most × `increase` (1.5) a step, and
+ *   the next step waits until this one shows in a whole second of P:
+ *   `settleMs` (2 s) or one second more than the longest poll spacing the
+ *   pollers reported (a stretch takes effect one poll later: steps on a P
+ *   that does not show them yet compound into a runaway or a swing); where P is
+ *   already below 0.9 C but the backlog still grows (a drain that varies
+ *   second by second overstates its best second) it creeps, × `creep` (1.02)
+ *   per tick;
+ * - the backlog is above the mark and drains faster than 15 % of C a second:
+ *   the stretch steps down towards P = 0.9 × the mean drain of the last 5 s
+ *   (at most ÷ `decrease`, 2, one step per `settleMs`): it rises slower
+ *   than it falls; in between it holds;
  * - the backlog is below the mark (the drain has slack): stretch ÷
- *   `decrease`, back to 1.
+ *   `release` (1.1) per tick, back to 1.
  *
  * So the backlog settles near the mark: the uplink always has work, the
  * pollers produce about what it can carry. A backlog after an outage
  * drains while live polling goes on at full rate, as long as the live
- * readings leave the drain room (O < 0.9 C). Before 24,000 of 30,000
- * points/s reached the hub at 500 ms polls in one bench run: the old law
- * compared P with the last second's D, so a 2-s stall alone multiplied the
- * stretch by up to 1.25 per tick (×6 in 2 s).
+ * readings leave the drain room (P < 0.9 C). Before, the law compared P
+ * with the last second's D and rose × 1.25 per tick whenever the backlog
+ * was above the mark, so a 2-s stall alone could multiply the stretch by 6
+ * (one bench run: 24,000 of 30,000 points/s reached the hub at 500 ms polls);
+ * a set-point law (offer = P × stretch) tried next ran away, the offer
+ * being overstated while stretched polls were still scheduled.
  * While the drain is not connected the stretch returns to 1 (halved about
  * every 9 s, so a connection that drops under the overload itself does not
  * bring the overload straight back): polling goes on at full rate into the
@@ -75,11 +82,15 @@ export interface PollPacerDeps {
   lowWater?: number | (() => number);
   /** Largest stretch factor. Default 32. */
   maxStretch?: number;
-  /** Largest factor per tick towards the capacity's stretch. Default 1.25. */
+  /** Largest factor of one step while the backlog grows (slower than `decrease`). Default 1.5. */
   increase?: number;
-  /** Largest divisor per tick. Default 1.1. */
+  /** Largest divisor of one step while the backlog drains fast. Default 2. */
   decrease?: number;
-  /** Factor per tick above the capacity's stretch, only while the backlog grows (slower than `decrease`). Default 1.02. */
+  /** Divisor per tick while the backlog is below the mark (back to 1). Default 1.1. */
+  release?: number;
+  /** Shortest time between two steps by the ratio (ms): the last must show in a whole second of P. Default 2,000, or one second more than the longest poll spacing reported since the step before. */
+  settleMs?: number;
+  /** Factor per tick while the backlog grows though production is already below 0.9 C (C overstated). Default 1.02. */
   creep?: number;
   /** The capacity is the best one-second drain of this window (ms). Default 10,000. */
   capacityWindowMs?: number;
@@ -117,10 +128,12 @@ export class PollPacer {
   /** Outbox samples of the last second, oldest first, with the stretch in force at each. */
   private history: Array<{ t: number; appended: number; acked: number; rows: number; stretch: number }> = [];
   /** One-second drain rates and backlogs of the capacity window, oldest first. */
-  private drains: Array<{ t: number; rate: number; rows: number }> = [];
+  private drains: Array<{ t: number; rate: number; rows: number; acked: number }> = [];
   private capacity = 0;
-  /** Learnt correction of the capacity's set-point (≥ 1): how far the best second overstates the path. */
-  private trim = 1;
+  /** Before this time the last step does not show yet in a whole second of P (ms, clock). */
+  private settleUntil = Number.NEGATIVE_INFINITY;
+  /** Longest poll spacing reported since the last step (ms). */
+  private spacing = 0;
   private readonly clock: () => number;
   private loggedAt = Number.NEGATIVE_INFINITY;
 
@@ -150,9 +163,14 @@ export class PollPacer {
     return { stretch: this.factor, maxStretch: this.peak, overruns: this.overrunCount, eventLoopUtilization: this.elu, backlog: this.lastBacklog, capacity: this.capacity };
   }
 
-  /** A poller counts one overrun (for the gateway total). */
-  countOverrun(): void {
+  /**
+   * A poller counts one overrun (for the gateway total), with the spacing of
+   * its next poll (ms): a step of the stretch shows in production only once
+   * the polls already spaced by the old one have come round.
+   */
+  countOverrun(spacingMs = 0): void {
     this.overrunCount++;
+    if (spacingMs > this.spacing) this.spacing = spacingMs;
   }
 
   /** One control step; exposed for tests. */
@@ -169,8 +187,8 @@ export class PollPacer {
     this.history.push({ t, appended: ob.appended, acked: ob.acked, rows: backlog, stretch: this.factor });
     if (this.history.length > perSecond + 1) this.history.shift();
     const before = this.factor;
-    const up = this.deps.increase ?? 1.25;
-    const down = this.deps.decrease ?? 1.1;
+    const up = this.deps.increase ?? 1.5;
+    const down = this.deps.decrease ?? 2;
     const creep = this.deps.creep ?? 1.02;
     if (!sources.connected()) {
       // Hub away: everything goes to the outbox anyway; back to full rate (DESIGN.md), but slowly
@@ -179,7 +197,6 @@ export class PollPacer {
       this.history = [];
       this.drains = [];
       this.capacity = 0;
-      this.trim = 1;
     } else if (this.history.length > perSecond) {
       const old = this.history[0]!;
       const dt = Math.max(1, t - old.t) / 1000;
@@ -187,37 +204,43 @@ export class PollPacer {
       const drained = (ob.acked - old.acked) / dt;
       // Capacity: the best second of the window, so a short stall does not read as a slower path.
       const windowMs = this.deps.capacityWindowMs ?? 10_000;
-      this.drains.push({ t, rate: drained, rows: backlog });
+      this.drains.push({ t, rate: drained, rows: backlog, acked: ob.acked });
       while (this.drains.length > 0 && this.drains[0]!.t <= t - windowMs) this.drains.shift();
       this.capacity = Math.max(...this.drains.map((d) => d.rate));
       const lw = this.deps.lowWater;
       const low = Math.max(typeof lw === 'function' ? lw() : (lw ?? 16_000), this.capacity);
       if (backlog > low) {
-        // What the devices offer unstretched: P times the stretch it was produced under (the second's mean).
-        let sum = 0;
-        for (let i = 0; i < this.history.length - 1; i++) sum += this.history[i]!.stretch;
-        const offered = produced * (sum / (this.history.length - 1));
-        // The stretch at which polling produces 90 % of the capacity; nothing drained in 10 s (the hub
-        // stalls for good): the largest step.
-        const target = this.capacity > 0 ? offered / (0.9 * this.capacity) : this.factor * up;
-        // The backlog's trend over the last second and over half the capacity window (a drain that varies
-        // second by second must not undo every other second what the one before learnt): at the set-point
-        // the excess drains at 10 % of capacity a second; draining slower than 5 % on both scales means the
-        // estimate is not enough (a varying drain overstates its best second), faster than 15 % that it is
-        // more than enough. The correction creeps (× creep per tick), slower than the stretch falls.
+        // P × (old stretch / new stretch) = 0.9 C; nothing drained in 10 s (the hub stalls for good): the largest step.
+        const ratio = this.capacity > 0 ? produced / (0.9 * this.capacity) : up;
+        // The backlog's trend over the last second and over half the capacity window: at 0.9 C the excess
+        // drains at 10 % of capacity a second. It rises only while the backlog grows (drains slower than
+        // 5 % of C a second on both scales), slowly, so a stall costs little: by the ratio (at most × up),
+        // or × creep where the ratio says enough but the backlog still grows (a drain that varies second
+        // by second overstates its best second). It falls while the backlog drains faster than 15 %.
         const pick = this.drains.find((d) => d.t >= t - windowMs / 2) ?? this.drains[0]!;
-        const fell = (from: number, ms: number): number => (from - backlog) / Math.max(0.25, ms / 1000) / this.capacity;
-        const shortFell = this.capacity > 0 ? fell(old.rows, t - old.t) : 0;
-        const longFell = this.capacity > 0 ? fell(pick.rows, t - pick.t) : 0;
-        if (shortFell < 0.05 && longFell < 0.05 && this.factor >= target * this.trim) this.trim = Math.min(this.deps.maxStretch ?? 32, this.trim * creep);
-        else if (shortFell > 0.15 && longFell > 0.15) this.trim = Math.max(1, this.trim / creep);
-        const setPoint = target * this.trim;
-        this.factor = setPoint > this.factor ? Math.min(setPoint, this.factor * up) : Math.max(setPoint, this.factor / down);
+        const fell = (from: number, ms: number): number => (this.capacity > 0 ? (from - backlog) / Math.max(0.25, ms / 1000) / this.capacity : 0);
+        const growing = fell(old.rows, t - old.t) < 0.05 && fell(pick.rows, t - pick.t) < 0.05;
+        const draining = fell(old.rows, t - old.t) > 0.15 && fell(pick.rows, t - pick.t) > 0.15;
+        // A step by the ratio only once the last one shows in a whole second of P (settleMs): a stretch
+        // takes effect a poll later, and steps taken on the old P compound into a runaway or a swing.
+        const settled = t >= this.settleUntil;
+        const step = (f: number): void => {
+          this.factor *= f;
+          this.settleUntil = t + Math.max(this.deps.settleMs ?? 2000, 1000 + this.spacing);
+          this.spacing = 0;
+        };
+        if (growing && ratio > 1) {
+          if (settled) step(Math.min(up, ratio));
+        } else if (growing) this.factor *= creep;
+        else if (draining && settled) {
+          // Down towards 0.9 of the mean drain of the last 5 s, not of the best second: where the best
+          // second overstates the path, stepping to it would undo what the creep learnt.
+          const mean = pick.t < t ? (ob.acked - pick.acked) / ((t - pick.t) / 1000) : this.capacity;
+          const fallRatio = mean > 0 ? produced / (0.9 * mean) : 1;
+          if (fallRatio < 1) step(Math.max(1 / down, fallRatio));
+        }
         this.factor = Math.min(this.deps.maxStretch ?? 32, Math.max(1, this.factor));
-      } else {
-        this.factor = Math.max(1, this.factor / down);
-        this.trim = Math.max(1, this.trim / creep);
-      }
+      } else this.factor = Math.max(1, this.factor / (this.deps.release ?? 1.1));
     }
     if (this.factor < 1.01) this.factor = 1;
     if (this.factor > this.peak) this.peak = this.factor;

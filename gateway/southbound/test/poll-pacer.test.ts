@@ -16,18 +16,24 @@ import { OverrunReport, OVERRUN_EVENT_GAP_MS, PollPacer } from '../poll-pacer.js
  * A pacer over counters the test moves: `run(P, D, ticks)` appends P and acknowledges up to D readings per
  * second (D may depend on the tick's time in ms, for a drain that varies).
  */
-function rig(connected = true): { pacer: PollPacer; run(p: number, d: number | ((ms: number) => number), ticks: number): void; ob: { rows: number; appended: number; acked: number }; link: { up: boolean } } {
+function rig(connected = true, lagTicks = 0): { pacer: PollPacer; run(p: number, d: number | ((ms: number) => number), ticks: number): void; ob: { rows: number; appended: number; acked: number }; link: { up: boolean } } {
   let now = 0;
   const ob = { rows: 0, appended: 0, acked: 0 };
   const link = { up: connected };
   const pacer = new PollPacer({ logger: silentLogger(), clock: () => now, lowWater: 1000, sources: { outbox: () => ob, connected: () => link.up } });
+  // Stretches in force, newest last: production follows the stretch of `lagTicks` ago (polls already scheduled).
+  const seen: number[] = [];
   return {
     pacer, ob, link,
     run(p, d, ticks) {
       for (let i = 0; i < ticks; i++) {
         now += 250;
+        seen.push(pacer.stretch);
+        if (seen.length > lagTicks + 1) seen.shift();
         // The drivers' production shrinks with the stretch, as the pollers' would.
-        const appended = Math.round((p / pacer.stretch) / 4);
+        const appended = Math.round((p / seen[0]!) / 4);
+        // The pollers report the spacing of their next poll, as device-poller.ts does while stretched.
+        if (lagTicks > 0 && pacer.stretch > 1) pacer.countOverrun(lagTicks * 250);
         const acked = Math.min(ob.rows + appended, Math.round((typeof d === 'number' ? d : d(now)) / 4));
         ob.appended += appended;
         ob.acked += acked;
@@ -46,6 +52,19 @@ t.test('offer 6x the drain: the stretch settles near 6 and the backlog stops gro
   const rows = r.ob.rows;
   r.run(60_000, 10_000, 40);
   t.ok(r.ob.rows <= rows + 10_000, `backlog bounded (${rows} then ${r.ob.rows})`);
+});
+
+t.test('offer 6x with production following the stretch late (polls already spaced by the old one): no runaway, no swing', async (t) => {
+  for (const lagTicks of [4, 12, 20]) {
+    const r = rig(true, lagTicks);
+    r.run(60_000, 10_000, 400);
+    const s = r.pacer.stats();
+    t.ok(s.stretch > 5 && s.stretch < 9, `lag ${lagTicks * 250} ms: settles (x${s.stretch.toFixed(2)})`);
+    t.ok(s.maxStretch < 10, `lag ${lagTicks * 250} ms: overshoot bounded (peak x${s.maxStretch.toFixed(2)}, x6.7 needed)`);
+    const rows = r.ob.rows;
+    r.run(60_000, 10_000, 80);
+    t.ok(r.ob.rows <= rows, `lag ${lagTicks * 250} ms: backlog not growing (${rows} then ${r.ob.rows})`);
+  }
 });
 
 t.test('a 2-s drain stall near saturation does not halve the rate, and the backlog it left drains', async (t) => {
@@ -75,7 +94,9 @@ t.test('sustained overload over a drain that varies second by second: still sett
   const rows = r.ob.rows;
   r.run(60_000, drain, 120);
   t.ok(r.ob.rows <= rows + 20_000, `backlog bounded (${rows} then ${r.ob.rows})`);
-  t.ok(r.ob.rows < 100_000, `backlog near the mark, not growing without end (${r.ob.rows})`);
+  r.run(60_000, drain, 480);
+  t.ok(r.ob.rows < 40_000, `the backlog left by the ramp drains towards the mark (14,000) while still overloaded (${r.ob.rows})`);
+  t.ok(r.pacer.stretch > 5, `still paced (x${r.pacer.stretch.toFixed(2)})`);
 });
 
 t.test('a backlog draining with room to spare is not paced; a small backlog is never paced', async (t) => {
