@@ -17,7 +17,7 @@ import { ConfigService } from './config/config-service.js';
 import { loadSecretKey, SecretBox } from './config/secret-box.js';
 import { secureDataDir } from './identity/data-dir.js';
 import { FirmwareService, registerFirmwareRoutes } from './firmware/index.js';
-import { ImageStore, parsePublicKey } from '../firmware-bridge/index.js';
+import { parsePublicKey } from '../firmware-bridge/index.js';
 import { registerConsoleRoutes } from './console/console-routes.js';
 import { registerDataRoutes } from './data-routes.js';
 import { resolveDataLimits, type DataLimitOptions } from './data-limits.js';
@@ -108,11 +108,14 @@ export interface HubOptions {
    * SQLite in `dataDir`. On PostgreSQL, telemetry, events, alarms,
    * quarantine, the registry, identities (principals, claims, API tokens) and
    * the audit chain are all in that schema (hub/store/state.ts), so every
-   * hub on it sees the same credentials; configuration and firmware records
-   * are still SQLite files under `dataDir` until their PostgreSQL stores
-   * land. `sqlite:DIR` moves only the telemetry file (hub.sqlite) to DIR.
+   * hub on it sees the same credentials, as are configuration versions and
+   * reports, firmware records and the firmware images' bytes (so any hub
+   * node serves any image). `sqlite:DIR` moves only the telemetry file
+   * (hub.sqlite) to DIR.
    */
   store?: string;
+  /** Configuration status changes kept per gateway in the history (default 1,000; older ones are deleted). */
+  configEventsPerGateway?: number;
 }
 
 /** A running hub. */
@@ -193,7 +196,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   });
   const idLog = logger.child({ component: 'identity' });
   // Registry, identities, audit, configuration, firmware: the same backend as the telemetry store (hub/store/state.ts).
-  const state = openStateStores({ store: where, dataDir: opts.dataDir, logger: idLog, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const state = openStateStores({
+    store: where, dataDir: opts.dataDir, logger: idLog, ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.configEventsPerGateway !== undefined ? { configEventsPerGateway: opts.configEventsPerGateway } : {}),
+  });
   const { registry, identity: identities, audit } = state;
   const identity = new IdentityService({
     logger: idLog, store: identities, registry, audit, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.auth?.scrypt ? { scrypt: opts.auth.scrypt } : {}),
@@ -239,7 +245,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   // Firmware (issue 7): images content-addressed under <dataDir>/firmware, records in firmware.sqlite.
   const fwDb = state.firmware;
   const firmware = new FirmwareService({
-    logger: logger.child({ component: 'firmware' }), db: fwDb, images: new ImageStore(path.join(opts.dataDir, 'firmware')), audit, broker: link,
+    logger: logger.child({ component: 'firmware' }), db: fwDb, images: state.images, audit, broker: link, ...(opts.clock ? { clock: opts.clock } : {}),
     devices: async () => (await registry.listDevices()).map((d) => ({ gateway: d.gateway, id: d.id, profile: d.profile })),
     sites: async () => new Map((await registry.listGateways()).map((g) => [g.id, g.site])),
     ...(opts.firmware?.trustedKeys ? { trustedKeys: opts.firmware.trustedKeys.map(parsePublicKey) } : {}),

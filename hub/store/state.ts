@@ -18,7 +18,11 @@
 import path from 'node:path';
 import { IocError } from '../../contract/index.js';
 import type { Logger } from '../../lib/index.js';
+import type { ImageBytes } from '../../firmware-bridge/index.js';
+import type { ConfigPort } from '../config/config-port.js';
 import { ConfigStore } from '../config/config-store.js';
+import { DiskImages } from '../firmware/disk-images.js';
+import type { FirmwarePort } from '../firmware/firmware-port.js';
 import { FirmwareDb } from '../firmware/index.js';
 import { AuditLog } from '../identity/audit-log.js';
 import { IdentityStore } from '../identity/identity-store.js';
@@ -26,6 +30,8 @@ import { RegistryDb } from '../registry/registry-db.js';
 import { RegistryStore } from '../registry/registry-store.js';
 import { migrate } from './postgres/migrations.js';
 import { PgAudit } from './postgres/pg-audit.js';
+import { PgConfigStore } from './postgres/pg-config.js';
+import { PgFirmwareDb, PgImageStore } from './postgres/pg-firmware.js';
 import { PgIdentity } from './postgres/pg-identity.js';
 import { isUnavailable, PgPool, parseStoreUrl, type PgConnectOptions, type StoreUrl } from './postgres/pg-pool.js';
 import { PgRegistry } from './postgres/pg-registry.js';
@@ -40,6 +46,8 @@ export interface StateStoreOptions {
   logger: Logger;
   /** Clock of the identity services: claim expiry, audit times (default Date.now). */
   clock?: () => number;
+  /** Configuration events kept per gateway (default 1,000; hub/config/config-port.ts). */
+  configEventsPerGateway?: number;
   /** Pool settings for PostgreSQL (default: 4 connections, application name `ioc-edge-hub-state`). */
   pg?: Omit<PgConnectOptions, 'url' | 'schema'>;
 }
@@ -50,10 +58,12 @@ export interface StateStores {
   readonly registry: RegistryPort;
   readonly identity: IdentityPort;
   readonly audit: AuditPort;
-  /** Configuration versions and reports (SQLite for now on either backend: H2 adds the PostgreSQL one). */
-  readonly config: ConfigStore;
-  /** Firmware manifests and rollouts (SQLite for now on either backend: H2 adds the PostgreSQL one). */
-  readonly firmware: FirmwareDb;
+  /** Configuration versions, reports and events. */
+  readonly config: ConfigPort;
+  /** Firmware image records, manifests, rollouts and jobs. */
+  readonly firmware: FirmwarePort;
+  /** Firmware image bytes: `<dataDir>/firmware` on SQLite, rows in the database on PostgreSQL (every node serves every image). */
+  readonly images: ImageBytes;
   /** The PostgreSQL pool of the state stores (null on SQLite): health for readiness, and tests. */
   readonly pool: PgPool | null;
   /** Opens every store (PostgreSQL: migrates the schema first). On failure closes what it opened. */
@@ -121,10 +131,21 @@ export function openStateStores(opts: StateStoreOptions): StateStores {
     identity = new IdentityStore({ db });
     audit = new AuditLog({ db });
   }
-  // Configuration and firmware (engineer H2 puts their PostgreSQL stores here).
-  const config = new ConfigStore({ db: sqlite() });
-  const firmware = new FirmwareDb({ file: path.join(opts.dataDir, 'firmware.sqlite'), logger: log, clock });
-  parts.push(firmware);
+  // Configuration and firmware (H2): the same backend; on PostgreSQL in the same schema and pool.
+  const events = opts.configEventsPerGateway !== undefined ? { eventsPerGateway: opts.configEventsPerGateway } : {};
+  let config: ConfigPort;
+  let firmware: FirmwarePort;
+  let images: ImageBytes;
+  if (pool) {
+    config = new PgConfigStore({ db: pool, ...events });
+    firmware = new PgFirmwareDb({ db: pool, clock });
+    images = new PgImageStore({ db: pool, clock });
+  } else {
+    config = new ConfigStore({ db: sqlite(), ...events });
+    firmware = new FirmwareDb({ file: path.join(opts.dataDir, 'firmware.sqlite'), logger: log, clock });
+    images = new DiskImages(path.join(opts.dataDir, 'firmware'));
+  }
+  parts.push(firmware); // the configuration store is started by ConfigService
 
   const started: Part[] = [];
   let stopping: Promise<void> | null = null;
@@ -135,6 +156,7 @@ export function openStateStores(opts: StateStoreOptions): StateStores {
     audit,
     config,
     firmware,
+    images,
     pool,
     async start() {
       try {
