@@ -6,11 +6,20 @@
  * and the store's group-commit callback (commit latency). Each hub has its
  * own `Registry` — never prom-client's global one: tests run many hubs in
  * one process. Names follow `ioc_edge_<what>_<unit>`.
+ *
+ * On a cluster (issue 16) every series carries a `node` label (this node's
+ * id), so one Prometheus scraping all nodes tells them apart; values read
+ * from PostgreSQL (gateways, alarms, backlog) are the cluster's and equal on
+ * every node (aggregate with `max without (node)`). The cluster view (H6's
+ * node table, hub/cluster/nodes.ts) adds `ioc_edge_cluster_*`: nodes alive,
+ * each member's connections and readings/s, singletons without a holder;
+ * `ioc_edge_hub_dependency_up` says whether PostgreSQL and Redis answer.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { parseTopic } from '../contract/index.js';
 import type { HubEventMap, HubEvents } from './hub-events.js';
 import { countsDataLimits, type DataLimitCounters } from './data-limits.js';
+import type { ClusterView } from './cluster/nodes.js';
 import type { TelemetryPort } from './store/port.js';
 
 /** Where the hub's metrics come from. */
@@ -25,7 +34,18 @@ export interface HubMetricsSources {
   clock?: () => number;
   /** What the broker's per-client bounds refused, dropped or disconnected (hub/broker/broker-limits.ts). */
   brokerLimits?: () => { subscriptionsRefused: number; nulFiltersRefused: number; retainRefused: number; queueDropped: number; slowReaders: number; quarantinedNotForwarded: number; connectionsRefused: number; proxyRefused: number; publishesDelayed?: number; publishRateDisconnects?: number };
+  /** This node's id on a cluster: the `node` label of every series. */
+  nodeId?: string;
+  /** The cluster view (PgNodes.view): nodes, their load, singleton holders. */
+  cluster?: () => Promise<ClusterView>;
+  /** Whether each dependency answers now (`postgres`, `redis`): 1 or 0 in ioc_edge_hub_dependency_up. */
+  dependencies?: () => Record<string, boolean>;
+  /** The shared failed-login limiter (redis-limiter.ts): calls that fell back to this node's own counting. */
+  limiterFallbacks?: () => number;
+  /** The live relay (live-relay.ts): updates published to and received from the other nodes. */
+  liveRelay?: () => { published: number; received: number; malformed: number };
 }
+
 
 /** The hub's metrics registry and the counters fed by hooks. */
 export class HubMetrics {
@@ -42,6 +62,7 @@ export class HubMetrics {
     const clock = src.clock ?? Date.now;
     this.started = clock();
     const registers = [reg];
+    if (src.nodeId !== undefined) reg.setDefaultLabels({ node: src.nodeId });
     const gauge = (name: string, help: string, read: () => number): void => {
       new Gauge({ name, help, registers, collect() { this.set(read()); } });
     };
@@ -127,6 +148,68 @@ export class HubMetrics {
     gauge('ioc_edge_hub_live_clients', 'Live stream (SSE) clients connected now.', () => src.live().clients);
     total('ioc_edge_hub_live_messages_total', 'Messages written to live stream clients.', () => src.live().messages);
     total('ioc_edge_hub_live_dropped_clients_total', 'Live stream clients disconnected for not reading.', () => src.live().dropped);
+    this.clusterMetrics(registers, total);
+  }
+
+  /** The cluster-wide series (issue 16); each only where its source is given. */
+  private clusterMetrics(registers: Registry[], total: (name: string, help: string, read: () => number) => void): void {
+    const { cluster, dependencies, limiterFallbacks, liveRelay } = this.src;
+    if (dependencies) {
+      new Gauge({
+        name: 'ioc_edge_hub_dependency_up', help: 'Whether a dependency of this node answers (1) or not (0): postgres, redis. A node missing either is not ready and acknowledges no telemetry.', labelNames: ['dependency'], registers,
+        collect() {
+          for (const [dependency, up] of Object.entries(dependencies())) this.set({ dependency }, up ? 1 : 0);
+        },
+      });
+    }
+    if (limiterFallbacks) total('ioc_edge_hub_login_limiter_fallbacks_total', 'Failed-login checks counted on this node alone because Redis did not answer.', limiterFallbacks);
+    if (liveRelay) {
+      total('ioc_edge_hub_live_relay_published_total', 'Live updates (committed batches, events, gateway changes) this node published to the other nodes.', () => liveRelay().published);
+      total('ioc_edge_hub_live_relay_received_total', 'Live updates received from the other nodes (while this node had live clients).', () => liveRelay().received);
+    }
+    if (!cluster) return;
+    // One read of the node table per scrape, shared by the gauges below.
+    let view: { at: number; p: Promise<ClusterView | null> } | null = null;
+    const read = (): Promise<ClusterView | null> => {
+      const now = Date.now();
+      if (!view || now - view.at > 1000) view = { at: now, p: cluster().catch(() => null) };
+      return view.p;
+    };
+    new Gauge({
+      name: 'ioc_edge_cluster_nodes', help: 'Hub nodes in the node table, by state (alive: heartbeat within three intervals; stopped: left cleanly; dead: silent, not stopped).', labelNames: ['state'], registers,
+      async collect() {
+        const v = await read();
+        if (!v) return;
+        const alive = v.nodes.filter((n) => n.alive).length;
+        const stopped = v.nodes.filter((n) => !n.alive && n.stoppedAt !== null).length;
+        this.set({ state: 'alive' }, alive);
+        this.set({ state: 'stopped' }, stopped);
+        this.set({ state: 'dead' }, v.nodes.length - alive - stopped);
+      },
+    });
+    new Gauge({
+      name: 'ioc_edge_cluster_member_connections', help: 'MQTT connections of each live hub node (member), from its last heartbeat.', labelNames: ['member'], registers,
+      async collect() {
+        const v = await read();
+        this.reset();
+        for (const n of v?.nodes ?? []) if (n.alive) this.set({ member: n.id }, n.load.connections);
+      },
+    });
+    new Gauge({
+      name: 'ioc_edge_cluster_member_readings_per_second', help: 'Readings committed per second by each live hub node (member), over its last heartbeat interval.', labelNames: ['member'], registers,
+      async collect() {
+        const v = await read();
+        this.reset();
+        for (const n of v?.nodes ?? []) if (n.alive) this.set({ member: n.id }, n.load.readingsPerS);
+      },
+    });
+    new Gauge({
+      name: 'ioc_edge_cluster_singletons_unheld', help: 'Work that must run once (leases) with no live holder now: alert if it stays above 0.', registers,
+      async collect() {
+        const v = await read();
+        if (v) this.set(v.singletons.filter((q) => !q.live).length);
+      },
+    });
   }
 
   /** Counts a PUBLISH accepted from a client (Aedes `publish` event). */

@@ -56,7 +56,7 @@ if (skip) {
     const prefix = redisPrefix(t);
     const a = await node(t, prefix);
     const b = await node(t, prefix);
-    const other = await node(t, redisPrefix(t, 'other'));
+    const other = await node(t, redisPrefix(t));
     const src = 'api:10.0.0.7';
     for (let i = 1; i < 50; i++) t.equal(await (i % 2 ? a : b).fail(src, 50), 0, `source failure ${i} of 50: not locked`);
     t.equal(await a.fail(src, 50), 60_000, 'the 50th failure locks the looser bucket');
