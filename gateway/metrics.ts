@@ -106,6 +106,16 @@ export class GatewayMetrics {
     counter(reg, 'ioc_edge_uplink_messages_acked_total', 'Telemetry messages acknowledged by the hub since start.', () => up().batchesAcked);
     counter(reg, 'ioc_edge_uplink_events_acked_total', 'Events acknowledged by the hub since start.', () => up().eventsAcked);
     counter(reg, 'ioc_edge_uplink_connects_total', 'Successful connections to the hub since start.', () => up().connects);
+    counter(reg, 'ioc_edge_uplink_failovers_total', 'Connections made to a different hub address than the one before, since start (hub.url with several addresses, docs/hub-failover.md).', () => up().failovers ?? 0);
+    new Gauge({
+      name: 'ioc_edge_uplink_hub', help: 'One series per configured hub address (hub.url): 1 for the one connected to now, its label address the IP it resolved to; 0 for the others.',
+      labelNames: ['hub', 'address'], registers: [reg],
+      collect() {
+        this.reset();
+        const s = up();
+        for (const hub of s.hubs ?? []) this.set({ hub, address: hub === s.hub ? s.hubAddress ?? '' : '' }, hub === s.hub ? 1 : 0);
+      },
+    });
 
     if (src.alarms) {
       const al = src.alarms;
