@@ -12,16 +12,21 @@
  * - forwarding: payloads the ingest quarantined are never forwarded; a client
  *   whose unread output passes `maxOutgoingBytes` is disconnected;
  * - offline queues are capped in the persistence (hub/broker/bounded-persistence.ts);
- * - optional PROXY protocol v1/v2 from trusted load balancers (hub/broker/proxy-protocol.ts).
+ * - optional PROXY protocol v1/v2 from trusted load balancers (hub/broker/proxy-protocol.ts);
+ * - on a cluster (`cluster`, built by hub/cluster/cluster-link.ts): the bus and
+ *   persistence in Redis, the retained bound counted in Redis, telemetry refused
+ *   while Redis is away, a connection taken over on another node closed here
+ *   without marking the gateway offline, connection checks cluster-wide.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
 import { Aedes, type AedesOptions, type Client, type PublishPacket, type Subscription } from 'aedes';
-import { parseTopic, ROOT } from '../contract/index.js';
+import { IocError, parseTopic, ROOT } from '../contract/index.js';
 import type { Logger } from '../lib/index.js';
 import { brokerLimits, limitCounters, type BrokerLimits, type LimitRole } from './broker/broker-limits.js';
-import { BoundedPersistence } from './broker/bounded-persistence.js';
+import { BoundedPersistence, type BoundedPersistenceOptions } from './broker/bounded-persistence.js';
+import { memoryRetainedLedger, type RetainedLedger } from './broker/retained-ledger.js';
 import { readProxyStart, type ProxyProtocolOptions } from './broker/proxy-protocol.js';
 import { isQuarantined } from './broker/quarantine-mark.js';
 import { SubscriptionBook } from './broker/subscription-book.js';
@@ -53,6 +58,25 @@ export interface BrokerDeps {
   roleOf?: (client: Client) => LimitRole;
   /** Read the PROXY protocol (v1/v2) header from these trusted load balancers. */
   proxyProtocol?: ProxyProtocolOptions;
+  /** This node's link to the other hub nodes (hub/cluster/cluster-link.ts); absent: one node. */
+  cluster?: BrokerCluster;
+}
+
+/** What the broker needs of the cluster link (hub/cluster/cluster-link.ts). */
+export interface BrokerCluster {
+  /** Aedes' id for this process (node id and boot id). */
+  readonly brokerId: string;
+  readonly nodeId: string;
+  readonly heartbeatMs: number;
+  /** The message bus across nodes (Aedes `mq`). */
+  readonly mq: object;
+  persistence(opts: BoundedPersistenceOptions): object;
+  readonly retained: RetainedLedger;
+  health(): { ok: boolean; reason?: string };
+  attach(aedes: Aedes, closeLocal: (clientId: string) => boolean): void;
+  wasTakenOver(client: Client): boolean;
+  connectedElsewhere(clientId: string): boolean;
+  closeEverywhere(clientId: string): void;
 }
 
 /** Contract topic kinds that are retained (contract/topics.ts): the rest never are. */
@@ -72,8 +96,8 @@ export class Broker {
   private readonly pendingRelease = new WeakMap<object, () => void>();
   /** Per-client publish rate (token buckets and the messages they hold). */
   private rate: PublishRate | null = null;
-  /** Retained topics outside the contract's namespace, by the client id that set them. */
-  private readonly retainedBy = new Map<string, Set<string>>();
+  /** Retained topics outside the contract's namespace, by the client id that set them (Redis on a cluster). */
+  private readonly retainedBy: RetainedLedger;
   /** Connections closed for an oversized packet. */
   readonly counters = { oversized: 0, proxyRefused: 0 };
   /** What the per-client bounds refused, dropped or disconnected. */
@@ -82,6 +106,7 @@ export class Broker {
 
   constructor(private readonly deps: BrokerDeps) {
     this.limits = deps.limits ?? brokerLimits();
+    this.retainedBy = deps.cluster?.retained ?? memoryRetainedLedger();
   }
 
   /** The bound port (after start). */
@@ -106,15 +131,24 @@ export class Broker {
     const limits = this.limits;
     const lc = this.limitCounters;
     const roleOf = this.deps.roleOf ?? ((): LimitRole => 'open');
-    this.persistence = new BoundedPersistence({
+    const persistenceOpts: BoundedPersistenceOptions = {
       maxQueuedPerSession: limits.maxQueuedPerSession, maxQueuedBytesPerSession: limits.maxQueuedBytesPerSession, book: this.book, counters: lc,
       onDrop: (client, dropped) => logger.warn({ client, dropped, bound: limits.maxQueuedPerSession, code: 'HUB_ERR_LIMIT' }, 'offline queue full: oldest messages dropped'),
-    });
+    };
+    const cluster = this.deps.cluster;
+    if (!cluster) this.persistence = new BoundedPersistence(persistenceOpts);
     const opts = this.deps.aedesOptions ?? {};
     const rate = (this.rate = new PublishRate({ logger, limits, counters: lc }));
     const aedes = await Aedes.createBroker({
       ...opts,
-      persistence: this.persistence,
+      persistence: (cluster ? cluster.persistence(persistenceOpts) : this.persistence) as AedesOptions['persistence'],
+      ...(cluster
+        ? {
+            id: cluster.brokerId, mq: cluster.mq as AedesOptions['mq'], heartbeatInterval: cluster.heartbeatMs,
+            // The bus puts its channel prefix in front of every topic as one more level: qlobber allows 100.
+            maxTopicLevels: 99,
+          }
+        : {}),
       maxInflightInbound: limits.maxInflightInbound,
       preConnect: (client, packet, cb) => {
         if ((packet.clientId ?? '').length > limits.maxClientIdLength) {
@@ -128,7 +162,11 @@ export class Broker {
       },
       // The client's publish rate first (broker/publish-rate.ts): held past it, disconnected past its hard limit.
       authorizePublish: (client, packet, cb) => rate.admit(client, () => {
-        if (packet.retain) this.retainPolicy(client, packet);
+        const refusal = cluster ? this.clusterRefusal(cluster, client, packet) : null;
+        if (refusal) {
+          cb(refusal);
+          return;
+        }
         const run = (): void => {
           ingest.onPublish(client, packet).then(
             () => cb(null),
@@ -138,8 +176,12 @@ export class Broker {
             },
           );
         };
-        if (opts.authorizePublish) opts.authorizePublish(client, packet, (err) => (err ? cb(err) : run()));
-        else run();
+        const retainThenRun = (): void => {
+          if (!packet.retain) return run();
+          this.retainPolicy(client, packet).then(run, (err: Error) => cb(err));
+        };
+        if (opts.authorizePublish) opts.authorizePublish(client, packet, (err) => (err ? cb(err) : retainThenRun()));
+        else retainThenRun();
       }, cb),
       authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, roleOf, cb),
       authorizeForward: (client, packet) => {
@@ -159,6 +201,9 @@ export class Broker {
       },
     });
     this.aedes = aedes;
+    // Persistence failures (Redis away) surface here; without a listener the process would end.
+    (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => logger.error({ err: err.message, code: cluster ? 'HUB_ERR_CLUSTER_UNAVAILABLE' : 'HUB_ERR_STORE_IO' }, 'broker persistence failed'));
+    cluster?.attach(aedes, (id) => this.closeClient(id));
     const gatewayId = this.deps.gatewayOf ?? ((client: Client): string | null => (parseTopic(`ioc/v1/gw/${client.id}/status`) ? client.id : null));
     aedes.on('client', (client) => {
       const gw = gatewayId(client);
@@ -171,7 +216,8 @@ export class Broker {
     aedes.on('clientDisconnect', (client) => {
       const gw = gatewayId(client);
       logger.debug({ client: client.id }, 'client disconnected');
-      if (gw && !this.isConnected(gw, client)) {
+      // A connection taken over on another node: the gateway is online there.
+      if (gw && !this.isConnected(gw, client) && !cluster?.wasTakenOver(client)) {
         void store.setGatewayState(gw, { online: false }).catch((err) => logger.error({ err }, 'registry update failed'));
         events.emit('gateway', { gateway: gw, online: false });
       }
@@ -299,11 +345,11 @@ export class Broker {
    * delivered as a plain one: refusing the PUBLISH would close a gateway's
    * connection and it would resend forever.
    */
-  private retainPolicy(client: Client | null, packet: PublishPacket): void {
+  private async retainPolicy(client: Client | null, packet: PublishPacket): Promise<void> {
     const payload = packet.payload as Buffer;
     if (payload.length === 0) {
       // Clearing a retained message is always allowed.
-      if (client) this.retainedBy.get(client.id)?.delete(packet.topic);
+      if (client) await this.retainedBy.release(client.id, packet.topic);
       return;
     }
     let why: string | null = null;
@@ -311,14 +357,8 @@ export class Broker {
     else if (packet.topic.startsWith(NAMESPACE)) {
       const t = parseTopic(packet.topic);
       if (!t || !RETAINED_KINDS.has(t.kind)) why = `the contract does not retain '${packet.topic}'`;
-    } else if (client) {
-      let set = this.retainedBy.get(client.id);
-      if (!set) {
-        set = new Set();
-        this.retainedBy.set(client.id, set);
-      }
-      if (!set.has(packet.topic) && set.size >= this.limits.maxRetainedPerClient) why = `client '${client.id}' already holds ${set.size} retained topics (at most ${this.limits.maxRetainedPerClient})`;
-      else set.add(packet.topic);
+    } else if (client && !(await this.retainedBy.admit(client.id, packet.topic, this.limits.maxRetainedPerClient))) {
+      why = `client '${client.id}' already holds ${this.limits.maxRetainedPerClient} retained topics (the most allowed${this.deps.cluster ? ', counted on all hub nodes' : ''})`;
     }
     if (!why) return;
     packet.retain = false;
@@ -326,6 +366,25 @@ export class Broker {
     if (this.limitCounters.retainRefused === 1 || this.limitCounters.retainRefused % 1000 === 0) {
       this.deps.logger.warn({ client: client?.id, topic: packet.topic, refusedSoFar: this.limitCounters.retainRefused, code: 'HUB_ERR_LIMIT' }, `not retained: ${why}; delivered as a plain message`);
     }
+  }
+
+  /**
+   * On a cluster: no publish is accepted while Redis is away (telemetry is
+   * then not acknowledged; the gateway keeps it and sends it again), and the
+   * gateway status a closing connection leaves (its will) is stale when the
+   * gateway's newer connection lives on another node.
+   */
+  private clusterRefusal(cluster: BrokerCluster, client: Client | null, packet: PublishPacket): Error | null {
+    const h = cluster.health();
+    if (!h.ok) return new IocError('HUB_ERR_CLUSTER_UNAVAILABLE', `${h.reason ?? 'Redis is not connected'}; publish not acknowledged by node ${cluster.nodeId}, retry when it is back`);
+    const willLike = client === null || (client as { will?: unknown }).will === packet || cluster.wasTakenOver(client);
+    if (!willLike) return null;
+    const t = parseTopic(packet.topic);
+    if (t?.kind !== 'status') return null;
+    if ((client && cluster.wasTakenOver(client)) || cluster.connectedElsewhere(t.gateway)) {
+      return Object.assign(new Error(`stale last will of '${t.gateway}': it is connected to another hub node`), { code: 'HUB_ERR_STALE_WILL' });
+    }
+    return null;
   }
 
   /** NUL check, then the identity service's ACL, then the session's subscription bound. */
@@ -390,10 +449,17 @@ export class Broker {
     return Object.values((this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients ?? {}).filter(pred).map((c) => c.id);
   }
 
-  /** True when a client with this id is connected, other than `except`. */
+  /** True when a client with this id is connected, other than `except` (on a cluster: on any live node). */
   isConnected(clientId: string, except: Client | null): boolean {
     const c = (this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients?.[clientId];
-    return c !== undefined && c !== except;
+    return (c !== undefined && c !== except) || (this.deps.cluster?.connectedElsewhere(clientId) ?? false);
+  }
+
+  /** Closes this client id's connection on whichever node holds it (only here on one node); true when it was here. */
+  closeEverywhere(clientId: string): boolean {
+    const here = this.isConnected(clientId, null) && this.closeClient(clientId);
+    this.deps.cluster?.closeEverywhere(clientId);
+    return here;
   }
 
   async stop(): Promise<void> {

@@ -9,6 +9,9 @@ import { IocError } from '../contract/index.js';
 import type { Logger } from '../lib/index.js';
 import { Api } from './api.js';
 import { Broker } from './broker.js';
+import { ClusterLink } from './cluster/cluster-link.js';
+import { resolveCluster, type ClusterOptions } from './cluster/cluster-options.js';
+import { ConnectionSweep } from './cluster/connection-sweep.js';
 import { brokerLimits, type BrokerLimitSettings } from './broker/broker-limits.js';
 import { registerConfigRoutes } from './config/api-routes.js';
 import { brokerLink } from './config/broker-link.js';
@@ -36,6 +39,9 @@ import { LiveStream } from './live/live-stream.js';
 import { HubMetrics } from './metrics.js';
 import { installOpenApi } from './openapi.js';
 import { HUB_VERSION } from './version.js';
+import { every } from './cluster/lease.js';
+import { HubNode } from './cluster/nodes.js';
+import { registerClusterRoutes } from './cluster/status-routes.js';
 import { registerRegistryRoutes } from './registry/api-routes.js';
 import { listGatewayViews } from './registry/gateway-view.js';
 import { HubStore } from './store.js';
@@ -114,8 +120,22 @@ export interface HubOptions {
    * (hub.sqlite) to DIR.
    */
   store?: string;
+  /**
+   * Work that must happen once among hub nodes sharing a PostgreSQL store
+   * (issue 16 item 2, hub/cluster/lease.ts): lease time-to-live (how long a
+   * dead holder's work waits for another node, default 15 s) and the node
+   * heartbeat shown by `ioc-edge hub status` (default 5 s).
+   */
+  singletons?: { ttlMs?: number; heartbeatMs?: number };
   /** Configuration status changes kept per gateway in the history (default 1,000; older ones are deleted). */
   configEventsPerGateway?: number;
+  /**
+   * Run as one node of a cluster (issue 16, docs/cluster.md): Aedes linked to
+   * the other nodes through Redis (messages, sessions, retained messages,
+   * wills, per-client bounds), connection state per node. Needs a
+   * `postgres://` store.
+   */
+  cluster?: ClusterOptions;
 }
 
 /** A running hub. */
@@ -146,6 +166,10 @@ export interface Hub {
   readonly firmware: FirmwareService;
   /** True when MQTT and the API listen with TLS (mqtts://, https://). */
   readonly tls: boolean;
+  /** This node: its singletons (held through leases on PostgreSQL, always on SQLite) and the cluster view of `hub status`. */
+  readonly node: HubNode;
+  /** This node's link to the other hub nodes; null on a single hub. */
+  readonly cluster: ClusterLink | null;
   stop(): Promise<void>;
 }
 
@@ -167,7 +191,10 @@ function securityMode(opts: HubOptions, logger: Logger): 'required' | 'open' {
 
 /** Starts a hub; resolves once MQTT and HTTP listen. */
 export async function startHub(opts: HubOptions): Promise<Hub> {
-  const { logger } = opts;
+  // A cluster node (issue 16): settings checked first, the node id on every log line.
+  const clusterSettings = opts.cluster ? resolveCluster(opts.cluster, parseStoreUrl(opts.store).kind === 'postgres' ? 'postgres' : 'sqlite') : null;
+  const logger = clusterSettings ? opts.logger.child({ node: clusterSettings.nodeId }) : opts.logger;
+  const cluster = clusterSettings ? new ClusterLink({ settings: clusterSettings, logger: logger.child({ component: 'cluster' }) }) : null;
   const authMode = securityMode(opts, logger);
   const tlsMaterial = opts.tls ? await loadTlsFiles(opts.tls) : undefined;
   // Private data directory (0700, files 0600) and the key that seals pushed secrets (issue 13, docs/security.md).
@@ -182,7 +209,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     limits: resolveDataLimits(opts.data), ...(opts.dataClock ? { clock: opts.dataClock } : {}),
   };
   const store: TelemetryPort = where.kind === 'postgres'
-    ? new PgTelemetryStore({ ...storeCommon, connect: { url: where.url, schema: where.schema } })
+    ? new PgTelemetryStore({ ...storeCommon, connect: { url: where.url, schema: where.schema }, retentionTimer: false, ...(cluster ? { node: cluster.brokerId } : {}) })
     : new HubStore({ ...storeCommon, file: path.join(where.dir ?? opts.dataDir, 'hub.sqlite') });
   let broker: Broker | null = null;
   // Streams end when their API token is revoked (identity is built below; the epoch is read later).
@@ -204,7 +231,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const identity = new IdentityService({
     logger: idLog, store: identities, registry, audit, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.auth?.scrypt ? { scrypt: opts.auth.scrypt } : {}),
     disconnect: (clientId, reason) => {
-      if (broker?.closeClient(clientId)) idLog.info({ client: clientId, reason }, 'connection closed');
+      if (broker?.closeEverywhere(clientId)) idLog.info({ client: clientId, reason }, 'connection closed');
     },
   });
   const limiter = new FailureLimiter(opts.auth?.rateLimit ?? {}, opts.clock);
@@ -230,8 +257,16 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     ...(authMode === 'required' ? { gatewayOf: (c) => mqttAuth.gatewayOf(c) } : {}),
     limits, roleOf: (c) => mqttAuth.identityOf(c)?.kind ?? 'open',
     ...(opts.mqttProxyProtocol ? { proxyProtocol: opts.mqttProxyProtocol } : {}),
+    ...(cluster ? { cluster } : {}),
   });
   const b0 = broker;
+  // A dead node's gateways go offline after three of its missed heartbeats unless they reconnected elsewhere.
+  const sweep = cluster && store instanceof PgTelemetryStore
+    ? new ConnectionSweep({
+        logger: logger.child({ component: 'cluster' }), intervalMs: cluster.heartbeatMs, liveNodes: () => cluster.liveBrokers(), sweep: (live) => store.sweepConnections(live),
+        onOffline: (gateway) => events.emit('gateway', { gateway, online: false }),
+      })
+    : null;
   metrics = new HubMetrics({
     store, events, mqttClients: () => b0.instance.connectedClients, oversized: () => b0.counters.oversized,
     brokerLimits: () => ({ ...b0.limitCounters, proxyRefused: b0.counters.proxyRefused }),
@@ -251,6 +286,20 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     ...(opts.firmware?.trustedKeys ? { trustedKeys: opts.firmware.trustedKeys.map(parsePublicKey) } : {}),
     ...(opts.firmware?.reofferMs !== undefined ? { reofferMs: opts.firmware.reofferMs } : {}),
   });
+  // Work that must happen once (issue 16 item 2): on the node holding its lease in PostgreSQL; on SQLite this node always holds.
+  // Retention and partitions ahead of the PostgreSQL store run here instead of on the store's own timers (retentionTimer: false above).
+  const node = new HubNode({
+    logger: logger.child({ component: 'singletons' }), version: HUB_VERSION,
+    pool: () => (store instanceof PgTelemetryStore ? store.pool : null),
+    load: () => ({ connections: b0.instance.connectedClients, readingsTotal: store.counters.readings }),
+    ...(opts.singletons?.ttlMs !== undefined ? { ttlMs: opts.singletons.ttlMs } : {}), ...(opts.singletons?.heartbeatMs !== undefined ? { heartbeatMs: opts.singletons.heartbeatMs } : {}),
+  });
+  if (store instanceof PgTelemetryStore) {
+    const pg = store;
+    const storeLog = logger.child({ component: 'store' });
+    node.singleton('retention', every(pg.limits.retention.intervalMs, () => pg.runRetention(), storeLog, 'retention'));
+    node.singleton('partitions-ahead', every(3_600_000, () => pg.ensurePartitionsAhead(), storeLog, 'creating partitions ahead'));
+  }
   // Registry updates run beside ingest; stop() waits for them (the broker's last wills arrive while it closes).
   const registryUpdates = new Set<Promise<void>>();
   let registryOpen = true;
@@ -263,8 +312,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   });
   let ready = false;
   const api = new Api({
-    logger: logger.child({ component: 'api' }), store, host: opts.httpHost ?? '127.0.0.1', port: opts.httpPort ?? 8080, ready: () => ready && (!reportsHealth(store) || store.health().ok) && (state.pool?.health().ok ?? true),
-    notReadyReason: () => (!ready ? 'starting' : reportsHealth(store) && !store.health().ok ? store.health().reason : state.pool?.health().reason),
+    logger: logger.child({ component: 'api' }), store, host: opts.httpHost ?? '127.0.0.1', port: opts.httpPort ?? 8080, ready: () => ready && (!reportsHealth(store) || store.health().ok) && (state.pool?.health().ok ?? true) && (cluster?.health().ok ?? true),
+    notReadyReason: () => (!ready ? 'starting' : reportsHealth(store) && !store.health().ok ? store.health().reason : cluster && !cluster.health().ok ? cluster.health().reason : state.pool?.health().reason),
     ...(tlsMaterial ? { https: tlsMaterial } : {}),
     ...(opts.trustedProxies?.length ? { trustProxy: opts.trustedProxies } : {}),
     ...(opts.apiProxyProtocol ? { proxyProtocol: opts.apiProxyProtocol } : {}),
@@ -277,6 +326,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       registerDataRoutes(app, { store });
       registerConfigRoutes(app, { config, commands });
       registerFirmwareRoutes(app, { firmware });
+      registerClusterRoutes(app, { view: () => node.view() });
       live.register(app);
       registerConsoleRoutes(app);
       app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format 0.0.4)', tags: ['observability'] } }, async (_req, reply) => reply.type(m0.contentType).send(await m0.text()));
@@ -285,11 +335,16 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
 
   const started: Array<{ stop(): Promise<void> }> = [];
   try {
-    for (const svc of [store, state, identity, metrics, broker, config, commands, firmware, live, api]) {
+    for (const svc of [store, state, identity, metrics, ...(cluster ? [cluster] : []), broker, ...(sweep ? [sweep] : []), config, commands, firmware, live, api]) {
       await svc.start();
       started.push(svc);
       // A client whose identity was revoked while its CONNECT was in flight is closed once registered.
       if (svc === broker) broker.instance.on('client', (c) => mqttAuth.recheck(c));
+      // The singletons start once the services they drive run, and stop before them.
+      if (svc === firmware) {
+        await node.start();
+        started.push(node);
+      }
       if (svc === broker) broker.instance.on('publish', (packet, client) => client && m0.countIn(packet.topic));
     }
   } catch (err) {
@@ -322,6 +377,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     commands,
     firmware,
     tls: tlsMaterial !== undefined,
+    node,
+    cluster,
     /** Idempotent: a second call waits for the first. */
     stop() {
       stopping ??= (async () => {
@@ -330,9 +387,12 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         await live.stop(); // ends the open streams, so the HTTP server can close
         await api.stop();
         await commands.stop();
+        await node.stop();
         await firmware.stop();
         await config.stop();
+        await sweep?.stop();
         await b.stop();
+        await cluster?.stop();
         await Promise.allSettled([...registryUpdates]);
         await m0.stop();
         await identity.stop();

@@ -24,6 +24,9 @@ registry and HTTP API. Make the first admin token with
   --store URL                 where telemetry, events and alarms live: postgres://user@host:5432/db?schema=name
                               (migrated at start; see 'ioc-edge hub migrate'), sqlite:DIR, or absent for
                               SQLite in --data-dir (also from the environment: IOC_EDGE_HUB_STORE)
+  --redis URL                 run as one node of a cluster linked through Redis (redis://host:6379;
+                              also IOC_EDGE_REDIS); needs a postgres:// store (docs/cluster.md)
+  --node-id ID                this node's id in logs and metrics (default <hostname>-<pid>)
   --mqtt-host H --mqtt-port N MQTT listener (default 127.0.0.1:8883 with TLS, :1883 without)
   --http-host H --http-port N API listener (default 127.0.0.1:8443 with TLS, :8080 without)
   --tls-cert FILE --tls-key FILE  PEM certificate (with chain) and key for MQTT and the API
@@ -65,12 +68,17 @@ export function storeOption(flag: string | undefined): string | undefined {
   return flag ?? (process.env.IOC_EDGE_HUB_STORE || undefined);
 }
 
+/** `--redis`, else IOC_EDGE_REDIS, else none (a single hub). */
+export function redisOption(flag: string | undefined): string | undefined {
+  return flag ?? (process.env.IOC_EDGE_REDIS || undefined);
+}
+
 export const hubRun: Command = {
   name: 'hub run',
   summary: 'run the hub (broker, ingest, registry, API) with authentication',
   async run(args, io) {
     const p = parse(args, {
-      'data-dir': { type: 'string' }, store: { type: 'string' }, 'mqtt-host': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-host': { type: 'string' }, 'http-port': { type: 'string' },
+      'data-dir': { type: 'string' }, store: { type: 'string' }, redis: { type: 'string' }, 'node-id': { type: 'string' }, 'mqtt-host': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-host': { type: 'string' }, 'http-port': { type: 'string' },
       'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, auth: { type: 'string' }, 'mqtt-trusted-proxy': { type: 'string' }, 'broker-limit': { type: 'string', multiple: true }, 'api-trusted-proxy': { type: 'string' }, 'api-proxy-protocol': { type: 'string' }, 'fw-trusted-key': { type: 'string', multiple: true }, 'secrets-key': { type: 'string' },
       'readings-keep': { type: 'string' }, rollups: { type: 'string' }, 'readings-max-bytes': { type: 'string' }, 'clock-skew': { type: 'string' }, 'data-limit': { type: 'string', multiple: true }, 'log-level': { type: 'string' }, pretty: { type: 'boolean' },
     }, HELP, io);
@@ -123,10 +131,11 @@ export const hubRun: Command = {
         ...(fwKeys.length > 0 ? { firmware: { trustedKeys: fwKeys } } : {}), ...(apiProxies?.length ? { trustedProxies: apiProxies } : {}),
         ...(apiBalancers?.length ? { apiProxyProtocol: { trusted: apiBalancers } } : {}),
         ...(v['secrets-key'] ? { secretsKeyFile: v['secrets-key'] } : {}), data,
+        ...(redisOption(v.redis) ? { cluster: { redis: redisOption(v.redis)!, ...(v['node-id'] ? { nodeId: v['node-id'] } : {}) } } : {}),
         mqttHost: v['mqtt-host'] ?? '127.0.0.1', mqttPort: port(v['mqtt-port'], tls ? 8883 : 1883),
         httpHost: v['http-host'] ?? '127.0.0.1', httpPort: port(v['http-port'], tls ? 8443 : 8080),
       });
-      logger.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, tls: hub.tls, fwTrustedKeys: fwKeys.length }, 'hub running');
+      logger.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, tls: hub.tls, fwTrustedKeys: fwKeys.length, ...(hub.cluster ? { node: hub.cluster.nodeId, broker: hub.cluster.brokerId } : {}) }, 'hub running');
     } catch (e) {
       uninstallPolicy();
       io.err.write(`ioc-edge: hub not started: ${isIocError(e) ? e.message : (e as Error).message}\n`);

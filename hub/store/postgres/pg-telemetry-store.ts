@@ -78,11 +78,25 @@ export interface PgTelemetryStoreDeps {
   migrate?: boolean;
   /** Mark every gateway offline at start (default true: one hub owns the connections; false for a cluster node). */
   resetOnline?: boolean;
+  /**
+   * This hub's node id on a cluster (issue 16, docs/cluster.md): connection
+   * state is then per node. A gateway row names the node holding its
+   * connection; `online: false` from a node that does not hold it is ignored
+   * (a takeover by another node); at start only the rows this node or no node
+   * held are cleared; rows of dead nodes are cleared by
+   * {@link PgTelemetryStore.sweepConnections}.
+   */
+  node?: string;
   partitions?: PartitionOptions;
   /** How often health is probed while PostgreSQL is unreachable (ms, default 1000). */
   probeMs?: number;
   limits?: PgStoreLimits;
-  /** Run retention on its timer (default true; tests call {@link PgTelemetryStore.runRetention}). */
+  /**
+   * Run retention and the hourly partitions-ahead job on this store's own
+   * timers (default true). false when the hub runs them as cluster
+   * singletons on one node at a time (hub/cluster/lease.ts, wired in
+   * hub/hub.ts), and in tests that call {@link PgTelemetryStore.runRetention}.
+   */
   retentionTimer?: boolean;
 }
 
@@ -178,7 +192,11 @@ export class PgTelemetryStore implements TelemetryPort {
       const partitions = new Partitions(db, this.deps.logger, { ...this.deps.partitions, ...(this.deps.clock ? { clock: this.deps.clock } : {}) });
       await partitions.list();
       await partitions.ensureAhead();
-      if (this.deps.resetOnline ?? true) await db.query('UPDATE gateways SET online = false WHERE online');
+      if (this.deps.node !== undefined) {
+        // Connection state per node (issue 16); the column is added here until the schema carries it.
+        await db.query('ALTER TABLE gateways ADD COLUMN IF NOT EXISTS node text COLLATE "C"');
+        if (this.deps.resetOnline ?? true) await db.query('UPDATE gateways SET online = false, node = NULL WHERE online AND (node IS NULL OR node = $1)', [this.deps.node]);
+      } else if (this.deps.resetOnline ?? true) await db.query('UPDATE gateways SET online = false WHERE online');
       this.partitions = partitions;
       await this.readQuarantineUsage(db);
     } catch (err) {
@@ -187,11 +205,11 @@ export class PgTelemetryStore implements TelemetryPort {
       throw err;
     }
     this.db = db;
-    this.aheadTimer = setInterval(() => {
-      this.ensurePartitionsAhead().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'creating partitions ahead failed; will retry'));
-    }, 3_600_000);
-    this.aheadTimer.unref();
     if (this.deps.retentionTimer !== false) {
+      this.aheadTimer = setInterval(() => {
+        this.ensurePartitionsAhead().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'creating partitions ahead failed; will retry'));
+      }, 3_600_000);
+      this.aheadTimer.unref();
       this.retentionTimer = setInterval(() => void this.runRetention(), this.limits.retention.intervalMs);
       this.retentionTimer.unref();
     }
@@ -384,11 +402,39 @@ export class PgTelemetryStore implements TelemetryPort {
   async setGatewayState(gateway: string, change: { online?: boolean; status?: GatewayStatus }): Promise<void> {
     const now = this.clock();
     const status = change.status ? JSON.stringify(change.status) : null;
+    if (this.deps.node !== undefined) {
+      // online: true takes the row for this node; online: false only from the node that holds it (or none).
+      await this.requireDb().query(
+        `INSERT INTO gateways(id, online, first_seen, last_seen, status, node) VALUES ($1, coalesce($2, false), $3, $3, $4, CASE WHEN $2 THEN $5 END)
+         ON CONFLICT (id) DO UPDATE SET
+           online = CASE WHEN $2 IS NULL THEN gateways.online WHEN $2 THEN true WHEN gateways.node IS NULL OR gateways.node = $5 THEN false ELSE gateways.online END,
+           node = CASE WHEN $2 IS NULL THEN gateways.node WHEN $2 THEN $5 WHEN gateways.node IS NULL OR gateways.node = $5 THEN NULL ELSE gateways.node END,
+           last_seen = greatest(gateways.last_seen, excluded.last_seen),
+           status = CASE WHEN $2 = false AND gateways.node IS NOT NULL AND gateways.node <> $5 THEN gateways.status ELSE coalesce($4, gateways.status) END`,
+        [gateway, change.online ?? null, now, status, this.deps.node],
+      );
+      return;
+    }
     await this.requireDb().query(
       `INSERT INTO gateways(id, online, first_seen, last_seen, status) VALUES ($1, coalesce($2, false), $3, $3, $4)
        ON CONFLICT (id) DO UPDATE SET online = coalesce($2, gateways.online), last_seen = greatest(gateways.last_seen, excluded.last_seen), status = coalesce($4, gateways.status)`,
       [gateway, change.online ?? null, now, status],
     );
+  }
+
+  /**
+   * Marks offline the gateways whose connection was held by a node not in
+   * `liveNodes` (it died or stopped without saying so): the cluster's grace
+   * period for a dead node's gateways that did not reconnect elsewhere.
+   * Returns their ids. Only on a cluster node (`node` set).
+   */
+  async sweepConnections(liveNodes: readonly string[]): Promise<string[]> {
+    if (this.deps.node === undefined) return [];
+    const r = await this.requireDb().query<{ id: string }>(
+      'UPDATE gateways SET online = false, node = NULL WHERE online AND node IS NOT NULL AND NOT (node = ANY($1::text[])) RETURNING id',
+      [[...liveNodes, this.deps.node]],
+    );
+    return r.rows.map((x) => x.id).sort();
   }
 
   listGateways(): Promise<GatewayRow[]> {

@@ -1,0 +1,246 @@
+/**
+ * One hub node's link to the others (issue 16, docs/cluster.md): the Redis
+ * connections, the Aedes message bus across nodes (mqemitter-redis, channels
+ * under the cluster's key prefix), the shared persistence
+ * (cluster-persistence.ts), the retained-message ledger (bounds per client
+ * cluster-wide), Redis health for readiness, and the cross-node client view:
+ *
+ * - presence: which node holds which client connection, from the
+ *   `$SYS/<node>/new|disconnect/clients` messages Aedes already sends, a
+ *   Redis hash read at start, and Aedes' node heartbeats (a node silent for
+ *   three heartbeats holds nothing);
+ * - takeover: a client that connects on another node closes its connection
+ *   here (Aedes does that); this link remembers it, so the old connection's
+ *   will and disconnect do not mark the gateway offline;
+ * - close everywhere: revocation on any node closes the connection wherever
+ *   it is (`$SYS/ioc-edge/close` on the bus).
+ *
+ * The broker (hub/broker.ts) takes this as its `cluster` dependency; only
+ * hub/hub.ts builds it.
+ */
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { Aedes, Client } from 'aedes';
+import { Redis } from 'ioredis';
+import { IocError } from '../../contract/index.js';
+import type { Logger } from '../../lib/index.js';
+import type { BoundedPersistenceOptions } from '../broker/bounded-persistence.js';
+import type { RetainedLedger } from '../broker/retained-ledger.js';
+import type { StoreHealth } from '../store/port.js';
+import type { ClusterSettings } from './cluster-options.js';
+import { ClusterPersistence } from './cluster-persistence.js';
+
+/** The mqemitter interface Aedes uses. */
+export interface MessageBus {
+  on(topic: string, fn: (packet: { topic: string; payload: unknown }, done: () => void) => void, cb?: () => void): unknown;
+  emit(packet: { topic: string; payload: unknown }, cb?: (err?: Error) => void): void;
+  close(cb: () => void): void;
+}
+
+const require = createRequire(import.meta.url);
+const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: new (prefix: string, opts: object) => MessageBus & { state: NodeJS.EventEmitter } };
+
+const CLOSE_TOPIC = '$SYS/ioc-edge/close';
+const PRESENCE = 'presence';
+const HDEL_IF = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0`;
+const ADMIT_RETAINED = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[2])
+return 1`;
+
+type Cmd = Redis & {
+  iocPresenceDel(key: string, field: string, value: string): Promise<number>;
+  iocAdmitRetained(key: string, bound: number, topic: string): Promise<number>;
+};
+
+/** Dependencies of {@link ClusterLink}. */
+export interface ClusterLinkDeps {
+  settings: ClusterSettings;
+  logger: Logger;
+  /** How long start waits for Redis (ms, default 5,000). */
+  connectTimeoutMs?: number;
+}
+
+/** A hub node's connection to the cluster. */
+export class ClusterLink {
+  /** Aedes' id for this process: the node id and a boot id, so a restarted node never shadows its predecessor's wills. */
+  readonly brokerId: string;
+  private cmd: Cmd | null = null;
+  private pub: Redis | null = null;
+  private sub: Redis | null = null;
+  private bus: (MessageBus & { state: NodeJS.EventEmitter }) | null = null;
+  private aedes: Aedes | null = null;
+  private readonly startedAt = Date.now();
+  private lastError = '';
+  /** Remote connections: client id → broker id, from the bus and the Redis hash. */
+  private readonly remote = new Map<string, string>();
+  /** Local clients whose connection a newer one on another node took over. */
+  private readonly takenOver = new WeakSet<Client>();
+  private closeLocal: (clientId: string) => boolean = () => false;
+
+  constructor(private readonly deps: ClusterLinkDeps) {
+    this.brokerId = `${deps.settings.nodeId}.${randomBytes(3).toString('hex')}`;
+  }
+
+  get nodeId(): string {
+    return this.deps.settings.nodeId;
+  }
+
+  get heartbeatMs(): number {
+    return this.deps.settings.heartbeatMs;
+  }
+
+  /** The bus for Aedes' `mq` option (after start). */
+  get mq(): MessageBus {
+    if (!this.bus) throw new Error('cluster link not started');
+    return this.bus;
+  }
+
+  private connection(name: string, keyPrefix?: string): Redis {
+    const r = new Redis(this.deps.settings.redisUrl, {
+      ...(keyPrefix ? { keyPrefix } : {}),
+      connectionName: `ioc-edge:${this.nodeId}:${name}`,
+      lazyConnect: true,
+      // Fail commands quickly while Redis is away: the node refuses telemetry meanwhile, so nothing waits on them.
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2000,
+      retryStrategy: (times) => Math.min(100 * times, 1000),
+    });
+    r.on('error', (err: Error) => {
+      const msg = `Redis at ${r.options.host}:${r.options.port} unreachable: ${err.message}`;
+      if (msg !== this.lastError) this.deps.logger.warn({ conn: name, err: err.message, code: 'HUB_ERR_CLUSTER_UNAVAILABLE' }, 'Redis connection failed');
+      this.lastError = msg;
+    });
+    r.on('ready', () => this.deps.logger.debug({ conn: name }, 'Redis connection ready'));
+    return r;
+  }
+
+  async start(): Promise<void> {
+    const s = this.deps.settings;
+    this.cmd = this.connection('cmd', s.keyPrefix) as Cmd;
+    this.pub = this.connection('pub');
+    this.sub = this.connection('sub');
+    this.cmd.defineCommand('iocPresenceDel', { numberOfKeys: 1, lua: HDEL_IF });
+    this.cmd.defineCommand('iocAdmitRetained', { numberOfKeys: 1, lua: ADMIT_RETAINED });
+    const timeout = this.deps.connectTimeoutMs ?? 5000;
+    try {
+      await Promise.race([
+        Promise.all([this.cmd.connect(), this.pub.connect(), this.sub.connect()]),
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout).unref()),
+      ]);
+      for (const [id, broker] of Object.entries(await this.cmd.hgetall(PRESENCE))) this.remote.set(id, broker);
+    } catch (err) {
+      await this.stop();
+      throw new IocError('HUB_ERR_CLUSTER_UNAVAILABLE', `Redis at ${s.redisUrl.replace(/\/\/[^@/]*@/, '//***@')} unreachable at start: ${(err as Error).message}; start it or fix --redis`, { cause: err });
+    }
+    // Channels under the cluster's prefix; matchEmptyLevels as Aedes' own default bus [MQTT-4.7.1-3].
+    this.bus = new MQEmitterRedisPrefix(`${s.keyPrefix}mq/`, { pubConn: this.pub, subConn: this.sub, matchEmptyLevels: true, concurrency: 100 });
+    this.bus.state.on('error', () => undefined); // logged by the connections' own handlers
+    // Registered before Aedes' own listener: the old connection is marked before Aedes closes it.
+    this.bus.on('$SYS/+/new/clients', (packet, done) => {
+      const from = packet.topic.split('/')[1]!;
+      const id = String(packet.payload);
+      if (from !== this.brokerId) {
+        this.remote.set(id, from);
+        const c = (this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients?.[id];
+        if (c) this.takenOver.add(c);
+      }
+      done();
+    });
+    this.bus.on('$SYS/+/disconnect/clients', (packet, done) => {
+      const from = packet.topic.split('/')[1]!;
+      const id = String(packet.payload);
+      if (this.remote.get(id) === from) this.remote.delete(id);
+      done();
+    });
+    this.bus.on(CLOSE_TOPIC, (packet, done) => {
+      const id = String(packet.payload);
+      // This node's own request comes back too: its broker closed the client already.
+      if (this.closeLocal(id)) this.deps.logger.info({ client: id, node: this.nodeId }, 'connection closed on request of the cluster');
+      done();
+    });
+  }
+
+  /**
+   * Called by the broker once Aedes runs: records this node's connections in
+   * the presence hash and closes local clients on request.
+   */
+  attach(aedes: Aedes, closeLocal: (clientId: string) => boolean): void {
+    this.aedes = aedes;
+    this.closeLocal = closeLocal;
+    aedes.on('client', (c) => {
+      this.remote.delete(c.id);
+      this.cmd?.hset(PRESENCE, c.id, this.brokerId).catch(() => undefined);
+    });
+    aedes.on('clientDisconnect', (c) => {
+      this.cmd?.iocPresenceDel(PRESENCE, c.id, this.brokerId).catch(() => undefined);
+    });
+  }
+
+  /** The persistence for Aedes: shared in Redis, bounded per session cluster-wide. */
+  persistence(opts: BoundedPersistenceOptions): ClusterPersistence {
+    if (!this.cmd) throw new Error('cluster link not started');
+    return new ClusterPersistence({ ...opts, redis: this.cmd, keyPrefix: this.deps.settings.keyPrefix });
+  }
+
+  /** Retained topics per client outside the contract's namespace, counted in Redis (all nodes). */
+  readonly retained: RetainedLedger = {
+    admit: async (clientId, topic, bound) => (await this.cmd!.iocAdmitRetained(`retained-by:${encodeURIComponent(clientId)}`, bound, topic)) === 1,
+    release: async (clientId, topic) => {
+      await this.cmd!.srem(`retained-by:${encodeURIComponent(clientId)}`, topic);
+    },
+  };
+
+  /** True when this local client's connection was taken over by a newer one on another node. */
+  wasTakenOver(client: Client): boolean {
+    return this.takenOver.has(client);
+  }
+
+  /** A live node holds a connection of this client id, other than this node. */
+  connectedElsewhere(clientId: string): boolean {
+    const b = this.remote.get(clientId);
+    if (!b || b === this.brokerId) return false;
+    const seen = (this.aedes?.brokers as Record<string, number> | undefined)?.[b];
+    const window = 3 * this.heartbeatMs;
+    if (seen !== undefined) return seen + window >= Date.now();
+    // Not heard yet: trust the record only while this node is too young to have heard every heartbeat.
+    return Date.now() - this.startedAt < window;
+  }
+
+  /**
+   * Broker ids of the nodes heard within three heartbeats, this one included;
+   * null while this node is younger than that (it may not have heard every
+   * live node yet).
+   */
+  liveBrokers(now = Date.now()): string[] | null {
+    const window = 3 * this.heartbeatMs;
+    if (now - this.startedAt < window) return null;
+    const brokers = (this.aedes as unknown as { brokers?: Record<string, number> } | null)?.brokers ?? {};
+    return [this.brokerId, ...Object.entries(brokers).filter(([id, seen]) => id !== this.brokerId && seen + window >= now).map(([id]) => id)];
+  }
+
+  /** Asks every other node to close the connection of this client id (the broker closes its own). */
+  closeEverywhere(clientId: string): void {
+    this.bus?.emit({ topic: CLOSE_TOPIC, payload: clientId }, (err) => {
+      if (err) this.deps.logger.error({ err: err.message, client: clientId, code: 'HUB_ERR_CLUSTER_UNAVAILABLE' }, 'could not ask the other nodes to close a connection; it ends at its next reconnect (the credential is refused everywhere)');
+    });
+  }
+
+  /** Redis health for readiness: every connection ready, else why not. */
+  health(): StoreHealth {
+    const conns = [this.cmd, this.pub, this.sub];
+    if (conns.every((c) => c?.status === 'ready')) return { ok: true };
+    return { ok: false, reason: this.lastError || `Redis at ${this.deps.settings.redisUrl} is not connected` };
+  }
+
+  /** Closes the Redis connections (after the broker has closed Aedes, which quits the bus's two). */
+  async stop(): Promise<void> {
+    for (const c of [this.cmd, this.pub, this.sub]) {
+      if (!c) continue;
+      if (c.status === 'ready') await c.quit().catch(() => c.disconnect());
+      else c.disconnect();
+    }
+    this.cmd = this.pub = this.sub = null;
+  }
+}
