@@ -16,24 +16,41 @@ import { OverrunReport, OVERRUN_EVENT_GAP_MS, PollPacer } from '../poll-pacer.js
  * A pacer over counters the test moves: `run(P, D, ticks)` appends P and acknowledges up to D readings per
  * second (D may depend on the tick's time in ms, for a drain that varies).
  */
-function rig(connected = true, lagTicks = 0): { pacer: PollPacer; run(p: number, d: number | ((ms: number) => number), ticks: number): void; ob: { rows: number; appended: number; acked: number }; link: { up: boolean } } {
+function rig(connected = true, lagTicks = 0, pollMs = 0): { pacer: PollPacer; run(p: number, d: number | ((ms: number) => number), ticks: number): void; ob: { rows: number; appended: number; acked: number }; link: { up: boolean } } {
   let now = 0;
   const ob = { rows: 0, appended: 0, acked: 0 };
   const link = { up: connected };
   const pacer = new PollPacer({ logger: silentLogger(), clock: () => now, lowWater: 1000, sources: { outbox: () => ob, connected: () => link.up } });
   // Stretches in force, newest last: production follows the stretch of `lagTicks` ago (polls already scheduled).
   const seen: number[] = [];
+  const due = Array.from({ length: pollMs > 0 ? 100 : 0 }, (_, k) => (k * pollMs) / 100);
   return {
     pacer, ob, link,
     run(p, d, ticks) {
       for (let i = 0; i < ticks; i++) {
         now += 250;
-        seen.push(pacer.stretch);
-        if (seen.length > lagTicks + 1) seen.shift();
-        // The drivers' production shrinks with the stretch, as the pollers' would.
-        const appended = Math.round((p / seen[0]!) / 4);
-        // The pollers report the spacing of their next poll, as device-poller.ts does while stretched.
-        if (lagTicks > 0 && pacer.stretch > 1) pacer.countOverrun(lagTicks * 250);
+        let appended: number;
+        if (pollMs > 0) {
+          // 100 pollers, each due pollMs × the stretch in force when it last polled (device-poller.ts), so a
+          // new stretch shows only as the polls already spaced by the old one come round.
+          appended = 0;
+          for (let k = 0; k < due.length; k++) {
+            while (due[k]! <= now) {
+              appended += (p * pollMs) / 1000 / due.length;
+              const spacing = pollMs * pacer.stretch;
+              if (pacer.stretch > 1) pacer.countOverrun(spacing);
+              due[k] = due[k]! + spacing;
+            }
+          }
+          appended = Math.round(appended);
+        } else {
+          seen.push(pacer.stretch);
+          if (seen.length > lagTicks + 1) seen.shift();
+          // The drivers' production shrinks with the stretch (`lagTicks` late), as the pollers' would.
+          appended = Math.round((p / seen[0]!) / 4);
+          // The pollers report the spacing of their next poll, as device-poller.ts does while stretched.
+          if (lagTicks > 0 && pacer.stretch > 1) pacer.countOverrun(lagTicks * 250);
+        }
         const acked = Math.min(ob.rows + appended, Math.round((typeof d === 'number' ? d : d(now)) / 4));
         ob.appended += appended;
         ob.acked += acked;
@@ -64,6 +81,22 @@ t.test('offer 6x with production following the stretch late (polls already space
     const rows = r.ob.rows;
     r.run(60_000, 10_000, 80);
     t.ok(r.ob.rows <= rows, `lag ${lagTicks * 250} ms: backlog not growing (${rows} then ${r.ob.rows})`);
+  }
+});
+
+// Known weakness (todo, not yet met): with pollers that keep the spacing of their last poll, polls bunch after
+// each step, P over one second swings, and the stretch swings with it (x4.7..x10.8 at 250 ms polls) or is
+// caught slowly (x3.2 after 15 s at 500 ms). Next step: measure P over a whole poll spacing, not one second.
+t.test('pollers spaced by the stretch in force at their last poll (100 devices): a sudden 6x overload is caught within seconds, without a runaway', { todo: 'P over one second swings with bunched polls; see docs/southbound.md' }, async (t) => {
+  for (const pollMs of [250, 500, 1000]) {
+    const r = rig(true, 0, pollMs);
+    r.run(9_000, 10_000, 40); // below saturation
+    t.equal(r.pacer.stats().maxStretch, 1, `${pollMs} ms: not stretched below saturation`);
+    r.run(60_000, 10_000, 60); // 15 s of 6x
+    t.ok(r.pacer.stretch >= 4, `${pollMs} ms: x${r.pacer.stretch.toFixed(2)} after 15 s (x6.7 needed)`);
+    r.run(60_000, 10_000, 240);
+    const s = r.pacer.stats();
+    t.ok(s.maxStretch < 12 && s.stretch > 5 && s.stretch < 9, `${pollMs} ms: settles (x${s.stretch.toFixed(2)}, peak x${s.maxStretch.toFixed(2)})`);
   }
 });
 
