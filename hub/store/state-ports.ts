@@ -14,9 +14,7 @@
  * of one backend therefore share one database (registry.sqlite, or the
  * PostgreSQL schema).
  */
-import type { ConfigDesired, ConfigReported, GatewayStatus } from '../../contract/index.js';
-import type { ConfigEvent, ConfigVersionInfo, StoredReport } from '../config/config-store.js';
-import type { JobRecord, JobStatus, ManifestRecord, RolloutRecord, RolloutState } from '../firmware/firmware-db.js';
+import type { GatewayStatus } from '../../contract/index.js';
 import type { AuditEntry, AuditRecord, AuditVerification } from '../identity/audit-log.js';
 import type { ApiRole, ApiTokenRow, ClaimRow, PrincipalKind, PrincipalRow, Redemption } from '../identity/identity-store.js';
 import type { RegistryDevice, RegistryGateway } from '../registry/registry-store.js';
@@ -77,33 +75,11 @@ export interface AuditPort {
   verify(expect?: { n: number; hash: string }): Promise<AuditVerification>;
 }
 
-/** Versioned desired configurations, gateways' reports, configuration events (SQLite: `ConfigStore`). */
-export interface ConfigPort {
-  start(): Promise<void>;
-  /** Appends the next version built from the newest (atomic: two pushes never get one version number). */
-  addVersion(gateway: string, build: (latest: ConfigVersionInfo | null) => ConfigDesired | Promise<ConfigDesired>): Promise<ConfigDesired>;
-  versions(gateway: string, limit?: number): Promise<ConfigVersionInfo[]>;
-  document(gateway: string, version?: number): Promise<ConfigDesired | null>;
-  saveReport(gateway: string, report: ConfigReported, receivedAt: number): Promise<void>;
-  reports(gateway?: string): Promise<StoredReport[]>;
-  events(gateway: string, limit?: number): Promise<ConfigEvent[]>;
-  gateways(): Promise<string[]>;
-}
-
-/** Firmware images (by hash), signed manifests, rollouts and their per-device jobs (SQLite: `FirmwareDb`). */
-export interface FirmwarePort {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  putImage(sha256: string, size: number, by: string): Promise<void>;
-  putManifest(m: Omit<ManifestRecord, 'createdAt'>): Promise<ManifestRecord>;
-  getManifest(id: string): Promise<ManifestRecord | null>;
-  listManifests(): Promise<ManifestRecord[]>;
-  createRollout(r: Omit<RolloutRecord, 'createdAt' | 'updatedAt' | 'ackFailures'>, jobs: Array<Pick<JobRecord, 'id' | 'gateway' | 'device' | 'stage'>>): Promise<void>;
-  getRollout(id: string): Promise<RolloutRecord | null>;
-  listRollouts(q?: { states?: RolloutState[] }): Promise<RolloutRecord[]>;
-  updateRollout(id: string, change: Partial<Pick<RolloutRecord, 'state' | 'stage' | 'reason' | 'ackFailures'>>): Promise<void>;
-  getJob(id: string): Promise<JobRecord | null>;
-  listJobs(q: { rollout?: string; gateway?: string; statuses?: JobStatus[] }): Promise<JobRecord[]>;
-  markOffered(ids: string[]): Promise<void>;
-  cancelJobs(rollout: string): Promise<JobRecord[]>;
-}
+/**
+ * Configuration (SQLite: `ConfigStore`, PostgreSQL: `PgConfigStore`) and
+ * firmware (SQLite: `FirmwareDb`, PostgreSQL: `PgFirmwareDb`) are defined
+ * beside their services, with every method those services call:
+ * hub/config/config-port.ts and hub/firmware/firmware-port.ts.
+ */
+export type { ConfigPort } from '../config/config-port.js';
+export type { FirmwarePort } from '../firmware/firmware-port.js';
