@@ -78,6 +78,13 @@ export class MqttAuth {
   private readonly subscribeRefusalLogged = new WeakSet<Client>();
   /** Outcomes, for metrics and benchmarks. */
   readonly counters = { loginsOk: 0, loginsFailed: 0, lockedOut: 0, publishDenied: 0, subscribeDenied: 0, tooManyConnections: 0, loginsBusy: 0, peakConcurrentLogins: 0 };
+  /**
+   * Where login time goes (issue 14.12, bench:reconnect-storm): milliseconds spent waiting for one of
+   * the `maxConcurrentLogins` slots, and inside the check itself (identity read + scrypt), summed over
+   * `checks` logins. Check time per login far above scrypt's cost means the check waits for threads or
+   * the event loop, not for CPU.
+   */
+  readonly timing = { slotWaitMs: 0, checkMs: 0, checks: 0 };
   private activeLogins = 0;
   private readonly loginQueue: Array<() => void> = [];
 
@@ -150,6 +157,7 @@ export class MqttAuth {
       cb(connackError('HUB_ERR_RATE_LIMITED', `too many failed logins from ${addr}${pair ? ` as '${username ?? ''}'` : ''}; retry in ${Math.ceil(wait / 1000)} s`, 5), null);
       return;
     }
+    const arrived = performance.now();
     if (this.activeLogins >= (this.deps.maxConcurrentLogins ?? 2)) {
       if (this.loginQueue.length >= (this.deps.maxWaitingLogins ?? 2000)) {
         this.counters.loginsBusy++;
@@ -162,8 +170,12 @@ export class MqttAuth {
       this.activeLogins++;
       if (this.activeLogins > this.counters.peakConcurrentLogins) this.counters.peakConcurrentLogins = this.activeLogins;
     }
+    const started = performance.now();
+    this.timing.slotWaitMs += started - arrived;
     try {
       const res = await this.deps.identity.verifyLogin(username, password, client.id, addr);
+      this.timing.checkMs += performance.now() - started;
+      this.timing.checks++;
       if (!res.ok) {
         this.counters.loginsFailed++;
         const lock = res.guess ? Math.max(...(await Promise.all([limiter.fail(pairKey), limiter.fail(sourceKey, this.maxFailures() * MQTT_SOURCE_FAILURE_FACTOR)]))) : 0;

@@ -88,6 +88,8 @@ t.test('a login storm is checked at most two at a time (scrypt leaves libuv thre
   const results = await Promise.all(Array.from({ length: 40 }, (_, i) => tryConnect(t, url, { clientId: `gw-s${i}`, username: `gw-s${i}`, password: 'wrong' })));
   t.equal(results.filter((r) => !r.ok && r.code === 4).length, 40, 'all 40 answered CONNACK 4');
   t.equal(hub.mqttAuth.counters.peakConcurrentLogins, 2, 'never more than 2 checks at once');
+  t.equal(hub.mqttAuth.timing.checks, 40, 'every check is timed (bench:reconnect-storm reports where login time goes)');
+  t.ok(hub.mqttAuth.timing.slotWaitMs > 0 && hub.mqttAuth.timing.checkMs > 0, 'queued logins waited for a slot; checks took time');
 });
 
 /** Opens a raw connection, sends `header` then a CONNECT; resolves with the first answer or 'closed'. */

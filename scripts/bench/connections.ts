@@ -36,6 +36,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LineProc } from './line-proc.js';
+import { loginReport } from './login-report.js';
 
 const { values: a } = parseArgs({ options: {
   count: { type: 'string' }, workers: { type: 'string' }, sources: { type: 'string' }, concurrency: { type: 'string' }, 'hold-s': { type: 'string' }, 'heap-snapshot': { type: 'string' },
@@ -109,8 +110,7 @@ try {
   const loadAvg = Math.max(load0, os.loadavg()[0]!);
   const during = await hub.ask('stats', (o) => 'rss' in o);
   console.log(`${ok} logins in ${seconds.toFixed(1)} s: ${(ok / seconds).toFixed(0)} logins/s from ${workers} workers over ${sources.length} source addresses (${during.scryptChecks as number} scrypt checks: every login a full check, as after a hub restart; peak ${during.peakConcurrentLogins as number} checks at once)`);
-  const cpuMs = (during.cpuMs as number) - (before.cpuMs as number);
-  console.log(`hub CPU during the logins: ${(cpuMs / ok).toFixed(2)} ms per login, ${((cpuMs / 1000 / seconds) * 100).toFixed(0)} % of one core (the main thread; scrypt runs on libuv's pool and counts too)`);
+  console.log(loginReport(before, during, seconds));
   const allZero = Object.keys(codes).every((c) => c === '0');
   console.log(`CONNACK codes: ${Object.entries(codes).map(([c, n]) => `${c === '-1' ? 'no CONNACK' : c}: ${n}`).join(', ')}; all 0: ${allZero ? 'yes' : 'NO'}`);
   await sleep(holdS * 1000);

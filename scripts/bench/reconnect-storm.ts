@@ -21,6 +21,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LineProc } from './line-proc.js';
+import { loginReport } from './login-report.js';
 import { CONNECT_TIMEOUT_MS } from '../../gateway/uplink/uplink-settings.js';
 import { freePort } from '../sim/free-port.js';
 
@@ -79,8 +80,11 @@ try {
   hub = startHub();
   await hub.next((o) => o.ready === true);
   let readyAt = Date.now();
+  const hubBefore = await hub.ask('stats', (o) => 'rss' in o);
   console.log(`hub ready again ${((readyAt - killedAt) / 1000).toFixed(1)} s after the kill`);
   await waitAll('reconnection', 600);
+  const hubAfter = await hub.ask('stats', (o) => 'rss' in o);
+  console.log(loginReport(hubBefore, hubAfter, (Date.now() - readyAt) / 1000));
   const reports = await Promise.all(procs.map((p) => p.ask('report', (o) => 'connectedAt' in o)));
   const at = reports.flatMap((r) => r.connectedAt as number[]);
   // The hub accepts logins a little before it says ready (the API starts after the broker): count from the earlier.

@@ -8,11 +8,12 @@
  *   service NAME         → the same for a hub service account
  *   heapsnapshot FILE    → {"snapshot": FILE} (v8.writeHeapSnapshot, for bench:connections --heap-snapshot)
  *   stats                → {"rss", "heapUsed", "external", "arrayBuffers", "clients", "loginsOk", "loginsFailed",
- *                           "scryptChecks", "commits", "batches"} (after a full GC)
+ *                           "scryptChecks", "slotWaitMs", "checkMs", "checks", "commits", "batches"} (after a full GC)
  * Stops cleanly on SIGTERM/SIGINT or when stdin closes. Env SCRYPT_N overrides the scrypt cost,
  * MQTT_PORT fixes the MQTT port (a restart on the same address: bench:reconnect-storm), BROKER_LIMITS
  * (JSON, e.g. {"maxConcurrentLogins": 4}) overrides broker limits. stats also carries the process's
- * CPU time so far (cpuMs, user + system).
+ * CPU time so far (cpuMs, user + system) and the event loop's active and idle time so far (loopActiveMs,
+ * loopIdleMs: their ratio over an interval says whether the main thread was the bottleneck).
  */
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -37,6 +38,12 @@ const hub = await startHub({
 const say = (o: unknown): boolean => process.stdout.write(`${JSON.stringify(o)}\n`);
 const writeProfile = await cpuProfileFromEnv();
 say({ ready: true, mqttPort: hub.mqttPort, httpPort: hub.httpPort, pid: process.pid, maxOpenFiles: maxOpenFiles() });
+
+/** Event loop active/idle milliseconds since start (performance.eventLoopUtilization). */
+function loopTimes(): { loopActiveMs: number; loopIdleMs: number } {
+  const u = performance.eventLoopUtilization();
+  return { loopActiveMs: u.active, loopIdleMs: u.idle };
+}
 
 /** This process's soft open-file limit (Linux /proc; null elsewhere): each held connection is one descriptor. */
 function maxOpenFiles(): number | null {
@@ -87,7 +94,7 @@ rl.on('line', (line) => {
       case 'stats': {
         if (globalThis.gc) globalThis.gc();
         const m = process.memoryUsage();
-        say({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, clients: hub.broker.instance.connectedClients, ...hub.mqttAuth.counters, scryptChecks: hub.identity.counters.scryptChecks, cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000, commits: hub.store.counters.commits, batches: hub.store.counters.batches });
+        say({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, clients: hub.broker.instance.connectedClients, ...hub.mqttAuth.counters, scryptChecks: hub.identity.counters.scryptChecks, ...hub.mqttAuth.timing, cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000, ...loopTimes(), commits: hub.store.counters.commits, batches: hub.store.counters.batches });
         break;
       }
       default:
