@@ -31,10 +31,12 @@ import { IdentityService } from './identity/identity-service.js';
 import { MqttAuth } from './identity/mqtt-auth.js';
 import { DEFAULT_PACKET_LIMITS } from './identity/packet-guard.js';
 import { Provisioning } from './identity/provisioning.js';
-import { FailureLimiter, type RateLimitOptions } from './identity/rate-limiter.js';
+import { FailureLimiter, type LoginLimiter, type RateLimitOptions } from './identity/rate-limiter.js';
+import { limiterRedis, RedisFailureLimiter } from './identity/redis-limiter.js';
 import type { ScryptParams } from './identity/secret-hash.js';
 import { isLoopback, loadTlsFiles, type TlsFiles } from './identity/tls-files.js';
 import { Ingest } from './ingest.js';
+import { LiveRelay, type LiveBus } from './live/live-relay.js';
 import { LiveStream } from './live/live-stream.js';
 import { HubMetrics } from './metrics.js';
 import { installOpenApi } from './openapi.js';
@@ -213,7 +215,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     : new HubStore({ ...storeCommon, file: path.join(where.dir ?? opts.dataDir, 'hub.sqlite') });
   let broker: Broker | null = null;
   // Streams end when their API token is revoked (identity is built below; the epoch is read later).
-  const live = new LiveStream({ events, logger: logger.child({ component: 'live' }), tokenEpoch: (id) => identity.epoch(`token:${id}`) });
+  // On a cluster the stream of any node carries every node's committed readings (live-relay.ts, over the cluster bus).
+  // ClusterLink.mq is mqemitter-redis, which has removeListener; its MessageBus type names only what Aedes uses.
+  const relay = cluster ? new LiveRelay({ bus: () => cluster.mq as unknown as LiveBus, events, logger: logger.child({ component: 'live' }), nodeId: cluster.nodeId }) : null;
+  const live = new LiveStream({ events, logger: logger.child({ component: 'live' }), tokenEpoch: (id) => identity.epoch(`token:${id}`), ...(relay ? { remote: relay } : {}) });
   const ingest = new Ingest({
     store,
     events,
@@ -234,7 +239,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       if (broker?.closeEverywhere(clientId)) idLog.info({ client: clientId, reason }, 'connection closed');
     },
   });
-  const limiter = new FailureLimiter(opts.auth?.rateLimit ?? {}, opts.clock);
+  // Failed logins: counted in Redis on a cluster, so spreading guesses over the nodes gains nothing (redis-limiter.ts).
+  const sharedLimiter = clusterSettings
+    ? new RedisFailureLimiter({ redis: limiterRedis(clusterSettings.redisUrl, clusterSettings.keyPrefix, clusterSettings.nodeId), logger: idLog, limits: opts.auth?.rateLimit ?? {}, ...(opts.clock ? { clock: opts.clock } : {}) })
+    : null;
+  const limiter: LoginLimiter = sharedLimiter ?? new FailureLimiter(opts.auth?.rateLimit ?? {}, opts.clock);
   const provisioning = new Provisioning({
     logger: idLog, identity, enabled: authMode === 'required', ...(opts.firmware?.trustedKeys ? { firmwareKeys: opts.firmware.trustedKeys } : {}),
     publish: (topic, payload) => new Promise((resolve, reject) => broker!.instance.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve()))),
@@ -271,6 +280,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     store, events, mqttClients: () => b0.instance.connectedClients, oversized: () => b0.counters.oversized,
     brokerLimits: () => ({ ...b0.limitCounters, proxyRefused: b0.counters.proxyRefused }),
     live: () => ({ clients: live.clientCount, messages: live.counters.messages, dropped: live.counters.dropped }),
+    ...(cluster ? {
+      nodeId: cluster.nodeId, cluster: () => node.view(), liveRelay: () => relay!.counters, limiterFallbacks: () => sharedLimiter!.counters.fallbacks,
+      dependencies: () => ({ postgres: (!reportsHealth(store) || store.health().ok) && (state.pool?.health().ok ?? true), redis: cluster.health().ok }),
+    } : {}),
   });
   const m0 = metrics;
   // Remote configuration and commands (issue 6): the hub's own publishes bypass the ACL (broker-link.ts).
@@ -335,7 +348,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
 
   const started: Array<{ stop(): Promise<void> }> = [];
   try {
-    for (const svc of [store, state, identity, metrics, ...(cluster ? [cluster] : []), broker, ...(sweep ? [sweep] : []), config, commands, firmware, live, api]) {
+    for (const svc of [store, state, identity, metrics, ...(cluster ? [cluster] : []), ...(sharedLimiter ? [sharedLimiter] : []), ...(relay ? [relay] : []), broker, ...(sweep ? [sweep] : []), config, commands, firmware, live, api]) {
       await svc.start();
       started.push(svc);
       // A client whose identity was revoked while its CONNECT was in flight is closed once registered.
@@ -385,6 +398,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         ready = false;
         // Stop accepting traffic first, then let the store finish its commits.
         await live.stop(); // ends the open streams, so the HTTP server can close
+        await relay?.stop();
         await api.stop();
         await commands.stop();
         await node.stop();
@@ -393,6 +407,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         await sweep?.stop();
         await b.stop();
         await cluster?.stop();
+        await sharedLimiter?.stop();
         await Promise.allSettled([...registryUpdates]);
         await m0.stop();
         await identity.stop();

@@ -43,7 +43,8 @@ export interface RemoteLive {
 
 /** Dependencies of {@link LiveRelay}. */
 export interface LiveRelayDeps {
-  bus: LiveBus;
+  /** The cluster's bus; asked for when first used (ClusterLink.mq exists once the link has started). */
+  bus: () => LiveBus;
   events: HubEvents;
   logger: Logger;
   /** This node's id (logs; part of the relay id). */
@@ -95,20 +96,20 @@ export class LiveRelay implements RemoteLive {
       return;
     }
     this.sink = sink;
-    this.deps.bus.on(`${PREFIX}+`, this.onRemote);
+    this.deps.bus().on(`${PREFIX}+`, this.onRemote);
     this.deps.logger.debug({ relay: this.id }, 'live relay: receiving other nodes\' updates');
   }
 
   close(): void {
     if (!this.sink) return;
     this.sink = null;
-    this.deps.bus.removeListener(`${PREFIX}+`, this.onRemote);
+    this.deps.bus().removeListener(`${PREFIX}+`, this.onRemote);
   }
 
   private publish(msg: Wire): void {
     if (!this.running) return;
     this.counters.published++;
-    this.deps.bus.emit({ topic: `${PREFIX}${this.id}`, payload: JSON.stringify(msg) }, (err) => {
+    this.deps.bus().emit({ topic: `${PREFIX}${this.id}`, payload: JSON.stringify(msg) }, (err) => {
       if (!err) {
         this.publishErrorLogged = false;
         return;

@@ -38,7 +38,7 @@ async function node(t: Test, prefix: string, name: string, maxBufferedBytes?: nu
   const sub = new Redis(REDIS_URL);
   const bus = new MQEmitterRedisPrefix(`${prefix}mq/`, { pubConn: pub, subConn: sub, matchEmptyLevels: true });
   const events = new HubEvents();
-  const relay = new LiveRelay({ bus, events, logger: silentLogger(), nodeId: name });
+  const relay = new LiveRelay({ bus: () => bus, events, logger: silentLogger(), nodeId: name });
   const live = new LiveStream({ events, logger: silentLogger(), remote: relay, ...(maxBufferedBytes ? { maxBufferedBytes } : {}) });
   const app = Fastify();
   live.register(app);
@@ -75,7 +75,7 @@ async function open(n: Node, query = ''): Promise<SseClient> {
   await until(() => n.relay.subscribed, 'the relay to subscribe');
   // The Redis subscription completes asynchronously: probe until a message from the bus comes back.
   const probe = new HubEvents();
-  const r = new LiveRelay({ bus: n.bus, events: probe, logger: silentLogger(), nodeId: 'probe' });
+  const r = new LiveRelay({ bus: () => n.bus, events: probe, logger: silentLogger(), nodeId: 'probe' });
   await r.start();
   const before = n.relay.counters.received;
   for (let i = 0; i < 200 && n.relay.counters.received === before; i++) {
