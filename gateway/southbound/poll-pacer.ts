@@ -15,6 +15,11 @@
  * drivers append (P) and the rate the hub acknowledges (D). It keeps one
  * **stretch** factor (≥ 1) that every poll interval is multiplied by.
  *
+ * P is measured over a whole poll spacing (at least a second; the pollers
+ * report their spacing through {@link PollPacer.countOverrun}): polls
+ * stretched together come round together, and P over one second swings
+ * between bunches and gaps.
+ *
  * The path's **capacity** C is the best D of any second in the last
  * `capacityWindowMs` (10 s), not the last second's: a drain that stalls for
  * a moment near saturation (the hub busy, the ramp after a connect) does not
@@ -25,10 +30,10 @@
  * - the backlog is above the mark and grows (it drains slower than 5 % of C a
  *   second, over the last second and over the last 5 s): the stretch steps
  *   so that P becomes 90 % of C, by at most × `increase` (1.5) a step, and
- *   the next step waits until this one shows in a whole second of P:
- *   `settleMs` (2 s) or one second more than the longest poll spacing the
- *   pollers reported (a stretch takes effect one poll later: steps on a P
- *   that does not show them yet compound into a runaway or a swing); where P is
+ *   the next step waits until this one shows in P's whole window: at least
+ *   `settleMs` (2 s), else the old spacing (polls already spaced by the old
+ *   stretch) plus the new one (steps on a P that does not show them yet
+ *   compound into a runaway or a swing); where P is
  *   already below 0.9 C but the backlog still grows (a drain that varies
  *   second by second overstates its best second) it creeps, × `creep` (1.02)
  *   per tick;
@@ -88,7 +93,7 @@ export interface PollPacerDeps {
   decrease?: number;
   /** Divisor per tick while the backlog is below the mark (back to 1). Default 1.1. */
   release?: number;
-  /** Shortest time between two steps by the ratio (ms): the last must show in a whole second of P. Default 2,000, or one second more than the longest poll spacing reported since the step before. */
+  /** Shortest time between two steps by the ratio (ms). Default 2,000; longer where polls are spaced longer (the old spacing plus the new). */
   settleMs?: number;
   /** Factor per tick while the backlog grows though production is already below 0.9 C (C overstated). Default 1.02. */
   creep?: number;
@@ -125,15 +130,15 @@ export class PollPacer {
   private elu = 0;
   private lastElu: EventLoopUtilization | null = null;
   private lastBacklog = 0;
-  /** Outbox samples of the last second, oldest first, with the stretch in force at each. */
-  private history: Array<{ t: number; appended: number; acked: number; rows: number; stretch: number }> = [];
+  /** Outbox samples of the last 30 s, oldest first, with the longest poll spacing reported in each tick. */
+  private history: Array<{ t: number; appended: number; acked: number; rows: number; spacing: number }> = [];
   /** One-second drain rates and backlogs of the capacity window, oldest first. */
   private drains: Array<{ t: number; rate: number; rows: number; acked: number }> = [];
   private capacity = 0;
-  /** Before this time the last step does not show yet in a whole second of P (ms, clock). */
+  /** Before this time the last step does not show yet in P's whole window (ms, clock). */
   private settleUntil = Number.NEGATIVE_INFINITY;
-  /** Longest poll spacing reported since the last step (ms). */
-  private spacing = 0;
+  /** Longest poll spacing reported in this tick (ms). */
+  private spacingTick = 0;
   private readonly clock: () => number;
   private loggedAt = Number.NEGATIVE_INFINITY;
 
@@ -170,7 +175,7 @@ export class PollPacer {
    */
   countOverrun(spacingMs = 0): void {
     this.overrunCount++;
-    if (spacingMs > this.spacing) this.spacing = spacingMs;
+    if (spacingMs > this.spacingTick) this.spacingTick = spacingMs;
   }
 
   /** One control step; exposed for tests. */
@@ -183,9 +188,15 @@ export class PollPacer {
     const backlog = ob.rows;
     this.lastBacklog = backlog;
     const t = this.clock();
-    const perSecond = Math.max(1, Math.round(1000 / (this.deps.tickMs ?? 250)));
-    this.history.push({ t, appended: ob.appended, acked: ob.acked, rows: backlog, stretch: this.factor });
-    if (this.history.length > perSecond + 1) this.history.shift();
+    this.history.push({ t, appended: ob.appended, acked: ob.acked, rows: backlog, spacing: this.spacingTick });
+    this.spacingTick = 0;
+    while (this.history.length > 1 && this.history[0]!.t < t - 30_000) this.history.shift();
+    /** The newest sample at least `ms` old (the oldest if none is). */
+    const ago = (ms: number): { t: number; appended: number; acked: number; rows: number } => {
+      let pick = this.history[0]!;
+      for (const h of this.history) if (h.t <= t - ms) pick = h;
+      return pick;
+    };
     const before = this.factor;
     const up = this.deps.increase ?? 1.5;
     const down = this.deps.decrease ?? 2;
@@ -197,11 +208,15 @@ export class PollPacer {
       this.history = [];
       this.drains = [];
       this.capacity = 0;
-    } else if (this.history.length > perSecond) {
-      const old = this.history[0]!;
-      const dt = Math.max(1, t - old.t) / 1000;
-      const produced = (ob.appended - old.appended) / dt;
-      const drained = (ob.acked - old.acked) / dt;
+    } else if (this.history[0]!.t <= t - 1000) {
+      const old = ago(1000);
+      const drained = (ob.acked - old.acked) / (Math.max(1, t - old.t) / 1000);
+      // P over a whole poll spacing (at least a second): polls stretched together come round together,
+      // so P over one second swings between bunches and gaps.
+      let spacing = 0;
+      for (const h of this.history) if (h.t > t - 10_000 && h.spacing > spacing) spacing = h.spacing;
+      const pw = ago(Math.min(30_000, Math.max(1000, spacing)));
+      const produced = (ob.appended - pw.appended) / (Math.max(1, t - pw.t) / 1000);
       // Capacity: the best second of the window, so a short stall does not read as a slower path.
       const windowMs = this.deps.capacityWindowMs ?? 10_000;
       this.drains.push({ t, rate: drained, rows: backlog, acked: ob.acked });
@@ -221,13 +236,13 @@ export class PollPacer {
         const fell = (from: number, ms: number): number => (this.capacity > 0 ? (from - backlog) / Math.max(0.25, ms / 1000) / this.capacity : 0);
         const growing = fell(old.rows, t - old.t) < 0.05 && fell(pick.rows, t - pick.t) < 0.05;
         const draining = fell(old.rows, t - old.t) > 0.15 && fell(pick.rows, t - pick.t) > 0.15;
-        // A step by the ratio only once the last one shows in a whole second of P (settleMs): a stretch
+        // A step by the ratio only once the last one shows in P's whole window (settleUntil): a stretch
         // takes effect a poll later, and steps taken on the old P compound into a runaway or a swing.
         const settled = t >= this.settleUntil;
         const step = (f: number): void => {
           this.factor *= f;
-          this.settleUntil = t + Math.max(this.deps.settleMs ?? 2000, 1000 + this.spacing);
-          this.spacing = 0;
+          // Shown once the polls spaced by the old stretch came round and P's window holds only new ones.
+          this.settleUntil = t + Math.max(this.deps.settleMs ?? 2000, spacing + Math.max(1000, spacing * f));
         };
         if (growing && ratio > 1) {
           if (settled) step(Math.min(up, ratio));
