@@ -112,7 +112,15 @@ export class ClusterLink {
       if (msg !== this.lastError) this.deps.logger.warn({ conn: name, err: err.message, code: 'HUB_ERR_CLUSTER_UNAVAILABLE' }, 'Redis connection failed');
       this.lastError = msg;
     });
-    r.on('ready', () => this.deps.logger.debug({ conn: name }, 'Redis connection ready'));
+    r.on('close', () => {
+      if (!this.lastError) this.lastError = `Redis at ${r.options.host}:${r.options.port} unreachable: connection closed`;
+    });
+    r.on('ready', () => {
+      if (this.lastError && [this.cmd, this.pub, this.sub].every((c) => c?.status === 'ready')) {
+        this.deps.logger.info({ node: this.nodeId }, 'Redis connections ready again');
+        this.lastError = '';
+      }
+    });
     return r;
   }
 
@@ -231,7 +239,8 @@ export class ClusterLink {
   health(): StoreHealth {
     const conns = [this.cmd, this.pub, this.sub];
     if (conns.every((c) => c?.status === 'ready')) return { ok: true };
-    return { ok: false, reason: this.lastError || `Redis at ${this.deps.settings.redisUrl} is not connected` };
+    const h = this.cmd?.options;
+    return { ok: false, reason: this.lastError || `Redis at ${h?.host ?? '?'}:${h?.port ?? '?'} unreachable: not connected` };
   }
 
   /** Closes the Redis connections (after the broker has closed Aedes, which quits the bus's two). */
