@@ -302,7 +302,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   // Work that must happen once (issue 16 item 2): on the node holding its lease in PostgreSQL; on SQLite this node always holds.
   // Retention and partitions ahead of the PostgreSQL store run here instead of on the store's own timers (retentionTimer: false above).
   const node = new HubNode({
-    logger: logger.child({ component: 'singletons' }), version: HUB_VERSION,
+    logger: logger.child({ component: 'singletons' }), version: HUB_VERSION, ...(cluster ? { id: cluster.brokerId } : {}), // the lease holder: unique per boot
     pool: () => (store instanceof PgTelemetryStore ? store.pool : null),
     load: () => ({ connections: b0.instance.connectedClients, readingsTotal: store.counters.readings }),
     ...(opts.singletons?.ttlMs !== undefined ? { ttlMs: opts.singletons.ttlMs } : {}), ...(opts.singletons?.heartbeatMs !== undefined ? { heartbeatMs: opts.singletons.heartbeatMs } : {}),

@@ -66,11 +66,11 @@ function child(t: Test, schema: string, mode: 'kill' | 'pause', stopAt: number):
 }
 
 /** Polls until `fn` is truthy. */
-async function until<T>(fn: () => Promise<T>, ms = 30_000): Promise<T> {
+async function until<T>(fn: () => Promise<T>, ms = 30_000): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 50));
   }

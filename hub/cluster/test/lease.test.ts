@@ -30,11 +30,11 @@ async function twoNodes(t: Test): Promise<{ a: PgPool; b: PgPool; schema: string
 }
 
 /** Polls `fn` until it is truthy (every 20 ms, up to `ms`). */
-async function until<T>(fn: () => Promise<T> | T, ms = 10_000): Promise<T> {
+async function until<T>(fn: () => Promise<T> | T, ms = 10_000): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }
