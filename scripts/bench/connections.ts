@@ -63,8 +63,9 @@ if (count < asked) {
 }
 // Each worker's sockets must fit its own limit too.
 const workers = Math.max(positive('workers', a.workers, 2), Math.ceil(count / (hardLimit - FD_MARGIN)));
-// ~28,000 ephemeral ports per source address; keep each well inside it.
-const sourceCount = positive('sources', a.sources, Math.max(1, Math.ceil(count / 20_000)));
+// ~28,000 ephemeral ports per source address; keep each well inside it (sized for the count asked,
+// so a capped run still spreads its sockets as the full one would).
+const sourceCount = positive('sources', a.sources, Math.max(1, Math.ceil(asked / 20_000)));
 if (sourceCount > 254) {
   console.error(`--sources must be at most 254 (127.0.0.1…127.0.0.254), got ${sourceCount}`);
   process.exit(2);
