@@ -3,7 +3,8 @@
  * database (issue 15, H2): a configuration version pushed (with a sealed
  * secret) and a firmware image and manifest uploaded survive a restart onto
  * another data directory — nothing of them is in local files — and the
- * restarted hub publishes the newest desired document again from PostgreSQL.
+ * restarted hub publishes the newest desired document again from PostgreSQL
+ * and serves chunks of the image (which it never saw uploaded) to a gateway.
  * Skipped with one line where no PostgreSQL answers (a failure under CI=true).
  */
 import { existsSync } from 'node:fs';
@@ -15,7 +16,9 @@ import { buildManifest, generateSigningKey, parsePrivateKey, sha256Hex, signMani
 import { silentLogger } from '../../../lib/index.js';
 import { PG_URL, pgClient, pgSchema, skipUnlessPostgres } from '../../../test/support/postgres.js';
 import { startHub, type Hub } from '../../index.js';
+import { FakeFwGateway } from '../../test/fw-fake-gateway.js';
 import { tempDir } from '../../test/support.js';
+import { waitFor } from '../../../test/support/wait.js';
 
 const skip = await skipUnlessPostgres();
 const GW = 'gw-pgcfg';
@@ -82,5 +85,20 @@ if (skip) {
     const retained = await got;
     t.equal(retained.version, 1);
     t.match(retained.config, { hub: { password: SECRET } }, 'the retained document carries the opened secret');
+
+    // Chunks of the image, served by the hub that never saw the upload: read from PostgreSQL.
+    const gw = new FakeFwGateway('gw-fw-pg', [{ id: 'fc21-1', profile: 'sim-fc21-device' }]);
+    await gw.connect(t, `mqtt://127.0.0.1:${b.mqttPort}`);
+    await waitFor(async () => (await b.registry.listDevices()).some((d) => d.gateway === 'gw-fw-pg'), 'registry inventory');
+    await b.firmware.createRollout({ manifest: manifest.id, target: { devices: ['gw-fw-pg/fc21-1'] } }, who);
+    const offer = await waitFor(() => gw.offers[0], 'the offer');
+    const last = Math.ceil(image.length / 4096) - 1;
+    await gw.request(offer.job, up.sha256, [0, 70, last]);
+    await waitFor(() => gw.frames.length >= 3 || undefined, 'three chunk frames');
+    const frames = new Map(gw.frames.map((f) => [f.index, f]));
+    for (const i of [0, 70, last]) {
+      const f = frames.get(i);
+      t.ok(f?.kind === 'data' && f.data.equals(image.subarray(i * 4096, Math.min(image.length, (i + 1) * 4096))), `chunk ${i} is the image's bytes`);
+    }
   });
 }
