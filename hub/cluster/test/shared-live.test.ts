@@ -22,7 +22,7 @@ import { LiveStream } from '../../live/live-stream.js';
 import { REDIS_URL, redisPrefix, skipUnlessRedis } from './redis-support.js';
 
 const require = createRequire(import.meta.url);
-const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: new (prefix: string, opts: object) => LiveBus & { close(cb: () => void): void } };
+const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: new (prefix: string, opts: object) => LiveBus & { close(cb: () => void): void; state: NodeJS.EventEmitter } };
 
 interface Node {
   events: HubEvents;
@@ -34,9 +34,13 @@ interface Node {
 }
 
 async function node(t: Test, prefix: string, name: string, maxBufferedBytes?: number): Promise<Node> {
-  const pub = new Redis(REDIS_URL);
-  const sub = new Redis(REDIS_URL);
+  // Connected before the bus uses them, as ClusterLink does: a SUBSCRIBE queued before the
+  // connection is ready makes ioredis' ready check fail ("Connection in subscriber mode").
+  const pub = new Redis(REDIS_URL, { lazyConnect: true });
+  const sub = new Redis(REDIS_URL, { lazyConnect: true });
+  await Promise.all([pub.connect(), sub.connect()]);
   const bus = new MQEmitterRedisPrefix(`${prefix}mq/`, { pubConn: pub, subConn: sub, matchEmptyLevels: true });
+  bus.state.on('error', (err: Error) => t.fail(`bus error: ${err.message}`));
   const events = new HubEvents();
   const relay = new LiveRelay({ bus: () => bus, events, logger: silentLogger(), nodeId: name });
   const live = new LiveStream({ events, logger: silentLogger(), remote: relay, ...(maxBufferedBytes ? { maxBufferedBytes } : {}) });
