@@ -10,6 +10,7 @@ import t from 'tap';
 import path from 'node:path';
 import { readdirSync } from 'node:fs';
 import { provisionGateway } from '../../../gateway/identity/provision.js';
+import { runCli } from '../../../test/support/cli.js';
 import { PG_URL, pgClient, pgSchema, skipUnlessPostgres } from '../../../test/support/postgres.js';
 import { api, mqttUrl, startSecureHub, tempDir, tryConnect } from '../../test/support.js';
 
@@ -46,4 +47,19 @@ t.test('hub on postgres://: a gateway provisioned by claim authenticates after a
 
   await hubB.identity.revokeGateway('gw-pg', { actor: 'test' });
   t.match(await tryConnect(t, mqttUrl(hubB), cred), { ok: false, code: 5 }, 'a revocation in PostgreSQL is honoured');
+});
+
+t.test('token create --data-dir --store postgres://…: the first admin token goes where a PostgreSQL hub looks for it', { skip }, async (t) => {
+  const schema = pgSchema(t);
+  const store = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}`;
+  const dataDir = path.join(tempDir(t, 'ioc-edge-pgtok-'), 'hub');
+  const made = await runCli(['token', 'create', '--data-dir', dataDir, '--store', store, '--name', 'ops', '--role', 'admin']);
+  t.equal(made.code, 0, made.err);
+  const token = /token \(shown once\): (\S+)/.exec(made.out)?.[1];
+  t.ok(token, 'the token is shown once');
+  const hub = await startSecureHub(t, { store, dataDir: path.join(tempDir(t, 'ioc-edge-pgtok-'), 'hub') });
+  t.match(await api(hub, 'GET', '/api/v1/tokens', { token }), { status: 200, body: { items: [{ name: 'ops', role: 'admin' }] } }, 'a hub on that store (another data directory) accepts it');
+  t.match((await hub.audit.list({ action: 'token.create' }))[0], { actor: /^local:/, outcome: 'ok' }, 'its creation is audited in PostgreSQL');
+  const bad = await runCli(['token', 'create', '--data-dir', dataDir, '--store', 'mysql://x', '--name', 'ops', '--role', 'admin']);
+  t.match(bad, { code: 1, err: /neither postgres:\/\/… nor sqlite:DIR/ }, 'a store that is not one is refused with the reason');
 });
