@@ -94,17 +94,28 @@ try {
   }
   const before = await hub.ask('stats', (o) => 'rss' in o);
   const load0 = os.loadavg()[0]!;
-  const per = Math.ceil(count / workers);
+  // Two halves, stats between them: the second half's RSS growth per connection is the marginal cost,
+  // free of the fresh process's one-off growth (JIT code, V8 young generation, malloc arenas).
+  const half = Math.floor(count / 2);
+  const per = Math.ceil(half / workers);
+  const runHalf = (from: number, to: number, tag: string): Promise<Array<Record<string, unknown>>> => {
+    const n = Math.ceil((to - from) / workers);
+    return Promise.all(Array.from({ length: workers }, async (_, w) => {
+      const cfg = path.join(dir, `w${tag}${w}.json`);
+      await writeFile(cfg, JSON.stringify({ mode: 'hold', port: ready.mqttPort, creds: credFile, from: from + w * n, to: Math.min(to, from + (w + 1) * n), concurrency: Math.ceil(concurrency / workers), keepaliveS: 300, localAddresses: sources }));
+      const p = LineProc.start('scripts/bench/storm-clients.ts', [cfg], { nofile: per + FD_MARGIN });
+      procs.push(p);
+      await p.next((o) => o.ready === true);
+      return p.next((o) => o.done === true);
+    }));
+  };
   const t0 = performance.now();
-  const results = await Promise.all(Array.from({ length: workers }, async (_, w) => {
-    const cfg = path.join(dir, `w${w}.json`);
-    await writeFile(cfg, JSON.stringify({ mode: 'hold', port: ready.mqttPort, creds: credFile, from: w * per, to: Math.min(count, (w + 1) * per), concurrency: Math.ceil(concurrency / workers), keepaliveS: 300, localAddresses: sources }));
-    const p = LineProc.start('scripts/bench/storm-clients.ts', [cfg], { nofile: per + FD_MARGIN });
-    procs.push(p);
-    await p.next((o) => o.ready === true);
-    return p.next((o) => o.done === true);
-  }));
-  const seconds = (performance.now() - t0) / 1000;
+  const results = await runHalf(0, half, 'a');
+  const tMid = performance.now();
+  const mid = await hub.ask('stats', (o) => 'rss' in o);
+  const pausedS = (performance.now() - tMid) / 1000; // the mid-way stats (a full GC) is not login time
+  results.push(...(await runHalf(half, count, 'b')));
+  const seconds = (performance.now() - t0) / 1000 - pausedS;
   const ok = results.reduce((n, r) => n + (r.ok as number), 0);
   const codes: Record<string, number> = {};
   for (const r of results) for (const [c, n] of Object.entries(r.codes as Record<string, number>)) codes[c] = (codes[c] ?? 0) + n;
@@ -118,7 +129,9 @@ try {
   const after = await hub.ask('stats', (o) => 'rss' in o);
   const held = after.clients as number;
   const perConn = (k: string): number => ((after[k] as number) - (before[k] as number)) / Math.max(1, held);
-  console.log(`held ${held} connections for ${holdS} s; hub RSS ${mb(before.rss as number)} → ${mb(after.rss as number)}: ${kib(perConn('rss'))} KiB per connection; V8 heap ${mb(before.heapUsed as number)} → ${mb(after.heapUsed as number)}: ${kib(perConn('heapUsed'))} KiB per connection; external ${kib(perConn('external'))} KiB per connection`);
+  const slope = (k: string): number => ((after[k] as number) - (mid[k] as number)) / Math.max(1, held - (mid.clients as number));
+  console.log(`second half (${held - (mid.clients as number)} connections): RSS ${kib(slope('rss'))} KiB, V8 heap ${kib(slope('heapUsed'))} KiB per connection (marginal cost)`);
+  console.log(`held ${held} connections for ${holdS} s; hub RSS ${mb(before.rss as number)} → ${mb(after.rss as number)}: ${kib(perConn('rss'))} KiB per connection; V8 heap ${mb(before.heapUsed as number)} → ${mb(after.heapUsed as number)}: ${kib(perConn('heapUsed'))} KiB per connection (committed ${mb(before.heapTotal as number)} → ${mb(after.heapTotal as number)}); external ${kib(perConn('external'))} KiB per connection`);
   if (a['heap-snapshot']) console.log(`heap snapshot: ${(await hub.ask(`heapsnapshot ${path.resolve(a['heap-snapshot'])}`, (o) => 'snapshot' in o, 300_000)).snapshot as string}`);
   console.log(`load average ${loadAvg.toFixed(1)} during the logins${loadAvg > 3 ? ' (figures are "loaded")' : ''}`);
   console.log(`BENCH connections-rss-per-conn ${kib(perConn('rss'))} KiB`);

@@ -7,7 +7,7 @@
  *   consumer NAME        → {"username", "password"} of a new read-only consumer account
  *   service NAME         → the same for a hub service account
  *   heapsnapshot FILE    → {"snapshot": FILE} (v8.writeHeapSnapshot, for bench:connections --heap-snapshot)
- *   stats                → {"rss", "heapUsed", "external", "arrayBuffers", "clients", "loginsOk", "loginsFailed",
+ *   stats                → {"rss", "heapUsed", "heapTotal", "external", "arrayBuffers", "clients", "loginsOk", "loginsFailed",
  *                           "scryptChecks", "slotWaitMs", "checkMs", "checks", "commits", "batches"} (after a full GC)
  * Stops cleanly on SIGTERM/SIGINT or when stdin closes. Env SCRYPT_N overrides the scrypt cost,
  * MQTT_PORT fixes the MQTT port (a restart on the same address: bench:reconnect-storm), BROKER_LIMITS
@@ -94,7 +94,7 @@ rl.on('line', (line) => {
       case 'stats': {
         if (globalThis.gc) globalThis.gc();
         const m = process.memoryUsage();
-        say({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, clients: hub.broker.instance.connectedClients, ...hub.mqttAuth.counters, scryptChecks: hub.identity.counters.scryptChecks, ...hub.mqttAuth.timing, cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000, ...loopTimes(), commits: hub.store.counters.commits, batches: hub.store.counters.batches });
+        say({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, clients: hub.broker.instance.connectedClients, ...hub.mqttAuth.counters, scryptChecks: hub.identity.counters.scryptChecks, ...hub.mqttAuth.timing, cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000, ...loopTimes(), commits: hub.store.counters.commits, batches: hub.store.counters.batches });
         break;
       }
       default:
