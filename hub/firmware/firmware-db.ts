@@ -1,7 +1,9 @@
 /**
  * The hub's firmware records in SQLite (`<dataDir>/firmware.sqlite`): image
- * metadata (the bytes live content-addressed on disk, firmware-bridge
- * ImageStore), signed manifests, rollouts and one job per targeted device.
+ * metadata (the bytes live content-addressed on disk, disk-images.ts),
+ * signed manifests, rollouts and one job per targeted device. The SQLite
+ * backend of {@link FirmwarePort} (firmware-port.ts); the PostgreSQL one is
+ * hub/store/postgres/pg-firmware.ts.
  */
 import { IocError } from '../../contract/index.js';
 import { CANCELLABLE, type FirmwareImage, type FirmwarePort, type JobRecord, type JobReport, type JobStatus, type ManifestRecord, type RolloutRecord, type RolloutState } from './firmware-port.js';
