@@ -298,6 +298,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     sites: async () => new Map((await registry.listGateways()).map((g) => [g.id, g.site])),
     ...(opts.firmware?.trustedKeys ? { trustedKeys: opts.firmware.trustedKeys.map(parsePublicKey) } : {}),
     ...(opts.firmware?.reofferMs !== undefined ? { reofferMs: opts.firmware.reofferMs } : {}),
+    drivesRollouts: () => node.holds('firmware-rollouts'),
   });
   // Work that must happen once (issue 16 item 2): on the node holding its lease in PostgreSQL; on SQLite this node always holds.
   // Retention and partitions ahead of the PostgreSQL store run here instead of on the store's own timers (retentionTimer: false above).
@@ -313,6 +314,9 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     node.singleton('retention', every(pg.limits.retention.intervalMs, () => pg.runRetention(), storeLog, 'retention'));
     node.singleton('partitions-ahead', every(3_600_000, () => pg.ensurePartitionsAhead(), storeLog, 'creating partitions ahead'));
   }
+  // Rollout waves and re-offers, re-driven from the database by whichever node holds the lease (a rollout created on another node waits one pass).
+  const fwSweepMs = Math.min(5000, Math.max(50, (opts.firmware?.reofferMs ?? 60_000) / 2));
+  node.singleton('firmware-rollouts', every(fwSweepMs, () => firmware.sweep(), logger.child({ component: 'firmware' }), 'firmware rollout pass'));
   // Registry updates run beside ingest; stop() waits for them (the broker's last wills arrive while it closes).
   const registryUpdates = new Set<Promise<void>>();
   let registryOpen = true;

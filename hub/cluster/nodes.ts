@@ -196,6 +196,11 @@ export class HubNode implements Singletons {
     return this.inner?.states() ?? this.pending.map(([name]) => ({ name, held: false, epoch: null }));
   }
 
+  /** Whether this node holds singleton `name` now (false before start and for an unknown name). */
+  holds(name: string): boolean {
+    return this.inner?.states().some((s) => s.name === name && s.held) ?? false;
+  }
+
   async start(): Promise<void> {
     const { logger } = this.deps;
     const db = this.deps.pool();

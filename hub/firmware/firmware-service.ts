@@ -43,6 +43,16 @@ export interface FirmwareServiceDeps {
   trustedKeys?: readonly TrustedKey[];
   /** Offer again when unanswered this long. Default 60 s. */
   reofferMs?: number;
+  /**
+   * Hub nodes sharing one database (issue 16 item 2): when given, the rollout
+   * engine — stage advances, re-offers, re-offers after a gateway's sync —
+   * runs only while this returns true (the node holding the
+   * `firmware-rollouts` lease, hub/cluster/lease.ts), and nothing here runs
+   * on a timer: the holder calls {@link FirmwareService.sweep}, which drives
+   * every running rollout from database state, so a successor picks up a
+   * rollout where a dead holder left it. Absent: always, on its own timer.
+   */
+  drivesRollouts?: () => boolean;
   cacheBytes?: number;
 }
 
@@ -100,10 +110,27 @@ export class FirmwareService extends EventEmitter {
     this.unsubs.push(await broker.subscribe(fwTopics.allRequest, on('request', (gw, p) => this.chunks.serve(gw, validateFirmwareRequest(parseJson(p))))));
     this.unsubs.push(await broker.subscribe(fwTopics.allState, on('state report', (gw, p) => this.onState(gw, validateFirmwareState(parseJson(p))))));
     this.unsubs.push(await broker.subscribe(fwTopics.allSync, on('sync', (gw, p) => this.onSync(gw, validateFirmwareSync(parseJson(p)).jobs))));
+    if (this.deps.drivesRollouts) return; // driven from outside through sweep()
     const every = this.deps.reofferMs ?? 60_000;
     this.timer = setInterval(() => void this.reoffer(every).catch((err: unknown) => logger.error({ err }, 'firmware re-offer failed')), Math.max(50, every / 2));
     this.timer.unref();
     for (const r of await this.deps.db.listRollouts({ states: ['running'] })) await this.advance(r.id);
+  }
+
+  /** Whether this node runs the rollout engine now (see {@link FirmwareServiceDeps.drivesRollouts}). */
+  private driving(): boolean {
+    return this.deps.drivesRollouts?.() ?? true;
+  }
+
+  /**
+   * One pass of the rollout engine from database state: the next step of
+   * every running rollout, then re-offers of what waited longer than
+   * `reofferMs`. Idempotent; the singleton runner calls it periodically.
+   */
+  async sweep(): Promise<void> {
+    if (!this.driving()) return;
+    for (const r of await this.deps.db.listRollouts({ states: ['running'] })) await this.advance(r.id);
+    await this.reoffer(this.deps.reofferMs ?? 60_000);
   }
 
   async stop(): Promise<void> {
@@ -267,6 +294,7 @@ export class FirmwareService extends EventEmitter {
   /** Takes the next step of a running rollout (stop, complete, offer a stage). */
   advance(id: string): Promise<void> {
     return this.serial(async () => {
+      if (!this.driving()) return; // another node holds the engine; its sweep takes this step
       const r = await this.deps.db.getRollout(id);
       if (!r || r.state !== 'running') return;
       const step = nextStep(r, await this.deps.db.listJobs({ rollout: id }), r.ackFailures);
@@ -322,6 +350,7 @@ export class FirmwareService extends EventEmitter {
   }
 
   private async onSync(gw: string, held: Array<{ job: string; state: string }>): Promise<void> {
+    if (!this.driving()) return; // the holder of the engine receives the same sync
     const known = new Map(held.map((h) => [h.job, h.state]));
     for (const j of await this.deps.db.listJobs({ gateway: gw, statuses: ['offered', 'active', 'cancelled'] })) {
       const state = known.get(j.id);
@@ -336,6 +365,7 @@ export class FirmwareService extends EventEmitter {
 
   /** Offers again what has been waiting for an answer longer than `olderThanMs`. */
   private async reoffer(olderThanMs: number): Promise<void> {
+    if (!this.driving()) return;
     const now = this.now();
     const stale = (await this.deps.db.listJobs({ statuses: ['offered'] })).filter((j) => j.offeredAt !== null && now - j.offeredAt >= olderThanMs);
     const byRollout = new Map<string, JobRecord[]>();
