@@ -13,6 +13,11 @@
  * rewrite the whole file can rebuild the whole chain; the chain makes
  * silent edits by a hand, a bug or a restored backup visible, it is not a
  * signature.
+ *
+ * This file is the SQLite backend of the audit port (`AuditLog`, in
+ * registry.sqlite) and holds what both backends share: the row hash, the
+ * listing filter and the verification walk. The PostgreSQL backend is
+ * hub/store/postgres/pg-audit.ts; chains written by either verify alike.
  */
 import { createHash } from 'node:crypto';
 import type { SqliteDb } from '../../lib/index.js';
