@@ -127,9 +127,11 @@ export class Uplink extends EventEmitter {
       client.options.reconnectPeriod = ours ? this.backoff.next() : 0;
       if (!ours) return;
       const from = ring.target;
+      const lost = this.hub !== null;
       this.hub = null;
       ring.advance();
-      if (ring.size > 1) deps.logger.info({ failedHub: from.url, failedAddress: from.address, nextHub: ring.target.url, retryInMs: client.options.reconnectPeriod }, 'hub connection closed or refused; next attempt goes to the next hub address');
+      // The loss of a working connection at info; each failed attempt after it at debug (one line per attempt per gateway is noise in an outage).
+      if (ring.size > 1) deps.logger[lost ? 'info' : 'debug']({ failedHub: from.url, failedAddress: from.address, nextHub: ring.target.url, retryInMs: client.options.reconnectPeriod }, lost ? 'hub connection lost; next attempt goes to the next hub address' : 'hub attempt failed; next attempt goes to the next hub address');
     });
     client.on('connect', () => {
       if (this.client !== client) return;
