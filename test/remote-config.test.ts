@@ -47,7 +47,9 @@ t.test('a push is applied: only the changed device restarts, the unchanged one n
   // Polling of the unchanged device never paused: its readings kept coming through the apply.
   await waitFor(() => (rec.times.get('flood-1') ?? []).some((x) => x > t1 + 300), 'flood readings after the apply');
   const gap = longestGap(rec.times.get('flood-1')!, t0 - 200, t1 + 300);
-  t.ok(gap < 1000, `longest gap in flood-1 readings during the apply: ${gap} ms (poll interval 100 ms; bound 1000 ms)`);
+  // A liveness check, not a timing one (the counters above prove the driver was not restarted): a paused poller
+  // would leave a gap of the whole apply; 5 s is far above what scheduling on a loaded CI machine adds to 100 ms polls.
+  t.ok(gap < 5000, `longest gap in flood-1 readings during the apply: ${gap} ms (poll interval 100 ms)`);
 
   // Persisted atomically in the data folder.
   const dataDir = path.join(dir, 'gw');
