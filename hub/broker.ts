@@ -162,6 +162,11 @@ export class Broker {
       },
       // The client's publish rate first (broker/publish-rate.ts): held past it, disconnected past its hard limit.
       authorizePublish: (client, packet, cb) => rate.admit(client, () => {
+        // $SYS/… is the brokers' own channel (takeover, heartbeats, the cluster's close requests): never a client's.
+        if (client && packet.topic.startsWith('$SYS/')) {
+          cb(Object.assign(new Error(`'${packet.topic}': $SYS topics are reserved to the broker`), { code: 'HUB_ERR_FORBIDDEN' }));
+          return;
+        }
         const refusal = cluster ? this.clusterRefusal(cluster, client, packet) : null;
         if (refusal) {
           cb(refusal);

@@ -11,7 +11,7 @@ import { silentLogger } from '../../../lib/index.js';
 import { pgSchema, skipUnlessPostgres, PG_URL } from '../../../test/support/postgres.js';
 import { waitFor } from '../../../test/support/wait.js';
 import { startHub } from '../../index.js';
-import { tempDir } from '../../test/support.js';
+import { TEST_SCRYPT, tempDir } from '../../test/support.js';
 import { resolveCluster } from '../cluster-options.js';
 import { api, clusterNode, gatewayClient, online, telemetry } from './cluster-support.js';
 import { Redis } from 'ioredis';
@@ -116,6 +116,15 @@ t.test('revoking on node B closes the connection on node A at once', { skip }, a
   const a = await clusterNode(t, schema, prefix);
   const b = await clusterNode(t, schema, prefix);
   const gw = await gatewayClient(t, a.mqttPort, 'gw-rev');
+  // A client cannot forge the brokers' messages: its PUBLISH to $SYS/… closes its own connection, not the gateway's.
+  const forger = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.mqttPort}`, { clientId: 'forger', reconnectPeriod: 0 });
+  forger.on('error', () => undefined);
+  const forgerClosed = onceOf(forger, 'close');
+  forger.publish('$SYS/ioc-edge/close', 'gw-rev', { qos: 1 });
+  forger.publish('$SYS/someone/new/clients', 'gw-rev', { qos: 1 });
+  await forgerClosed;
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(gw.connected, 'the gateway is still connected after the forged requests');
   const closed = onceOf(gw, 'close');
   t.ok(b.broker.closeEverywhere('gw-rev') === false, 'not connected on B itself');
   await closed;
@@ -169,4 +178,32 @@ t.test('bounds hold cluster-wide: retained topics per client, offline queue per 
   // Packets dropped from the queue are deleted, not left behind (aedes-persistence-redis #73).
   const packets = (await redisKeys(prefix)).filter((k) => k.startsWith(`${prefix}packet:`));
   t.equal(packets.length, 0, `no queued packet left in Redis (${packets.slice(0, 3).join(', ')})`);
+});
+
+t.test('with authentication: credentials work on every node, and revoking a gateway on A closes its connection on B at once', { skip }, async (t) => {
+  const schema = pgSchema(t);
+  const prefix = redisPrefix(t);
+  const auth = { auth: { mode: 'required' as const, scrypt: TEST_SCRYPT } };
+  const a = await clusterNode(t, schema, prefix, auth);
+  const b = await clusterNode(t, schema, prefix, auth);
+  const cred = await a.identity.issueGatewayCredential('gw-auth', { actor: 'test' });
+  const reader = await b.identity.createAccount({ username: 'ioc-reader', kind: 'consumer' }, { actor: 'test' });
+
+  const consumer = await mqtt.connectAsync(`mqtt://127.0.0.1:${a.mqttPort}`, { clientId: 'ioc-reader', username: reader.username, password: reader.password, reconnectPeriod: 0 });
+  t.teardown(() => consumer.endAsync(true));
+  await consumer.subscribeAsync('ioc/v1/gw/gw-auth/telemetry', { qos: 1 });
+  const got = onceOf(consumer, 'message');
+  const gw = await gatewayClient(t, b.mqttPort, 'gw-auth', { username: cred.username, password: cred.password });
+  await gw.publishAsync('ioc/v1/gw/gw-auth/telemetry', telemetry(1), { qos: 1 });
+  t.equal((await got)[0], 'ioc/v1/gw/gw-auth/telemetry', 'issued on A, accepted on B; read on A by an account made on B');
+
+  const closed = onceOf(gw, 'close');
+  await a.identity.revokeGateway('gw-auth', { actor: 'test' });
+  await closed;
+  t.pass('revoked on A, closed on B');
+  const again = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.mqttPort}`, { clientId: 'gw-auth', username: cred.username, password: cred.password, reconnectPeriod: 0 }).then(
+    (c) => (c.end(true), 'accepted'),
+    (err: Error) => err.message,
+  );
+  t.match(again, /Not authorized|Bad username/, 'and refused at its next login on B');
 });
