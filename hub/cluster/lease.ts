@@ -251,8 +251,17 @@ export class LeaseRunner implements Singletons {
     if (this.started && !this.stopped) this.schedule(e, 0, () => this.tryAcquire(e));
   }
 
+  /**
+   * Held = acquired, and the local deadline of the last successful renewal
+   * not passed: a process resumed after a pause longer than the ttl reads
+   * false at once, before its timers have run and noticed the loss.
+   */
   states(): SingletonState[] {
-    return [...this.entries.values()].map((e) => ({ name: e.name, held: e.lease !== null, epoch: e.lease?.epoch ?? null }));
+    const now = performance.now();
+    return [...this.entries.values()].map((e) => {
+      const held = e.lease !== null && now < e.deadline;
+      return { name: e.name, held, epoch: held ? e.lease!.epoch : null };
+    });
   }
 
   async start(): Promise<void> {

@@ -26,6 +26,8 @@ const work = waveWork(db, 'r1', {
     process.stdout.write(`MID ${stage}\n`);
     if (mode === 'kill') await new Promise(() => undefined); // until SIGKILL
     await go;
+    // Resumed: the runner says the lease is not held (its local deadline passed, or the renewal failed by now).
+    process.stdout.write(`HELD ${runner.states()[0]!.held}\n`);
   },
 });
 runner.singleton('waves', async (ctx) => {

@@ -118,7 +118,8 @@ t.test('the holder paused past its ttl: its late advance is fenced, the stage st
   await until(async () => (await sql.query('SELECT stage FROM wave_rollout')).rows[0].stage === STAGES);
   n1.proc.kill('SIGCONT');
   n1.proc.stdin!.write('go\n'); // node 1 goes on with its advance of stage 1 as if nothing happened
-  t.equal(await n1.line(/^FENCED/), 'FENCED HUB_ERR_LEASE_LOST', 'the ex-holder\'s write is refused');
+  t.equal(await n1.line(/^HELD/), 'HELD false', 'resumed, the ex-holder does not think it holds');
+  t.equal(await n1.line(/^FENCED/), 'FENCED HUB_ERR_LEASE_LOST', 'and a write it makes anyway is refused by the fence');
   const log = (await sql.query('SELECT from_stage, holder FROM wave_log ORDER BY from_stage')).rows;
   t.same(log, [{ from_stage: 0, holder: 'node-1' }, { from_stage: 1, holder: 'node-2' }, { from_stage: 2, holder: 'node-2' }, { from_stage: 3, holder: 'node-2' }, { from_stage: 4, holder: 'node-2' }], 'stage 1 advanced once, by the new holder');
 });
