@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import net from 'node:net';
 import mb from 'modbus-serial';
 import type { GatewayEvent } from '../../../../contract/index.js';
 import { silentLogger } from '../../../../lib/index.js';
@@ -23,8 +24,8 @@ async function converter(t: Test): Promise<{ server: RtuTcpServer; line: RtuSlav
   return { server, line, cabinet };
 }
 
-function transport(t: Test, port: number, events: GatewayEvent[] = []): ModbusRtuTransport {
-  const config: ModbusRtuTcpBusConfig = { id: 'converter', type: 'modbus-rtu-tcp', host: '127.0.0.1', port, baudRate: 19200, timeoutMs: 100, retries: 0, interFrameDelayMs: 0, reconnectMinMs: 50, reconnectMaxMs: 200 };
+function transport(t: Test, port: number, events: GatewayEvent[] = [], backoff = { reconnectMinMs: 50, reconnectMaxMs: 200 }): ModbusRtuTransport {
+  const config: ModbusRtuTcpBusConfig = { id: 'converter', type: 'modbus-rtu-tcp', host: '127.0.0.1', port, baudRate: 19200, timeoutMs: 100, retries: 0, interFrameDelayMs: 0, ...backoff };
   const tr = new ModbusRtuTransport({ config, logger: silentLogger(), openPort: openSerialPort, onEvent: (e) => events.push(e) });
   t.teardown(() => tr.stop());
   return tr;
@@ -80,10 +81,18 @@ t.test('nobody listening: GW_ERR_MODBUS_CONNECT, fast failures while backing off
   const { server } = await converter(t);
   const port = server.port;
   await server.stop();
-  const tr = transport(t, port);
+  const events: GatewayEvent[] = [];
+  const tr = transport(t, port, events, { reconnectMinMs: 60_000, reconnectMaxMs: 60_000 });
   await tr.start();
   await t.rejects(tr.read(1, 'input', 0, 1), { code: 'GW_ERR_MODBUS_CONNECT' });
-  const t0 = Date.now();
-  await t.rejects(tr.read(1, 'input', 0, 1), { code: 'GW_ERR_MODBUS_CONNECT' });
-  t.ok(Date.now() - t0 < 50, 'fails fast while backing off');
+  // A listener appears now: a new attempt would reach it. While backing off (60 s) none is made.
+  const late = net.createServer((s) => s.destroy());
+  await new Promise<void>((resolve) => late.listen(port, '127.0.0.1', resolve));
+  t.teardown(() => late.close());
+  let accepted = 0;
+  late.on('connection', () => accepted++);
+  await new Promise((r) => setTimeout(r, 300));
+  await t.rejects(tr.read(1, 'input', 0, 1), { code: 'GW_ERR_MODBUS_CONNECT' }, 'fails at once while backing off…');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(accepted, 0, '…without a new connection attempt');
 });
