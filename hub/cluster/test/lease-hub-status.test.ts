@@ -12,6 +12,7 @@ import { runCli } from '../../../test/support/cli.js';
 import { PG_URL, pgClient, pgSchema, skipUnlessPostgres } from '../../../test/support/postgres.js';
 import { startHub, type Hub } from '../../index.js';
 import { api, startSecureHub, tempDir } from '../../test/support.js';
+import type { PgTelemetryStore } from '../../store/postgres/pg-telemetry-store.js';
 import type { ClusterView } from '../nodes.js';
 
 const skip = await skipUnlessPostgres();
@@ -81,6 +82,11 @@ t.test('two hubs on one PostgreSQL schema: both listed, each singleton held once
   t.same(holds, both.singletons.map((s) => s.name).sort(), 'each singleton held by exactly one node');
   const fromA = await view(a);
   t.same(fromA.singletons.map((s) => s.holder), both.singletons.map((s) => s.holder), 'either node answers the same');
+  // Retention (partition drops) ran on the holder only: the store's own timer is off on both.
+  const retentionHolder = both.singletons.find((s) => s.name === 'retention')!.holder;
+  const [holderHub, otherHub] = fromA.self === retentionHolder ? [a, b] : [b, a];
+  await until(async () => (holderHub.store as PgTelemetryStore).retained.runs >= 1);
+  t.equal((otherHub.store as PgTelemetryStore).retained.runs, 0, 'the other node never ran retention');
 
   const cli = await runCli(['hub', 'status', '--api', `http://127.0.0.1:${a.httpPort}`]);
   t.equal(cli.code, 0, cli.err);
