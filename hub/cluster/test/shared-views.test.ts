@@ -2,9 +2,9 @@
  * Shared limits and views between two real hub nodes (issue 16 item 3): one
  * PostgreSQL schema, one Redis prefix, authentication required. An API token
  * made on node A works on node B and its revocation on A holds on B; a
- * guesser alternating wrong tokens between the nodes is locked out at the
- * count one node would lock it out at, on both nodes, while the right token
- * still works; the live stream of node B carries readings a gateway
+ * guesser alternating wrong tokens (or MQTT secrets) between the nodes is
+ * locked out at the count one node would lock it out at, on both nodes,
+ * while the right token still works; the live stream of node B carries readings a gateway
  * committed on node A; /metrics of B carries its node label and the
  * cluster's two live nodes. Real PostgreSQL and Redis; skipped with one
  * line where either is absent.
@@ -49,6 +49,16 @@ t.test('tokens, failed-login lockouts, live stream and metrics across two nodes'
   t.equal(await get(a, '/api/v1/gateways', wrong), 429, 'the fifth try is locked out on node A');
   t.equal(await get(b, '/api/v1/gateways', wrong), 429, 'and on node B');
   t.equal(await get(b, '/api/v1/gateways', admin.token), 200, 'the right token (verified before on B) still works');
+
+  // 2b. The same for MQTT logins: wrong secrets for one gateway, alternating nodes, locked out at the fifth on both.
+  await a.identity.issueGatewayCredential('gw-guessed');
+  const guess = (hub: Hub): Promise<unknown> => mqtt.connectAsync(`mqtt://127.0.0.1:${hub.mqttPort}`, { clientId: 'gw-guessed', username: 'gw-guessed', password: 'not-the-secret', reconnectPeriod: 0 }).then((c) => c.endAsync(true), (err: unknown) => err);
+  for (let i = 0; i < 4; i++) await guess(i % 2 ? b : a);
+  t.equal(a.mqttAuth.counters.lockedOut + b.mqttAuth.counters.lockedOut, 0, 'four wrong secrets (two per node) are each checked');
+  await guess(b);
+  await guess(a);
+  t.equal(b.mqttAuth.counters.lockedOut, 1, 'the fifth, on node B, is refused unchecked (locked out)');
+  t.equal(a.mqttAuth.counters.lockedOut, 1, 'and so is the next on node A');
 
   // 3. The live stream of node B carries what a gateway committed on node A.
   const gw = 'gw-live-1';
