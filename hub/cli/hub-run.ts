@@ -92,6 +92,10 @@ export const hubRun: Command = {
       io.err.write(`--auth must be 'required' or 'open', got '${v.auth}'\n${HELP}\n`);
       return 2;
     }
+    if (v['node-id'] !== undefined && !redisOption(v.redis)) {
+      io.err.write(`--node-id names a cluster node: give --redis URL (or IOC_EDGE_REDIS) too\n${HELP}\n`);
+      return 2;
+    }
     let limits;
     try {
       limits = parseBrokerLimits(v['broker-limit'] ?? []);

@@ -10,6 +10,7 @@ import mqtt from 'mqtt';
 import { silentLogger } from '../../../lib/index.js';
 import { pgSchema, skipUnlessPostgres, PG_URL } from '../../../test/support/postgres.js';
 import { waitFor } from '../../../test/support/wait.js';
+import { runCli } from '../../../test/support/cli.js';
 import { startHub } from '../../index.js';
 import { TEST_SCRYPT, tempDir } from '../../test/support.js';
 import { resolveCluster } from '../cluster-options.js';
@@ -32,6 +33,16 @@ t.test('bad cluster settings are refused with what to do', async (t) => {
   const ok = resolveCluster({ redis: 'redis://h:1' }, 'postgres');
   t.match(ok.nodeId, /^[A-Za-z0-9._-]+-\d+$/, 'default node id: host name and pid');
   await t.rejects(startHub({ dataDir: tempDir(t), logger: silentLogger(), mqttPort: 0, httpPort: 0, cluster: { redis: 'redis://127.0.0.1:6379' } }), { code: 'HUB_ERR_CLUSTER_CONFIG' }, 'a hub on SQLite refuses --redis');
+});
+
+t.test('hub run: --redis without a PostgreSQL store, and --node-id without --redis, are refused', async (t) => {
+  const dir = tempDir(t);
+  const sqlite = await runCli(['hub', 'run', '--data-dir', dir, '--redis', 'redis://127.0.0.1:6379', '--mqtt-port', '0', '--http-port', '0']);
+  t.equal(sqlite.code, 1);
+  t.match(sqlite.err, /needs the store in PostgreSQL.*\(HUB_ERR_CLUSTER_CONFIG\)/);
+  const lone = await runCli(['hub', 'run', '--data-dir', dir, '--node-id', 'hub-a']);
+  t.equal(lone.code, 2);
+  t.match(lone.err, /--node-id names a cluster node: give --redis URL/);
 });
 
 t.test('a node whose Redis does not answer does not start, and says so', { skip }, async (t) => {
