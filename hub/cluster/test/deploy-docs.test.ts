@@ -5,6 +5,7 @@
  * one the hub exports, and the HAProxy configuration passes `haproxy -c`
  * where HAProxy is installed (skipped with one line otherwise).
  */
+import { skipUnlessBinary } from '../../../test/support/outside-binary.js';
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -37,12 +38,7 @@ t.test('every metric named in the deployment docs and alert rules is exported', 
   for (const n of named) t.ok(metrics.includes(`'${n}'`), `${n} is a metric of hub/metrics.ts`);
 });
 
-t.test('haproxy -c accepts docs/deploy/haproxy.cfg', async (t) => {
-  const has = (bin: string): Promise<boolean> => promisify(execFile)(bin, ['version']).then(() => true, () => promisify(execFile)(bin, ['-v']).then(() => true, () => false));
-  if (!(await has('haproxy')) || !(await has('openssl'))) {
-    t.pass('SKIPPED: haproxy or openssl is not installed (apt-get install haproxy openssl to check the example configuration)');
-    return;
-  }
+t.test('haproxy -c accepts docs/deploy/haproxy.cfg', { skip: skipUnlessBinary('haproxy', 'haproxy') || skipUnlessBinary('openssl', 'openssl') }, async (t) => {
   const dir = t.testdir();
   // The example names the CA of the hub certificates; any self-signed certificate will do for the syntax check.
   const ca = path.join(dir, 'ca.pem');
