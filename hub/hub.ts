@@ -286,6 +286,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     } : {}),
   });
   const m0 = metrics;
+  // Per-node metrics on a cluster: every series carries the node id (issue 16).
+  if (cluster) m0.registry.setDefaultLabels({ node: cluster.nodeId });
   // Remote configuration and commands (issue 6): the hub's own publishes bypass the ACL (broker-link.ts).
   const link = brokerLink(() => b0.instance, (err, topic) => logger.error({ err, topic }, 'a hub service failed on a message; message dropped'));
   const config = new ConfigService({ logger: logger.child({ component: 'config' }), store: state.config, audit, broker: link, secrets, listGateways: () => store.listGateways(), ...(opts.clock ? { clock: opts.clock } : {}) });

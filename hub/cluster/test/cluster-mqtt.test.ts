@@ -59,6 +59,8 @@ t.test('telemetry committed on node A reaches a consumer on node B; a command an
   const a = await clusterNode(t, schema, prefix);
   const b = await clusterNode(t, schema, prefix);
   t.not(a.cluster!.brokerId, b.cluster!.brokerId);
+  const metrics = await (await fetch(`http://127.0.0.1:${a.httpPort}/metrics`)).text();
+  t.match(metrics, new RegExp(`node="${a.cluster!.nodeId}"`), 'metrics carry the node id');
 
   const consumer = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.mqttPort}`, { clientId: 'ioc-consumer', reconnectPeriod: 0 });
   t.teardown(() => consumer.endAsync(true));
