@@ -9,10 +9,12 @@ import { fwCancel, fwPause, fwResume, fwRollout, fwStatus } from './fw-rollout.j
 import { fwUpload } from './fw-upload.js';
 import { gatewayRevoke } from './gateway-revoke.js';
 import { hubMigrate } from './hub-migrate.js';
+import { hubExport } from './hub-export.js';
+import { hubImport } from './hub-import.js';
 import { hubRun } from './hub-run.js';
 import { hubStatus } from './hub-status.js';
 import { tokenCreate } from './token-create.js';
 
 export type { Command, CommandIo } from './command.js';
 
-export const hubCommands: Command[] = [hubRun, hubMigrate, hubStatus, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, auditVerify, configPush, configGet, configDiff, configStatus, gatewayCommand, fwKeygen, fwSign, fwUpload, fwRollout, fwStatus, fwPause, fwResume, fwCancel];
+export const hubCommands: Command[] = [hubRun, hubMigrate, hubExport, hubImport, hubStatus, claimCreate, claimList, claimRevoke, gatewayRevoke, tokenCreate, accountCreate, auditVerify, configPush, configGet, configDiff, configStatus, gatewayCommand, fwKeygen, fwSign, fwUpload, fwRollout, fwStatus, fwPause, fwResume, fwCancel];

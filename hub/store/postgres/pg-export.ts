@@ -1,0 +1,212 @@
+/**
+ * The PostgreSQL hub read and written for export/import (issue 15 item 5).
+ * Export reads every table inside one REPEATABLE READ READ ONLY
+ * transaction (one consistent snapshot) through server-side cursors, a
+ * chunk at a time, so no table is ever held whole in memory. Import writes
+ * each chunk in its own transaction with multi-row INSERTs; identity
+ * columns keep the archive's numbers (OVERRIDING SYSTEM VALUE) and their
+ * sequences are moved past them at the end. Readings: the day partitions
+ * of the window are created as the hub would (partitions.ts), older days
+ * go to the default partition. The dedupe record: one `batches` row per
+ * seq, folded into seq ranges on export and expanded on import.
+ */
+import type pg from 'pg';
+import { IocError } from '../../../contract/index.js';
+import type { Logger } from '../../../lib/index.js';
+import { CHUNK_ROWS, fromB64, ImageAssembler, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type Row } from '../archive.js';
+import { checkVersion, migrate } from './migrations.js';
+import { Partitions } from './partitions.js';
+import { PgImageStore } from './pg-firmware.js';
+import { isUnavailable, PgPool } from './pg-pool.js';
+
+/** Where a PostgreSQL hub keeps its state. */
+export interface PgLocation {
+  /** `postgres://…?schema=name` as `--store` gives it. */
+  url: string;
+  logger: Logger;
+}
+
+/** PostgreSQL table of an archive table. */
+const PG_TABLE: Record<string, string> = { dedupe: 'batches', image_bytes: 'fw_image_data' };
+const pgName = (t: string): string => PG_TABLE[t] ?? t;
+/** Identity columns (GENERATED ALWAYS): written with the archive's numbers, sequence moved after. */
+const IDENTITY: Record<string, string> = { series: 'id', alarms: 'n', quarantine: 'n', config_events: 'n' };
+/** Read order of each table (a stable order for equal archives; none for readings: a plain scan). */
+const ORDER: Record<string, string> = {
+  registry_gateways: 'id', registry_devices: 'gateway, id', principals: 'username', claims: 'id', api_tokens: 'id', audit: 'n',
+  config_versions: 'gateway, version', config_reported: 'gateway', config_events: 'n', fw_images: 'sha256', fw_manifests: 'id',
+  fw_rollouts: 'id', fw_jobs: 'id', gateways: 'id', series: 'id', latest: 'series', events: 'gateway, id', alarms: 'n', quarantine: 'n',
+};
+
+function open(url: string, logger: Logger, app: string): PgPool {
+  return new PgPool({ url, max: 2, applicationName: app, statementTimeoutMs: 600_000 }, logger);
+}
+
+const unreachable = (db: PgPool, err: unknown): unknown =>
+  isUnavailable(err) ? new IocError('HUB_ERR_STORE_UNAVAILABLE', `PostgreSQL at ${db.where} unreachable: ${(err as Error).message}`, { cause: err }) : err;
+
+/** The SELECT of a table, giving archive columns (readings: value or svalue as one value). */
+function selectOf(table: string): string {
+  const spec = TABLE.get(table)!;
+  if (table === 'readings' || table === 'latest') return `SELECT ${spec.columns[0]}, ts, value, svalue, flags FROM ${table}${ORDER[table] ? ` ORDER BY ${ORDER[table]}` : ''}`;
+  if (table === 'dedupe') return 'SELECT gateway, epoch, seq, committed_at FROM batches ORDER BY gateway, epoch, seq';
+  if (table === 'image_bytes') return 'SELECT c.sha256, c.n, d.pieces, c.data FROM fw_image_chunks c JOIN fw_image_data d USING (sha256) ORDER BY c.sha256, c.n';
+  return `SELECT ${spec.columns.join(', ')} FROM ${table} ORDER BY ${ORDER[table]}`;
+}
+
+function toArchive(table: string, r: Record<string, unknown>): Row {
+  if (table === 'readings' || table === 'latest') return [r.series, r.ts, r.svalue ?? r.value ?? null, r.flags];
+  const spec = TABLE.get(table)!;
+  return spec.columns.map((c) => (spec.bytes?.includes(c) ? toB64(r[c] as Buffer | null) : (r[c] ?? null)));
+}
+
+/** Opens a PostgreSQL hub as an export source (its schema must exist and not be newer than this code). */
+export async function openPgSource(loc: PgLocation): Promise<ArchiveSource> {
+  const db = open(loc.url, loc.logger, 'ioc-edge-hub-export');
+  let client: pg.PoolClient;
+  let version: number;
+  try {
+    version = await checkVersion(db);
+    if (version === 0) throw new IocError('HUB_ERR_STORE_SCHEMA', `PostgreSQL schema '${db.schema}' at ${db.where} holds no hub (no schema version): check --store`);
+    client = await db.pool.connect();
+    // One snapshot for the whole export: the archive is consistent even if a hub still writes.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  } catch (err) {
+    await db.end();
+    throw unreachable(db, err);
+  }
+  const c = client;
+  let cursors = 0;
+  return {
+    kind: 'postgres',
+    async schema() {
+      return `postgres-${version}`;
+    },
+    async count(table) {
+      const sql = table === 'dedupe' ? 'SELECT count(*) AS n FROM (SELECT DISTINCT gateway, epoch FROM batches) d' : table === 'image_bytes' ? 'SELECT count(*) AS n FROM fw_image_chunks' : `SELECT count(*) AS n FROM ${table}`;
+      return Number((await c.query<{ n: number }>(sql)).rows[0]?.n ?? 0);
+    },
+    async *read(table) {
+      const name = `export_${cursors++}`;
+      await c.query(`DECLARE ${name} NO SCROLL CURSOR FOR ${selectOf(table)}`);
+      // The dedupe record: consecutive seqs of one gateway epoch become ranges.
+      let cur: { gateway: string; epoch: string; ranges: number[][]; at: number } | null = null;
+      let pending: Row[] = [];
+      const flush = (): Row[] => {
+        const out = pending;
+        pending = [];
+        return out;
+      };
+      try {
+        for (;;) {
+          const r = await c.query<Record<string, unknown>>(`FETCH ${table === 'image_bytes' ? 1 : CHUNK_ROWS} FROM ${name}`);
+          if (table !== 'dedupe') {
+            if (r.rows.length > 0) yield r.rows.map((x) => toArchive(table, x));
+          } else {
+            for (const x of r.rows as Array<{ gateway: string; epoch: string; seq: number; committed_at: number }>) {
+              if (!cur || cur.gateway !== x.gateway || cur.epoch !== x.epoch) {
+                if (cur) pending.push([cur.gateway, cur.epoch, JSON.stringify(cur.ranges), cur.at]);
+                cur = { gateway: x.gateway, epoch: x.epoch, ranges: [], at: 0 };
+              }
+              const last = cur.ranges[cur.ranges.length - 1];
+              if (last && x.seq === last[1]! + 1) last[1] = x.seq;
+              else cur.ranges.push([x.seq, x.seq]);
+              cur.at = Math.max(cur.at, x.committed_at);
+            }
+            if (pending.length >= CHUNK_ROWS) yield flush();
+          }
+          if (r.rows.length < (table === 'image_bytes' ? 1 : CHUNK_ROWS)) break;
+        }
+        if (cur) pending.push([cur.gateway, cur.epoch, JSON.stringify(cur.ranges), cur.at]);
+        if (pending.length > 0) yield flush();
+      } finally {
+        await c.query(`CLOSE ${name}`).catch(() => undefined);
+      }
+    },
+    async close() {
+      await c.query('COMMIT').catch(() => undefined);
+      c.release();
+      await db.end();
+    },
+  };
+}
+
+/** PostgreSQL's bind-parameter limit is 65,535 per statement. */
+const MAX_PARAMS = 60_000;
+
+/** Opens a PostgreSQL hub as an import target (creates/migrates its schema). */
+export async function openPgTarget(loc: PgLocation): Promise<ArchiveTarget> {
+  const db = open(loc.url, loc.logger, 'ioc-edge-hub-import');
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.end();
+    throw unreachable(db, err);
+  }
+  const partitions = new Partitions(db, loc.logger);
+  const images = new PgImageStore({ db });
+  const assembler = new ImageAssembler();
+  const tables = TABLES.map((s) => s.name);
+  return {
+    kind: 'postgres',
+    async nonEmpty() {
+      for (const t of tables) if ((await db.query(`SELECT 1 FROM ${pgName(t)} LIMIT 1`)).rowCount) return t;
+      return null;
+    },
+    async clear() {
+      await db.query(`TRUNCATE ${[...new Set(tables.map(pgName)), 'fw_image_chunks'].join(', ')} RESTART IDENTITY`);
+    },
+    async write(table, rows) {
+      if (table === 'image_bytes') {
+        for (const row of rows) {
+          const whole = assembler.add(row);
+          if (!whole) continue;
+          const put = await images.put(whole.bytes);
+          if (put.sha256 !== whole.sha256) throw new IocError('HUB_ERR_ARCHIVE', `archive: image ${whole.sha256} has bytes hashing to ${put.sha256} (corrupted)`);
+        }
+        return;
+      }
+      if (table === 'dedupe') {
+        const g: string[] = [], e: string[] = [], lo: number[] = [], hi: number[] = [], at: number[] = [];
+        for (const [gateway, epoch, ranges, updated] of rows as Array<[string, string, string, number]>) {
+          for (const [a, b] of JSON.parse(ranges) as Array<[number, number]>) {
+            g.push(gateway), e.push(epoch), lo.push(a), hi.push(b), at.push(updated);
+          }
+        }
+        await db.query('INSERT INTO batches(gateway, epoch, seq, committed_at) SELECT u.g, u.e, generate_series(u.lo, u.hi), u.at FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(g, e, lo, hi, at)', [g, e, lo, hi, at]);
+        return;
+      }
+      let cols = TABLE.get(table)!.columns;
+      let values: unknown[][];
+      if (table === 'readings' || table === 'latest') {
+        cols = [cols[0]!, 'ts', 'value', 'svalue', 'flags'];
+        values = rows.map(([s, ts, v, flags]) => [s, ts, typeof v === 'string' ? null : v, typeof v === 'string' ? v : null, flags]);
+      } else {
+        const spec = TABLE.get(table)!;
+        values = rows.map((r) => r.map((v, i) => (spec.bytes?.includes(spec.columns[i]!) ? fromB64(v) : v)));
+      }
+      if (table === 'readings' && values.length > 0) {
+        let min = Infinity, max = -Infinity;
+        for (const r of values) (min = Math.min(min, r[1] as number)), (max = Math.max(max, r[1] as number));
+        await partitions.ensureFor(min, max);
+      }
+      const per = Math.max(1, Math.floor(MAX_PARAMS / cols.length));
+      const override = IDENTITY[table] ? ' OVERRIDING SYSTEM VALUE' : '';
+      await db.transaction(async (c) => {
+        for (let i = 0; i < values.length; i += per) {
+          const part = values.slice(i, i + per);
+          const params: unknown[] = [];
+          const tuples = part.map((r) => `(${r.map((v) => `$${params.push(v)}`).join(',')})`);
+          await c.query(`INSERT INTO ${table} (${cols.join(', ')})${override} VALUES ${tuples.join(',')}`, params);
+        }
+      });
+    },
+    async finish() {
+      for (const [t, col] of Object.entries(IDENTITY)) {
+        await db.query(`SELECT setval(pg_get_serial_sequence('${t}', '${col}'), coalesce((SELECT max(${col}) FROM ${t}), 0) + 1, false)`);
+      }
+      await partitions.ensureAhead();
+    },
+    close: () => db.end(),
+  };
+}
