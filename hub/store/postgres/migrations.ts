@@ -27,6 +27,7 @@ import type { PgPool } from './pg-pool.js';
 import { SCHEMA_V4_LEASES } from './schema-v4-leases.js';
 import { SCHEMA_V2_STATE } from './schema-v2-state.js';
 import { SCHEMA_V3_CONFIG_FIRMWARE } from './schema-v3-config-firmware.js';
+import { SCHEMA_V5_GATEWAY_NODE } from './schema-v5-gateway-node.js';
 
 /** One schema change. */
 interface Migration {
@@ -81,6 +82,7 @@ CREATE TABLE quarantine (
   { version: 2, name: 'hub state: registry, principals, claims, API tokens, audit chain', sql: SCHEMA_V2_STATE },
   { version: 3, name: 'configuration versions, reports, events; firmware images (bytes as rows), manifests, rollouts, jobs', sql: SCHEMA_V3_CONFIG_FIRMWARE },
   { version: 4, name: 'cluster: leases with fencing epochs, node heartbeats', sql: SCHEMA_V4_LEASES },
+  { version: 5, name: 'cluster: the node holding each gateway connection (gateways.node)', sql: SCHEMA_V5_GATEWAY_NODE },
 ];
 
 /** The newest schema version this code writes. */

@@ -193,8 +193,7 @@ export class PgTelemetryStore implements TelemetryPort {
       await partitions.list();
       await partitions.ensureAhead();
       if (this.deps.node !== undefined) {
-        // Connection state per node (issue 16); the column is added here until the schema carries it.
-        await db.query('ALTER TABLE gateways ADD COLUMN IF NOT EXISTS node text COLLATE "C"');
+        // Connection state per node (issue 16): gateways.node, schema version 5.
         if (this.deps.resetOnline ?? true) await db.query('UPDATE gateways SET online = false, node = NULL WHERE online AND (node IS NULL OR node = $1)', [this.deps.node]);
       } else if (this.deps.resetOnline ?? true) await db.query('UPDATE gateways SET online = false WHERE online');
       this.partitions = partitions;
