@@ -5,7 +5,9 @@
  * plain TCP only on loopback or with --allow-plain (both logged as a
  * warning). SIGINT/SIGTERM stop it cleanly.
  */
-import { isIocError } from '../../contract/index.js';
+import { readFile } from 'node:fs/promises';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { IocError, isIocError } from '../../contract/index.js';
 import { createLogger, installProcessPolicy } from '../../lib/index.js';
 import { startHub } from '../hub.js';
 import type { Command } from './command.js';
@@ -13,6 +15,7 @@ import { parse, parseDuration } from './parse.js';
 import { dataLimitsFromFlags } from '../data-limits.js';
 import { parseBrokerLimits } from '../broker/broker-limits.js';
 import { readTrustedKeys } from './trusted-keys.js';
+import { redact } from '../store/postgres/pg-pool.js';
 
 const HELP = `Usage: ioc-edge hub run --data-dir DIR [options]
 
@@ -23,7 +26,9 @@ registry and HTTP API. Make the first admin token with
   --data-dir DIR              SQLite files (telemetry, registry)
   --store URL                 where telemetry, events and alarms live: postgres://user@host:5432/db?schema=name
                               (migrated at start; see 'ioc-edge hub migrate'), sqlite:DIR, or absent for
-                              SQLite in --data-dir (also from the environment: IOC_EDGE_HUB_STORE)
+                              SQLite in --data-dir. Precedence: --store, then IOC_EDGE_STORE (or IOC_EDGE_HUB_STORE),
+                              then "store" in --config, then SQLite in --data-dir
+  --config FILE               hub configuration file (JSON): {"store": "postgres://…"}
   --redis URL                 run as one node of a cluster linked through Redis (redis://host:6379;
                               also IOC_EDGE_REDIS); needs a postgres:// store (docs/cluster.md)
   --node-id ID                this node's id in logs and metrics (default <hostname>-<pid>)
@@ -63,9 +68,65 @@ function port(s: string | undefined, def: number): number {
   return n;
 }
 
-/** `--store`, else IOC_EDGE_HUB_STORE, else none (SQLite in the data directory). */
+/** Where the chosen store came from (logged with the store, its password redacted). */
+export type StoreSource = 'flag' | 'env' | 'file' | 'default';
+
+/**
+ * The hub's store: `--store`, else the environment (IOC_EDGE_STORE, or the
+ * older IOC_EDGE_HUB_STORE), else the `store` key of the `--config` file,
+ * else none (SQLite in the data directory). One rule for `hub run`,
+ * `hub migrate`, `hub export` / `hub import` and `token create`.
+ */
+export function chooseStore(flag: string | undefined, file?: string): { store: string | undefined; from: StoreSource } {
+  if (flag) return { store: flag, from: 'flag' };
+  const env = process.env.IOC_EDGE_STORE || process.env.IOC_EDGE_HUB_STORE;
+  if (env) return { store: env, from: 'env' };
+  if (file) return { store: file, from: 'file' };
+  return { store: undefined, from: 'default' };
+}
+
+/** `--store`, else the environment, else none (see {@link chooseStore}). */
 export function storeOption(flag: string | undefined): string | undefined {
-  return flag ?? (process.env.IOC_EDGE_HUB_STORE || undefined);
+  return chooseStore(flag).store;
+}
+
+/** The hub's configuration file (`--config FILE`): JSON, checked against this schema (unknown keys refused). */
+export const HUB_CONFIG_SCHEMA = {
+  $id: 'ioc-edge-hub-config',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    $schema: { type: 'string' },
+    store: { type: 'string', minLength: 1, description: 'postgres://user@host:5432/db?schema=name, sqlite:DIR, or sqlite' },
+  },
+} as const;
+
+/** What the configuration file may hold. */
+export interface HubConfigFile {
+  store?: string;
+}
+
+const validateHubConfig = new Ajv2020({ allErrors: true, strict: true }).compile<HubConfigFile>(HUB_CONFIG_SCHEMA);
+
+/** Reads and checks the hub's configuration file; a bad one throws CONFIG_ERR_INVALID naming the file and JSON pointer. */
+export async function readHubConfig(file: string): Promise<HubConfigFile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new IocError('CONFIG_ERR_READ', `cannot read hub configuration ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new IocError('CONFIG_ERR_INVALID', `hub configuration ${file} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (!validateHubConfig(doc)) {
+    const why = (validateHubConfig.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.keyword === 'additionalProperties' ? ` ('${(e.params as { additionalProperty: string }).additionalProperty}')` : ''}`).join('; ');
+    throw new IocError('CONFIG_ERR_INVALID', `hub configuration ${file}: ${why}`);
+  }
+  return doc;
 }
 
 /** `--redis`, else IOC_EDGE_REDIS, else none (a single hub). */
@@ -78,7 +139,7 @@ export const hubRun: Command = {
   summary: 'run the hub (broker, ingest, registry, API) with authentication',
   async run(args, io) {
     const p = parse(args, {
-      'data-dir': { type: 'string' }, store: { type: 'string' }, redis: { type: 'string' }, 'node-id': { type: 'string' }, 'mqtt-host': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-host': { type: 'string' }, 'http-port': { type: 'string' },
+      'data-dir': { type: 'string' }, store: { type: 'string' }, config: { type: 'string' }, redis: { type: 'string' }, 'node-id': { type: 'string' }, 'mqtt-host': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-host': { type: 'string' }, 'http-port': { type: 'string' },
       'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'allow-plain': { type: 'boolean' }, auth: { type: 'string' }, 'mqtt-trusted-proxy': { type: 'string' }, 'broker-limit': { type: 'string', multiple: true }, 'api-trusted-proxy': { type: 'string' }, 'api-proxy-protocol': { type: 'string' }, 'fw-trusted-key': { type: 'string', multiple: true }, 'secrets-key': { type: 'string' },
       'readings-keep': { type: 'string' }, rollups: { type: 'string' }, 'readings-max-bytes': { type: 'string' }, 'clock-skew': { type: 'string' }, 'data-limit': { type: 'string', multiple: true }, 'log-level': { type: 'string' }, pretty: { type: 'boolean' },
     }, HELP, io);
@@ -120,6 +181,13 @@ export const hubRun: Command = {
       io.err.write(`${(e as Error).message}\n`);
       return 2;
     }
+    let chosen: ReturnType<typeof chooseStore>;
+    try {
+      chosen = chooseStore(v.store, v.config ? (await readHubConfig(v.config)).store : undefined);
+    } catch (e) {
+      io.err.write(`${(e as Error).message}\n`);
+      return 2;
+    }
     const tls = v['tls-cert'] ? { certFile: v['tls-cert'], keyFile: v['tls-key']! } : undefined;
     let hub;
     let uninstallPolicy = (): void => undefined;
@@ -129,8 +197,10 @@ export const hubRun: Command = {
       uninstallPolicy = installProcessPolicy(logger, { name: 'hub' });
       // Everything the hub creates is private to its user (issue 13; the systemd unit sets UMask=0077 too).
       process.umask(0o077);
+      // The store and where it came from, its password never in a log line.
+      logger.info({ store: chosen.store ? redact(chosen.store) : `sqlite:${v['data-dir']}`, from: chosen.from }, 'hub store chosen');
       hub = await startHub({
-        dataDir: v['data-dir'], logger, ...(storeOption(v.store) ? { store: storeOption(v.store)! } : {}), auth: { mode: v.auth === 'open' ? 'open' : 'required' }, brokerLimits: limits,
+        dataDir: v['data-dir'], logger, ...(chosen.store ? { store: chosen.store } : {}), auth: { mode: v.auth === 'open' ? 'open' : 'required' }, brokerLimits: limits,
         ...(proxies?.length ? { mqttProxyProtocol: { trusted: proxies } } : {}), ...(tls ? { tls } : {}), allowPlain: v['allow-plain'] ?? false,
         ...(fwKeys.length > 0 ? { firmware: { trustedKeys: fwKeys } } : {}), ...(apiProxies?.length ? { trustedProxies: apiProxies } : {}),
         ...(apiBalancers?.length ? { apiProxyProtocol: { trusted: apiBalancers } } : {}),
@@ -142,7 +212,7 @@ export const hubRun: Command = {
       logger.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, tls: hub.tls, fwTrustedKeys: fwKeys.length, ...(hub.cluster ? { node: hub.cluster.nodeId, broker: hub.cluster.brokerId } : {}) }, 'hub running');
     } catch (e) {
       uninstallPolicy();
-      io.err.write(`ioc-edge: hub not started: ${isIocError(e) ? e.message : (e as Error).message}\n`);
+      io.err.write(`ioc-edge: hub not started: ${redact(isIocError(e) ? e.message : (e as Error).message)}\n`);
       return 1;
     }
     const h = hub;
