@@ -181,6 +181,23 @@ t.test('a corrupted, truncated or newer archive is refused and nothing is import
   t.match(await runCli(['hub', 'import', '--data-dir', path.join(root, 'e'), '--in', tam, '--quiet']), { code: 1, err: /does not match its SHA-256/ }, 'a changed row is refused');
   await empty(path.join(root, 'e'));
 
+  // A sound file whose audit chain was rewritten (hash recomputed): written, then found by the chain check, and the store emptied again.
+  const rewritten = gunzipSync(whole).toString('utf8').split('\n').filter(Boolean);
+  const body = rewritten.slice(0, -1).map((l) => l.replace('"test.entry"', '"test.entrx"'));
+  const trailer = JSON.parse(rewritten[rewritten.length - 1]!);
+  const { createHash } = await import('node:crypto');
+  trailer.sha256 = createHash('sha256').update(body.map((l) => `${l}\n`).join('')).digest('hex');
+  const forged = path.join(root, 'forged.gz');
+  await writeFile(forged, gzipSync(`${[...body, JSON.stringify(trailer)].join('\n')}\n`));
+  const r4 = await runCli(['hub', 'import', '--data-dir', path.join(root, 'f'), '--in', forged, '--quiet']);
+  t.match(r4, { code: 1, err: /imported audit chain does not verify at entry \d+/ }, 'a forged chain is refused after the write');
+  const st = openStateStores({ dataDir: path.join(root, 'f'), logger: silentLogger() });
+  await st.start();
+  t.same([(await st.identity.listTokens()).length, (await st.audit.list({ limit: 10 })).length], [0, 0], 'and the store was emptied again: nothing half-imported');
+  await st.stop();
+  const again = await runCli(['hub', 'import', '--data-dir', path.join(root, 'f'), '--in', f, '--quiet']);
+  t.equal(again.code, 0, `a second run into the same store succeeds: ${again.err}`);
+
   // Into the source itself: not empty.
   t.match(await runCli(['hub', 'import', '--data-dir', dirA, '--in', f, '--quiet']), { code: 1, err: /already holds data \(table 'principals'\)|already holds data/ }, 'a non-empty target is refused');
   const forced = await runCli(['hub', 'import', '--data-dir', dirA, '--in', f, '--force', '--quiet']);
