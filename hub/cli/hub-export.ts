@@ -95,7 +95,7 @@ export class RowProgress {
     const rate = this.rate();
     const eta = rate > 0 ? Math.round((this.total - this.done) / rate) : 0;
     const ratio = this.total > 0 ? this.done / this.total : 1;
-    const text = `${this.verb} ${table}: ${this.done.toLocaleString('en')} of ${this.total.toLocaleString('en')} rows, ${Math.round(rate).toLocaleString('en')} rows/s, ${eta} s left`;
+    const text = `${this.verb} ${table}: ${this.done.toLocaleString('en')} of ${this.total.toLocaleString('en')} rows, ${Math.round(rate).toLocaleString('en')} rows/s, ${rate > 0 ? `${eta} s left` : 'time left unknown'}`;
     if (this.tty) {
       const full = Math.round(Math.min(1, ratio) * 30);
       this.out.write(`\r\x1b[2K[${'#'.repeat(full)}${'-'.repeat(30 - full)}] ${String(Math.floor(ratio * 100)).padStart(3)}% ${text}`);

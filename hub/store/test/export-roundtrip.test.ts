@@ -71,6 +71,8 @@ t.test('SQLite -> PostgreSQL -> SQLite: everything arrives, audit verifies, cred
     JSON.stringify({ v: 1, epoch: 'ep1', seq, readings: Array.from({ length: n }, (_, i) => ({ device: `d${i % 10}`, point: `p${i % 7}`, ts: now - 3_600_000 + seq * PER_BATCH + i, value: i % 3 === 0 ? `s${base + i}` : base + i, quality: 'good' })) });
   for (let seq = 1; seq <= READINGS / PER_BATCH; seq++) await client.publishAsync(topics.telemetry(GW), batch(seq, PER_BATCH, seq * 10_000), { qos: 1 });
   await client.publishAsync(topics.events(GW), JSON.stringify({ v: 1, id: 'ev1', type: 'device.down', severity: 'warning', device: 'd1', message: 'down' }), { qos: 1 });
+  await client.publishAsync(topics.events(GW), JSON.stringify({ v: 1, id: 'ev2', type: 'alarm.raised', severity: 'critical', device: 'd2', point: 'level', ts: now - 1000, message: 'high', data: { limit: 'high', threshold: 2, value: 2.1 } }), { qos: 1 });
+  await client.publishAsync(topics.telemetry(GW), '{"v": 1, "not a batch', { qos: 1 }); // quarantined with its payload
   await client.endAsync();
   const headA = (await a.audit.verify()).head;
   await a.stop();
@@ -101,7 +103,7 @@ t.test('SQLite -> PostgreSQL -> SQLite: everything arrives, audit verifies, cred
 
   const [c1, c2] = [await contents(f1), await contents(f2)];
   t.equal(c1.get('readings')?.length, READINGS, 'all readings in the first archive');
-  for (const table of ['registry_gateways', 'principals', 'claims', 'api_tokens', 'audit', 'config_versions', 'fw_images', 'image_bytes', 'fw_manifests', 'fw_rollouts', 'fw_jobs', 'gateways', 'series', 'latest', 'events', 'dedupe', 'readings']) {
+  for (const table of ['registry_gateways', 'principals', 'claims', 'api_tokens', 'audit', 'config_versions', 'fw_images', 'image_bytes', 'fw_manifests', 'fw_rollouts', 'fw_jobs', 'gateways', 'series', 'latest', 'events', 'alarms', 'quarantine', 'dedupe', 'readings']) {
     t.ok((c1.get(table)?.length ?? 0) > 0, `${table}: the source has rows`);
   }
   t.same([...c2.keys()].sort(), [...c1.keys()].sort(), 'the same tables');
