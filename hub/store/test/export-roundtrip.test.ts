@@ -101,6 +101,7 @@ t.test('SQLite -> PostgreSQL -> SQLite: everything arrives, audit verifies, cred
   const im2 = await runCli(['hub', 'import', '--data-dir', dirC, '--in', f2]);
   t.equal(im2.code, 0, im2.err);
 
+  for (const r of [ex1, im1, ex2, im2]) t.comment(r.out.trim());
   const [c1, c2] = [await contents(f1), await contents(f2)];
   t.equal(c1.get('readings')?.length, READINGS, 'all readings in the first archive');
   for (const table of ['registry_gateways', 'principals', 'claims', 'api_tokens', 'audit', 'config_versions', 'fw_images', 'image_bytes', 'fw_manifests', 'fw_rollouts', 'fw_jobs', 'gateways', 'series', 'latest', 'events', 'alarms', 'quarantine', 'dedupe', 'readings']) {
@@ -205,6 +206,14 @@ t.test('a corrupted, truncated or newer archive is refused and nothing is import
   const forced = await runCli(['hub', 'import', '--data-dir', dirA, '--in', f, '--force', '--quiet']);
   t.equal(forced.code, 0, forced.err);
   t.match(forced.out, /audit chain verified: \d+ entries/, '--force empties it and imports');
+  if (!skip) {
+    // PostgreSQL: a second import into the same schema is refused; --force empties it (TRUNCATE) and imports.
+    const pgStore = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${pgSchema(t)}`;
+    t.equal((await runCli(['hub', 'import', '--store', pgStore, '--in', f, '--quiet'])).code, 0);
+    t.match(await runCli(['hub', 'import', '--store', pgStore, '--in', f, '--quiet']), { code: 1, err: /target postgres store already holds data/ }, 'a non-empty PostgreSQL target is refused');
+    const pgForced = await runCli(['hub', 'import', '--store', pgStore, '--in', f, '--quiet', '--force']);
+    t.match(pgForced, { code: 0, out: /audit chain verified/ }, '--force on PostgreSQL empties and imports');
+  }
   t.match(await runCli(['hub', 'import', '--data-dir', dirA]), { code: 2, err: /missing --in/ }, 'usage error');
   t.match(await runCli(['hub', 'export', '--data-dir', dirA]), { code: 2, err: /missing --out/ }, 'usage error');
 });
