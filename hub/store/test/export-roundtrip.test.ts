@@ -102,7 +102,11 @@ t.test('SQLite -> PostgreSQL -> SQLite: everything arrives, audit verifies, cred
   t.equal(im2.code, 0, im2.err);
 
   for (const r of [ex1, im1, ex2, im2]) t.comment(r.out.trim());
-  const [c1, c2] = [await contents(f1), await contents(f2)];
+  // The final SQLite store exported again: the third archive must equal the first as well.
+  const f3 = path.join(root, 'c.ioc.gz');
+  const ex3 = await runCli(['hub', 'export', '--data-dir', dirC, '--out', f3, '--quiet']);
+  t.equal(ex3.code, 0, ex3.err);
+  const [c1, c2, c3] = [await contents(f1), await contents(f2), await contents(f3)];
   t.equal(c1.get('readings')?.length, READINGS, 'all readings in the first archive');
   for (const table of ['registry_gateways', 'principals', 'claims', 'api_tokens', 'audit', 'config_versions', 'fw_images', 'image_bytes', 'fw_manifests', 'fw_rollouts', 'fw_jobs', 'gateways', 'series', 'latest', 'events', 'alarms', 'quarantine', 'dedupe', 'readings']) {
     t.ok((c1.get(table)?.length ?? 0) > 0, `${table}: the source has rows`);
@@ -112,6 +116,8 @@ t.test('SQLite -> PostgreSQL -> SQLite: everything arrives, audit verifies, cred
     const other = c2.get(table) ?? [];
     t.equal(other.length, rows.length, `${table}: ${rows.length} rows after PostgreSQL`);
     t.ok(rows.every((r, i) => r === other[i]), `${table}: the same contents after PostgreSQL`);
+    const back = c3.get(table) ?? [];
+    t.ok(back.length === rows.length && rows.every((r, i) => r === back[i]), `${table}: the same rows and contents back in SQLite`);
   }
   t.same(c1.get('dedupe'), [JSON.stringify([GW, 'ep1', JSON.stringify([[1, READINGS / PER_BATCH]]), JSON.parse(c1.get('dedupe')![0]!)[3]])], 'the dedupe record is the seq range of the batches');
 
