@@ -13,7 +13,7 @@ import { ackAlarm, activeAlarmCounts, ALARM_SCHEMA, applyAlarmEvent, isAlarmEven
 import { resolveDataLimits, type DataLimitCounters, type DataLimits, type DroppedReadings } from './data-limits.js';
 import { mergeBucket, readRollups, RetentionStopped, runRetention, stopRetention, type BucketSums, type RetentionResult } from './readings-retention.js';
 import { ensureSchema, GOOD_NUMERIC, toReading, type RawReadingRow, type StoredReading } from './store-schema.js';
-import { commitTelemetryGroup, flushLatest, recoverLatest, TelemetryState, type BatchToCommit } from './telemetry-commit.js';
+import { commitTelemetryGroup, flushLatest, GatewayStateBatcher, recoverLatest, TelemetryState, writeGatewayStates, type BatchToCommit, type GatewayStateChange } from './telemetry-commit.js';
 import { releaseInSlices } from './store/release-in-slices.js';
 
 export type { BatchToCommit } from './telemetry-commit.js';
@@ -84,6 +84,11 @@ export class HubStore implements DataLimitCounters {
   /** Event group commits and the events they stored (for tests and the log). */
   readonly eventCounters = { groups: 0, events: 0 };
   private retentionRun: Promise<RetentionResult | null> | null = null;
+  /** Connection state and status changes, written in group commits (counters: state commits, changes, rows). */
+  readonly gatewayStates = new GatewayStateBatcher((rows) => {
+    const db = this.requireDb();
+    return db.exclusive(() => writeGatewayStates(db, rows));
+  });
 
   constructor(private readonly deps: HubStoreDeps) {
     this.clock = deps.clock ?? Date.now;
@@ -125,6 +130,7 @@ export class HubStore implements DataLimitCounters {
     if (this.db) stopRetention(this.db);
     await this.retentionRun;
     while (this.committing || this.queue.length > 0 || this.eventsCommitting || this.eventQueue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    await this.gatewayStates.flush();
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
     await this.flushPending().catch((err: unknown) => this.deps.logger.warn({ err }, 'writing latest values at stop failed; recomputed at next start'));
@@ -436,21 +442,23 @@ export class HubStore implements DataLimitCounters {
     return this.quarantineTotals();
   }
 
-  /** Records a status document or a connection change for a gateway. */
-  async setGatewayState(gateway: string, change: { online?: boolean; status?: GatewayStatus }): Promise<void> {
-    const db = this.requireDb();
-    const now = this.clock();
-    await db.exclusive(() =>
-      db.run(
-        `INSERT INTO gateways(id, online, first_seen, last_seen, status) VALUES (?,?,?,?,?)
-         ON CONFLICT(id) DO UPDATE SET online = coalesce(?, online), last_seen = excluded.last_seen, status = coalesce(?, status)`,
-        [gateway, change.online ? 1 : 0, now, now, change.status ? JSON.stringify(change.status) : null,
-          change.online === undefined ? null : change.online ? 1 : 0, change.status ? JSON.stringify(change.status) : null],
-      ),
-    );
+  /**
+   * Records a status document or a connection change for a gateway. Changes
+   * are merged per gateway and written in one transaction per turn of the
+   * event loop (group commit, {@link GatewayStateBatcher}), through the same
+   * exclusive queue as the telemetry commits; resolves when that commit returned.
+   */
+  setGatewayState(gateway: string, change: GatewayStateChange): Promise<void> {
+    try {
+      this.requireDb();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.gatewayStates.set(gateway, change, this.clock());
   }
 
   async listGateways(): Promise<GatewayRow[]> {
+    await this.gatewayStates.flush();
     await this.flushPending();
     const rows = await this.requireDb().all<{ id: string; online: number; first_seen: number; last_seen: number; status: string | null }>('SELECT * FROM gateways ORDER BY id');
     return rows.map((r) => ({ id: String(r.id), online: r.online === 1, firstSeen: Number(r.first_seen) || 0, lastSeen: Number(r.last_seen) || 0, status: readStatus(r.status) }));
