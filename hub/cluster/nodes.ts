@@ -24,7 +24,17 @@ export interface NodeLoad {
 
 /** One node in the cluster view. */
 export interface NodeView {
+  /**
+   * The node's identity per start: on a cluster the Aedes broker id
+   * `<nodeId>.<bootId>`, the value `gateways.node` holds for the gateways
+   * whose connection this node holds, and the lease holder. So a gateway's
+   * node is found in `hub status` by equality.
+   */
   id: string;
+  /** The node id as on its log lines and metrics (label `node`); `id` itself off a cluster. */
+  nodeId: string;
+  /** The random part per start of a cluster node (null off a cluster). */
+  bootId: string | null;
   host: string;
   pid: number;
   version: string;
@@ -45,6 +55,17 @@ export interface ClusterView {
   self: string;
   nodes: NodeView[];
   singletons: Array<{ name: string; holder: string | null; epoch: number | null; expiresAt: number | null; live: boolean }>;
+}
+
+/**
+ * Splits a node row's id into the node id of logs and metrics and the boot
+ * id: a cluster broker id is `<nodeId>.<bootId>` (cluster-link.ts, boot id 6
+ * hex digits); any other id (a SQLite hub, a PostgreSQL hub without Redis)
+ * is its own node id with no boot id.
+ */
+export function splitNodeId(id: string): { nodeId: string; bootId: string | null } {
+  const m = /^(.+)\.([0-9a-f]{6})$/.exec(id);
+  return m ? { nodeId: m[1]!, bootId: m[2]! } : { nodeId: id, bootId: null };
 }
 
 /** A node id for this process: host, pid and a random part (two processes never share one, a restart gets a new one). */
@@ -126,7 +147,7 @@ export class PgNodes {
     );
     const leases = await this.opts.leases.list();
     const nodes = r.rows.map((x): NodeView => ({
-      id: x.id, host: x.host, pid: x.pid, version: x.version, startedAt: Number(x.s), lastSeen: Number(x.l), alive: x.alive, stoppedAt: x.st === null ? null : Number(x.st),
+      id: x.id, ...splitNodeId(x.id), host: x.host, pid: x.pid, version: x.version, startedAt: Number(x.s), lastSeen: Number(x.l), alive: x.alive, stoppedAt: x.st === null ? null : Number(x.st),
       load: { connections: Number(x.load?.connections ?? 0), readingsPerS: Number(x.load?.readingsPerS ?? 0) },
       holds: leases.filter((q) => q.live && q.holder === x.id).map((q) => q.name),
     }));
@@ -142,7 +163,7 @@ export function localClusterView(a: { id: string; version: string; startedAt: nu
   const now = Date.now();
   return {
     backend: 'sqlite', self: a.id,
-    nodes: [{ id: a.id, host: hostname(), pid: process.pid, version: a.version, startedAt: a.startedAt, lastSeen: now, alive: true, stoppedAt: null, load: a.load, holds: a.singletons.filter((s) => s.held).map((s) => s.name) }],
+    nodes: [{ id: a.id, ...splitNodeId(a.id), host: hostname(), pid: process.pid, version: a.version, startedAt: a.startedAt, lastSeen: now, alive: true, stoppedAt: null, load: a.load, holds: a.singletons.filter((s) => s.held).map((s) => s.name) }],
     singletons: a.singletons.map((s) => ({ name: s.name, holder: s.held ? a.id : null, epoch: null, expiresAt: null, live: s.held })),
   };
 }

@@ -30,7 +30,7 @@ export function registerClusterRoutes(app: FastifyInstance, deps: { view: () => 
               items: {
                 type: 'object',
                 properties: {
-                  id: { type: 'string' }, host: { type: 'string' }, pid: { type: 'integer' }, version: { type: 'string' },
+                  id: { type: 'string' }, nodeId: { type: 'string' }, bootId: { type: ['string', 'null'] }, host: { type: 'string' }, pid: { type: 'integer' }, version: { type: 'string' },
                   startedAt: { type: 'integer' }, lastSeen: { type: 'integer' }, alive: { type: 'boolean', description: 'heartbeat within three intervals, not stopped' },
                   stoppedAt: { type: ['integer', 'null'] }, load: LOAD, holds: { type: 'array', items: { type: 'string' } },
                 },
