@@ -26,6 +26,7 @@ import { releaseInSlices } from '../release-in-slices.js';
 import type { AlarmQuery, BatchToCommit, CommitCounters, EventQuery, GatewayRow, HistoryBucket, PointRange, StoreLimits, QuarantinedRow, RetentionSummary, StoredAlarm, StoredEvent, StoredReading, StoreHealth, TelemetryPort } from '../port.js';
 import { ackAlarmPg, applyAlarmEventPg, listAlarmsPg } from './pg-alarms.js';
 import { commitGroup, ESCAPED_STRING, SeriesIds } from './pg-commit.js';
+import { GatewayStateBatcher, type CoalescedGatewayState, type GatewayStateChange } from '../../telemetry-commit.js';
 import { checkVersion, migrate } from './migrations.js';
 import { Partitions, type PartitionOptions } from './partitions.js';
 import { isUnavailable, PgPool, type PgConnectOptions } from './pg-pool.js';
@@ -123,6 +124,8 @@ export class PgTelemetryStore implements TelemetryPort {
   private qUsage = { rows: 0, bytes: 0 };
   private retentionTimer: NodeJS.Timeout | null = null;
   private retentionRun: Promise<(RetentionSummary & { partitions: string[] }) | null> | null = null;
+  /** Connection state and status changes, written in group commits (counters: state commits, changes, rows). */
+  readonly gatewayStates = new GatewayStateBatcher((rows) => this.writeGatewayStates(rows));
 
   constructor(private readonly deps: PgTelemetryStoreDeps) {
     this.clock = deps.clock ?? Date.now;
@@ -219,6 +222,7 @@ export class PgTelemetryStore implements TelemetryPort {
     this.retentionTimer = null;
     await this.retentionRun;
     while (this.inFlight > 0 || this.scheduled || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    await this.gatewayStates.flush();
     if (this.aheadTimer) clearInterval(this.aheadTimer);
     this.aheadTimer = null;
     const db = this.db;
@@ -249,8 +253,10 @@ export class PgTelemetryStore implements TelemetryPort {
     }
   }
 
-  /** Nothing is written behind: every commit updates `latest` and `last_seen` itself. */
-  async flushPending(): Promise<void> {}
+  /** Telemetry is not written behind (every commit updates `latest` and `last_seen` itself); waiting gateway state changes are written. */
+  async flushPending(): Promise<void> {
+    await this.gatewayStates.flush();
+  }
 
   commitBatch(batch: BatchToCommit): Promise<'stored' | 'duplicate'> {
     return new Promise((resolve, reject) => {
@@ -398,27 +404,50 @@ export class PgTelemetryStore implements TelemetryPort {
     return { ...this.qUsage };
   }
 
-  async setGatewayState(gateway: string, change: { online?: boolean; status?: GatewayStatus }): Promise<void> {
-    const now = this.clock();
-    const status = change.status ? JSON.stringify(change.status) : null;
-    if (this.deps.node !== undefined) {
-      // online: true takes the row for this node; online: false only from the node that holds it (or none).
-      await this.requireDb().query(
-        `INSERT INTO gateways(id, online, first_seen, last_seen, status, node) VALUES ($1, coalesce($2, false), $3, $3, $4, CASE WHEN $2 THEN $5 END)
-         ON CONFLICT (id) DO UPDATE SET
-           online = CASE WHEN $2 IS NULL THEN gateways.online WHEN $2 THEN true WHEN gateways.node IS NULL OR gateways.node = $5 THEN false ELSE gateways.online END,
-           node = CASE WHEN $2 IS NULL THEN gateways.node WHEN $2 THEN $5 WHEN gateways.node IS NULL OR gateways.node = $5 THEN NULL ELSE gateways.node END,
-           last_seen = greatest(gateways.last_seen, excluded.last_seen),
-           status = CASE WHEN $2 = false AND gateways.node IS NOT NULL AND gateways.node <> $5 THEN gateways.status ELSE coalesce($4, gateways.status) END`,
-        [gateway, change.online ?? null, now, status, this.deps.node],
-      );
-      return;
+  /**
+   * Records a status document or a connection change. Changes are merged per
+   * gateway and written as one transaction per turn of the event loop
+   * (group commit, {@link GatewayStateBatcher}): a connect storm is a few
+   * multi-row statements, not a commit per connect. Resolves when written.
+   */
+  setGatewayState(gateway: string, change: GatewayStateChange): Promise<void> {
+    try {
+      this.requireDb();
+    } catch (err) {
+      return Promise.reject(err);
     }
-    await this.requireDb().query(
-      `INSERT INTO gateways(id, online, first_seen, last_seen, status) VALUES ($1, coalesce($2, false), $3, $3, $4)
-       ON CONFLICT (id) DO UPDATE SET online = coalesce($2, gateways.online), last_seen = greatest(gateways.last_seen, excluded.last_seen), status = coalesce($4, gateways.status)`,
-      [gateway, change.online ?? null, now, status],
-    );
+    return this.gatewayStates.set(gateway, change, this.clock());
+  }
+
+  /** One state commit: new gateways inserted offline, then one UPDATE … FROM unnest(…) applies every change; retried on a deadlock with another hub. */
+  private async writeGatewayStates(rows: CoalescedGatewayState[]): Promise<void> {
+    const db = this.requireDb();
+    // Sorted: two hubs writing overlapping gateways insert them in the same order.
+    const sorted = [...rows].sort((a, b) => (a.gateway < b.gateway ? -1 : a.gateway > b.gateway ? 1 : 0));
+    const params: unknown[] = [sorted.map((r) => r.gateway), sorted.map((r) => r.online), sorted.map((r) => r.took), sorted.map((r) => r.at), sorted.map((r) => r.status)];
+    const from = 'unnest($1::text[], $2::boolean[], $3::boolean[], $4::bigint[], $5::text[]) AS c(id, online, took, at, status)';
+    const update = this.deps.node !== undefined
+      ? // online: true takes the row for this node; online: false only from the node that holds it (or none), or after this group took it.
+        `UPDATE gateways g SET
+           online = CASE WHEN c.online IS NULL THEN g.online WHEN c.online THEN true WHEN c.took OR g.node IS NULL OR g.node = $6 THEN false ELSE g.online END,
+           node = CASE WHEN c.online IS NULL THEN g.node WHEN c.online THEN $6 WHEN c.took OR g.node IS NULL OR g.node = $6 THEN NULL ELSE g.node END,
+           last_seen = greatest(g.last_seen, c.at),
+           status = CASE WHEN c.online = false AND NOT c.took AND g.node IS NOT NULL AND g.node <> $6 THEN g.status ELSE coalesce(c.status, g.status) END
+         FROM ${from} WHERE g.id = c.id`
+      : `UPDATE gateways g SET online = coalesce(c.online, g.online), last_seen = greatest(g.last_seen, c.at), status = coalesce(c.status, g.status)
+         FROM ${from} WHERE g.id = c.id`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await db.transaction(async (c) => {
+          await c.query(`INSERT INTO gateways(id, online, first_seen, last_seen) SELECT c.id, false, c.at, c.at FROM ${from} ORDER BY c.id ON CONFLICT (id) DO NOTHING`, params);
+          await c.query(update, this.deps.node !== undefined ? [...params, this.deps.node] : params);
+        });
+        return;
+      } catch (err) {
+        if (attempt >= 3 || !RETRYABLE.has((err as { code?: string }).code ?? '')) throw err;
+        this.deps.logger.info({ code: (err as { code?: string }).code, attempt }, 'gateway state commit met another hub\'s commit (deadlock or serialisation); retrying');
+      }
+    }
   }
 
   /**
@@ -429,6 +458,7 @@ export class PgTelemetryStore implements TelemetryPort {
    */
   async sweepConnections(liveNodes: readonly string[]): Promise<string[]> {
     if (this.deps.node === undefined) return [];
+    await this.gatewayStates.flush();
     const r = await this.requireDb().query<{ id: string }>(
       'UPDATE gateways SET online = false, node = NULL WHERE online AND node IS NOT NULL AND NOT (node = ANY($1::text[])) RETURNING id',
       [[...liveNodes, this.deps.node]],
@@ -436,7 +466,8 @@ export class PgTelemetryStore implements TelemetryPort {
     return r.rows.map((x) => x.id).sort();
   }
 
-  listGateways(): Promise<GatewayRow[]> {
+  async listGateways(): Promise<GatewayRow[]> {
+    await this.gatewayStates.flush();
     return this.read(async (db) => {
       const r = await db.query<{ id: string; online: boolean; first_seen: number; last_seen: number; status: string | null }>('SELECT * FROM gateways ORDER BY id');
       return r.rows.map((x) => ({ id: x.id, online: x.online, firstSeen: x.first_seen, lastSeen: x.last_seen, status: x.status ? (JSON.parse(x.status) as GatewayStatus) : null }));
