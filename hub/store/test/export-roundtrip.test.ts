@@ -220,6 +220,14 @@ t.test('a corrupted, truncated or newer archive is refused and nothing is import
     const pgForced = await runCli(['hub', 'import', '--store', pgStore, '--in', f, '--quiet', '--force']);
     t.match(pgForced, { code: 0, out: /audit chain verified/ }, '--force on PostgreSQL empties and imports');
   }
+  t.match(await runCli(['hub', 'export', '--data-dir', path.join(root, 'nothing-here'), '--out', path.join(root, 'x.gz')]), { code: 1, err: /no SQLite hub in .*nothing-here \(registry\.sqlite missing\)/ }, 'exporting a directory that holds no hub');
+  t.notOk(existsSync(path.join(root, 'nothing-here')), 'and nothing was created there');
+  t.match(await runCli(['hub', 'export', '--store', 'mysql://db/x', '--out', path.join(root, 'x.gz')]), { code: 1, err: /neither postgres:\/\/… nor sqlite:DIR/ }, 'a store that is not one');
+  if (!skip) {
+    const none = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${pgSchema(t)}`;
+    t.match(await runCli(['hub', 'export', '--store', none, '--out', path.join(root, 'x.gz')]), { code: 1, err: /holds no hub \(no schema version\)/ }, 'exporting a PostgreSQL schema with no hub in it');
+  }
+  t.notOk(existsSync(path.join(root, 'x.gz')) || existsSync(path.join(root, 'x.gz.partial')), 'no archive left behind by a failed export');
   t.match(await runCli(['hub', 'import', '--data-dir', dirA]), { code: 2, err: /missing --in/ }, 'usage error');
   t.match(await runCli(['hub', 'export', '--data-dir', dirA]), { code: 2, err: /missing --out/ }, 'usage error');
 });
