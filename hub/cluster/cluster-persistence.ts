@@ -132,6 +132,29 @@ export interface ClusterPersistenceOptions {
   packetTtlSeconds?: number;
 }
 
+/**
+ * The connection as the upstream persistence sees it: every command's promise
+ * gets a handler attached, and the same promise is returned, so a caller that
+ * awaits it still gets the error. Why: aedes-persistence-redis 11 issues some
+ * commands without awaiting them (`lrem`/`rpush` in putWill and delWill);
+ * while Redis is away their MaxRetriesPerRequestError or "Connection is
+ * closed" was an unhandled rejection, which ended the node process (a Redis
+ * restart under load, hub/cluster/test/cluster-load.test.ts).
+ */
+function markRejectionsHandled(redis: Redis): Redis {
+  return new Proxy(redis, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]): unknown => {
+        const r = (v as (...a: unknown[]) => unknown).apply(target, args);
+        if (r instanceof Promise) r.catch(() => undefined);
+        return r;
+      };
+    },
+  });
+}
+
 /** aedes-persistence-redis with cluster-wide per-session bounds and cross-node will clean-up. */
 export class ClusterPersistence {
   private readonly inner: RedisAsyncPersistence;
@@ -140,7 +163,7 @@ export class ClusterPersistence {
 
   constructor(private readonly opts: ClusterPersistenceOptions) {
     const ttl = opts.packetTtlSeconds ?? 7 * 86_400;
-    this.inner = new Upstream({ conn: opts.redis, packetTTL: () => ttl, maxSessionDelivery: opts.maxQueuedPerSession });
+    this.inner = new Upstream({ conn: markRejectionsHandled(opts.redis), packetTTL: () => ttl, maxSessionDelivery: opts.maxQueuedPerSession });
     opts.redis.defineCommand('iocTrimQueue', { numberOfKeys: 3, lua: TRIM });
     opts.redis.defineCommand('iocHdelIf', { numberOfKeys: 1, lua: HDEL_IF });
   }
