@@ -176,8 +176,11 @@ t.test('a loaded gateway on a node killed with SIGKILL moves to the other node: 
   const schema = pgSchema(t, 'load');
   const prefix = redisPrefix(t);
   const store = storeUrl(schema);
-  const a = await spawnNode(t, { store, redis: REDIS_URL, keyPrefix: prefix, nodeId: 'load-a', issue: 'gw-load' });
-  const b = await spawnNode(t, { store, redis: REDIS_URL, keyPrefix: prefix, nodeId: 'load-b' });
+  // Started together (the schema migration serialises on its advisory lock).
+  const [a, b] = await Promise.all([
+    spawnNode(t, { store, redis: REDIS_URL, keyPrefix: prefix, nodeId: 'load-a', issue: 'gw-load' }),
+    spawnNode(t, { store, redis: REDIS_URL, keyPrefix: prefix, nodeId: 'load-b' }),
+  ]);
   const token = a.token!;
   const db = await pgClient(t, schema);
   const gw = await loadedGateway(t, 'gw-load', [a.url, b.url], { username: a.username!, password: a.password! });
@@ -215,8 +218,10 @@ t.test('Redis restarted under load: acknowledging stops, resumes, nothing lost o
   const redis = await ownRedis(t);
   const prefix = redisPrefix(t, redis.url);
   const store = storeUrl(schema);
-  const a = await spawnNode(t, { store, redis: redis.url, keyPrefix: prefix, nodeId: 'redis-a', issue: 'gw-redis-load' });
-  const b = await spawnNode(t, { store, redis: redis.url, keyPrefix: prefix, nodeId: 'redis-b' });
+  const [a, b] = await Promise.all([
+    spawnNode(t, { store, redis: redis.url, keyPrefix: prefix, nodeId: 'redis-a', issue: 'gw-redis-load' }),
+    spawnNode(t, { store, redis: redis.url, keyPrefix: prefix, nodeId: 'redis-b' }),
+  ]);
   const token = a.token!;
   const db = await pgClient(t, schema);
   const gw = await loadedGateway(t, 'gw-redis-load', [a.url, b.url], { username: a.username!, password: a.password! });
@@ -230,7 +235,7 @@ t.test('Redis restarted under load: acknowledging stops, resumes, nothing lost o
     }, 'readiness to turn false');
     t.match(r.body.reason, /Redis at 127\.0\.0\.1:\d+ unreachable/, `readiness says why (${JSON.stringify(r.body)})`);
   }
-  await noAcksFor(t, gw, 1500, 'Redis is away');
+  await noAcksFor(t, gw, 1000, 'Redis is away');
 
   await redis.start();
   const acksBack = gw.acks;
@@ -294,7 +299,7 @@ t.test('PostgreSQL unreachable for a node under load: acknowledging stops, readi
     return x.status === 503 ? x : null;
   }, 'readiness to turn false', 30_000);
   t.match(r.body.reason, new RegExp(`PostgreSQL at ${proxy.hostPort.replace(/\./g, '\\.')}\\S* unreachable`), `readiness says why (${JSON.stringify(r.body)})`);
-  await noAcksFor(t, gw, 1500, 'PostgreSQL is unreachable');
+  await noAcksFor(t, gw, 1000, 'PostgreSQL is unreachable');
 
   proxy.restore();
   const acksBack = gw.acks;
