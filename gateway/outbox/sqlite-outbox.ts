@@ -67,6 +67,8 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
   /** Buffer overflows, signalled at most once a second with the sum: an event per append would queue events for the very disk that is behind. */
   private readonly overflow: ThrottledCount;
   private counts = { rows: 0, bytes: 0, appended: 0, dropped: 0, acked: 0 };
+  /** Readings taken from the buffer by the flush being committed: in neither `buffer` nor `counts` until it ends, but still held (stats must count them). */
+  private inFlush: Chunks | null = null;
   private oldestTs: number | null = null;
   private epochId = '';
   private readonly clock: () => number;
@@ -139,6 +141,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     while (this.flushing) await this.flushing;
     if (this.buffer.rows === 0) return;
     const taken = this.buffer.take();
+    this.inFlush = taken;
     const since = this.bufferSince;
     this.bufferSince = null;
     this.flightSince = since;
@@ -155,6 +158,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
           const n = await writeWhatFits(this.requireDb(), taken, () => this.makeRoom());
           written = sliceChunks(taken, 0, n);
           if (n < taken.texts.length) {
+            this.inFlush = null;
             this.count(written);
             this.buffer.putBack(sliceChunks(taken, n));
             this.capBuffer();
@@ -162,6 +166,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
             throw err;
           }
         }
+        this.inFlush = null;
         this.count(written);
         if (since !== null) {
           const lagMs = this.clock() - since;
@@ -173,6 +178,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       } catch (err) {
         if (!isDiskFull(err)) {
           // Keep the readings: put them back in front and let the next flush retry.
+          this.inFlush = null;
           this.buffer.putBack(taken);
           this.capBuffer();
           this.scheduleRetry();
@@ -181,6 +187,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
         this.deps.logger.error({ err, rows: taken.rows, buffered: this.buffer.rows, code }, 'outbox write failed; will retry');
         throw new IocError(code, `outbox write failed: ${(err as Error).message}`, { cause: err });
       } finally {
+        this.inFlush = null;
         this.flushing = null;
         this.flightSince = null;
         // Readings put back (write failed) are still waiting since then.
@@ -374,8 +381,8 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
 
   stats(): OutboxStats {
     return {
-      rows: this.counts.rows + this.buffer.rows,
-      bytes: this.counts.bytes + this.buffer.bytes,
+      rows: this.counts.rows + this.buffer.rows + (this.inFlush?.rows ?? 0),
+      bytes: this.counts.bytes + this.buffer.bytes + (this.inFlush?.bytes ?? 0),
       oldestTs: this.oldestTs,
       appended: this.counts.appended,
       dropped: this.counts.dropped,

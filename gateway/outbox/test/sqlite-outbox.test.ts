@@ -78,3 +78,17 @@ t.test('readings offered faster than the disk takes them: memory stays bounded, 
   const b = (await o.nextBatch(1))!;
   t.ok(JSON.parse(b.payload).readings[0].value >= 3900, 'the newest were kept');
 });
+
+t.test('stats count the readings of a flush while it is being written (a drain check must not see 0 then)', async (t) => {
+  const dir = t.testdir();
+  const o = new SqliteOutbox({ file: path.join(dir, 'outbox.sqlite'), logger: silentLogger(), limits, flushIntervalMs: 60_000 });
+  await o.start();
+  t.teardown(() => o.stop());
+  const now = Date.now();
+  o.append(Array.from({ length: 500 }, (_, i) => ({ device: 'd', point: 'p', ts: now + i, value: i, quality: 'good' as const })));
+  t.equal(o.stats().rows, 500, 'buffered');
+  const flushing = o.flush();
+  t.equal(o.stats().rows, 500, 'taken by the flush, not yet committed: still counted');
+  await flushing;
+  t.equal(o.stats().rows, 500, 'committed: counted once');
+});
