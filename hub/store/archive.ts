@@ -290,6 +290,16 @@ export class ImageAssembler {
     this.parts = [];
     return { sha256, bytes };
   }
+
+  /** Adds `image_bytes` rows and stores each completed image, refusing one whose bytes do not hash to its name. */
+  async store(rows: Row[], images: { put(bytes: Buffer): Promise<{ sha256: string }> }): Promise<void> {
+    for (const row of rows) {
+      const whole = this.add(row);
+      if (!whole) continue;
+      const put = await images.put(whole.bytes);
+      if (put.sha256 !== whole.sha256) throw new IocError('HUB_ERR_ARCHIVE', `archive: image ${whole.sha256} has bytes hashing to ${put.sha256} (corrupted)`);
+    }
+  }
 }
 
 /** An image as `image_bytes` rows of {@link IMAGE_PIECE} bytes (one row per yield: a line stays small). */

@@ -188,12 +188,7 @@ export async function openSqliteTarget(loc: SqliteLocation): Promise<ArchiveTarg
     },
     async write(table, rows) {
       if (table === 'image_bytes') {
-        for (const row of rows) {
-          const whole = assembler.add(row);
-          if (!whole) continue;
-          const put = await images.put(whole.bytes);
-          if (put.sha256 !== whole.sha256) throw new IocError('HUB_ERR_ARCHIVE', `archive: image ${whole.sha256} has bytes hashing to ${put.sha256} (corrupted)`);
-        }
+        await assembler.store(rows, images);
         return;
       }
       const spec = TABLE.get(table)!;
