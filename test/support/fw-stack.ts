@@ -90,6 +90,9 @@ export async function hubApi<T = Record<string, unknown>>(hub: Hub, method: stri
   const raw = Buffer.isBuffer(body);
   const res = await fetch(`http://127.0.0.1:${hub.httpPort}${url}`, {
     method, ...(body !== undefined ? { body: raw ? body : JSON.stringify(body), headers: { 'content-type': raw ? 'application/octet-stream' : 'application/json' } } : {}),
+  }).catch((err: Error & { cause?: Error }) => {
+    // undici says only 'fetch failed'; the cause (ECONNREFUSED, other side closed …) is what tells a failure apart.
+    throw new Error(`${method} ${url} on port ${hub.httpPort}: ${err.message}: ${err.cause?.message ?? 'no cause'}`);
   });
   return { status: res.status, body: (await res.json()) as T };
 }

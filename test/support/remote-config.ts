@@ -18,6 +18,9 @@ export async function hubApi(hub: Hub, method: string, url: string, body?: unkno
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  }).catch((err: Error & { cause?: Error }) => {
+    // undici says only 'fetch failed'; the cause (ECONNREFUSED, other side closed …) is what tells a failure apart.
+    throw new Error(`${method} ${url} on port ${hub.httpPort}: ${err.message}: ${err.cause?.message ?? 'no cause'}`);
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };

@@ -69,6 +69,8 @@ export async function openPgSource(loc: PgLocation): Promise<ArchiveSource> {
     version = await checkVersion(db);
     if (version === 0) throw new IocError('HUB_ERR_STORE_SCHEMA', `PostgreSQL schema '${db.schema}' at ${db.where} holds no hub (no schema version): check --store`);
     client = await db.pool.connect();
+    // Checked out, a client has no error listener: a dying link would be an uncaught event; the next FETCH fails instead.
+    client.on('error', () => undefined);
     // One snapshot for the whole export: the archive is consistent even if a hub still writes.
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   } catch (err) {

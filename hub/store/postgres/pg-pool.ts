@@ -157,7 +157,14 @@ export class PgPool {
       this.failed(err);
       throw err;
     }
+    // pg-pool takes its error listener off a client while it is checked out: a link that dies between two
+    // statements of the transaction would otherwise be an uncaught 'error' event and end the process.
     let broken = false;
+    const lost = (err: Error): void => {
+      broken = true;
+      this.failed(err);
+    };
+    client.on('error', lost);
     try {
       await client.query('BEGIN');
       const out = await fn(client);
@@ -169,6 +176,7 @@ export class PgPool {
       this.failed(err);
       throw err;
     } finally {
+      client.removeListener('error', lost);
       client.release(broken ? true : undefined);
     }
   }

@@ -16,6 +16,7 @@ import { waitFor } from '../../../test/support/wait.js';
 import { startHub, type Hub } from '../../index.js';
 import { tempDir } from '../../test/support.js';
 import { MIGRATIONS, PG_SCHEMA_VERSION } from '../postgres/migrations.js';
+import { PgPool } from '../postgres/pg-pool.js';
 
 const skip = await skipUnlessPostgres();
 const NOW = Date.now();
@@ -151,4 +152,28 @@ t.test('PostgreSQL unreachable: no PUBACK, not ready with the reason, API 503; a
   await gw.publishAsync('ioc/v1/gw/gw-cut/telemetry', telemetry(3), { qos: 1 });
   t.same(await hub.store.readingCounts('gw-cut'), { total: 60, distinct: 60 }, 'three batches, each once');
   t.equal((await get(hub, '/api/v1/readings/latest?gateway=gw-cut')).status, 200);
+});
+
+t.test('the link dies between two statements of a transaction: the transaction fails, the process does not', { skip }, async (t) => {
+  // pg-pool removes its error listener while a client is checked out; without ours this was an uncaught
+  // 'Connection terminated unexpectedly' that ended the hub (seen in CI under the cut above).
+  const schema = pgSchema(t);
+  const proxy = await pgProxy(t);
+  const pool = new PgPool({ url: proxy.url(schema) }, silentLogger(), 60_000);
+  t.teardown(() => pool.end());
+  const uncaught: Error[] = [];
+  const onUncaught = (err: Error): void => void uncaught.push(err);
+  process.prependListener('uncaughtException', onUncaught);
+  t.teardown(() => process.removeListener('uncaughtException', onUncaught));
+  const outcome = pool.transaction(async (c) => {
+    await c.query('SELECT 1');
+    proxy.cut(); // now, while the client is checked out and idle between statements
+    await new Promise((r) => setTimeout(r, 200));
+    await c.query('SELECT 2');
+  });
+  await t.rejects(outcome, /Connection terminated|not queryable|terminated/i, 'the transaction rejects');
+  t.same(uncaught, [], 'no uncaught exception');
+  t.equal(pool.health().ok, false, 'the pool reports the database unreachable');
+  proxy.restore();
+  t.equal(await pool.probe(), true, 'and healthy again once it is back');
 });
