@@ -57,16 +57,27 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
     // Each stream takes every line the logger's own level lets through.
     const main = opts.pretty
       ? pretty({ colorize: process.stdout.isTTY ?? false, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, sync: true })
-      : ((opts.destination as pino.DestinationStream | undefined) ?? pino.destination(1));
+      : ((opts.destination as pino.DestinationStream | undefined) ?? stdoutDestination());
     return pino(base, pino.multistream([{ level: 'trace', stream: main }, { level: 'trace', stream: opts.ring as pino.DestinationStream }]));
   }
   if (opts.pretty) {
     return pino(base, pretty({ colorize: process.stdout.isTTY ?? false, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, sync: true }));
   }
-  return opts.destination ? pino(base, opts.destination as pino.DestinationStream) : pino(base);
+  return opts.destination ? pino(base, opts.destination as pino.DestinationStream) : pino(base, stdoutDestination());
 }
 
 /** A logger that discards everything (tests that do not look at logs). */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
+}
+
+/**
+ * stdout, written synchronously. The processes log a few lines a second at
+ * info (per-message paths log at debug or are rate-limited), and a line that
+ * is written when the call returns is a line that survives a crash and keeps
+ * its order: pino's asynchronous default could put the fatal line of the
+ * process policy before earlier lines, or lose the lines still buffered.
+ */
+function stdoutDestination(): pino.DestinationStream {
+  return pino.destination({ dest: 1, sync: true });
 }

@@ -2,7 +2,8 @@
  * The process policy of both long-running processes (`hub run`, `gateway
  * run`): an `uncaughtException` or an `unhandledRejection` is a bug whose
  * state nobody can reason about, so the process logs it as `fatal` with its
- * stack through its pino logger, flushes the log synchronously, and exits
+ * stack through its pino logger, waits until the log is written (at most
+ * 2 s), and exits
  * non-zero; systemd restarts it (Restart=on-failure). Without the policy,
  * Node prints a plain-text stack on stderr (not a JSON line a log pipeline
  * reads) and, for rejections, the default depends on Node's flags.
@@ -31,12 +32,23 @@ export function installProcessPolicy(logger: Logger, opts: ProcessPolicyOptions 
     if (dying) return; // a second failure while logging the first: the first decides
     dying = true;
     const err = reason instanceof Error ? reason : new Error(`non-Error ${kind}: ${describe(reason)}`);
+    let exited = false;
+    const end = (): void => {
+      if (exited) return;
+      exited = true;
+      exit(FATAL_EXIT_CODE);
+    };
     try {
       logger.fatal({ err, kind, process: opts.name, code: 'PROCESS_FATAL' }, `${kind}: ${err.message}; exiting with code ${FATAL_EXIT_CODE} (a supervisor restarts the process)`);
-      // pino's sonic-boom destinations buffer unless sync; flush before exiting (a no-op when synchronous).
-      (logger as { flush?: () => void }).flush?.();
-    } finally {
-      exit(FATAL_EXIT_CODE);
+      // pino's default destination writes asynchronously: exit once the lines before the fatal one and the fatal one
+      // itself are written, in order. An exit right here (flushSync on exit) raced a write still in flight and put
+      // the fatal line before earlier ones. A log sink that does not drain within 2 s does not hold the exit.
+      const flush = (logger as { flush?: (cb?: (err?: Error) => void) => void }).flush;
+      if (typeof flush !== 'function') return end();
+      setTimeout(end, 2000);
+      flush.call(logger, () => end());
+    } catch {
+      end();
     }
   };
   const onException = (err: unknown): void => die('uncaughtException', err);
