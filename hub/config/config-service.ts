@@ -95,7 +95,7 @@ export class ConfigService extends EventEmitter {
     await this.deps.store.start();
     await this.sealStoredSecrets();
     this.shipped = await loadProfileDir(PROFILES_DIR);
-    this.unsubscribe = await this.deps.broker.subscribe(`${ROOT}/gw/+/config/reported`, (topic, payload) => void this.onReport(topic, payload));
+    this.unsubscribe = await this.deps.broker.subscribe(`${ROOT}/gw/+/config/reported`, (topic, payload) => void this.queueReport(topic, payload));
     // Retained messages do not survive a hub restart: publish the newest version of each gateway again.
     for (const doc of await this.deps.store.latestDocuments()) await this.publish(doc).catch(() => undefined);
   }
@@ -224,6 +224,26 @@ export class ConfigService extends EventEmitter {
       this.deps.logger.error({ err: (err as Error).message, code: (err as IocError).code, gateway: doc.gateway, version: doc.version }, 'desired configuration not published; published again at the next hub start');
       throw err;
     }
+  }
+
+  /** Reports of one gateway being handled, in arrival order. */
+  private readonly reportChains = new Map<string, Promise<void>>();
+
+  /**
+   * Reports of one gateway are stored one after the other, in the order they
+   * arrived: handled side by side, a 'confirming' report whose normalisation
+   * took longer could be stored after the 'rolled-back' that followed it, and
+   * the fleet view showed 'applying' for good (seen in CI under load).
+   */
+  private queueReport(topic: string, payload: Buffer): Promise<void> {
+    const gateway = parseTopic(topic)?.gateway ?? '';
+    const prev = this.reportChains.get(gateway) ?? Promise.resolve();
+    const next = prev.then(() => this.onReport(topic, payload));
+    this.reportChains.set(gateway, next);
+    void next.finally(() => {
+      if (this.reportChains.get(gateway) === next) this.reportChains.delete(gateway);
+    });
+    return next;
   }
 
   private async onReport(topic: string, payload: Buffer): Promise<void> {
