@@ -102,7 +102,8 @@ export class SouthboundSet {
   /** Stops every driver (first: no new readings). */
   async stopDrivers(onError: (err: unknown) => void): Promise<void> {
     this.started = false;
-    for (const d of this.drivers()) await d.stop().catch(onError);
+    // All at once: one by one, the devices not yet stopped kept queueing polls on a shared line meanwhile.
+    await Promise.all([...this.drivers()].map((d) => d.stop().catch(onError)));
   }
 
   /** Stops every line (after the drivers). */

@@ -29,6 +29,7 @@ import { openTcpLink, type ByteLink, type SerialPortFactory } from './byte-link.
 import { reasonOf, toModbusError } from './modbus-errors.js';
 import { readTable, writeFunction, writeTable, type ModbusClient } from './modbus-ops.js';
 import type { ModbusRequestOptions, ModbusTransport, WritableTable, WriteMode } from './modbus-transport.js';
+import { cancelledRequest, cancelWhenAborted } from './modbus-transport.js';
 import { RtuPort, type RtuLineStats } from './rtu-port.js';
 
 const ModbusRTU = mb.default;
@@ -152,9 +153,12 @@ export class ModbusRtuTransport implements ModbusTransport {
 
   /** Queues one request (with its retries) for the line. */
   private enqueue<T>(what: Record<string, unknown> & { unitId: number }, wireBytes: number, opts: ModbusRequestOptions, retries: number, fn: (c: ModbusClient) => Promise<T>): Promise<T> {
+    if (opts.signal?.aborted) return Promise.reject(cancelledRequest(this.id));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({
+      let detach = (): void => undefined;
+      const job = {
         run: async () => {
+          detach();
           if (this.stopped) return reject(new IocError('GW_ERR_MODBUS_IO', `bus ${this.id} is stopped`, { context: { bus: this.id } }));
           for (let attempt = 0; ; attempt++) {
             try {
@@ -166,7 +170,9 @@ export class ModbusRtuTransport implements ModbusTransport {
             }
           }
         },
-      });
+      };
+      detach = cancelWhenAborted(this.queue, job, opts.signal, this.id, reject);
+      this.queue.push(job);
       this.pump();
     });
   }

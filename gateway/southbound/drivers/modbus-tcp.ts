@@ -23,6 +23,7 @@ import type { ModbusTcpBusConfig } from '../../config.js';
 import { reasonOf, toModbusError } from './modbus-errors.js';
 import { encodeReadAdu, encodeWriteAdu, MBAP_LENGTH, parseResponsePdu, readFunction, writeFunction } from './modbus-pdu.js';
 import type { ModbusRequestOptions, ModbusTransport, WritableTable, WriteMode } from './modbus-transport.js';
+import { cancelledRequest, cancelWhenAborted } from './modbus-transport.js';
 
 /** Dependencies of {@link ModbusTcpTransport}. */
 export interface ModbusTcpDeps {
@@ -117,8 +118,19 @@ export class ModbusTcpTransport implements ModbusTransport {
   private enqueue(unitId: number, table: ModbusTable, fc: number, address: number, count: number, values: Transaction['values'], opts: ModbusRequestOptions): Promise<number[] | boolean[]> {
     if (this.stopped) return Promise.reject(new IocError('GW_ERR_MODBUS_IO', `bus ${this.id} is stopped`));
     const timeoutMs = opts.timeoutMs ?? this.deps.config.timeoutMs;
+    if (opts.signal?.aborted) return Promise.reject(cancelledRequest(this.id));
     return new Promise((resolve, reject) => {
-      this.queue.push({ unitId, table, fc, address, count, values, timeoutMs, resolve, reject });
+      const tx: Transaction = { unitId, table, fc, address, count, values, timeoutMs, resolve, reject };
+      const detach = cancelWhenAborted(this.queue, tx, opts.signal, this.id, reject);
+      tx.resolve = (data) => {
+        detach();
+        resolve(data);
+      };
+      tx.reject = (err) => {
+        detach();
+        reject(err);
+      };
+      this.queue.push(tx);
       this.next();
     });
   }

@@ -4,6 +4,7 @@
  * transport (serial line, RTU over TCP), each with its own scheduling rules.
  */
 import type { ModbusTable } from '../../../device-profiles/index.js';
+import { IocError } from '../../../contract/index.js';
 
 /** Per-request overrides (a device's own timeout and retries on a shared bus). */
 export interface ModbusRequestOptions {
@@ -11,6 +12,35 @@ export interface ModbusRequestOptions {
   timeoutMs?: number;
   /** Extra attempts after a timeout or a garbled answer; default the bus's. */
   retries?: number;
+  /**
+   * Aborted: a request still waiting in the bus queue leaves it at once,
+   * rejected with GW_ERR_MODBUS_IO (cancelled) (the one on the wire finishes). A device
+   * that stops aborts its own, so stopping does not wait for every request
+   * queued behind a silent device on a shared line.
+   */
+  signal?: AbortSignal;
+}
+
+/** The error of a request that left the bus queue because its signal was aborted. */
+export function cancelledRequest(bus: string): IocError {
+  return new IocError('GW_ERR_MODBUS_IO', `request cancelled before it reached bus ${bus}: the device stopped`, { context: { bus } });
+}
+
+/**
+ * Takes `item` out of `queue` when `signal` aborts (before it runs), and calls
+ * `reject` with {@link cancelledRequest}. Returns the detach function, to call
+ * once the item runs.
+ */
+export function cancelWhenAborted<T>(queue: T[], item: T, signal: AbortSignal | undefined, bus: string, reject: (err: unknown) => void): () => void {
+  if (!signal) return () => undefined;
+  const onAbort = (): void => {
+    const i = queue.indexOf(item);
+    if (i < 0) return; // already running: it finishes
+    queue.splice(i, 1);
+    reject(cancelledRequest(bus));
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
 }
 
 /** The writable tables: coils (FC 5/15) and holding registers (FC 6/16). */

@@ -8,6 +8,7 @@
  * cannot be made to do on cue.
  */
 import t from 'tap';
+import net from 'node:net';
 import path from 'node:path';
 import type { Reading } from '../../../contract/index.js';
 import { loadProfileFile, PROFILES_DIR, type ModbusProfile } from '../../../device-profiles/index.js';
@@ -15,6 +16,7 @@ import { silentLogger } from '../../../lib/index.js';
 import type { DeviceConfig } from '../../config.js';
 import { DevicePoller } from '../device-poller.js';
 import type { ModbusTransport } from '../drivers/modbus-transport.js';
+import { ModbusTcpTransport } from '../drivers/modbus-tcp.js';
 
 t.test('stop waits for the poll in flight, and its readings come before stop returns', async (t) => {
   const profile = (await loadProfileFile(path.join(PROFILES_DIR, 'eastron-sdm120.json'))) as ModbusProfile;
@@ -48,4 +50,33 @@ t.test('stop waits for the poll in flight, and its readings come before stop ret
   const n = delivered.length;
   await new Promise((r) => setTimeout(r, 150));
   t.equal(delivered.length, n, 'nothing is delivered after stop');
+});
+
+t.test('five silent devices on one Modbus TCP line stop at once: their queued requests are cancelled, none reaches the wire after stop, no device is reported down by the stop', async (t) => {
+  // A peer that takes Modbus TCP requests and never answers (a line whose devices all went quiet), counting each request.
+  let requests = 0;
+  const server = net.createServer((s) => {
+    s.on('data', (b: Buffer) => void (requests += Math.floor(b.length / 12)));
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as net.AddressInfo).port;
+  const profile = (await loadProfileFile(path.join(PROFILES_DIR, 'eastron-sdm120.json'))) as ModbusProfile;
+  const transport = new ModbusTcpTransport({ config: { id: 'lan', type: 'modbus-tcp', host: '127.0.0.1', port, timeoutMs: 1500, retries: 0, reconnectMinMs: 50, reconnectMaxMs: 200 }, logger: silentLogger() });
+  await transport.start();
+  t.teardown(() => transport.stop());
+  const events: string[] = [];
+  const pollers = Array.from({ length: 5 }, (_, i) => new DevicePoller({
+    device: { id: `m${i + 1}`, bus: 'lan', unitId: i + 1, profile: 'eastron-sdm120', pollIntervalMs: 100 } as DeviceConfig,
+    profile, transport, logger: silentLogger(), onReadings: () => undefined, onEvent: (e) => void events.push(`${e.type} ${e.device ?? ''}`),
+  }));
+  for (const p of pollers) await p.start();
+  while (requests === 0) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(requests, 1, 'one request on the wire, the other devices queued behind it');
+  const before = events.length;
+  await Promise.all(pollers.map((p) => p.stop()));
+  t.equal(requests, 1, 'no queued request reached the wire after stop: cancelled, not sent and waited out');
+  t.same(events.slice(before), [], 'stopping reports no device down');
 });
