@@ -3,7 +3,7 @@
  * (each read serves the next integer, with its time), a hub and a gateway,
  * one of which is a child process that gets killed. Every scenario ends by
  * silencing the devices, letting the gateway drain, and comparing what the
- * devices served with what the hub stored. Used by `test/fault.test.ts`
+ * devices served with what the hub stored. Used by `test/fault-hub.test.ts` and `test/fault-gateway.test.ts`
  * (short runs) and `scripts/fault/run.ts` (long runs).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
