@@ -173,8 +173,10 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
   });
   const southbound = new SouthboundSet({ logger, onReadings, onEvent, pacer, ...(opts.serialPortFactory ? { serialPortFactory: opts.serialPortFactory } : {}) });
   await southbound.build(config, currentProfiles);
-  const lines = southbound.lines();
-  const pollers = southbound.drivers();
+  // The lines and drivers are started as two services of their own: what the set holds when each starts (a
+  // retained configuration applied by the agent before the drivers start may already have replaced some).
+  const southboundLines = { start: () => southbound.startLines(), stop: () => southbound.stopLines((err: unknown) => logger.error({ err }, 'stop failed')) };
+  const southboundDrivers = { start: () => southbound.startDrivers(), stop: () => southbound.stopDrivers((err: unknown) => logger.error({ err }, 'stop failed')) };
   const devices = (): Record<string, DeviceHealth> => Object.fromEntries(southbound.drivers().map((p) => [p.id, p.health]));
 
   // Credential from config, from the file provisioning left, or by provisioning now with a claim (hub-login.ts).
@@ -294,7 +296,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     if (!driver.write) throw new IocError('GW_ERR_WRITE_REFUSED', `device '${deviceId}' has no writable points (its protocol is read-only)`, { context: { device: deviceId, point } });
     await driver.write(point, value);
   };
-  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, gate, alarms, ...lines, uplink, ...(sparkplug ? [sparkplug] : []), configAgent, commands, firmwareAgent, pacer, ...pollers, ...(http ? [http] : [])];
+  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, gate, alarms, southboundLines, uplink, ...(sparkplug ? [sparkplug] : []), configAgent, commands, firmwareAgent, pacer, southboundDrivers, ...(http ? [http] : [])];
   const started: typeof services = [];
   try {
     for (const s of services) {
@@ -306,9 +308,8 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     throw err;
   }
   running = true;
-  southbound.markStarted();
   // Every configured bus counts: a serial-line bus has no line service of its own (its device opens the port).
-  logger.info({ configVersion: boot.running.version, devices: pollers.length, buses: config.buses.length, hub: config.hub.url }, 'gateway started');
+  logger.info({ configVersion: boot.running.version, devices: southbound.drivers().length, buses: config.buses.length, hub: config.hub.url }, 'gateway started');
   let stopping: Promise<void> | null = null;
   return {
     get config() {

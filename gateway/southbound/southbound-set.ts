@@ -61,7 +61,16 @@ export class SouthboundSet {
   private groups = new Map<string, Group>();
   private config: GatewayConfig | null = null;
   private profiles: ReadonlyMap<string, DeviceProfile> = new Map();
-  private started = false;
+  /**
+   * What is running: nothing yet ('built'), the lines ('lines'), lines and
+   * drivers ('running'), or on the way down ('stopping': nothing starts any
+   * more). A change applied before the start (the configuration agent starts
+   * before the drivers and may apply a retained document at once) starts
+   * only what the phase has reached; the start phases start what the set
+   * holds at that moment, never a list taken earlier, so no replaced driver
+   * is ever started and left running.
+   */
+  private phase: 'built' | 'lines' | 'running' | 'stopping' = 'built';
   private lock: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: SouthboundSetDeps) {}
@@ -94,21 +103,51 @@ export class SouthboundSet {
     this.profiles = profiles;
   }
 
-  /** Call once the lines and drivers of the first build are started: later changes start their replacements themselves. */
-  markStarted(): void {
-    this.started = true;
+  /** Starts the lines the set holds now (before the uplink); a change from then on starts the lines it builds. */
+  startLines(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.phase !== 'built') return;
+      await startAll(this.lines());
+      this.phase = 'lines';
+    });
   }
 
-  /** Stops every driver (first: no new readings). */
-  async stopDrivers(onError: (err: unknown) => void): Promise<void> {
-    this.started = false;
+  /** Starts the drivers the set holds now (last); a change from then on starts its replacements itself. */
+  startDrivers(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.phase !== 'lines') return;
+      await startAll(this.drivers());
+      this.phase = 'running';
+    });
+  }
+
+  /**
+   * Stops every driver (first: no new readings). Nothing starts after this
+   * call, and a change in progress finishes before the stop, so whatever it
+   * started is stopped too.
+   */
+  stopDrivers(onError: (err: unknown) => void): Promise<void> {
+    this.phase = 'stopping';
     // All at once: one by one, the devices not yet stopped kept queueing polls on a shared line meanwhile.
-    await Promise.all([...this.drivers()].map((d) => d.stop().catch(onError)));
+    return this.exclusive(async () => {
+      await Promise.all(this.drivers().map((d) => d.stop().catch(onError)));
+    });
   }
 
   /** Stops every line (after the drivers). */
-  async stopLines(onError: (err: unknown) => void): Promise<void> {
-    for (const l of this.lines()) await l.stop().catch(onError);
+  stopLines(onError: (err: unknown) => void): Promise<void> {
+    this.phase = 'stopping';
+    return this.exclusive(async () => {
+      for (const l of this.lines()) await l.stop().catch(onError);
+    });
+  }
+
+  private get linesStarted(): boolean {
+    return this.phase === 'lines' || this.phase === 'running';
+  }
+
+  private get driversStarted(): boolean {
+    return this.phase === 'running';
   }
 
   private async buildGroup(config: GatewayConfig, bus: BusConfig, profiles: ReadonlyMap<string, DeviceProfile>): Promise<Group> {
@@ -213,8 +252,8 @@ export class SouthboundSet {
         ...[...newDrivers.values()].flatMap((per) => [...per.keys()]),
       ].filter((v, i, a) => a.indexOf(v) === i),
     };
-    if (!this.started) return change;
-    for (const g of rebuilt.values()) for (const l of g.lines) await l.start();
+    if (this.linesStarted) for (const g of rebuilt.values()) for (const l of g.lines) await l.start();
+    if (!this.driversStarted) return change;
     for (const g of rebuilt.values()) for (const d of g.drivers.values()) await d.start();
     for (const per of newDrivers.values()) for (const d of per.values()) if (d) await d.start();
     return change;
@@ -237,7 +276,7 @@ export class SouthboundSet {
         const fresh = this.modbusDriver(d, this.profiles.get(d.profile) as ModbusProfile, g.lines[0] as unknown as ModbusTransport);
         await old.stop();
         g.drivers.set(d.id, fresh);
-        if (this.started) await fresh.start();
+        if (this.driversStarted) await fresh.start();
         return [d.id];
       }
       return this.restartNow({ bus: g.bus.id });
@@ -248,10 +287,8 @@ export class SouthboundSet {
     for (const d of g.drivers.values()) await d.stop();
     for (const l of g.lines) await l.stop();
     this.groups.set(g.bus.id, fresh);
-    if (this.started) {
-      for (const l of fresh.lines) await l.start();
-      for (const d of fresh.drivers.values()) await d.start();
-    }
+    if (this.linesStarted) for (const l of fresh.lines) await l.start();
+    if (this.driversStarted) for (const d of fresh.drivers.values()) await d.start();
     return [...fresh.drivers.keys()];
   }
 
@@ -296,5 +333,19 @@ export class SouthboundSet {
       const detail = isIocError(err) ? err.message : `cannot open serial port ${b.path}: ${(err as Error).message}`;
       throw new IocError('GW_ERR_SERIAL_OPEN', `bus '${b.id}': ${detail.replace(/ \(GW_ERR_[A-Z_]+\)$/, '')}`, { cause: err, context: { bus: b.id, path: b.path } });
     }
+  }
+}
+
+/** Starts each in order; when one fails, stops those it started and throws its error. */
+async function startAll(services: ReadonlyArray<{ start(): Promise<void>; stop(): Promise<void> }>): Promise<void> {
+  const started: Array<{ stop(): Promise<void> }> = [];
+  try {
+    for (const x of services) {
+      await x.start();
+      started.push(x);
+    }
+  } catch (err) {
+    for (const x of started.reverse()) await x.stop().catch(() => undefined);
+    throw err;
   }
 }

@@ -5,6 +5,7 @@
  * child processes) on stderr, then ends the process with exit code 1 so that
  * the file fails at once with the culprit named instead of at tap's timeout.
  */
+import { createHook } from 'node:async_hooks';
 import type { Test } from 'tap';
 
 /** Describes the handles that keep the event loop alive. */
@@ -25,9 +26,20 @@ export function activeHandles(): string[] {
  * still alive `afterMs` later names its handles and exits 1.
  */
 export function failIfLingering(t: Test, afterMs = 10_000): void {
+  // Timers are not among the handles Node lists: keep each one (with where it was set) until it is destroyed.
+  const timers = new Map<number, { timer: object; where: string }>();
+  const hook = createHook({
+    init(id, type, _trigger, resource) {
+      if (type === 'Timeout') timers.set(id, { timer: resource, where: (new Error().stack ?? '').split('\n').slice(1).filter((l) => !/node:(internal|timers)|lingering\.ts/.test(l)).slice(0, 6).join('\n      ') });
+    },
+    destroy(id) { timers.delete(id); },
+  }).enable();
   t.teardown(() => {
     const timer = setTimeout(() => {
-      process.stderr.write(`test process still alive ${afterMs} ms after its last test; active: ${JSON.stringify(process.getActiveResourcesInfo())}; handles:\n  ${activeHandles().join('\n  ')}\n`);
+      hook.disable();
+      const live = [...timers.values()].filter(({ timer: x }) => x !== timer && (x as { hasRef?(): boolean }).hasRef?.() && !(x as { _destroyed?: boolean })._destroyed)
+        .map(({ timer: x, where }) => `Timeout ${(x as { _idleTimeout?: number })._idleTimeout} ms${(x as { _repeat?: number | null })._repeat ? ' (interval)' : ''}, set at\n      ${where}`);
+      process.stderr.write(`test process still alive ${afterMs} ms after its last test; active: ${JSON.stringify(process.getActiveResourcesInfo())}; handles:\n  ${[...activeHandles(), ...live].join('\n  ')}\n`);
       process.exit(1);
     }, afterMs);
     timer.unref();
