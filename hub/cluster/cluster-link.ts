@@ -75,6 +75,27 @@ export class ClusterLink {
   private lastError = '';
   /** Remote connections: client id → broker id, from the bus and the Redis hash. */
   private readonly remote = new Map<string, string>();
+  /**
+   * When each other node was last heard on the bus besides Aedes' heartbeats:
+   * its birth (Aedes announces it at start, before the node listens) and its
+   * clients' connections. Aedes records a node only at its first heartbeat,
+   * one heartbeat period after its start (15 s by default), and the gateways
+   * that connected to a node that young were swept offline by the other
+   * nodes (cluster-mqtt takeover test, seen in CI), and Aedes itself
+   * published the wills of their clients (its will sweep, every four
+   * heartbeats, takes a node it has no heartbeat of for dead): so a node
+   * heard is also recorded in Aedes' own table ({@link noteHeard}).
+   */
+  private readonly heard = new Map<string, number>();
+
+  /** Records that another node was heard now, here and in Aedes' table of nodes (its will sweep reads it). */
+  private noteHeard(brokerId: string): void {
+    if (brokerId === this.brokerId) return;
+    const now = Date.now();
+    this.heard.set(brokerId, now);
+    const table = (this.aedes as unknown as { brokers?: Record<string, number> } | null)?.brokers;
+    if (table && (table[brokerId] ?? 0) < now) table[brokerId] = now;
+  }
   /** Local clients whose connection a newer one on another node took over. */
   private readonly takenOver = new WeakSet<Client>();
   private closeLocal: (clientId: string) => boolean = () => false;
@@ -146,10 +167,15 @@ export class ClusterLink {
     this.bus = new MQEmitterRedisPrefix(`${s.keyPrefix}mq/`, { pubConn: this.pub, subConn: this.sub, matchEmptyLevels: true, concurrency: 100 });
     this.bus.state.on('error', () => undefined); // logged by the connections' own handlers
     // Registered before Aedes' own listener: the old connection is marked before Aedes closes it.
+    this.bus.on('$SYS/+/birth', (packet, done) => {
+      this.noteHeard(packet.topic.split('/')[1]!);
+      done();
+    });
     this.bus.on('$SYS/+/new/clients', (packet, done) => {
       const from = packet.topic.split('/')[1]!;
       const id = String(packet.payload);
       if (from !== this.brokerId) {
+        this.noteHeard(from);
         this.remote.set(id, from);
         const c = (this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients?.[id];
         if (c) this.takenOver.add(c);
@@ -209,7 +235,7 @@ export class ClusterLink {
   connectedElsewhere(clientId: string): boolean {
     const b = this.remote.get(clientId);
     if (!b || b === this.brokerId) return false;
-    const seen = (this.aedes?.brokers as Record<string, number> | undefined)?.[b];
+    const seen = this.lastHeard(b);
     const window = 3 * this.heartbeatMs;
     if (seen !== undefined) return seen + window >= Date.now();
     // Not heard yet: trust the record only while this node is too young to have heard every heartbeat.
@@ -225,7 +251,18 @@ export class ClusterLink {
     const window = 3 * this.heartbeatMs;
     if (now - this.startedAt < window) return null;
     const brokers = (this.aedes as unknown as { brokers?: Record<string, number> } | null)?.brokers ?? {};
-    return [this.brokerId, ...Object.entries(brokers).filter(([id, seen]) => id !== this.brokerId && seen + window >= now).map(([id]) => id)];
+    for (const [id, at] of this.heard) if (at + 100 * window < now) this.heard.delete(id); // nodes long gone
+    const ids = new Set([...Object.keys(brokers), ...this.heard.keys()]);
+    ids.delete(this.brokerId);
+    return [this.brokerId, ...[...ids].filter((id) => (this.lastHeard(id) ?? 0) + window >= now)];
+  }
+
+  /** When another node was last heard: its heartbeat (Aedes), its birth or a client connecting to it. */
+  private lastHeard(brokerId: string): number | undefined {
+    const beat = (this.aedes as unknown as { brokers?: Record<string, number> } | null)?.brokers?.[brokerId];
+    const other = this.heard.get(brokerId);
+    if (beat === undefined) return other;
+    return other === undefined ? beat : Math.max(beat, other);
   }
 
   /** Asks every other node to close the connection of this client id (the broker closes its own). */

@@ -13,6 +13,7 @@ import { waitFor } from '../../../test/support/wait.js';
 import { runCli } from '../../../test/support/cli.js';
 import { startHub } from '../../index.js';
 import { TEST_SCRYPT, tempDir } from '../../test/support.js';
+import type { PgTelemetryStore } from '../../store/postgres/pg-telemetry-store.js';
 import { resolveCluster } from '../cluster-options.js';
 import { api, clusterNode, gatewayClient, online, telemetry } from './cluster-support.js';
 import { Redis } from 'ioredis';
@@ -121,6 +122,26 @@ t.test('a gateway connecting to B takes over its session on A: the old connectio
   t.notOk(statuses.includes('offline'), `the old connection's will was not published (${statuses.join(',')})`);
   const row = (await b.store.listGateways()).find((g) => g.id === 'gw-move');
   t.equal(row?.status?.state, 'online');
+});
+
+t.test('a node just started counts as alive before its first heartbeat: the other nodes neither sweep its gateways offline nor take it for dead', { skip }, async (t) => {
+  // Aedes records a node at its first heartbeat, one period after its start; until then the other nodes took it for
+  // dead: their connection sweep marked its gateways offline, and Aedes' will sweep would publish their wills (seen
+  // in CI as the takeover test's gateway going offline). B's first heartbeat here is a minute away.
+  const schema = pgSchema(t);
+  const prefix = redisPrefix(t);
+  const a = await clusterNode(t, schema, prefix, { cluster: { redis: REDIS_URL, keyPrefix: prefix, heartbeatMs: 1000 } });
+  await waitFor(() => a.cluster!.liveBrokers() !== null, 'A old enough to judge other nodes', 10_000);
+  const b = await clusterNode(t, schema, prefix, { cluster: { redis: REDIS_URL, keyPrefix: prefix, heartbeatMs: 60_000 } });
+  const bId = b.cluster!.brokerId;
+  await waitFor(() => a.cluster!.liveBrokers()!.includes(bId), "A counts B as alive from its birth, before any heartbeat of B's", 5000);
+  t.ok((a.broker.instance as unknown as { brokers: Record<string, number> }).brokers[bId], "and so does A's Aedes (its will sweep reads that table)");
+  await gatewayClient(t, b.mqttPort, 'gw-young');
+  await waitFor(async () => (await online(b, 'gw-young')) === true, 'online on B');
+  const live = a.cluster!.liveBrokers()!;
+  t.ok(live.includes(bId), 'B is alive for A after its gateway connected');
+  t.same(await (a.store as PgTelemetryStore).sweepConnections(live), [], "A's sweep marks nothing offline");
+  t.equal(await online(a, 'gw-young'), true, 'the gateway stays online');
 });
 
 t.test('revoking on node B closes the connection on node A at once', { skip }, async (t) => {
