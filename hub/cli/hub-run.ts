@@ -191,8 +191,27 @@ export const hubRun: Command = {
     const tls = v['tls-cert'] ? { certFile: v['tls-cert'], keyFile: v['tls-key']! } : undefined;
     let hub;
     let uninstallPolicy = (): void => undefined;
+    // A stop asked while the hub starts (systemd stopping a unit still starting, Ctrl-C) is kept and carried out once
+    // the start is over, so the store is closed cleanly; a second one ends the process at once.
+    let stopAsked: string | null = null;
+    let log: ReturnType<typeof createLogger> | null = null;
+    const early = (signal: NodeJS.Signals): void => {
+      if (stopAsked) {
+        log?.warn({ signal }, 'second stop asked while the hub starts: exiting now');
+        process.exit(130);
+      }
+      stopAsked = signal;
+      log?.info({ signal }, 'stop asked while the hub starts: it stops once started');
+    };
+    process.on('SIGINT', early);
+    process.on('SIGTERM', early);
+    const removeEarly = (): void => {
+      process.off('SIGINT', early);
+      process.off('SIGTERM', early);
+    };
     try {
       const logger = createLogger({ level: v['log-level'] ?? 'info', pretty: v.pretty ?? false, destination: io.out });
+      log = logger;
       // An uncaught exception or unhandled rejection: fatal JSON line with the stack, exit 70 (lib/process-policy.ts).
       uninstallPolicy = installProcessPolicy(logger, { name: 'hub' });
       // Everything the hub creates is private to its user (issue 13; the systemd unit sets UMask=0077 too).
@@ -211,6 +230,7 @@ export const hubRun: Command = {
       });
       logger.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, tls: hub.tls, fwTrustedKeys: fwKeys.length, ...(hub.cluster ? { node: hub.cluster.nodeId, broker: hub.cluster.brokerId } : {}) }, 'hub running');
     } catch (e) {
+      removeEarly();
       uninstallPolicy();
       io.err.write(`ioc-edge: hub not started: ${redact(isIocError(e) ? e.message : (e as Error).message)}\n`);
       return 1;
@@ -220,10 +240,15 @@ export const hubRun: Command = {
       const stop = (): void => {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
-        void h.stop().then(resolve);
+        void h.stop().then(() => {
+          log?.info('hub stopped');
+          resolve();
+        });
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      removeEarly();
+      if (stopAsked) stop();
     });
     uninstallPolicy();
     return 0;

@@ -7,6 +7,7 @@
  * before it starts.
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
@@ -15,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { buildManifest, generateSigningKey, signManifest } from '../../firmware-bridge/index.js';
 import { runCli } from '../../test/support/cli.js';
+import { pgSchema, PG_URL, skipUnlessPostgres } from '../../test/support/postgres.js';
 import { tempDir } from './support.js';
 
 const BIN = fileURLToPath(new URL('../../bin/ioc-edge.js', import.meta.url));
@@ -102,4 +104,49 @@ t.test('the systemd unit keeps the data directory private', async (t) => {
   const unit = readFileSync(fileURLToPath(new URL('../../docs/systemd/ioc-edge-hub.service', import.meta.url)), 'utf8');
   t.match(unit, /^UMask=0077$/m);
   t.match(unit, /^StateDirectoryMode=0700$/m);
+});
+
+t.test('a stop asked while the hub starts is carried out once it has started: the store closes cleanly, exit 0', { skip: await skipUnlessPostgres() }, async (t) => {
+  // PostgreSQL behind a proxy that holds every new connection 1.5 s: the start takes that long at least, so the
+  // SIGTERM sent at the first log line lands in the middle of it. Before, it killed the process there.
+  const upstream = new URL(PG_URL);
+  const proxy = net.createServer((c) => {
+    c.on('error', () => undefined);
+    c.pause();
+    setTimeout(() => {
+      const u = net.connect(Number(upstream.port || 5432), upstream.hostname);
+      u.on('error', () => c.destroy());
+      c.on('close', () => u.destroy());
+      u.on('close', () => c.destroy());
+      c.pipe(u).pipe(c);
+      c.resume();
+    }, 1500);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => proxy.close(() => r())));
+  const port = (proxy.address() as net.AddressInfo).port;
+  const store = `postgres://${upstream.username || 'postgres'}@127.0.0.1:${port}${upstream.pathname}?schema=${pgSchema(t)}`;
+  const proc = spawn(process.execPath, [BIN, 'hub', 'run', '--data-dir', tempDir(t, 'ioc-edge-hubrun-'), '--mqtt-port', '0', '--http-port', '0', '--store', store], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  const exited = once(proc, 'exit');
+  let out = '';
+  let signalled = false;
+  proc.stdout!.on('data', (b: Buffer) => {
+    out += b.toString();
+    if (!signalled && out.includes('hub store chosen')) {
+      signalled = true;
+      proc.kill('SIGTERM');
+    }
+  });
+  let err = '';
+  proc.stderr!.on('data', (b: Buffer) => void (err += b.toString()));
+  const [code, signal] = await exited;
+  t.ok(signalled, 'SIGTERM sent while the hub was starting');
+  t.equal(signal, null, 'not killed by the signal');
+  t.equal(code, 0, `exit 0 ${err}`);
+  const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string });
+  const order = lines.map((l) => l.msg).filter((m) => /stop asked|hub running|hub stopped/.test(m));
+  t.same(order, ['stop asked while the hub starts: it stops once started', 'hub running', 'hub stopped'], 'asked, started, then stopped');
 });
