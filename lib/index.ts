@@ -9,4 +9,5 @@ export * from './logger-routing.js';
 export * from './log-ring.js';
 export * from './process-policy.js';
 export * from './sqlite-db.js';
+export * from './stop-signals.js';
 export type { Command, CommandIo } from './cli-command.js';

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { isIocError } from '../../contract/index.js';
-import { createLogger, installProcessPolicy, LogRing, routeConsole, routeDebugPrinters, type Logger } from '../../lib/index.js';
+import { createLogger, installProcessPolicy, LogRing, routeConsole, routeDebugPrinters, StopSignals, type Logger } from '../../lib/index.js';
 import { loadGatewayConfig } from '../config.js';
 import { loadProfiles, startGateway } from '../gateway.js';
 import type { Command } from './command.js';
@@ -37,6 +37,9 @@ export const run: Command = {
     }
     let gateway;
     let uninstallPolicy = (): void => undefined;
+    // From here on a SIGTERM/SIGINT stops the gateway cleanly, also one that comes while it starts (lib/stop-signals.ts).
+    let log: ReturnType<typeof createLogger> | null = null;
+    const signals = new StopSignals('gateway', () => log);
     try {
       const first = await loadGatewayConfig(values.config);
       const profiles = await loadProfiles(first.profileDirs ?? []);
@@ -44,6 +47,7 @@ export const run: Command = {
       // The last log lines stay in memory for the remote 'logs' command.
       const logRing = new LogRing({ capacity: 2000 });
       const logger = createLogger({ level: values['log-level'] ?? 'info', pretty: values.pretty ?? false, destination: out, ring: logRing });
+      log = logger;
       // An uncaught exception or unhandled rejection: fatal JSON line with the stack, exit 70 (lib/process-policy.ts).
       uninstallPolicy = installProcessPolicy(logger, { name: 'gateway' });
       // Every stdout line is one JSON object: libraries' console output and node-opcua's printers go through the logger.
@@ -56,20 +60,13 @@ export const run: Command = {
       if (config.buses.some((b) => b.type === 'opcua')) await routeOpcuaPrinters(logger);
       gateway = await startGateway({ config, source: values.config, logger, profiles, logRing });
     } catch (e) {
+      signals.dispose();
       uninstallPolicy();
       err.write(`ioc-edge: gateway not started: ${isIocError(e) ? e.message : String(e)}\n`);
       return 1;
     }
-    const g = gateway;
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        void g.stop().then(resolve);
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    await signals.wait();
+    await gateway.stop();
     uninstallPolicy();
     return 0;
   },

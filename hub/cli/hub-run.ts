@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { IocError, isIocError } from '../../contract/index.js';
-import { createLogger, installProcessPolicy } from '../../lib/index.js';
+import { createLogger, installProcessPolicy, StopSignals } from '../../lib/index.js';
 import { startHub } from '../hub.js';
 import type { Command } from './command.js';
 import { parse, parseDuration } from './parse.js';
@@ -191,24 +191,9 @@ export const hubRun: Command = {
     const tls = v['tls-cert'] ? { certFile: v['tls-cert'], keyFile: v['tls-key']! } : undefined;
     let hub;
     let uninstallPolicy = (): void => undefined;
-    // A stop asked while the hub starts (systemd stopping a unit still starting, Ctrl-C) is kept and carried out once
-    // the start is over, so the store is closed cleanly; a second one ends the process at once.
-    let stopAsked: string | null = null;
+    // From here on a SIGTERM/SIGINT stops the hub cleanly, also one that comes while it starts (lib/stop-signals.ts).
     let log: ReturnType<typeof createLogger> | null = null;
-    const early = (signal: NodeJS.Signals): void => {
-      if (stopAsked) {
-        log?.warn({ signal }, 'second stop asked while the hub starts: exiting now');
-        process.exit(130);
-      }
-      stopAsked = signal;
-      log?.info({ signal }, 'stop asked while the hub starts: it stops once started');
-    };
-    process.on('SIGINT', early);
-    process.on('SIGTERM', early);
-    const removeEarly = (): void => {
-      process.off('SIGINT', early);
-      process.off('SIGTERM', early);
-    };
+    const signals = new StopSignals('hub', () => log);
     try {
       const logger = createLogger({ level: v['log-level'] ?? 'info', pretty: v.pretty ?? false, destination: io.out });
       log = logger;
@@ -230,26 +215,14 @@ export const hubRun: Command = {
       });
       logger.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, tls: hub.tls, fwTrustedKeys: fwKeys.length, ...(hub.cluster ? { node: hub.cluster.nodeId, broker: hub.cluster.brokerId } : {}) }, 'hub running');
     } catch (e) {
-      removeEarly();
+      signals.dispose();
       uninstallPolicy();
       io.err.write(`ioc-edge: hub not started: ${redact(isIocError(e) ? e.message : (e as Error).message)}\n`);
       return 1;
     }
-    const h = hub;
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        void h.stop().then(() => {
-          log?.info('hub stopped');
-          resolve();
-        });
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      removeEarly();
-      if (stopAsked) stop();
-    });
+    await signals.wait();
+    await hub.stop();
+    log?.info('hub stopped');
     uninstallPolicy();
     return 0;
   },
