@@ -148,6 +148,10 @@ async function publish(): Promise<void> {
     pump();
   })));
   const seconds = (performance.now() - (tStart || tAll)) / 1000;
+  // The subscriber's copies leave the broker after the commit, as the PUBACKs do: let the last ones arrive (≤ 5 s)
+  // before counting them, so "subscriber got" says what was delivered, not what was still on its way.
+  const expected = perPublisher * clients.length;
+  for (const until = Date.now() + 5000; sub && received < expected && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
   say({ done: true, acked, seconds, rate: acked / seconds, received, payloadBytes: payload(1).length });
 }
 
