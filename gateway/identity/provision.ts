@@ -92,18 +92,32 @@ function hubError(code: string, message: string): IocError {
 
 /** Runs the whole flow; resolves with the stored credential and its file. */
 export async function provisionGateway(o: ProvisionOptions): Promise<{ credential: GatewayCredential; file: string }> {
-  // With several hub addresses (hub.url, issue 16.4) the claim is redeemed at the first; the uplink fails over later.
-  o = { ...o, hubUrl: hubUrlList(o.hubUrl)[0] ?? o.hubUrl };
+  // With several hub addresses (hub.url, issue 16.4) the claim is redeemed at the first that answers: a node that is
+  // down or unreachable is skipped (as the uplink does); a refusal by a hub (a bad or used claim) is final, every node
+  // checks the claim against the same store.
+  const urls = hubUrlList(o.hubUrl);
+  if (urls.length === 0) urls.push(o.hubUrl);
   const step = (s: ProvisionStep['step'], message: string): void => o.onStep?.({ step: s, message });
   const timeoutMs = o.timeoutMs ?? 15_000;
   const parsed = parseClaimToken(o.claim);
   if (!parsed) throw new IocError('GW_ERR_PROVISION', "that is not a claim token: expected 10 characters, a dot and 26 characters (letters a–z, digits 2–7), e.g. 'abcde23fgh.abcd…'");
   step('claim', `claim ${parsed.claimId} for gateway ${o.gatewayId}`);
-  const tlsOpts = await hubTlsOptions(o.hubUrl, o.caFile);
-  const secure = /^(mqtts|ssl):/.test(o.hubUrl);
-
-  step('connect', `connecting to ${o.hubUrl} with the claim${secure ? ' (TLS, verifying the hub certificate)' : ' (plain TCP: local use only)'}`);
-  const client = await connect(o.hubUrl, { ...tlsOpts, clientId: claimClientId(parsed.claimId), username: CLAIM_USERNAME, password: o.claim.trim() }, timeoutMs, 'the claim');
+  let client: MqttClient | null = null;
+  let tlsOpts: Awaited<ReturnType<typeof hubTlsOptions>> = {};
+  for (const [i, url] of urls.entries()) {
+    tlsOpts = await hubTlsOptions(url, o.caFile);
+    const secure = /^(mqtts|ssl):/.test(url);
+    step('connect', `connecting to ${url} with the claim${secure ? ' (TLS, verifying the hub certificate)' : ' (plain TCP: local use only)'}`);
+    try {
+      client = await connect(url, { ...tlsOpts, clientId: claimClientId(parsed.claimId), username: CLAIM_USERNAME, password: o.claim.trim() }, timeoutMs, 'the claim');
+      o = { ...o, hubUrl: url };
+      break;
+    } catch (err) {
+      if (isIocError(err, 'GW_ERR_AUTH') || i === urls.length - 1) throw err;
+      step('connect', `${(err as Error).message.replace(/ \(GW_ERR_[A-Z_]+\)$/, '')}; trying the next hub address, ${urls[i + 1]}`);
+    }
+  }
+  if (!client) throw new IocError('GW_ERR_PROVISION', 'no hub address to connect to');
   let credential: GatewayCredential;
   try {
     const responseTopic = topics.provisionResponse(parsed.claimId);

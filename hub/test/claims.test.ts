@@ -9,6 +9,7 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { provisionGateway, type ProvisionOptions } from '../../gateway/identity/provision.js';
 import { api, closed, connectOk, mqttUrl, startSecureHub, tempDir, tryConnect } from './support.js';
+import { freePort } from '../../scripts/sim/free-port.js';
 
 t.test('claims: once, expiry, revocation, binding, replacement, races', async (t) => {
   let now = 1_800_000_000_000;
@@ -150,4 +151,24 @@ t.test('a hub without authentication answers provisioning with HUB_ERR_PROVISION
   const { token } = await secure.identity.createClaim({ site: 'x' }, { actor: 'test' });
   const open = await startSecureHub(t, { auth: { mode: 'open' } });
   await t.rejects(provisionGateway({ hubUrl: mqttUrl(open), claim: token, gatewayId: 'gw-1', dataDir: tempDir(t), timeoutMs: 5000 }), { code: 'HUB_ERR_PROVISIONING_DISABLED' });
+});
+
+t.test('with several hub addresses the claim is redeemed at the first that answers; a refusal by a hub is final', async (t) => {
+  const hub = await startSecureHub(t);
+  const dead = `mqtt://127.0.0.1:${await freePort()}`;
+  const { token } = await hub.identity.createClaim({ site: 'river', gatewayId: 'gw-list' }, { actor: 'test' });
+  const steps: string[] = [];
+  const res = await provisionGateway({ hubUrl: `${dead},${mqttUrl(hub)}`, claim: token, gatewayId: 'gw-list', dataDir: tempDir(t), timeoutMs: 5000, onStep: (s) => steps.push(s.message) });
+  t.equal(res.credential.gatewayId, 'gw-list', 'provisioned through the second address');
+  t.equal(res.credential.hub, mqttUrl(hub), 'the credential names the hub that answered (and the verify step logged in there with it)');
+  t.ok(steps.some((m) => m.includes(`trying the next hub address, ${mqttUrl(hub)}`) && m.includes('cannot reach the hub')), 'says why it moved on');
+
+  // A claim the hub refuses is refused by every node (one store): no other address is tried.
+  const revoked = await hub.identity.createClaim({ site: 'river', gatewayId: 'gw-revoked' }, { actor: 'test' });
+  await hub.identity.revokeClaim(revoked.claim.id, { actor: 'test' });
+  const refused: string[] = [];
+  await t.rejects(provisionGateway({ hubUrl: `${mqttUrl(hub)},${dead}`, claim: revoked.token, gatewayId: 'gw-revoked', dataDir: tempDir(t), timeoutMs: 5000, verify: false, onStep: (s) => refused.push(s.message) }), { code: 'GW_ERR_AUTH' });
+  t.equal(refused.filter((m) => m.startsWith('connecting to')).length, 1, 'only the first address was tried');
+  // Every address dead: the last one's reason.
+  await t.rejects(provisionGateway({ hubUrl: `${dead},mqtt://127.0.0.1:${await freePort()}`, claim: token, gatewayId: 'gw-x', dataDir: tempDir(t), timeoutMs: 2000 }), { code: 'GW_ERR_PROVISION', message: /cannot reach the hub/ });
 });
