@@ -46,7 +46,7 @@ import { HubNode } from './cluster/nodes.js';
 import { registerClusterRoutes } from './cluster/status-routes.js';
 import { registerRegistryRoutes } from './registry/api-routes.js';
 import { listGatewayViews } from './registry/gateway-view.js';
-import { HubStore } from './store.js';
+import { HubStore } from './store/sqlite/hub-store.js';
 import { reportsHealth, type TelemetryPort } from './store/port.js';
 import { parseStoreUrl } from './store/postgres/pg-pool.js';
 import { PgTelemetryStore } from './store/postgres/pg-telemetry-store.js';

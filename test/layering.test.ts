@@ -3,7 +3,8 @@
  * import nothing of ours, device-profiles only the contract, gateway and hub
  * never each other, nothing but tests and scripts imports scripts/, and the
  * gateway's southbound (drivers, pollers) knows nothing of the outbox, the uplink,
- * remote configuration or identity.
+ * remote configuration or identity; the hub's two store backends import
+ * neither each other nor are imported by the services.
  */
 import t from 'tap';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -42,6 +43,9 @@ function imports(file: string): string[] {
   return out;
 }
 
+/** Where a hub store backend is chosen and opened (and the export/import commands, which read and write both). */
+const STORE_COMPOSITION = ['hub/hub.ts', 'hub/store/state.ts', 'hub/store/index.ts', 'hub/cli/hub-export.ts', 'hub/cli/hub-import.ts', 'hub/cli/hub-migrate.ts', 'hub/cli/hub-run.ts', 'hub/cli/hub-status.ts', 'hub/cli/token-create.ts'];
+
 const isTestFile = (rel: string): boolean => rel.endsWith('.test.ts') || rel.split('/').includes('test');
 
 t.test('imports follow the layering rules', async (t) => {
@@ -64,6 +68,16 @@ t.test('imports follow the layering rules', async (t) => {
         if (rel.startsWith(`gateway${path.sep}southbound${path.sep}`) && /^gateway[/\\](outbox|uplink|remote|identity)/.test(target)) {
           violations.push(`${rel} imports ${target}: drivers emit readings and know nothing of the outbox or uplink`);
         }
+        // The hub's storage (issue 15): the two backends never import each other; the services know only the ports and
+        // the backend-neutral model (hub/store/model); only the composition points open a backend.
+        const backend = (p: string): string | null => /^hub[/\\]store[/\\](sqlite|postgres)[/\\]/.exec(p)?.[1] ?? null;
+        const from = backend(rel);
+        const to = backend(target);
+        if (to && from && to !== from) violations.push(`${rel} imports ${target}: one store backend imports the other`);
+        const relPosix = rel.split(path.sep).join('/');
+        // The cluster runs only on PostgreSQL (leases, node table): it may use the PostgreSQL pool.
+        const clusterOnPg = relPosix.startsWith('hub/cluster/') && to === 'postgres';
+        if (to && !from && !clusterOnPg && !STORE_COMPOSITION.includes(relPosix)) violations.push(`${rel} imports ${target}: only ${STORE_COMPOSITION.join(', ')} open a store backend; services use the ports`);
       }
     }
   }

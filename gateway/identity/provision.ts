@@ -18,7 +18,7 @@
  * file (`….pending.json`, mode 0600) until an answer arrives, and running
  * the command again with the same claim repeats the same request. The hub
  * answers a repeated request of a used claim for an hour with a fresh secret
- * (hub/identity/identity-store.ts), so the technician does not need a new
+ * (hub/store/sqlite/identity-store.ts), so the technician does not need a new
  * claim when the network dropped the answer.
  */
 import { randomBytes } from 'node:crypto';

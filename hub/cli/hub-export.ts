@@ -15,7 +15,7 @@ import { createLogger, type Logger } from '../../lib/index.js';
 import { ArchiveWriter, ARCHIVE_FORMAT, ARCHIVE_VERSION, TABLES, type ArchiveHeader, type ArchiveSource, type ArchiveTarget } from '../store/archive.js';
 import { openPgSource, openPgTarget } from '../store/postgres/pg-export.js';
 import { parseStoreUrl, redact } from '../store/postgres/pg-pool.js';
-import { openSqliteSource, openSqliteTarget } from '../store/sqlite-export.js';
+import { openSqliteSource, openSqliteTarget } from '../store/sqlite/export.js';
 import type { Command, CommandIo } from './command.js';
 import { isTty } from './fw-progress.js';
 import { storeOption } from './hub-run.js';

@@ -12,7 +12,7 @@ import os from 'node:os';
 import { isIocError } from '../../contract/index.js';
 import { silentLogger } from '../../lib/index.js';
 import { IdentityService } from '../identity/identity-service.js';
-import type { ApiRole } from '../identity/identity-store.js';
+import type { ApiRole } from '../store/model/identity.js';
 import { openStateStores } from '../store/state.js';
 import { API_HELP, API_OPTIONS, apiTarget, callApi } from './api-client.js';
 import type { Command } from './command.js';

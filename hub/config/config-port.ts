@@ -8,7 +8,7 @@
  * Command results are not stored: CommandService answers the caller and
  * writes one audit entry per command (AuditPort), so they need nothing here.
  */
-import type { ConfigDesired, ConfigReported } from '../../contract/index.js';
+import { IocError, type ConfigDesired, type ConfigReported } from '../../contract/index.js';
 
 /** One stored version, without its document. */
 export interface ConfigVersionInfo {
@@ -86,4 +86,11 @@ export interface ConfigPort {
 export function eventOf(old: ConfigReported | null, report: ConfigReported): Omit<ConfigEvent, 'n' | 'gateway'> | null {
   if (old && old.status === report.status && old.version === report.version && old.running.version === report.running.version && old.error?.message === report.error?.message) return null;
   return { ts: report.ts, version: report.version, status: report.status, running: report.running.version, code: report.error?.code ?? null, message: report.error?.message ?? null };
+}
+
+/** The events bound, checked: a positive whole number. */
+export function checkKeep(n: number | undefined): number {
+  const keep = n ?? DEFAULT_CONFIG_EVENTS_PER_GATEWAY;
+  if (!Number.isSafeInteger(keep) || keep < 1) throw new IocError('CONFIG_ERR_INVALID', `configuration events per gateway (configEventsPerGateway) must be a whole number of at least 1, not ${String(n)}`);
+  return keep;
 }

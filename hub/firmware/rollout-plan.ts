@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { IocError } from '../../contract/index.js';
-import { FINAL_JOB, type JobRecord, type RolloutRecord, type RolloutTarget } from './firmware-db.js';
+import { FINAL_JOB, type JobRecord, type RolloutRecord, type RolloutTarget } from './firmware-port.js';
 
 /** A field device the registry knows. */
 export interface KnownDevice {

@@ -26,7 +26,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../lib/index.js';
 import type { AuditPort } from '../store/state-ports.js';
 import type { IdentityService } from './identity-service.js';
-import type { ApiRole } from './identity-store.js';
+import type { ApiRole } from '../store/model/identity.js';
 import type { LoginLimiter } from './rate-limiter.js';
 import { RefusedCallAudit, truncateTarget, type RefusedAuditOptions } from './refused-audit.js';
 

@@ -14,7 +14,7 @@
  */
 import type { ErrorCode } from '../../contract/index.js';
 import type { AuditPort } from '../store/state-ports.js';
-import { CLAIM_RETRY_MS, type ClaimRow } from './identity-store.js';
+import { CLAIM_RETRY_MS, type ClaimRow } from '../store/model/identity.js';
 
 /** Dependencies of {@link ClaimGate}. */
 export interface ClaimGateDeps {

@@ -16,7 +16,7 @@ import type { AuditPort, IdentityPort, RegistryPort } from '../store/state-ports
 import { integrationPatternAllowed, type Identity } from './acl.js';
 import { ClaimGate } from './claim-gate.js';
 import { clientIdAllowed, parseStoredRules, validateRules, type IntegrationRules } from './integration-rules.js';
-import type { ApiRole, ApiTokenRow, ClaimRow, PrincipalKind } from './identity-store.js';
+import type { ApiRole, ApiTokenRow, ClaimRow, PrincipalKind } from '../store/model/identity.js';
 import { DEFAULT_SCRYPT, fingerprint, generateSecret, hashSecret, randomBase32, verifySecret, type ScryptParams } from './secret-hash.js';
 
 /** Dependencies of {@link IdentityService}. */

@@ -14,7 +14,7 @@
  */
 import type { Logger } from '../../lib/index.js';
 import type { AuditPort } from '../store/state-ports.js';
-import type { AuditRecord } from './audit-log.js';
+import type { AuditRecord } from '../store/model/audit.js';
 
 /** Settings of {@link RefusedCallAudit}. */
 export interface RefusedAuditOptions {

@@ -6,7 +6,7 @@
 import type { GatewayStatus } from '../../contract/index.js';
 import type { GatewayRow, TelemetryPort } from '../store/port.js';
 import type { IdentityPort, RegistryPort } from '../store/state-ports.js';
-import type { RegistryGateway } from './registry-store.js';
+import type { RegistryGateway } from '../store/model/registry.js';
 
 /** A gateway as the API lists it. */
 export interface GatewayView {

@@ -242,7 +242,7 @@ export const toB64 = (b: Buffer | Uint8Array | null | undefined): string | null 
 /** Archive value → bytes. */
 export const fromB64 = (s: unknown): Buffer | null => (s == null ? null : Buffer.from(String(s), 'base64'));
 
-/** A store read table by table for export (one per backend: sqlite-export.ts, postgres/pg-export.ts). */
+/** A store read table by table for export (one per backend: sqlite/export.ts, postgres/pg-export.ts). */
 export interface ArchiveSource {
   readonly kind: 'sqlite' | 'postgres';
   /** The store's schema version, for the header. */

@@ -3,7 +3,7 @@
  * API, metrics and the gateway view need of the durable store, and nothing of
  * how it is kept. Two backends satisfy it:
  *
- * - SQLite (`hub/store.ts`, `HubStore`): one process, files under the data
+ * - SQLite (`hub/store/sqlite/hub-store.ts`, `HubStore`): one process, files under the data
  *   directory; the default;
  * - PostgreSQL (`hub/store/postgres/`, `PgTelemetryStore`): for a city's
  *   operations centre whose database is backed up, replicated and monitored.
@@ -22,10 +22,10 @@
  *   flushed before it is read).
  */
 import type { GatewayEvent, GatewayStatus } from '../../contract/index.js';
-import type { AlarmQuery, StoredAlarm } from '../alarm-store.js';
-import type { StoredReading } from '../store-schema.js';
-import type { BatchToCommit } from '../telemetry-commit.js';
-import type { GatewayRow, StoredEvent } from '../store.js';
+import type { AlarmQuery, StoredAlarm } from './model/alarms.js';
+import type { StoredReading } from './model/readings.js';
+import type { BatchToCommit } from './model/telemetry.js';
+import type { GatewayRow, StoredEvent } from './model/telemetry.js';
 
 export type { AlarmQuery, BatchToCommit, GatewayRow, StoredAlarm, StoredEvent, StoredReading };
 

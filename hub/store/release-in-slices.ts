@@ -1,6 +1,6 @@
 /**
  * Answers a committed group a slice at a time, a turn of the event loop
- * apart. Shared by both telemetry stores (the SQLite HubStore, hub/store.ts,
+ * apart. Shared by both telemetry stores (the SQLite HubStore, hub/store/sqlite/hub-store.ts,
  * and the PostgreSQL one, hub/store/postgres/pg-telemetry-store.ts).
  *
  * Why: each answer lets Aedes send a PUBACK and forward the message, and

@@ -15,9 +15,9 @@
  * PostgreSQL schema).
  */
 import type { GatewayStatus } from '../../contract/index.js';
-import type { AuditEntry, AuditRecord, AuditVerification } from '../identity/audit-log.js';
-import type { ApiRole, ApiTokenRow, ClaimRow, PrincipalKind, PrincipalRow, Redemption } from '../identity/identity-store.js';
-import type { RegistryDevice, RegistryGateway } from '../registry/registry-store.js';
+import type { AuditEntry, AuditRecord, AuditVerification } from './model/audit.js';
+import type { ApiRole, ApiTokenRow, ClaimRow, PrincipalKind, PrincipalRow, Redemption } from './model/identity.js';
+import type { RegistryDevice, RegistryGateway } from './model/registry.js';
 
 /** What {@link IdentityPort.redeemClaim} is asked. */
 export interface RedeemRequest {

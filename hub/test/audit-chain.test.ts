@@ -10,8 +10,8 @@ import { Writable } from 'node:stream';
 import sqlite3 from 'sqlite3';
 import { silentLogger } from '../../lib/index.js';
 import { hubCommands } from '../cli/index.js';
-import { AuditLog } from '../identity/audit-log.js';
-import { RegistryDb } from '../registry/registry-db.js';
+import { AuditLog } from '../store/sqlite/audit-log.js';
+import { RegistryDb } from '../store/sqlite/registry-db.js';
 import { api, startSecureHub } from './support.js';
 
 function raw(file: string, sql: string): Promise<void> {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { silentLogger } from '../../lib/index.js';
 import { PG_URL, pgSchema, skipUnlessPostgres } from '../../test/support/postgres.js';
 import type { GatewayStatus } from '../../contract/index.js';
-import { HubStore } from '../store.js';
+import { HubStore } from '../store/sqlite/hub-store.js';
 import { PgTelemetryStore } from '../store/postgres/pg-telemetry-store.js';
 import type { TelemetryPort } from '../store/port.js';
 

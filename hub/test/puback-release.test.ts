@@ -8,7 +8,7 @@ import t from 'tap';
 import path from 'node:path';
 import { topics } from '../../contract/index.js';
 import { silentLogger } from '../../lib/index.js';
-import { HubStore } from '../store.js';
+import { HubStore } from '../store/sqlite/hub-store.js';
 import { RELEASE_SLICE, releaseInSlices } from '../store/release-in-slices.js';
 import { consumerAccount, gateway } from './abuse-support.js';
 import { connectOk, mqttUrl, startSecureHub } from './support.js';

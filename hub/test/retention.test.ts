@@ -14,8 +14,8 @@ import type { Reading } from '../../contract/index.js';
 import { silentLogger } from '../../lib/index.js';
 import { resolveDataLimits, type DataLimitOptions } from '../data-limits.js';
 import { startHub } from '../index.js';
-import { usedBytes } from '../readings-retention.js';
-import { HubStore } from '../store.js';
+import { usedBytes } from '../store/sqlite/readings-retention.js';
+import { HubStore } from '../store/sqlite/hub-store.js';
 import { api, tempDir, TEST_SCRYPT } from './support.js';
 
 const MIN = 60_000;

@@ -9,7 +9,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { silentLogger } from '../../lib/index.js';
 import { resolveDataLimits, type DataLimitOptions } from '../data-limits.js';
-import { HubStore } from '../store.js';
+import { HubStore } from '../store/sqlite/hub-store.js';
 import { tempDir } from './support.js';
 
 const MIN = 60_000;

@@ -2,7 +2,7 @@
 import t from 'tap';
 import path from 'node:path';
 import { silentLogger } from '../../lib/index.js';
-import { HubStore } from '../store.js';
+import { HubStore } from '../store/sqlite/hub-store.js';
 
 const reading = (v: number) => ({ device: 'd1', point: 'p', ts: 1_000 + v, value: v, quality: 'good' as const });
 

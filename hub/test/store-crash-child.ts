@@ -1,6 +1,6 @@
 /** Test helper: commits telemetry into a hub store, then dies with SIGKILL before the written-behind `latest` is flushed. */
 import { silentLogger } from '../../lib/index.js';
-import { HubStore } from '../store.js';
+import { HubStore } from '../store/sqlite/hub-store.js';
 
 const [file, n] = process.argv.slice(2) as [string, string];
 const store = new HubStore({ file, logger: silentLogger(), latestFlushMs: 3_600_000 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SqliteDb, silentLogger } from '../../lib/index.js';
-import { HubStore } from '../store.js';
+import { HubStore } from '../store/sqlite/hub-store.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 

@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { HubStore } from '../../hub/store.js';
+import { HubStore } from '../../hub/store/sqlite/hub-store.js';
 import type { TelemetryPort } from '../../hub/store/port.js';
 import { PgTelemetryStore } from '../../hub/store/postgres/pg-telemetry-store.js';
 import { silentLogger } from '../../lib/index.js';

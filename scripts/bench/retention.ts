@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Reading } from '../../contract/index.js';
 import { resolveDataLimits } from '../../hub/data-limits.js';
-import { HubStore } from '../../hub/store.js';
+import { HubStore } from '../../hub/store/sqlite/hub-store.js';
 import { silentLogger } from '../../lib/index.js';
 
 const { values } = parseArgs({ options: { readings: { type: 'string', default: '1000000' }, chunk: { type: 'string', default: '1000' } } });

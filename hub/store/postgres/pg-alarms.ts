@@ -1,13 +1,13 @@
 /**
  * Alarm state in PostgreSQL: the same rules as the SQLite store
- * (`hub/alarm-store.ts`), applied in the transaction that stores the alarm
+ * (`hub/store/sqlite/alarm-store.ts`), applied in the transaction that stores the alarm
  * event. Two hubs applying events of one point at once serialise on a
  * transaction-level advisory lock of that point (a raise must see the
  * active alarm another hub just opened, or it would open a second one).
  */
 import type pg from 'pg';
 import type { GatewayEvent, ReadingValue } from '../../../contract/index.js';
-import type { AlarmQuery, StoredAlarm } from '../../alarm-store.js';
+import type { AlarmQuery, StoredAlarm } from '../model/alarms.js';
 import type { PgPool } from './pg-pool.js';
 
 const limitOf = (data: Record<string, unknown>): string | null => (typeof data.limit === 'string' ? data.limit.replace(/\u0000/g, '\uFFFD') : null);

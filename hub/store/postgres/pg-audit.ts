@@ -1,6 +1,6 @@
 /**
  * The audit chain on PostgreSQL ({@link AuditPort}); the SQLite one is
- * hub/identity/audit-log.ts, whose hashing, listing filter and verification
+ * hub/store/sqlite/audit-log.ts, whose hashing, listing filter and verification
  * walk this file reuses, so both backends chain entries identically (an
  * exported chain verifies after import).
  *
@@ -13,7 +13,7 @@
  * would fail on a duplicate key rather than be stored.
  */
 import type pg from 'pg';
-import { auditEntry, auditListFilter, auditRow, chainHash, GENESIS, verifyAuditChain, type AuditEntry, type AuditQuery, type AuditRecord, type AuditRow, type AuditVerification } from '../../identity/audit-log.js';
+import { auditEntry, auditListFilter, auditRow, chainHash, GENESIS, verifyAuditChain, type AuditEntry, type AuditQuery, type AuditRecord, type AuditRow, type AuditVerification } from '../model/audit.js';
 import type { AuditPort } from '../state-ports.js';
 import type { PgPool } from './pg-pool.js';
 

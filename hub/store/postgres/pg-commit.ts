@@ -21,8 +21,8 @@
  * a temporary table, since COPY cannot skip rows on a conflict.
  */
 import type { Reading } from '../../../contract/index.js';
-import { packFlags } from '../../store-schema.js';
-import type { BatchToCommit } from '../../telemetry-commit.js';
+import { packFlags } from '../model/readings.js';
+import type { BatchToCommit } from '../model/telemetry.js';
 import type { PgPool } from './pg-pool.js';
 
 const COMMIT_SQL = `

@@ -1,7 +1,7 @@
 /**
  * Remote configuration on PostgreSQL: the {@link ConfigPort} of
  * hub/config/config-port.ts over the tables of schema version 3
- * (schema-v3-config-firmware.ts). The SQLite twin is hub/config/config-store.ts;
+ * (schema-v3-config-firmware.ts). The SQLite twin is hub/store/sqlite/config-store.ts;
  * both run hub/store/test/state-conformance-config.ts.
  *
  * Cluster-safe: a push or a report of one gateway holds a transaction-level
@@ -13,7 +13,7 @@
 import type pg from 'pg';
 import { type ConfigDesired, type ConfigReported } from '../../../contract/index.js';
 import { DEFAULT_CONFIG_EVENTS_PER_GATEWAY, eventOf, type ConfigEvent, type ConfigPort, type ConfigVersionInfo, type StoredReport } from '../../config/config-port.js';
-import { checkKeep } from '../../config/config-store.js';
+import { checkKeep } from '../../config/config-port.js';
 import type { PgPool } from './pg-pool.js';
 
 /** Dependencies of {@link PgConfigStore}. */

@@ -3,7 +3,7 @@
  * hub/firmware/firmware-port.ts (`PgFirmwareDb`) and the image bytes
  * (`PgImageStore`, firmware-bridge `ImageBytes`) over the tables of schema
  * version 3 (schema-v3-config-firmware.ts). The SQLite twins are
- * hub/firmware/firmware-db.ts and the image folder (hub/firmware/disk-images.ts);
+ * hub/store/sqlite/firmware-db.ts and the image folder (hub/store/sqlite/disk-images.ts);
  * all run hub/store/test/state-conformance-config.ts.
  *
  * Images live in the database, cut into pieces of 256 KiB (`bytea`, stored

@@ -1,6 +1,6 @@
 /**
  * Principals (MQTT accounts), one-time claims and API tokens on PostgreSQL
- * ({@link IdentityPort}); the SQLite one is hub/identity/identity-store.ts,
+ * ({@link IdentityPort}); the SQLite one is hub/store/sqlite/identity-store.ts,
  * whose row mapping and redemption rules (`redeemPlan`) this file reuses.
  *
  * Cluster-safe: a redemption locks the claim's row (`SELECT … FOR UPDATE`)
@@ -14,7 +14,7 @@
  */
 import type pg from 'pg';
 import { IocError } from '../../../contract/index.js';
-import { claim, principal, redeemPlan, token, type ApiRole, type ApiTokenRow, type ClaimRow, type PrincipalKind, type PrincipalRow, type Redemption } from '../../identity/identity-store.js';
+import { claim, principal, redeemPlan, token, type ApiRole, type ApiTokenRow, type ClaimRow, type PrincipalKind, type PrincipalRow, type Redemption } from '../model/identity.js';
 import type { IdentityPort, RedeemRequest } from '../state-ports.js';
 import { appendAuditPg, type PgStateDeps } from './pg-audit.js';
 

@@ -1,12 +1,12 @@
 /**
  * The device registry on PostgreSQL ({@link RegistryPort}): gateways' site,
  * location and versions, and the field devices of their status inventories.
- * The SQLite one is hub/registry/registry-store.ts; row mapping and the
+ * The SQLite one is hub/store/sqlite/registry-store.ts; row mapping and the
  * inventory throttle are shared with it. Writes are single upserts or one
  * short transaction, so several hub nodes can write at once.
  */
 import { IocError, type GatewayStatus } from '../../../contract/index.js';
-import { deviceFromRow, gatewayFromRow, InventorySeen, type RegistryDevice, type RegistryGateway } from '../../registry/registry-store.js';
+import { deviceFromRow, gatewayFromRow, InventorySeen, type RegistryDevice, type RegistryGateway } from '../model/registry.js';
 import type { RegistryPort } from '../state-ports.js';
 import type { PgStateDeps } from './pg-audit.js';
 

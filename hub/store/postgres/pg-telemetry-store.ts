@@ -1,6 +1,6 @@
 /**
  * The hub's telemetry store on PostgreSQL: the {@link TelemetryPort} the
- * SQLite `HubStore` (hub/store.ts) also gives, for deployments whose state
+ * SQLite `HubStore` (hub/store/sqlite/hub-store.ts) also gives, for deployments whose state
  * lives in a database that operators back up, replicate and monitor.
  *
  * - Group commit per hub: batches waiting when the commit loop runs go to
@@ -20,13 +20,13 @@
  */
 import { IocError, type GatewayEvent, type GatewayStatus } from '../../../contract/index.js';
 import type { Logger } from '../../../lib/index.js';
-import { isAlarmEvent } from '../../alarm-store.js';
-import { toReading, type RawReadingRow } from '../../store-schema.js';
+import { isAlarmEvent } from '../model/alarms.js';
+import { toReading, type RawReadingRow } from '../model/readings.js';
 import { releaseInSlices } from '../release-in-slices.js';
 import type { AlarmQuery, BatchToCommit, CommitCounters, EventQuery, GatewayRow, HistoryBucket, PointRange, StoreLimits, QuarantinedRow, RetentionSummary, StoredAlarm, StoredEvent, StoredReading, StoreHealth, TelemetryPort } from '../port.js';
 import { ackAlarmPg, applyAlarmEventPg, listAlarmsPg } from './pg-alarms.js';
 import { commitGroup, ESCAPED_STRING, SeriesIds } from './pg-commit.js';
-import { GatewayStateBatcher, type CoalescedGatewayState, type GatewayStateChange } from '../../telemetry-commit.js';
+import { GatewayStateBatcher, type CoalescedGatewayState, type GatewayStateChange } from '../model/telemetry.js';
 import { checkVersion, migrate } from './migrations.js';
 import { Partitions, type PartitionOptions } from './partitions.js';
 import { isUnavailable, PgPool, type PgConnectOptions } from './pg-pool.js';

@@ -1,7 +1,7 @@
 /**
  * Schema version 2 of the PostgreSQL store (migrations.ts): the hub's
  * registry, identities and audit chain — the tables the SQLite backend keeps
- * in `registry.sqlite` (hub/registry/registry-db.ts), with the same columns,
+ * in `registry.sqlite` (hub/store/sqlite/registry-db.ts), with the same columns,
  * so export/import is a copy. Text keys `COLLATE "C"` (byte order, as SQLite
  * and as version 1); times in ms as `bigint`.
  *

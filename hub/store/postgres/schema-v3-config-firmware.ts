@@ -1,8 +1,8 @@
 /**
  * Schema version 3 of the PostgreSQL store (migrations.ts): remote
  * configuration and firmware — the tables the SQLite backend keeps in
- * `registry.sqlite` (hub/config/config-store.ts) and `firmware.sqlite`
- * (hub/firmware/firmware-db.ts), same columns, so export/import is a copy;
+ * `registry.sqlite` (hub/store/sqlite/config-store.ts) and `firmware.sqlite`
+ * (hub/store/sqlite/firmware-db.ts), same columns, so export/import is a copy;
  * plus the image bytes, which beside SQLite are files (firmware-bridge
  * ImageStore) and here are rows, so that every hub node serves every image.
  * Text keys `COLLATE "C"` as versions 1 and 2; times in ms as `bigint`;

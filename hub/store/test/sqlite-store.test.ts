@@ -1,9 +1,9 @@
-/** The SQLite backend of the storage port (hub/store.ts) against the port's conformance suite. */
+/** The SQLite backend of the storage port (hub/store/sqlite/hub-store.ts) against the port's conformance suite. */
 import t from 'tap';
 import path from 'node:path';
 import { silentLogger } from '../../../lib/index.js';
 import { resolveDataLimits } from '../../data-limits.js';
-import { HubStore } from '../../store.js';
+import { HubStore } from '../sqlite/hub-store.js';
 import type { TelemetryPort } from '../port.js';
 import { storeConformance } from './store-conformance.js';
 

@@ -6,9 +6,9 @@
 import path from 'node:path';
 import t from 'tap';
 import { silentLogger, SqliteDb } from '../../../lib/index.js';
-import { ConfigStore } from '../../config/config-store.js';
-import { DiskImages } from '../../firmware/disk-images.js';
-import { FirmwareDb } from '../../firmware/firmware-db.js';
+import { ConfigStore } from '../sqlite/config-store.js';
+import { DiskImages } from '../sqlite/disk-images.js';
+import { FirmwareDb } from '../sqlite/firmware-db.js';
 import { configFirmwareConformance, type ConfigFirmwareStores } from './state-conformance-config.js';
 
 configFirmwareConformance(t, 'SQLite (ConfigStore, FirmwareDb, DiskImages)', {

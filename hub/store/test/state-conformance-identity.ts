@@ -13,8 +13,8 @@
  */
 import type { Test } from 'tap';
 import type { GatewayStatus, InventoryDevice } from '../../../contract/index.js';
-import type { AuditRecord } from '../../identity/audit-log.js';
-import type { Redemption } from '../../identity/identity-store.js';
+import type { AuditRecord } from '../model/audit.js';
+import type { Redemption } from '../model/identity.js';
 import type { RedeemRequest } from '../state-ports.js';
 import type { StateStores } from '../state.js';
 

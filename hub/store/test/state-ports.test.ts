@@ -5,11 +5,11 @@
  * behaviour tested by a conformance suite, as the telemetry port is.
  */
 import t from 'tap';
-import type { ConfigStore } from '../../config/config-store.js';
-import type { FirmwareDb } from '../../firmware/firmware-db.js';
-import type { AuditLog } from '../../identity/audit-log.js';
-import type { IdentityStore } from '../../identity/identity-store.js';
-import type { RegistryStore } from '../../registry/registry-store.js';
+import type { ConfigStore } from '../sqlite/config-store.js';
+import type { FirmwareDb } from '../sqlite/firmware-db.js';
+import type { AuditLog } from '../sqlite/audit-log.js';
+import type { IdentityStore } from '../sqlite/identity-store.js';
+import type { RegistryStore } from '../sqlite/registry-store.js';
 import type { AuditPort, ConfigPort, FirmwarePort, IdentityPort, RegistryPort } from '../state-ports.js';
 
 type Satisfies<Port, Impl extends Port> = Impl;

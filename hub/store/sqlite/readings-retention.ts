@@ -22,9 +22,9 @@
  * telemetry commit waits for one chunk at most, never for a whole run.
  * The PostgreSQL backend mirrors these rules (hub/store/postgres/).
  */
-import type { SqliteDb } from '../lib/index.js';
-import type { DataLimits } from './data-limits.js';
-import { GOOD_NUMERIC } from './store-schema.js';
+import type { SqliteDb } from '../../../lib/index.js';
+import type { DataLimits } from '../../data-limits.js';
+import { GOOD_NUMERIC } from '../model/readings.js';
 
 /** What one run dropped, by reason (readings for raw rows and last-level rollups; rows for events and alarms). */
 export interface RetentionResult {

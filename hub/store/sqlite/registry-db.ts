@@ -5,9 +5,9 @@
  * devices). Kept apart from the telemetry store so registry writes never
  * wait behind a telemetry group commit, and vice versa.
  */
-import { IocError } from '../../contract/index.js';
-import { SqliteDb, type Logger } from '../../lib/index.js';
-import { sealAuditRows } from '../identity/audit-log.js';
+import { IocError } from '../../../contract/index.js';
+import { SqliteDb, type Logger } from '../../../lib/index.js';
+import { sealAuditRows } from './audit-log.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS principals (

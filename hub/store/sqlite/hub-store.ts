@@ -7,33 +7,22 @@
  * Table layout and migration: store-schema.ts; the commit itself and the
  * written-behind `latest` table: telemetry-commit.ts.
  */
-import { IocError, type GatewayEvent, type GatewayStatus } from '../contract/index.js';
-import { SqliteDb, type Logger } from '../lib/index.js';
-import { ackAlarm, activeAlarmCounts, ALARM_SCHEMA, applyAlarmEvent, isAlarmEvent, listAlarms, type AlarmQuery, type StoredAlarm } from './alarm-store.js';
-import { resolveDataLimits, type DataLimitCounters, type DataLimits, type DroppedReadings } from './data-limits.js';
+import { IocError, type GatewayEvent, type GatewayStatus } from '../../../contract/index.js';
+import type { GatewayRow, StoredEvent } from '../model/telemetry.js';
+import { SqliteDb, type Logger } from '../../../lib/index.js';
+import { ackAlarm, activeAlarmCounts, ALARM_SCHEMA, applyAlarmEvent, listAlarms } from './alarm-store.js';
+import { isAlarmEvent, type AlarmQuery, type StoredAlarm } from '../model/alarms.js';
+import { resolveDataLimits, type DataLimitCounters, type DataLimits, type DroppedReadings } from '../../data-limits.js';
 import { mergeBucket, readRollups, RetentionStopped, runRetention, stopRetention, type BucketSums, type RetentionResult } from './readings-retention.js';
-import { ensureSchema, GOOD_NUMERIC, toReading, type RawReadingRow, type StoredReading } from './store-schema.js';
-import { commitTelemetryGroup, flushLatest, GatewayStateBatcher, recoverLatest, TelemetryState, writeGatewayStates, type BatchToCommit, type GatewayStateChange } from './telemetry-commit.js';
-import { releaseInSlices } from './store/release-in-slices.js';
+import { ensureSchema } from './store-schema.js';
+import { GOOD_NUMERIC, toReading, type RawReadingRow, type StoredReading } from '../model/readings.js';
+import { commitTelemetryGroup, flushLatest, recoverLatest, TelemetryState, writeGatewayStates } from './telemetry-commit.js';
+import { GatewayStateBatcher, type BatchToCommit, type GatewayStateChange } from '../model/telemetry.js';
+import { releaseInSlices } from '../release-in-slices.js';
 
-export type { BatchToCommit } from './telemetry-commit.js';
-export type { StoredReading } from './store-schema.js';
-export type { DroppedReadings } from './data-limits.js';
-
-/** A gateway as the registry knows it. */
-export interface GatewayRow {
-  id: string;
-  online: boolean;
-  firstSeen: number;
-  lastSeen: number;
-  status: GatewayStatus | null;
-}
-
-/** A stored event. */
-export interface StoredEvent extends GatewayEvent {
-  gateway: string;
-  receivedAt: number;
-}
+export type { BatchToCommit } from '../model/telemetry.js';
+export type { StoredReading } from '../model/readings.js';
+export type { DroppedReadings } from '../../data-limits.js';
 
 interface Pending {
   batch: BatchToCommit;

@@ -9,13 +9,13 @@
  */
 import path from 'node:path';
 import { mkdir, rm } from 'node:fs/promises';
-import { IocError } from '../../contract/index.js';
-import { insertMany, SqliteDb, type Logger } from '../../lib/index.js';
-import { DiskImages } from '../firmware/disk-images.js';
-import { HubStore } from '../store.js';
-import { SCHEMA_VERSION } from '../store-schema.js';
-import { CHUNK_ROWS, fromB64, ImageAssembler, imagePieces, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type Row } from './archive.js';
-import { openStateStores } from './state.js';
+import { IocError } from '../../../contract/index.js';
+import { insertMany, SqliteDb, type Logger } from '../../../lib/index.js';
+import { DiskImages } from './disk-images.js';
+import { HubStore } from './hub-store.js';
+import { SCHEMA_VERSION } from './store-schema.js';
+import { CHUNK_ROWS, fromB64, ImageAssembler, imagePieces, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type Row } from '../archive.js';
+import { openStateStores } from '../state.js';
 
 /** Where a SQLite hub keeps its state. */
 export interface SqliteLocation {

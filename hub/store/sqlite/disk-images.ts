@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { IocError } from '../../contract/index.js';
-import { ImageStore, sha256Hex, type ImageBytes } from '../../firmware-bridge/index.js';
+import { IocError } from '../../../contract/index.js';
+import { ImageStore, sha256Hex, type ImageBytes } from '../../../firmware-bridge/index.js';
 
 /** Images under `root`, each new one chmodded private. */
 export class DiskImages implements ImageBytes {

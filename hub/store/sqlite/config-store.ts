@@ -15,9 +15,9 @@
  * The SQLite backend of {@link ConfigPort}; the PostgreSQL one is
  * hub/store/postgres/pg-config.ts.
  */
-import { IocError, type ConfigDesired, type ConfigReported } from '../../contract/index.js';
-import type { SqliteDb } from '../../lib/index.js';
-import { DEFAULT_CONFIG_EVENTS_PER_GATEWAY, eventOf, type ConfigEvent, type ConfigPort, type ConfigVersionInfo, type StoredReport } from './config-port.js';
+import { IocError, type ConfigDesired, type ConfigReported } from '../../../contract/index.js';
+import type { SqliteDb } from '../../../lib/index.js';
+import { checkKeep, DEFAULT_CONFIG_EVENTS_PER_GATEWAY, eventOf, type ConfigEvent, type ConfigPort, type ConfigVersionInfo, type StoredReport } from '../../config/config-port.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS config_versions (
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS config_events (
 CREATE INDEX IF NOT EXISTS config_events_gw ON config_events (gateway, n);
 `;
 
-export type { ConfigEvent, ConfigVersionInfo, StoredReport } from './config-port.js';
+export type { ConfigEvent, ConfigVersionInfo, StoredReport } from '../../config/config-port.js';
 
 type Raw = Record<string, unknown>;
 const info = (r: Raw): ConfigVersionInfo => ({
@@ -169,11 +169,4 @@ export class ConfigStore implements ConfigPort {
     const rows = await this.db.all<Raw>('SELECT DISTINCT gateway FROM config_versions');
     return rows.map((r) => String(r.gateway));
   }
-}
-
-/** The events bound, checked: a positive whole number. */
-export function checkKeep(n: number | undefined): number {
-  const keep = n ?? DEFAULT_CONFIG_EVENTS_PER_GATEWAY;
-  if (!Number.isSafeInteger(keep) || keep < 1) throw new IocError('CONFIG_ERR_INVALID', `configuration events per gateway (configEventsPerGateway) must be a whole number of at least 1, not ${String(n)}`);
-  return keep;
 }

@@ -5,13 +5,13 @@
  * backend of {@link FirmwarePort} (firmware-port.ts); the PostgreSQL one is
  * hub/store/postgres/pg-firmware.ts.
  */
-import { IocError } from '../../contract/index.js';
-import { CANCELLABLE, type FirmwareImage, type FirmwarePort, type JobRecord, type JobReport, type JobStatus, type ManifestRecord, type RolloutRecord, type RolloutState } from './firmware-port.js';
-import { jobOf, manifestOf, rolloutOf } from './firmware-rows.js';
-import { SqliteDb, type Logger } from '../../lib/index.js';
+import { IocError } from '../../../contract/index.js';
+import { CANCELLABLE, type FirmwareImage, type FirmwarePort, type JobRecord, type JobReport, type JobStatus, type ManifestRecord, type RolloutRecord, type RolloutState } from '../../firmware/firmware-port.js';
+import { jobOf, manifestOf, rolloutOf } from '../../firmware/firmware-rows.js';
+import { SqliteDb, type Logger } from '../../../lib/index.js';
 
-export { FINAL_JOB } from './firmware-port.js';
-export type { FirmwarePort, FirmwareImage, JobRecord, JobReport, JobStatus, ManifestRecord, RolloutRecord, RolloutState, RolloutTarget } from './firmware-port.js';
+export { FINAL_JOB } from '../../firmware/firmware-port.js';
+export type { FirmwarePort, FirmwareImage, JobRecord, JobReport, JobStatus, ManifestRecord, RolloutRecord, RolloutState, RolloutTarget } from '../../firmware/firmware-port.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS fw_images (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, uploaded_at INTEGER NOT NULL, uploaded_by TEXT NOT NULL);
