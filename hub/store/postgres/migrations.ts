@@ -28,6 +28,7 @@ import { SCHEMA_V4_LEASES } from './schema-v4-leases.js';
 import { SCHEMA_V2_STATE } from './schema-v2-state.js';
 import { SCHEMA_V3_CONFIG_FIRMWARE } from './schema-v3-config-firmware.js';
 import { SCHEMA_V5_GATEWAY_NODE } from './schema-v5-gateway-node.js';
+import { SCHEMA_V6_ROLLUPS } from './schema-v6-rollups.js';
 
 /** One schema change. */
 interface Migration {
@@ -83,6 +84,7 @@ CREATE TABLE quarantine (
   { version: 3, name: 'configuration versions, reports, events; firmware images (bytes as rows), manifests, rollouts, jobs', sql: SCHEMA_V3_CONFIG_FIRMWARE },
   { version: 4, name: 'cluster: leases with fencing epochs, node heartbeats', sql: SCHEMA_V4_LEASES },
   { version: 5, name: 'cluster: the node holding each gateway connection (gateways.node)', sql: SCHEMA_V5_GATEWAY_NODE },
+  { version: 6, name: 'rollups of expired raw readings', sql: SCHEMA_V6_ROLLUPS },
 ];
 
 /** The newest schema version this code writes. */

@@ -17,7 +17,15 @@
  *   sharing the database never race on them.
  */
 import type { Logger } from '../../../lib/index.js';
+import type pg from 'pg';
 import type { PgPool } from './pg-pool.js';
+
+/**
+ * Adds the rows of `table` matching `where` (parameters `params`, numbered
+ * from $1) to the rollups, inside the transaction of `c` (see
+ * pg-telemetry-store.ts).
+ */
+export type RollUp = (c: pg.PoolClient, table: string, where: string, params: unknown[]) => Promise<void>;
 
 export const DAY_MS = 86_400_000;
 
@@ -126,7 +134,7 @@ export class Partitions {
    * deletes older rows of the default partition and dedupe records committed
    * before it. Returns what went.
    */
-  async dropBefore(cutoff: number): Promise<{ partitions: string[]; rows: number; defaultRows: number; batches: number }> {
+  async dropBefore(cutoff: number, rollUp: RollUp = async () => undefined): Promise<{ partitions: string[]; rows: number; defaultRows: number; batches: number }> {
     const days = await this.list();
     const dropped: string[] = [];
     let rows = 0;
@@ -137,12 +145,16 @@ export class Partitions {
         await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ioc-edge partitions ${this.db.schema}`]);
         if (!(await c.query('SELECT to_regclass($1) AS t', [name])).rows[0]?.t) return;
         rows += Number((await c.query<{ n: number }>(`SELECT count(*) AS n FROM ${name}`)).rows[0]?.n ?? 0);
+        await rollUp(c, name, 'true', []); // in the DROP's transaction: either raw or rolled up, never both
         await c.query(`DROP TABLE ${name}`);
       });
       this.known.delete(day);
       dropped.push(name);
     }
-    const def = await this.db.query('DELETE FROM readings_default WHERE ts < $1', [cutoff]);
+    const def = await this.db.transaction(async (c) => {
+      await rollUp(c, 'readings_default', 'ts < $1', [cutoff]);
+      return c.query('DELETE FROM readings_default WHERE ts < $1', [cutoff]);
+    });
     const batches = await this.db.query('DELETE FROM batches WHERE committed_at < $1', [cutoff]);
     return { partitions: dropped, rows: rows + (def.rowCount ?? 0), defaultRows: def.rowCount ?? 0, batches: batches.rowCount ?? 0 };
   }

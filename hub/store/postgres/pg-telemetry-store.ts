@@ -23,6 +23,9 @@ import type { Logger } from '../../../lib/index.js';
 import { isAlarmEvent } from '../model/alarms.js';
 import { toReading, type RawReadingRow } from '../model/readings.js';
 import { releaseInSlices } from '../release-in-slices.js';
+import { levelBoundary, mergeBucket, readRollupLevels, type BucketSums, type RollupSums } from '../model/rollups.js';
+import type pg from 'pg';
+import type { RollupLevel } from '../../data-limits.js';
 import type { AlarmQuery, BatchToCommit, CommitCounters, EventQuery, GatewayRow, HistoryBucket, PointRange, StoreLimits, QuarantinedRow, RetentionSummary, StoredAlarm, StoredEvent, StoredReading, StoreHealth, TelemetryPort } from '../port.js';
 import { ackAlarmPg, applyAlarmEventPg, listAlarmsPg } from './pg-alarms.js';
 import { commitGroup, ESCAPED_STRING, SeriesIds } from './pg-commit.js';
@@ -42,6 +45,8 @@ const DAY = 86_400_000;
 
 /** The hub's data limits this store applies (a structural part of `DataLimits`, hub/data-limits.ts: the hub passes the same object to either backend). */
 export interface PgStoreLimits extends StoreLimits {
+  /** Raw readings removed once older than `rawMs` are first added to these rollup levels (hub/store/model/rollups.ts); none: no rollups. */
+  retention: StoreLimits['retention'] & { rollups?: RollupLevel[] };
   quarantine: { maxMessageBytes: number; maxRowsPerGateway: number; maxRows: number };
   /** Points (series) one gateway may create; readings of further new points are refused and counted. */
   maxSeriesPerGateway: number;
@@ -52,7 +57,7 @@ const DEFAULT_LIMITS: PgStoreLimits = {
   clock: { futureMs: 5 * 60_000, pastMs: 400 * DAY },
   quarantineEventMs: 60_000,
   quarantine: { maxMessageBytes: 16 * 1024, maxRowsPerGateway: 1000, maxRows: 20_000 },
-  retention: { rawMs: 30 * DAY, intervalMs: 60_000 },
+  retention: { rawMs: 30 * DAY, intervalMs: 60_000, rollups: [{ bucketMs: 60_000, keepMs: 90 * DAY }, { bucketMs: 3_600_000, keepMs: 730 * DAY }] },
   events: { keepMs: 365 * DAY, maxPerGateway: 100_000 },
   maxSeriesPerGateway: 50_000,
 };
@@ -141,8 +146,9 @@ export class PgTelemetryStore implements TelemetryPort {
    * One retention pass: day partitions wholly older than `retention.rawMs`
    * are dropped (so up to a day more than that is kept), older rows of the
    * default partition and dedupe records deleted; events older than
-   * `events.keepMs` and cleared alarms raised before it deleted. Rollups of
-   * the SQLite store are not kept here yet.
+   * `events.keepMs` and cleared alarms raised before it deleted. The good
+   * numeric readings of what is dropped go into the rollups first, in the
+   * same transaction; rollups past their level's keep time are deleted.
    */
   runRetention(now?: number): Promise<(RetentionSummary & { partitions: string[] }) | null> {
     if (this.retentionRun) return this.retentionRun;
@@ -151,7 +157,17 @@ export class PgTelemetryStore implements TelemetryPort {
     const at = now ?? this.clock();
     this.retentionRun = (async () => {
       try {
-        const p = await this.partitions!.dropBefore(at - this.limits.retention.rawMs);
+        const levels = this.limits.retention.rollups ?? [];
+        const p = await this.partitions!.dropBefore(at - this.limits.retention.rawMs, (c, table, where, params) => this.rollUp(c, table, where, params, at));
+        // Rollups past their level's boundary; what leaves the last level is gone for good.
+        let rollupAge = 0;
+        for (let i = 0; i < levels.length; i++) {
+          const d = await db.query<{ n: string | null }>(
+            'WITH d AS (DELETE FROM rollups WHERE bucket_ms = $1 AND ts < $2 RETURNING count) SELECT sum(count) AS n FROM d',
+            [levels[i]!.bucketMs, levelBoundary({ retention: { rollups: levels } }, i, at)],
+          );
+          if (i === levels.length - 1) rollupAge += Number(d.rows[0]?.n ?? 0);
+        }
         const ev = await db.query('DELETE FROM events WHERE ts < $1', [at - this.limits.events.keepMs]);
         // And past events.maxPerGateway per gateway, the oldest first.
         const over = await db.query(
@@ -161,8 +177,9 @@ export class PgTelemetryStore implements TelemetryPort {
           [this.limits.events.maxPerGateway],
         );
         const al = await db.query('DELETE FROM alarms WHERE cleared_at IS NOT NULL AND raised_at < $1', [at - this.limits.events.keepMs]);
-        const r = { age: p.rows, events: (ev.rowCount ?? 0) + (over.rowCount ?? 0), alarms: al.rowCount ?? 0, partitions: p.partitions };
+        const r = { age: p.rows, rollupAge, events: (ev.rowCount ?? 0) + (over.rowCount ?? 0), alarms: al.rowCount ?? 0, partitions: p.partitions };
         this.dropped.age += r.age;
+        this.dropped.rollup_age += r.rollupAge;
         this.retained.eventsDropped += r.events;
         this.retained.alarmsDropped += r.alarms;
         this.retained.runs++;
@@ -366,15 +383,42 @@ export class PgTelemetryStore implements TelemetryPort {
 
   downsample(q: PointRange & { bucketMs: number }): Promise<HistoryBucket[]> {
     return this.read(async (db) => {
-      const r = await db.query<{ b: number; n: number; mn: number; mx: number; av: number }>(
-        `SELECT (ts - $1) / $2 AS b, count(*)::int AS n, min(value) AS mn, max(value) AS mx, avg(value) AS av FROM readings
-         WHERE series = (SELECT id FROM series WHERE gateway = $3 AND device = $4 AND point = $5) AND ts >= $1 AND ts <= $6
-           AND (flags & 3) IN (0, 1) AND (flags & 12) = 0
-         GROUP BY b ORDER BY b`,
-        [q.from, q.bucketMs, q.gateway, q.device, q.point, q.to],
+      const id = (await db.query<{ id: number }>('SELECT id FROM series WHERE gateway = $1 AND device = $2 AND point = $3', [q.gateway, q.device, q.point])).rows[0]?.id;
+      if (id === undefined) return [];
+      // Raw readings not yet rolled up, plus the rollups of those that were (never both: hub/store/model/rollups.ts).
+      const r = await db.query<RollupSums>(
+        `SELECT (ts - $1) / $2 AS b, count(*) AS n, min(value) AS mn, max(value) AS mx, sum(value) AS s FROM readings
+         WHERE series = $3 AND ts >= $1 AND ts <= $4 AND (flags & 3) IN (0, 1) AND (flags & 12) = 0
+         GROUP BY b`,
+        [q.from, q.bucketMs, id, q.to],
       );
-      return r.rows.map((x) => ({ ts: q.from + x.b * q.bucketMs, count: x.n, min: x.mn, max: x.mx, avg: x.av }));
+      const buckets = new Map<number, BucketSums>();
+      for (const x of r.rows) mergeBucket(buckets, Number(x.b), { count: Number(x.n), min: Number(x.mn), max: Number(x.mx), sum: Number(x.s) });
+      await readRollupLevels(this.limits.retention.rollups ?? [], q, this.clock(), buckets, async (w, lo, hi) => (await db.query<RollupSums>(
+        `SELECT (ts - $1) / $2 AS b, sum(count) AS n, min(min) AS mn, max(max) AS mx, sum(sum) AS s FROM rollups
+         WHERE series = $3 AND bucket_ms = $4 AND ts >= $5 AND ts <= $6 GROUP BY b`,
+        [q.from, q.bucketMs, id, w, lo, hi],
+      )).rows);
+      return [...buckets].sort((a, b) => a[0] - b[0]).map(([b, v]) => ({ ts: q.from + b * q.bucketMs, count: v.count, min: v.min, max: v.max, avg: v.sum / v.count }));
     });
+  }
+
+  /** Adds the good numeric readings of `table` matching `where` to every rollup level still keeping their bucket, inside the caller's transaction. */
+  private async rollUp(c: pg.PoolClient, table: string, where: string, params: unknown[], now: number): Promise<void> {
+    const levels = this.limits.retention.rollups ?? [];
+    for (let i = 0; i < levels.length; i++) {
+      const w = levels[i]!.bucketMs;
+      const k = params.length;
+      await c.query(
+        `INSERT INTO rollups(series, bucket_ms, ts, count, min, max, sum)
+         SELECT series, $${k + 1}::bigint, ts - ts % $${k + 1}::bigint AS b, count(*), min(value), max(value), sum(value) FROM ${table}
+         WHERE (${where}) AND (flags & 3) IN (0, 1) AND (flags & 12) = 0 AND value IS NOT NULL AND ts - ts % $${k + 1}::bigint >= $${k + 2}::bigint
+         GROUP BY series, b
+         ON CONFLICT (series, bucket_ms, ts) DO UPDATE SET count = rollups.count + excluded.count, min = least(rollups.min, excluded.min),
+           max = greatest(rollups.max, excluded.max), sum = rollups.sum + excluded.sum`,
+        [...params, w, levelBoundary({ retention: { rollups: levels } }, i, now)],
+      );
+    }
   }
 
   /** Keeps a bad payload (cut to `quarantine.maxMessageBytes`); the oldest rows past the per-gateway and overall row quotas go. */

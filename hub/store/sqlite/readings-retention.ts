@@ -25,6 +25,7 @@
 import type { SqliteDb } from '../../../lib/index.js';
 import type { DataLimits } from '../../data-limits.js';
 import { GOOD_NUMERIC } from '../model/readings.js';
+import { levelBoundary, readRollupLevels, type BucketSums, type RollupSums } from '../model/rollups.js';
 
 /** What one run dropped, by reason (readings for raw rows and last-level rollups; rows for events and alarms). */
 export interface RetentionResult {
@@ -44,15 +45,6 @@ export interface RetentionResult {
 
 /** Series ids per retention transaction's index probe. */
 const SERIES_PER_PROBE = 256;
-
-/** The start of the oldest bucket still kept at level `i` (ms). */
-export function levelBoundary(limits: DataLimits, i: number, now: number): number {
-  const levels = limits.retention.rollups;
-  const l = levels[i]!;
-  const align = (levels[i + 1] ?? l).bucketMs;
-  const edge = now - l.keepMs;
-  return edge - (((edge % align) + align) % align);
-}
 
 /** Connections whose store is stopping: a pass ends at its next chunk boundary (a first pass over a large old store can take hours). */
 const stopping = new WeakSet<SqliteDb>();
@@ -301,56 +293,11 @@ async function dropEvents(db: SqliteDb, limits: DataLimits, now: number): Promis
   return { events, alarms };
 }
 
-/** One bucket of a downsampled history before its average is taken. */
-export interface BucketSums {
-  count: number;
-  min: number;
-  max: number;
-  sum: number;
-}
-
-/**
- * Adds the rollups of one point to `into` (bucket index → sums), bucketed
- * from `from` by `bucketMs`, for rows whose start lies in [from, to]. Uses
- * the largest level whose width is at most `bucketMs` (else the finest)
- * while it keeps the data, and each coarser level before the finer one's
- * boundary: no reading is counted twice, and none that a rollup holds is
- * left out. Only rollup buckets lying wholly in [from, to] count (an edge
- * bucket reaching outside the range is left out rather than bringing
- * readings from outside it), each in the requested bucket holding its start.
- */
-export async function readRollups(db: SqliteDb, limits: DataLimits, seriesId: number, q: { from: number; to: number; bucketMs: number }, now: number, into: Map<number, BucketSums>): Promise<void> {
-  const levels = limits.retention.rollups;
-  if (levels.length === 0) return;
-  let start = 0;
-  for (let i = 0; i < levels.length; i++) if (levels[i]!.bucketMs <= q.bucketMs) start = i;
-  let upper = Number.MAX_SAFE_INTEGER; // exclusive upper bound of the level's region
-  for (let i = start; i < levels.length; i++) {
-    const lower = i === levels.length - 1 ? 0 : levelBoundary(limits, i, now);
-    const lo = Math.max(q.from, lower);
-    const hi = Math.min(q.to, upper - 1);
-    if (lo <= hi) {
-      const w = levels[i]!.bucketMs;
-      const rows = await db.all<{ b: number; n: number; mn: number; mx: number; s: number }>(
-        `SELECT CAST((ts - ?) / ? AS INTEGER) AS b, sum(count) AS n, min(min) AS mn, max(max) AS mx, total(sum) AS s FROM rollups
-         WHERE series = ? AND bucket_ms = ? AND ts >= ? AND ts <= ? GROUP BY b`,
-        [q.from, q.bucketMs, seriesId, w, lo, Math.min(hi, q.to + 1 - w)],
-      );
-      for (const r of rows) mergeBucket(into, r.b, { count: r.n, min: r.mn, max: r.mx, sum: r.s });
-    }
-    upper = Math.min(upper, lower);
-    if (upper <= q.from) break;
-  }
-}
-
-/** Adds `s` into bucket `b` of `into`. */
-export function mergeBucket(into: Map<number, BucketSums>, b: number, s: BucketSums): void {
-  const cur = into.get(b);
-  if (!cur) into.set(b, { ...s });
-  else {
-    cur.count += s.count;
-    cur.min = Math.min(cur.min, s.min);
-    cur.max = Math.max(cur.max, s.max);
-    cur.sum += s.sum;
-  }
+/** Adds the rollups of one point to `into` (see {@link readRollupLevels}), read from this store's `rollups` table. */
+export function readRollups(db: SqliteDb, limits: DataLimits, seriesId: number, q: { from: number; to: number; bucketMs: number }, now: number, into: Map<number, BucketSums>): Promise<void> {
+  return readRollupLevels(limits.retention.rollups, q, now, into, (w, lo, hi) => db.all<RollupSums>(
+    `SELECT CAST((ts - ?) / ? AS INTEGER) AS b, sum(count) AS n, min(min) AS mn, max(max) AS mx, total(sum) AS s FROM rollups
+     WHERE series = ? AND bucket_ms = ? AND ts >= ? AND ts <= ? GROUP BY b`,
+    [q.from, q.bucketMs, seriesId, w, lo, hi],
+  ));
 }

@@ -255,5 +255,32 @@ export function storeConformance(t: Test, name: string, fx: StoreFixture): void 
       t.same((await store.events({ gateway: 'g', limit: 10 })).map((e) => e.id), ['new'], 'events past their keep time go');
       t.equal((await store.latest({ gateway: 'g' }))[0]?.value, 3, 'latest is kept');
     });
+
+    t.test('retention keeps history in rollups: the buckets answer is the same before and after the raw readings go', async (t) => {
+      const { store } = await open(t);
+      const day = 86_400_000;
+      const hour = 3_600_000;
+      const at = Math.floor(NOW / day) * day + day / 2;
+      const old = Math.floor((at - store.limits.retention.rawMs) / day) * day - 3 * day; // a whole day past the raw keep
+      const rs: Reading[] = [];
+      for (let i = 0; i < 48; i++) rs.push(reading('d', 'p', old + i * 1_800_000 + 1234, (i % 7) + 0.5)); // half-hourly for a day
+      rs.push(reading('d', 'p', old + 5 * hour + 7, 1e6, 'bad'), reading('d', 'p', old + 6 * hour + 7, 'text')); // not in any aggregate
+      rs.push(reading('d', 'b', old + hour, true), reading('d', 'b', old + hour + 60_000, false)); // a boolean point, as 1 / 0
+      await store.commitBatch(batch('g', 'e', 1, rs, true));
+      await store.commitBatch(batch('g', 'e', 2, [reading('d', 'p', at - 1000, 9)])); // a recent one (SQLite keeps its newest row)
+      const q = { gateway: 'g', device: 'd', point: 'p', from: old, to: old + day - 1, bucketMs: hour };
+      const before = await store.downsample(q);
+      const dayBefore = await store.downsample({ ...q, bucketMs: day });
+      const boolBefore = await store.downsample({ ...q, point: 'b' });
+      t.equal(before.length, 24, 'an hourly bucket each');
+      t.same(dayBefore.map((b) => b.count), [48], 'the good numeric readings only');
+      const r = await store.runRetention(at);
+      t.ok(r && r.age >= 52, 'the raw readings went');
+      t.same(await store.history({ gateway: 'g', device: 'd', point: 'p', from: old, to: old + day, limit: 100 }), [], 'no raw reading of that day is left');
+      t.same(await store.downsample(q), before, 'hourly buckets from the rollups equal those from the raw readings');
+      t.same(await store.downsample({ ...q, bucketMs: day }), dayBefore, 'a day bucket too');
+      t.same(await store.downsample({ ...q, point: 'b' }), boolBefore, 'booleans as 1 and 0');
+      t.same((await store.downsample({ ...q, from: at - 2 * day, to: at, bucketMs: 2 * day })).map((b) => [b.count, b.max]), [[1, 9]], 'the recent raw reading alone there: nothing counted twice or elsewhere');
+    });
   });
 }
