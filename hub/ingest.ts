@@ -134,7 +134,10 @@ export class Ingest {
       // The will of a connection that was taken over by a newer one: the gateway is online.
       throw Object.assign(new Error('stale last will: the gateway has reconnected'), { code: 'HUB_ERR_STALE_WILL' });
     }
-    await this.deps.store.setGatewayState(gateway, { status, online: status.state === 'online' });
+    // No client: Aedes' will sweep publishing the will of a connection held by a node that died (hub services publish
+    // without this check). Its row still names that node; the will clears it (cluster-failure test, seen in CI).
+    const deadNodeWill = client === null && status.state === 'offline';
+    await this.deps.store.setGatewayState(gateway, { status, online: status.state === 'online', ...(deadNodeWill ? { deadNodeWill } : {}) });
     this.deps.events.emit('gateway', { gateway, status, online: status.state === 'online' });
   }
 

@@ -126,4 +126,20 @@ if (skip) {
     const rows = await a.listGateways();
     t.match(rows, [{ id: 'gw-held', online: true }, { id: 'gw-moved', online: false }], 'held by B stays online; taken by A then closed is offline');
   });
+
+  t.test("PostgreSQL cluster nodes: the will of a dead node's gateway, published by a survivor, clears the row the dead node still names", async (t) => {
+    const schema = pgSchema(t);
+    const dead = await openPg(t, schema, 'A');
+    const b = await openPg(t, schema, 'B');
+    await dead.setGatewayState('gw-orphan', { online: true, status: { v: 1, state: 'online', ts: 1 } as never });
+    await dead.setGatewayState('gw-stale', { online: true, status: { v: 1, state: 'online', ts: 1 } as never });
+    const offline = { v: 1, state: 'offline', ts: 2 } as never;
+    await b.setGatewayState('gw-orphan', { status: offline, online: false, deadNodeWill: true });
+    await b.setGatewayState('gw-stale', { status: offline, online: false }); // a stale connection's: ignored
+    const rows = await b.listGateways();
+    t.match(rows, [
+      { id: 'gw-orphan', online: false, status: { state: 'offline' } },
+      { id: 'gw-stale', online: true, status: { state: 'online' } },
+    ], "the dead node's will applies; another node's stale disconnect does not");
+  });
 }

@@ -16,15 +16,24 @@ export interface BatchToCommit {
 export interface GatewayStateChange {
   online?: boolean;
   status?: GatewayStatus;
+  /**
+   * The last will of a connection held by a node that died, published by
+   * this node (Aedes' will sweep): it may clear the row that node still
+   * names, as that node's own disconnect would have. Without it an
+   * `online: false` from a node that does not hold the row is a stale
+   * connection's and is ignored.
+   */
+  deadNodeWill?: boolean;
 }
 
 /**
  * The changes of one gateway waiting for the next state commit, merged in
  * the order they were made: `online` and `status` are the last ones given
  * (null: none given, the row keeps its value), `at` the newest time. `took`
- * says an `online: true` was among them: on a cluster node the row is then
- * this node's, so a later `online: false` of the same group clears it even
- * when the stored row names another node (as applying them one by one would).
+ * says an `online: true` (or a dead node's will) was among them: on a
+ * cluster node the row is then this node's to change, so a later
+ * `online: false` of the same group clears it even when the stored row names
+ * another node (as applying them one by one would).
  */
 export interface CoalescedGatewayState {
   gateway: string;
@@ -65,7 +74,7 @@ export class GatewayStateBatcher {
     this.pending.set(gateway, {
       gateway,
       online: change.online ?? prev?.online ?? null,
-      took: change.online === true || (prev?.took ?? false),
+      took: change.online === true || change.deadNodeWill === true || (prev?.took ?? false),
       status: change.status ? JSON.stringify(change.status) : (prev?.status ?? null),
       at: Math.max(now, prev?.at ?? 0),
     });
