@@ -10,5 +10,4 @@ export * from './log-ring.js';
 export * from './process-policy.js';
 export * from './sqlite-db.js';
 export * from './stop-signals.js';
-export * from './start-all.js';
 export type { Command, CommandIo } from './cli-command.js';
