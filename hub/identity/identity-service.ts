@@ -1,11 +1,13 @@
 /**
  * Identity: who may connect and act. Issues and checks every secret (gateway
  * credentials, claims, consumer and service accounts, API tokens), keeps
- * only their scrypt hashes, and writes an audit entry for every change.
+ * only their hashes (secret-hash.ts), and writes an audit entry for every change.
  *
- * Verification cost: a successful scrypt check is remembered in memory as
+ * Verification cost: a successful check is remembered in memory as
  * (stored hash, SHA-256 of the secret) per account, so a gateway that
  * reconnects costs one store read and one SHA-256, not another scrypt.
+ * A login whose stored hash is of an older scheme (scrypt, before the fast
+ * hash) replaces it with the current one, compare-and-set on the old hash.
  * It sees its state only through the ports (hub/store/state-ports.ts). A new
  * secret changes the stored hash and so invalidates the entry by itself.
  */
@@ -17,7 +19,7 @@ import { integrationPatternAllowed, type Identity } from './acl.js';
 import { ClaimGate } from './claim-gate.js';
 import { clientIdAllowed, parseStoredRules, validateRules, type IntegrationRules } from './integration-rules.js';
 import type { ApiRole, ApiTokenRow, ClaimRow, PrincipalKind } from '../store/model/identity.js';
-import { DEFAULT_SCRYPT, fingerprint, generateSecret, hashSecret, randomBase32, verifySecret, type ScryptParams } from './secret-hash.js';
+import { fingerprint, generateSecret, hashOutdated, hashSecret, randomBase32, verifySecret, type ScryptParams } from './secret-hash.js';
 
 /** Dependencies of {@link IdentityService}. */
 export interface IdentityServiceDeps {
@@ -28,6 +30,7 @@ export interface IdentityServiceDeps {
   audit: AuditPort;
   /** Claim expiry and issue times (ms; default Date.now). The stores stamp rows with their own clock: give both the same. */
   clock?: () => number;
+  /** Hash new secrets with scrypt at this cost; default: the fast `sha256$` scheme (secret-hash.ts). */
   scrypt?: ScryptParams;
   /** Closes the MQTT connection of this client id at once, if there is one. */
   disconnect: (clientId: string, reason: string) => void;
@@ -73,15 +76,15 @@ export class IdentityService {
   /** Bumped on every revocation or re-key, so a login that raced with one fails. */
   private readonly epochs = new Map<string, number>();
   private dummyHash: string | null = null;
-  private readonly scrypt: ScryptParams;
+  private readonly scrypt: ScryptParams | undefined;
   private readonly clock: () => number;
   /** Dead claims refused before hashing (issue 13 item 4). */
   readonly claimGate: ClaimGate;
-  /** Secret checks that ran scrypt (cache misses), for tests and metrics. */
-  readonly counters = { scryptChecks: 0 };
+  /** Secret checks that missed the cache (a stored hash computed again), and stored hashes upgraded at login; for tests and metrics. */
+  readonly counters = { scryptChecks: 0, hashChecks: 0, hashUpgrades: 0 };
 
   constructor(private readonly deps: IdentityServiceDeps) {
-    this.scrypt = deps.scrypt ?? DEFAULT_SCRYPT;
+    this.scrypt = deps.scrypt;
     this.clock = deps.clock ?? Date.now;
     this.claimGate = new ClaimGate({ audit: deps.audit, clock: this.clock });
   }
@@ -118,7 +121,8 @@ export class IdentityService {
     const fp = fingerprint(secret);
     const hit = this.verified.get(cacheKey);
     if (hit && hit.hash === hash && timingSafeEqual(hit.fp, fp)) return true;
-    this.counters.scryptChecks++;
+    this.counters.hashChecks++;
+    if (hash.startsWith('scrypt$')) this.counters.scryptChecks++;
     if (!(await verifySecret(secret, hash))) return false;
     if (this.verified.size >= CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(cacheKey, { hash, fp });
@@ -183,6 +187,7 @@ export class IdentityService {
     if (row.revokedAt !== null || !this.stillValid(username, epoch)) {
       return { ok: false, code: 'HUB_ERR_GATEWAY_REVOKED', returnCode: 5, reason: `${row.kind} '${username}' was revoked`, guess: false };
     }
+    if (hashOutdated(row.secretHash, this.scrypt)) void this.upgradeHash(username, row.secretHash, secret);
     // An integration account's client ids are the admin's globs (integration-rules.ts).
     const rules = row.kind === 'integration' ? parseStoredRules(row.rules) : null;
     if (row.kind === 'integration' && !rules) return { ok: false, code: 'HUB_ERR_STORE_IO', returnCode: 5, reason: `integration account '${username}' has no readable rules; re-create it`, guess: false };
@@ -192,6 +197,26 @@ export class IdentityService {
     }
     if (rules) return { ok: true, identity: { kind: 'integration', id: username, rules } };
     return { ok: true, identity: { kind: row.kind, id: username } as Identity };
+  }
+
+  /**
+   * Replaces an account's stored hash of an older scheme by the current one
+   * after a successful login (the plaintext is known only then). Runs beside
+   * the login, never delays it; compare-and-set on the old hash, so a re-key
+   * or revocation in between is never undone. A failure only leaves the old
+   * hash, which still verifies: logged, retried at the next login.
+   */
+  private async upgradeHash(username: string, oldHash: string, secret: string): Promise<void> {
+    try {
+      const newHash = await hashSecret(secret, this.scrypt);
+      if (!(await this.deps.store.rehashPrincipal(username, oldHash, newHash))) return;
+      this.counters.hashUpgrades++;
+      const hit = this.verified.get(username);
+      if (hit?.hash === oldHash) this.verified.set(username, { hash: newHash, fp: hit.fp });
+      this.deps.logger.debug({ account: username, scheme: newHash.slice(0, newHash.indexOf('$')) }, 'stored secret hash upgraded');
+    } catch (err) {
+      this.deps.logger.warn({ err, account: username }, 'could not upgrade the stored secret hash (the old one still verifies; retried at the next login)');
+    }
   }
 
   /** Creates a one-time claim for a site; the token is returned once and stored only hashed. */

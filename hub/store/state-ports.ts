@@ -47,6 +47,8 @@ export interface IdentityPort {
   listPrincipals(kind?: PrincipalKind): Promise<PrincipalRow[]>;
   putPrincipal(p: { username: string; kind: PrincipalKind; secretHash: string; actor: string; replace?: boolean; rules?: string | null }): Promise<{ replaced: boolean }>;
   revokePrincipal(username: string, actor: string): Promise<boolean>;
+  /** Replaces the secret hash only while it is still `oldHash` (a hash-scheme upgrade at login: same secret, not a re-key); true when replaced. */
+  rehashPrincipal(username: string, oldHash: string, newHash: string): Promise<boolean>;
   insertClaim(c: { id: string; secretHash: string; site: string; gatewayId: string | null; note: string | null; actor: string; expiresAt: number }): Promise<ClaimRow>;
   getClaim(id: string): Promise<ClaimRow | null>;
   listClaims(opts?: { includeInactive?: boolean; limit?: number }): Promise<ClaimRow[]>;

@@ -1,10 +1,11 @@
 /** Units of the identity layer: the failed-login limiter, the packet guard's framing, secret hashing. */
+import { createHash } from 'node:crypto';
 import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { FailureLimiter } from '../identity/rate-limiter.js';
 import { PacketGuard, type OversizeInfo } from '../identity/packet-guard.js';
-import { fingerprint, generateSecret, hashSecret, randomBase32, verifySecret } from '../identity/secret-hash.js';
+import { fingerprint, generateSecret, hashOutdated, hashSecret, randomBase32, verifySecret } from '../identity/secret-hash.js';
 import { isLoopback } from '../identity/tls-files.js';
 import { connectPacket, remainingLength } from './support.js';
 
@@ -87,6 +88,26 @@ t.test('secrets: scrypt hashes verify, fail on a wrong secret or a malformed has
   t.equal(await verifySecret(s, 'md5$abc'), false);
   t.equal(await verifySecret(s, 'scrypt$x$8$1$a$b'), false);
   t.not(await hashSecret(s, { N: 1024, r: 8, p: 1 }), h, 'salted');
+  t.equal(hashOutdated(h, { N: 1024, r: 8, p: 1 }), false, 'scrypt at the chosen cost is current');
+  t.equal(hashOutdated(h, { N: 4096, r: 8, p: 1 }), true, 'a raised cost makes it outdated');
+  t.equal(hashOutdated(h), true, 'scrypt is outdated where the fast scheme is chosen');
+});
+
+t.test('secrets: the fast scheme verifies the generated secret only, and matches no plain SHA-256', async (t) => {
+  const s = generateSecret();
+  const h = await hashSecret(s);
+  t.match(h, /^sha256\$[\w-]{43}$/);
+  t.equal(await hashSecret(s), h, 'deterministic: a generated secret needs no salt');
+  t.equal(await verifySecret(s, h), true);
+  t.equal(await verifySecret(`${s}x`, h), false);
+  t.equal(await verifySecret(s.slice(0, -1), h), false);
+  t.equal(await verifySecret(s, 'sha256$'), false, 'an empty digest');
+  t.equal(await verifySecret(s, `sha256$${createHash('sha256').update(s).digest('base64url')}`), false, 'not the untagged SHA-256');
+  t.equal(hashOutdated(h), false);
+  t.equal(hashOutdated(h, { N: 1024, r: 8, p: 1 }), true, 'a deployment that chose scrypt upgrades it');
+});
+
+t.test('secrets: misc', async (t) => {
   t.match(randomBase32(26), /^[a-z2-7]{26}$/);
   t.equal(fingerprint('a').length, 32);
   t.equal(isLoopback('127.0.0.1'), true);

@@ -11,7 +11,7 @@ import type { Test } from 'tap';
 import { silentLogger } from '../../lib/index.js';
 import { startHub, type Hub, type HubOptions } from '../index.js';
 
-/** Cheap scrypt for tests (the cost is not what is under test). */
+/** scrypt as hubs before the fast hash stored secrets: tests that run on it cover that scheme too. */
 export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
 
 /** A fresh temporary folder removed at teardown (t.testdir() would wipe the test's other files). */
@@ -26,7 +26,7 @@ export async function startSecureHub(t: Test, opts: Partial<HubOptions> = {}): P
   const hub = await startHub({
     dataDir: path.join(tempDir(t, 'ioc-edge-hub-'), 'hub'), logger: silentLogger(), mqttPort: 0, httpPort: 0,
     ...opts,
-    auth: { mode: 'required', scrypt: TEST_SCRYPT, ...opts.auth },
+    auth: { mode: 'required', ...opts.auth },
   });
   t.teardown(() => hub.stop());
   return hub;

@@ -67,6 +67,11 @@ export class PgIdentity implements IdentityPort {
     return res.rowCount === 1;
   }
 
+  async rehashPrincipal(username: string, oldHash: string, newHash: string): Promise<boolean> {
+    const res = await this.db.query('UPDATE principals SET secret_hash = $1 WHERE username = $2 AND secret_hash = $3', [newHash, username, oldHash]);
+    return res.rowCount === 1;
+  }
+
   async insertClaim(c: { id: string; secretHash: string; site: string; gatewayId: string | null; note: string | null; actor: string; expiresAt: number }): Promise<ClaimRow> {
     const res = await this.db.query(
       'INSERT INTO claims(id, secret_hash, site, gateway_id, note, created_at, created_by, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING *',

@@ -60,6 +60,11 @@ export class IdentityStore {
     return res.changes === 1;
   }
 
+  async rehashPrincipal(username: string, oldHash: string, newHash: string): Promise<boolean> {
+    const res = await this.db.exclusive(() => this.db.run('UPDATE principals SET secret_hash = ? WHERE username = ? AND secret_hash = ?', [newHash, username, oldHash]));
+    return res.changes === 1;
+  }
+
   async insertClaim(c: { id: string; secretHash: string; site: string; gatewayId: string | null; note: string | null; actor: string; expiresAt: number }): Promise<ClaimRow> {
     await this.db.exclusive(() =>
       this.db.run('INSERT INTO claims(id, secret_hash, site, gateway_id, note, created_at, created_by, expires_at) VALUES (?,?,?,?,?,?,?,?)', [c.id, c.secretHash, c.site, c.gatewayId, c.note, this.now(), c.actor, c.expiresAt]),

@@ -80,6 +80,25 @@ export function identityStateConformance(t: Test, name: string, fx: IdentityStat
       t.match(await id.getPrincipal('gw-1'), { secretHash: 'h9', createdAt: T0 + 20, createdBy: 'admin', revokedAt: null, revokedBy: null });
     });
 
+    t.test('principals: a hash upgrade replaces the hash only while it is the old one, and changes nothing else', async (t) => {
+      now = T0;
+      const { s } = await open(t);
+      const id = s.identity;
+      await id.putPrincipal({ username: 'gw-u', kind: 'gateway', secretHash: 'scrypt-old', actor: 'op' });
+      await id.putPrincipal({ username: 'gw-v', kind: 'gateway', secretHash: 'scrypt-v', actor: 'op' });
+      t.equal(await id.rehashPrincipal('gw-u', 'scrypt-old', 'sha-new'), true);
+      t.match(await id.getPrincipal('gw-u'), { secretHash: 'sha-new', createdAt: T0, createdBy: 'op', revokedAt: null });
+      t.equal((await id.getPrincipal('gw-v'))?.secretHash, 'scrypt-v', 'another account untouched');
+      t.equal(await id.rehashPrincipal('gw-u', 'scrypt-old', 'sha-other'), false, 'a second upgrade from the old hash does nothing');
+      await id.putPrincipal({ username: 'gw-v', kind: 'gateway', secretHash: 'rekeyed', actor: 'admin', replace: true });
+      t.equal(await id.rehashPrincipal('gw-v', 'scrypt-v', 'sha-of-old-secret'), false, 'an upgrade racing a re-key never undoes it');
+      t.equal((await id.getPrincipal('gw-v'))?.secretHash, 'rekeyed');
+      await id.revokePrincipal('gw-u', 'admin');
+      t.equal(await id.rehashPrincipal('gw-u', 'sha-new', 'sha-newer'), true);
+      t.match(await id.getPrincipal('gw-u'), { secretHash: 'sha-newer', revokedBy: 'admin' }, 'nor lifts a revocation');
+      t.equal(await id.rehashPrincipal('nobody', 'a', 'b'), false, 'unknown account');
+    });
+
     t.test('concurrent creation of one account: exactly one succeeds', async (t) => {
       now = T0;
       const { s } = await open(t);
