@@ -29,8 +29,11 @@ for (const broker of BROKERS) {
     t.match(flood.metrics.get('float_switch'), { datatype: 11 }, 'discrete input → Boolean');
     t.match(node.devices.get('tsc-1')!.metrics.get('fw_version'), { datatype: 12 }, 'string → String');
     t.match(node.devices.get('tsc-1')!.metrics.get('red_lamp_ok'), { datatype: 11 }, 'register bit → Boolean');
-    t.match(flood.current.get('level')?.properties, { engUnit: { value: 'm' } }, 'unit as engUnit');
-    t.match(flood.current.get('alarm_level')?.properties, { engLow: { value: 0 }, engHigh: { value: 10 } }, 'limits as engLow/engHigh');
+    // Units and limits are the DBIRTH's: read them from the birth itself, not from `current`, which the
+    // first live DDATA (every point, no engUnit/engLow/engHigh) may already have replaced.
+    const floodBirth = host.messages.find((m) => m.type === 'DBIRTH' && m.device === 'flood-1')!.payload.metrics;
+    t.match(floodBirth.find((m) => m.name === 'level')?.properties, { engUnit: { value: 'm' } }, 'unit as engUnit');
+    t.match(floodBirth.find((m) => m.name === 'alarm_level')?.properties, { engLow: { value: 0 }, engHigh: { value: 10 } }, 'limits as engLow/engHigh');
     // Data with aliases, seq continuing.
     const seen = flood.live.length;
     await host.until(() => flood.live.filter((m) => m.metric === 'sample_count').length >= 3 && flood.live.length > seen, 'DDATA of flood-1');
