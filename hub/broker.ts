@@ -309,7 +309,7 @@ export class Broker {
     } else {
       this.server = net.createServer(onSocket);
     }
-    this.server.listen(this.deps.port, this.deps.host);
+    this.server.listen({ port: this.deps.port, host: this.deps.host, backlog: this.limits.listenBacklog });
     await once(this.server, 'listening');
     logger.info({ host: this.deps.host, port: this.port, tls: this.deps.tls !== undefined, proxyProtocol: this.deps.proxyProtocol ? this.deps.proxyProtocol.trusted : undefined }, 'mqtt listening');
   }

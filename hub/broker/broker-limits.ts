@@ -51,8 +51,24 @@ export interface BrokerLimits {
    * whole fleet behind one NAT reconnects at once after a hub restart.
    */
   maxPendingPerSource: number;
-  /** MQTT login checks (scrypt) at once; they share libuv's 4 threads with the SQLite commits PUBACKs wait for. */
+  /**
+   * MQTT login checks at once. Each is an identity read (a few hundred µs on
+   * libuv's 4 threads, which the SQLite commits PUBACKs wait for also use) and
+   * a SHA-256; 2 slots bounded a 10,000-gateway return to ~1,500 logins/s
+   * (bench:reconnect-storm: 0.7 s waiting for a slot per login), 8 let the
+   * main thread be the limit. A deployment that chose scrypt hashes
+   * (`auth.scrypt`) should set 2: each scrypt holds a thread for 1.5–2 ms.
+   */
   maxConcurrentLogins: number;
+  /**
+   * The MQTT listener's accept queue (listen(2) backlog; Linux caps it at
+   * net.core.somaxconn). Node's default of 511 overflows within a quarter of a
+   * second when a fleet returns at 2,000–3,000 connects/s: the kernel drops the
+   * SYNs and each gateway waits out TCP's SYN retransmits (1, 3, 7, 15, 31 s),
+   * some past their CONNACK timeout (bench:reconnect-storm: 81,000 listen
+   * overflows, ~3 % of 10,000 gateways back only after 30 s).
+   */
+  listenBacklog: number;
   /** TCP keep-alive probe delay, ms: a peer that vanished (keepalive 0 in CONNECT, half-open TCP) is found by the OS. */
   tcpKeepAliveMs: number;
   /**
@@ -83,7 +99,8 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxClientIdLength: 128,
   maxInflightInbound: 100,
   tcpKeepAliveMs: 60_000,
-  maxConcurrentLogins: 2,
+  maxConcurrentLogins: 8,
+  listenBacklog: 4096,
   maxPendingPerSource: 1024,
   publishRate: 10_000,
   publishBurst: 20_000,
@@ -128,7 +145,7 @@ export function limitCounters(): BrokerLimitCounters {
 export type BrokerLimitSettings = Partial<Omit<BrokerLimits, 'maxSubscriptions'>> & { maxSubscriptions?: Partial<BrokerLimits['maxSubscriptions']> };
 
 const NUMERIC: ReadonlyArray<keyof Omit<BrokerLimits, 'maxSubscriptions'>> = [
-  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxQueuedBytesPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs', 'maxConcurrentLogins', 'maxPendingPerSource', 'publishRate', 'publishBurst', 'publishMaxHeld',
+  'maxRetainedBytes', 'maxRetainedPerClient', 'maxQueuedPerSession', 'maxQueuedBytesPerSession', 'maxOutgoingBytes', 'maxConnectionsPerAccount', 'maxClientIdLength', 'maxInflightInbound', 'tcpKeepAliveMs', 'maxConcurrentLogins', 'listenBacklog', 'maxPendingPerSource', 'publishRate', 'publishBurst', 'publishMaxHeld',
 ];
 
 /**

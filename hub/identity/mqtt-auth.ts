@@ -44,9 +44,10 @@ export interface MqttAuthDeps {
   /** Connections at once per consumer/service/integration account (default 64). */
   maxConnections?: number;
   /**
-   * Login checks (scrypt) at once (default 2): scrypt and the SQLite commits share
-   * libuv's thread pool (4 threads), so a storm of logins must leave threads for
-   * the commits that PUBACKs wait for. Further CONNECTs wait their turn.
+   * Login checks at once (default 8, broker-limits.ts): the identity reads (and
+   * scrypt, for hashes of that scheme) share libuv's thread pool (4 threads)
+   * with the SQLite commits, so a storm of logins must leave threads for the
+   * commits that PUBACKs wait for. Further CONNECTs wait their turn.
    */
   maxConcurrentLogins?: number;
   /** CONNECTs waiting for a login check; past it they get CONNACK 3 (server unavailable). Default 2,000. */
@@ -158,7 +159,7 @@ export class MqttAuth {
       return;
     }
     const arrived = performance.now();
-    if (this.activeLogins >= (this.deps.maxConcurrentLogins ?? 2)) {
+    if (this.activeLogins >= (this.deps.maxConcurrentLogins ?? 8)) {
       if (this.loginQueue.length >= (this.deps.maxWaitingLogins ?? 2000)) {
         this.counters.loginsBusy++;
         cb(connackError('HUB_ERR_LIMIT', `${this.loginQueue.length} logins are waiting to be checked; try again shortly`, 3), null);
