@@ -13,8 +13,13 @@
  *
  * Every minute: RSS of the hub, the gateway, the simulator and this process.
  * At the end: readings the devices served (polls answered × points), readings
- * the gateway's drivers produced, readings stored at the hub (lost, duplicated
- * (same series and timestamp twice)), and what each consumer received.
+ * the gateway's drivers produced (exact: each gateway run's final count),
+ * Modbus requests that timed out at the gateway (a reply that comes after
+ * the timeout is served by the device but discarded by the gateway, as
+ * Modbus/TCP requires: served, never produced), readings stored at the hub,
+ * and from these lost (produced but not stored, or served but neither stored
+ * nor explained by a timed-out poll) and duplicated (same series and
+ * timestamp twice), and what each consumer received.
  * Last line: BENCH soak-rss-growth <percent> % — the larger of the hub's and
  * the gateway's RSS growth from minute 10 to the end (runs under 20 minutes:
  * from the middle of the run, and the output says so).
@@ -89,18 +94,26 @@ try {
   }));
 
   // Readings the gateway's drivers produced, summed over its runs (each run counts from 0).
+  // Polls that timed out at the gateway, summed the same way: a reply after the timeout is counted as
+  // served by the devices and discarded by the gateway (Modbus/TCP), so it is served but never stored.
   let producedDone = 0;
   let producedNow = 0;
+  let timeoutsDone = 0;
+  let timeoutsNow = 0;
   let gwRss = 0;
+  let final: Promise<Record<string, unknown> | null> = Promise.resolve(null);
   const startGw = async (): Promise<LineProc> => {
     const g = LineProc.start('scripts/bench/scale-gateway-proc.ts', [configFile], { nofile: 8192 });
     await g.next((o) => o.ready === true, 120_000);
     producedNow = 0;
+    timeoutsNow = 0;
+    final = g.next((o) => o.final === true, 24 * 3600_000).catch(() => null);
     void (async () => {
       for (;;) {
         const s = await g.next((o) => o.stats === true).catch(() => null);
         if (!s) return;
         producedNow = Number(s.produced);
+        timeoutsNow = Number(s.timeouts ?? 0);
         gwRss = Number(s.rss);
       }
     })();
@@ -108,8 +121,11 @@ try {
   };
   const stopGw = async (g: LineProc): Promise<void> => {
     await g.stop(60_000);
-    producedDone += producedNow;
+    const f = await final;
+    producedDone += f ? Number(f.produced) : producedNow;
+    timeoutsDone += f ? Number(f.timeouts) : timeoutsNow;
     producedNow = 0;
+    timeoutsNow = 0;
   };
   gw = await startGw();
 
@@ -181,8 +197,12 @@ try {
   const distinct = (await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM (SELECT DISTINCT r.series, r.ts FROM readings r JOIN series s ON s.id = r.series WHERE s.gateway = ?)', [cred!.username]))?.n ?? 0;
   await db.close();
   const produced = producedDone;
-  console.log(`readings: devices served ${served} (polls answered × ${points}), gateway produced ≥ ${produced} (sampled once a second), hub stored ${stored} (${distinct} distinct series × timestamp)`);
-  console.log(`lost (served, not stored): ${Math.max(0, served - distinct)}; duplicated (same series and timestamp stored twice): ${stored - distinct}`);
+  const lateMax = timeoutsDone * points;
+  const gap = Math.max(0, served - distinct);
+  console.log(`readings: devices served ${served} (polls answered × ${points}), gateway produced ${produced}, hub stored ${stored} (${distinct} distinct series × timestamp)`);
+  console.log(`polls timed out at the gateway: ${timeoutsDone} (a reply after the ${1000} ms timeout counts as served at the device and is discarded by the gateway: at most ${lateMax} readings)`);
+  console.log(`produced, not stored (lost on the way to the hub's store): ${Math.max(0, produced - distinct)}; served, not stored: ${gap}, of which not explained by timed-out polls: ${Math.max(0, gap - lateMax)}`);
+  console.log(`lost: ${Math.max(0, produced - distinct, gap - lateMax)}; duplicated (same series and timestamp stored twice): ${stored - distinct}`);
   for (const [i, map] of received.entries()) {
     let dup = 0;
     for (const n of map.values()) if (n > 1) dup += n - 1;

@@ -81,7 +81,7 @@ export class MqttAuth {
   readonly counters = { loginsOk: 0, loginsFailed: 0, lockedOut: 0, publishDenied: 0, subscribeDenied: 0, tooManyConnections: 0, loginsBusy: 0, peakConcurrentLogins: 0 };
   /**
    * Where login time goes (issue 14.12, bench:reconnect-storm): milliseconds spent waiting for one of
-   * the `maxConcurrentLogins` slots, and inside the check itself (identity read + scrypt), summed over
+   * the `maxConcurrentLogins` slots, and inside the check itself (identity read + secret hash), summed over
    * `checks` logins. Check time per login far above scrypt's cost means the check waits for threads or
    * the event loop, not for CPU.
    */

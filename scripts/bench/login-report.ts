@@ -3,7 +3,7 @@
  * secure-hub-process.ts taken around it (bench:connections,
  * bench:reconnect-storm): hub CPU per login (main thread and libuv pool, where
  * scrypt runs), how busy the event loop was, and per login the wait for a
- * login slot (maxConcurrentLogins) and the check itself (identity read + scrypt).
+ * login slot (maxConcurrentLogins) and the check itself (identity read + secret hash).
  */
 
 /** One line describing the logins between `before` and `after` (stats objects), `seconds` apart. */
@@ -13,5 +13,5 @@ export function loginReport(before: Record<string, unknown>, after: Record<strin
   const elu = d('loopActiveMs') / Math.max(1, d('loopActiveMs') + d('loopIdleMs'));
   return `hub during the logins: CPU ${(d('cpuMs') / logins).toFixed(2)} ms per login, ${((d('cpuMs') / 1000 / seconds) * 100).toFixed(0)} % of one core; `
     + `event loop busy ${(elu * 100).toFixed(0)} %; per login ${(d('slotWaitMs') / logins).toFixed(1)} ms waiting for a login slot `
-    + `(at most ${(after.peakConcurrentLogins as number | undefined) ?? '?'} at once), ${(d('checkMs') / logins).toFixed(1)} ms in the check (identity read + scrypt)`;
+    + `(at most ${(after.peakConcurrentLogins as number | undefined) ?? '?'} at once), ${(d('checkMs') / logins).toFixed(1)} ms in the check (identity read + secret hash)`;
 }

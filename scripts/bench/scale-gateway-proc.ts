@@ -39,13 +39,15 @@ if (snapshotFile) setTimeout(() => void import('node:v8').then((v8) => v8.writeH
 let produced = 0;
 gw.bus.on('readings', (r: unknown[]) => (produced += r.length));
 console.log(JSON.stringify({ ready: true }));
+/** Modbus requests of all devices that got no reply within their timeout (a late reply is discarded, Modbus/TCP Implementation Guide §4.2.1.2). */
+const timeouts = (): number => Object.values(gw.pollStats()).reduce((n, s) => n + (s.timeouts ?? 0), 0);
 const report = setInterval(() => {
   const cpu = process.cpuUsage();
   const outbox = gw.outbox.stats();
   const mem = process.memoryUsage();
   let overruns = 0;
   for (const s of Object.values(gw.pollStats())) overruns += s.overruns;
-  console.log(JSON.stringify({ stats: true, t: Date.now(), cpuUs: cpu.user + cpu.system, rss: mem.rss, heap: mem.heapUsed, maxRssKb: process.resourceUsage().maxRSS, backlog: outbox.rows, produced, overruns, stretch: gw.pacer.stats().maxStretch, stretchNow: gw.pacer.stats().stretch, connects: gw.uplink.stats().connects }));
+  console.log(JSON.stringify({ stats: true, t: Date.now(), cpuUs: cpu.user + cpu.system, rss: mem.rss, heap: mem.heapUsed, maxRssKb: process.resourceUsage().maxRSS, backlog: outbox.rows, produced, overruns, stretch: gw.pacer.stats().maxStretch, stretchNow: gw.pacer.stats().stretch, connects: gw.uplink.stats().connects, timeouts: timeouts() }));
   if (trace) {
     const mb = (n: number): string => (n / 1048576).toFixed(1);
     const spaces = getHeapSpaceStatistics().map((s) => `${s.space_name.replace('_space', '')} ${mb(s.space_size)}/${mb(s.space_used_size)}`).join(' ');
@@ -60,6 +62,8 @@ createInterface({ input: process.stdin }).on('close', () => {
       writeFileSync(heapProfile!, JSON.stringify(profile));
     }
     await gw.stop();
+    // The run's final counts, after the last polls finished (soak accounting).
+    console.log(JSON.stringify({ final: true, produced, timeouts: timeouts() }));
     process.exit(0);
   })();
 });
