@@ -3,7 +3,7 @@
  * writes and `hub import` reads, the same whichever backend wrote it, so a
  * deployment moves SQLite → PostgreSQL and back.
  *
- * Format (version 1): gzip'd NDJSON, one JSON value per line.
+ * Format (version 2; version 1 lacked `rollups`): gzip'd NDJSON, one JSON value per line.
  * - line 1, the header: `{format, version, source: {kind, schema}, createdAt, tables: {name: {columns, count}}}`;
  * - then data lines `{t: table, r: [[…row…], …]}` (at most {@link CHUNK_ROWS} rows each), tables in {@link TABLES} order;
  * - last, the trailer `{end: true, counts: {table: rows}, sha256}` where
@@ -28,8 +28,11 @@ import { IocError } from '../../contract/index.js';
 
 /** `format` of the header line. */
 export const ARCHIVE_FORMAT = 'ioc-edge-hub-archive';
-/** The newest archive version this code reads and the one it writes. */
-export const ARCHIVE_VERSION = 1;
+/**
+ * The newest archive version this code reads and the one it writes.
+ * 2 added the `rollups` table; a version 1 archive (no rollups) still imports.
+ */
+export const ARCHIVE_VERSION = 2;
 /** Rows per data line. */
 export const CHUNK_ROWS = 1000;
 /** Bytes per image piece. */
@@ -69,6 +72,8 @@ export const TABLES: readonly TableSpec[] = [
   T('quarantine', 'n, gateway, topic, received_at, code, error, payload', { bytes: ['payload'] }),
   T('dedupe', 'gateway, epoch, ranges, updated_at'),
   T('readings', 'series, ts, value, flags'),
+  // Since version 2: the per-bucket min/max/sum/count kept after raw readings aged out (retention).
+  T('rollups', 'series, bucket_ms, ts, count, min, max, sum'),
 ];
 
 /** The spec of a table by name. */

@@ -36,6 +36,7 @@ const ORDER: Record<string, string> = {
   registry_gateways: 'id', registry_devices: 'gateway, id', principals: 'username', claims: 'id', api_tokens: 'id', audit: 'n',
   config_versions: 'gateway, version', config_reported: 'gateway', config_events: 'n', fw_images: 'sha256', fw_manifests: 'id',
   fw_rollouts: 'id', fw_jobs: 'id', gateways: 'id', series: 'id', latest: 'series', events: 'gateway, id', alarms: 'n', quarantine: 'n',
+  rollups: 'series, bucket_ms, ts',
 };
 
 function open(url: string, logger: Logger, app: string): PgPool {

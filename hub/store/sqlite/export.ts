@@ -31,7 +31,7 @@ const DB_OF: Record<string, Db> = {
   registry_gateways: 'registry', registry_devices: 'registry', principals: 'registry', claims: 'registry', api_tokens: 'registry', audit: 'registry',
   config_versions: 'registry', config_reported: 'registry', config_events: 'registry',
   fw_images: 'firmware', fw_manifests: 'firmware', fw_rollouts: 'firmware', fw_jobs: 'firmware',
-  gateways: 'hub', series: 'hub', latest: 'hub', events: 'hub', alarms: 'hub', quarantine: 'hub', dedupe: 'hub', readings: 'hub',
+  gateways: 'hub', series: 'hub', latest: 'hub', events: 'hub', alarms: 'hub', quarantine: 'hub', dedupe: 'hub', readings: 'hub', rollups: 'hub',
 };
 /** SQLite table of an archive table (the dedupe record is `seq_ranges`). */
 const sqlName = (t: string): string => (t === 'dedupe' ? 'seq_ranges' : t);
@@ -129,6 +129,20 @@ async function* readTable(files: Files, images: DiskImages, table: string): Asyn
   }
   const db = files.of(table);
   const cols = TABLE.get(table)!.columns.join(', ');
+  if (table === 'rollups') {
+    // WITHOUT ROWID and possibly large (a bucket per series and level for months): keyset on the primary key.
+    const pk = 'series, bucket_ms, ts';
+    for (let after: [number, number, number] | null = null; ;) {
+      const rows: Array<Record<string, unknown>> = await db.all<Record<string, unknown>>(
+        `SELECT ${cols} FROM rollups ${after ? `WHERE (${pk}) > (?, ?, ?)` : ''} ORDER BY ${pk} LIMIT ?`, after ? [...after, CHUNK_ROWS] : [CHUNK_ROWS]);
+      if (rows.length > 0) {
+        const last = rows[rows.length - 1]!;
+        after = [last.series as number, last.bucket_ms as number, last.ts as number];
+        yield rows.map((r) => toArchive(table, r));
+      }
+      if (rows.length < CHUNK_ROWS) return;
+    }
+  }
   const order = NO_ROWID[table];
   if (order) {
     for (let offset = 0; ; offset += CHUNK_ROWS) {
@@ -182,7 +196,6 @@ export async function openSqliteTarget(loc: SqliteLocation): Promise<ArchiveTarg
     },
     async clear() {
       for (const t of tables) await files.of(t).run(`DELETE FROM ${sqlName(t)}`);
-      await files.of('readings').run('DELETE FROM rollups');
       await files.of('readings').run("DELETE FROM store_meta WHERE key = 'latest_rowid'");
       await rm(imageDir, { recursive: true, force: true });
     },

@@ -82,6 +82,14 @@ t.test('SQLite -> PostgreSQL -> SQLite: everything arrives, audit verifies, cred
   await st.firmware.createRollout({ id: 'r-1', manifestId: manifest.id, state: 'running', target: { devices: [`${GW}/d1`] }, canary: 1, waveSize: 5, maxFailurePercent: 10, stage: 0, stages: 2, reason: null, seed: 'seed', canaryDevices: null, createdBy: 'test-admin' },
     [{ id: 'j-1', gateway: GW, device: 'd1', stage: 0 }, { id: 'j-2', gateway: GW, device: 'd2', stage: 1 }]);
   await st.stop();
+  // Rollups as retention leaves them (per series and level: count, min, max, sum of a bucket whose raw readings went).
+  const hubDb = await SqliteDb.open(path.join(dirA, 'hub.sqlite'));
+  for (const level of [60_000, 3_600_000]) {
+    for (let b = 0; b < 8; b++) { // past one archive line of rows (CHUNK_ROWS): the export pages through them
+      await hubDb.run('INSERT INTO rollups (series, bucket_ms, ts, count, min, max, sum) SELECT id, ?, ?, 60, id * 0.5, id * 1.5 + 0.1, id * 60.25 + ? FROM series', [level, (Math.floor((now - 86_400_000) / level) - b) * level, b / 3]);
+    }
+  }
+  await hubDb.close();
 
   // --- SQLite -> archive -> PostgreSQL -> archive -> SQLite
   const schema = pgSchema(t);
@@ -108,7 +116,7 @@ t.test('SQLite -> PostgreSQL -> SQLite: everything arrives, audit verifies, cred
   t.equal(ex3.code, 0, ex3.err);
   const [c1, c2, c3] = [await contents(f1), await contents(f2), await contents(f3)];
   t.equal(c1.get('readings')?.length, READINGS, 'all readings in the first archive');
-  for (const table of ['registry_gateways', 'principals', 'claims', 'api_tokens', 'audit', 'config_versions', 'fw_images', 'image_bytes', 'fw_manifests', 'fw_rollouts', 'fw_jobs', 'gateways', 'series', 'latest', 'events', 'alarms', 'quarantine', 'dedupe', 'readings']) {
+  for (const table of ['registry_gateways', 'principals', 'claims', 'api_tokens', 'audit', 'config_versions', 'fw_images', 'image_bytes', 'fw_manifests', 'fw_rollouts', 'fw_jobs', 'gateways', 'series', 'latest', 'events', 'alarms', 'quarantine', 'dedupe', 'readings', 'rollups']) {
     t.ok((c1.get(table)?.length ?? 0) > 0, `${table}: the source has rows`);
   }
   t.same([...c2.keys()].sort(), [...c1.keys()].sort(), 'the same tables');
@@ -180,8 +188,23 @@ t.test('a corrupted, truncated or newer archive is refused and nothing is import
   const newer = path.join(root, 'newer.gz');
   await writeFile(newer, gzipSync(lines.join('\n')));
   const r3 = await runCli(['hub', 'import', '--data-dir', path.join(root, 'd'), '--in', newer, '--quiet']);
-  t.match(r3, { code: 1, err: /format version 99 is newer than this hub reads \(1\).*\(HUB_ERR_ARCHIVE\)/ }, 'a newer archive format is refused');
+  t.match(r3, { code: 1, err: /format version 99 is newer than this hub reads \(2\).*\(HUB_ERR_ARCHIVE\)/ }, 'a newer archive format is refused');
   await empty(path.join(root, 'd'));
+
+  // A version 1 archive (before the rollups table) still imports.
+  const v1 = gunzipSync(whole).toString('utf8').split('\n').filter(Boolean);
+  const h1 = JSON.parse(v1[0]!);
+  t.ok('rollups' in h1.tables, 'this hub writes the rollups table');
+  delete h1.tables.rollups;
+  h1.version = 1;
+  const body1 = [JSON.stringify(h1), ...v1.slice(1, -1)];
+  const tr1 = JSON.parse(v1[v1.length - 1]!);
+  delete tr1.counts.rollups;
+  tr1.sha256 = (await import('node:crypto')).createHash('sha256').update(body1.map((l) => `${l}\n`).join('')).digest('hex');
+  const old1 = path.join(root, 'v1.gz');
+  await writeFile(old1, gzipSync(`${[...body1, JSON.stringify(tr1)].join('\n')}\n`));
+  const rv1 = await runCli(['hub', 'import', '--data-dir', path.join(root, 'v1'), '--in', old1, '--quiet']);
+  t.equal(rv1.code, 0, `a version 1 archive imports: ${rv1.err}`);
 
   // A changed row with the hash left as it was: caught by the SHA-256 before anything is written.
   const tampered = gunzipSync(whole).toString('utf8').replace('"test.entry"', '"test.entrx"');
