@@ -14,7 +14,7 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { canonicalJson, IocError, type GatewayEvent, type Reading } from '../contract/index.js';
 import { loadProfileDir, PROFILES_DIR, type DeviceProfile } from '../device-profiles/index.js';
-import type { Logger, LogRing } from '../lib/index.js';
+import { startAll, type Logger, type LogRing, type Startable } from '../lib/index.js';
 import { AlarmEvaluator, alarmRules } from './southbound/alarm-evaluator.js';
 import { CommandHandler } from './remote/commands.js';
 import { bootConfig, ConfigAgent, type ApplyResult } from './remote/config-agent.js';
@@ -296,17 +296,8 @@ export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> 
     if (!driver.write) throw new IocError('GW_ERR_WRITE_REFUSED', `device '${deviceId}' has no writable points (its protocol is read-only)`, { context: { device: deviceId, point } });
     await driver.write(point, value);
   };
-  const services: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [outbox, gate, alarms, southboundLines, uplink, ...(sparkplug ? [sparkplug] : []), configAgent, commands, firmwareAgent, pacer, southboundDrivers, ...(http ? [http] : [])];
-  const started: typeof services = [];
-  try {
-    for (const s of services) {
-      await s.start();
-      started.push(s);
-    }
-  } catch (err) {
-    for (const s of started.reverse()) await s.stop().catch(() => undefined);
-    throw err;
-  }
+  const services: Startable[] = [outbox, gate, alarms, southboundLines, uplink, ...(sparkplug ? [sparkplug] : []), configAgent, commands, firmwareAgent, pacer, southboundDrivers, ...(http ? [http] : [])];
+  await startAll(services);
   running = true;
   // Every configured bus counts: a serial-line bus has no line service of its own (its device opens the port).
   logger.info({ configVersion: boot.running.version, devices: southbound.drivers().length, buses: config.buses.length, hub: config.hub.url }, 'gateway started');

@@ -10,4 +10,5 @@ export * from './log-ring.js';
 export * from './process-policy.js';
 export * from './sqlite-db.js';
 export * from './stop-signals.js';
+export * from './start-all.js';
 export type { Command, CommandIo } from './cli-command.js';

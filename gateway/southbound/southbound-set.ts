@@ -22,7 +22,7 @@
  */
 import { canonicalJson, IocError, isIocError, type GatewayEvent, type Reading } from '../../contract/index.js';
 import { decodeResponse, isModbusProfile, planReads, type DeviceProfile, type ModbusProfile } from '../../device-profiles/index.js';
-import type { Logger } from '../../lib/index.js';
+import { startAll, type Logger } from '../../lib/index.js';
 import type { BusConfig, DeviceConfig, GatewayConfig } from '../config.js';
 import { backoffCap, DevicePoller } from './device-poller.js';
 import type { DeviceDriver } from './device-state.js';
@@ -333,19 +333,5 @@ export class SouthboundSet {
       const detail = isIocError(err) ? err.message : `cannot open serial port ${b.path}: ${(err as Error).message}`;
       throw new IocError('GW_ERR_SERIAL_OPEN', `bus '${b.id}': ${detail.replace(/ \(GW_ERR_[A-Z_]+\)$/, '')}`, { cause: err, context: { bus: b.id, path: b.path } });
     }
-  }
-}
-
-/** Starts each in order; when one fails, stops those it started and throws its error. */
-async function startAll(services: ReadonlyArray<{ start(): Promise<void>; stop(): Promise<void> }>): Promise<void> {
-  const started: Array<{ stop(): Promise<void> }> = [];
-  try {
-    for (const x of services) {
-      await x.start();
-      started.push(x);
-    }
-  } catch (err) {
-    for (const x of started.reverse()) await x.stop().catch(() => undefined);
-    throw err;
   }
 }
