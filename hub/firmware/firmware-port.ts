@@ -120,8 +120,15 @@ export interface FirmwarePort {
   getRollout(id: string): Promise<RolloutRecord | null>;
   /** Rollouts, newest first, optionally of some states. */
   listRollouts(q?: { states?: RolloutState[] }): Promise<RolloutRecord[]>;
-  /** Changes the given fields (omitted ones are kept). */
-  updateRollout(id: string, change: Partial<Pick<RolloutRecord, 'state' | 'stage' | 'reason' | 'ackFailures'>>): Promise<void>;
+  /**
+   * Changes the given fields (omitted ones are kept); with `expect`, only while
+   * the rollout is still in that state and stage (compare-and-set). The
+   * rollout engine's steps use it: a step computed from a rollout an operator
+   * or another node changed meanwhile (a paused, stopped or cancelled
+   * rollout, a stage already started; a node that stalled and lost the
+   * engine's lease) changes nothing. True when the row changed.
+   */
+  updateRollout(id: string, change: Partial<Pick<RolloutRecord, 'state' | 'stage' | 'reason' | 'ackFailures'>>, expect?: Pick<RolloutRecord, 'state' | 'stage'>): Promise<boolean>;
   getJob(id: string): Promise<JobRecord | null>;
   /** Jobs by stage, gateway, device. */
   listJobs(q: { rollout?: string; gateway?: string; statuses?: JobStatus[] }): Promise<JobRecord[]>;

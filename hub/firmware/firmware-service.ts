@@ -221,7 +221,9 @@ export class FirmwareService extends EventEmitter {
 
   /** Pauses a running rollout: nothing new is offered; what was offered goes on. */
   pause(id: string, who: Actor): Promise<RolloutView> {
-    return this.change(id, who, 'pause', ['running'], async () => this.deps.db.updateRollout(id, { state: 'paused' }));
+    return this.change(id, who, 'pause', ['running'], async () => {
+      await this.deps.db.updateRollout(id, { state: 'paused' });
+    });
   }
 
   /** Resumes a paused rollout, or one that stopped itself (its failures so far are then accepted). */
@@ -298,17 +300,23 @@ export class FirmwareService extends EventEmitter {
       const r = await this.deps.db.getRollout(id);
       if (!r || r.state !== 'running') return;
       const step = nextStep(r, await this.deps.db.listJobs({ rollout: id }), r.ackFailures);
+      if (step.kind === 'wait') return;
+      // Each step is written only if the rollout is still as it was read (compare-and-set): an operator's
+      // pause or cancel, or another node's step, in between wins, and this step is dropped whole (no offer).
+      const was = { state: r.state, stage: r.stage };
+      const change = step.kind === 'stop' ? { state: 'stopped' as const, reason: step.reason } : step.kind === 'complete' ? { state: 'completed' as const } : { stage: step.stage };
+      if (!(await this.deps.db.updateRollout(id, change, was))) {
+        this.deps.logger.info({ rollout: id, step: step.kind }, 'rollout changed while its next step was decided; the step is dropped and decided again from the new state');
+        return;
+      }
       if (step.kind === 'stop') {
-        await this.deps.db.updateRollout(id, { state: 'stopped', reason: step.reason });
         this.deps.logger.warn({ rollout: id, reason: step.reason, code: 'FW_ERR_ROLLOUT_STATE' }, 'rollout stopped itself');
       } else if (step.kind === 'complete') {
-        await this.deps.db.updateRollout(id, { state: 'completed' });
         this.deps.logger.info({ rollout: id }, 'rollout completed');
-      } else if (step.kind === 'offer') {
-        await this.deps.db.updateRollout(id, { stage: step.stage });
+      } else {
         await this.offer(r, step.jobs);
         this.deps.logger.info({ rollout: id, stage: step.stage, jobs: step.jobs.length }, 'rollout stage started');
-      } else return;
+      }
       const v = await this.view(id);
       if (v) this.emit('rollout', v);
     });

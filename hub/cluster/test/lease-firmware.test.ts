@@ -87,7 +87,7 @@ async function until<T>(fn: () => Promise<T> | T, what: string, ms = 15_000): Pr
 }
 
 /** A gateway's report that a job finished, as node `to` receives it over MQTT. */
-const updated = (to: ReturnType<typeof node>, o: FirmwareOffer, gateway: string): void =>
+const updated = (to: { link: ReturnType<typeof fakeLink> }, o: FirmwareOffer, gateway: string): void =>
   to.link.deliver(fwTopics.state(gateway), { v: 1, job: o.job, device: o.device, seq: 99, ts: Date.now(), state: 'updated', result: 0, version: '2.0.0' });
 
 t.test('rollout stages advance on the lease holder only, exactly once, and go on after the holder dies', { skip }, async (t) => {
@@ -132,4 +132,74 @@ t.test('rollout stages advance on the lease holder only, exactly once, and go on
   t.same(offered, jobs.map((j) => j.id).sort(), 'one offer message per job across both nodes');
   t.same(a.link.offers.map((o) => jobs.find((j) => j.id === o.job)!.stage), [0, 1, 1], 'A drove stages 0 and 1');
   t.same(b.link.offers.map((o) => jobs.find((j) => j.id === o.job)!.stage), [2], 'B drove stage 2 after taking over');
+});
+
+t.test('a stage decided from a stale read is dropped: a stalled engine cannot start a stage after an operator paused the rollout', { skip }, async (t) => {
+  const schema = pgSchema(t, 'fwstale');
+  const poolA = new PgPool({ url: PG_URL, schema, max: 3 }, silentLogger());
+  const poolB = new PgPool({ url: PG_URL, schema, max: 3 }, silentLogger());
+  t.teardown(async () => {
+    await poolA.end().catch(() => undefined);
+    await poolB.end().catch(() => undefined);
+  });
+  await migrate(poolA);
+  // Node A drives the engine; its reads of a rollout's jobs can be held (a node that stalls between reading and writing).
+  let hold: Promise<void> | null = null;
+  let held = (): void => undefined;
+  const realA = new PgFirmwareDb({ db: poolA });
+  const dbA = new Proxy(realA, {
+    get(target, prop) {
+      if (prop === 'listJobs') {
+        return async (q: Parameters<PgFirmwareDb['listJobs']>[0]) => {
+          const jobs = await target.listJobs(q);
+          if (hold && q.rollout !== undefined) {
+            held();
+            await hold;
+          }
+          return jobs;
+        };
+      }
+      const v = Reflect.get(target, prop) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const make = (db: PgFirmwareDb, pool: PgPool, drives: boolean): { svc: FirmwareService; link: ReturnType<typeof fakeLink> } => {
+    const link = fakeLink();
+    const svc = new FirmwareService({
+      logger: silentLogger(), db, images: new PgImageStore({ db: pool }), audit: noAudit, broker: link,
+      devices: async () => GATEWAYS.map((g) => ({ gateway: g, id: 'dev-1', profile: MODEL })),
+      sites: async () => new Map(GATEWAYS.map((g) => [g, null])),
+      reofferMs: 60_000, drivesRollouts: () => drives,
+    });
+    t.teardown(() => svc.stop());
+    return { svc, link };
+  };
+  const a = make(dbA, poolA, true);
+  const b = make(new PgFirmwareDb({ db: poolB }), poolB, false);
+  await a.svc.start();
+  await b.svc.start();
+  await a.svc.uploadImage(image, who);
+  const m = await a.svc.addManifest(signed, who);
+  const r = await b.svc.createRollout({ manifest: m.id, canary: 1, waveSize: 2, seed: 'fixed' }, who);
+  await a.svc.sweep();
+  t.equal(a.link.offers.length, 1, 'the canary is offered');
+  const canary = (await b.svc.jobs(r.id)).find((j) => j.id === a.link.offers[0]!.job)!;
+
+  // The canary succeeds; A reads the rollout and its jobs for the next step, and stalls there.
+  let release = (): void => undefined;
+  hold = new Promise<void>((resolve) => (release = resolve));
+  const stalled = new Promise<void>((resolve) => (held = resolve));
+  updated(a, a.link.offers[0]!, canary.gateway);
+  await stalled;
+  // Meanwhile an operator pauses the rollout through node B.
+  const paused = await b.svc.pause(r.id, who);
+  t.equal(paused.state, 'paused');
+  hold = null;
+  release();
+  await until(async () => (await b.svc.jobs(r.id)).find((j) => j.id === canary.id)?.status === 'updated', 'the canary report stored');
+  await a.svc.sweep(); // whatever A was doing has finished once its serial queue has run this pass
+  const after = (await b.svc.view(r.id))!;
+  t.equal(after.state, 'paused', 'the rollout stays paused');
+  t.equal(a.link.offers.length, 1, 'no stage-1 offer went out from the stale decision');
+  t.same((await b.svc.jobs(r.id)).filter((j) => j.stage === 1).map((j) => j.status), ['pending', 'pending'], 'stage 1 was not started');
 });

@@ -90,9 +90,11 @@ export class PgFirmwareDb implements FirmwarePort {
     return r.rows.map(rolloutOf);
   }
 
-  async updateRollout(id: string, change: Partial<Pick<RolloutRecord, 'state' | 'stage' | 'reason' | 'ackFailures'>>): Promise<void> {
-    await this.db.query('UPDATE fw_rollouts SET state = coalesce($1, state), stage = coalesce($2, stage), reason = coalesce($3, reason), ack_failures = coalesce($4, ack_failures), updated_at = $5 WHERE id = $6',
-      [change.state ?? null, change.stage ?? null, change.reason ?? null, change.ackFailures ?? null, this.now(), id]);
+  /** See FirmwarePort.updateRollout: with `expect`, one conditional UPDATE (the row lock makes it atomic between nodes). */
+  async updateRollout(id: string, change: Partial<Pick<RolloutRecord, 'state' | 'stage' | 'reason' | 'ackFailures'>>, expect?: Pick<RolloutRecord, 'state' | 'stage'>): Promise<boolean> {
+    const res = await this.db.query(`UPDATE fw_rollouts SET state = coalesce($1, state), stage = coalesce($2, stage), reason = coalesce($3, reason), ack_failures = coalesce($4, ack_failures), updated_at = $5 WHERE id = $6${expect ? ' AND state = $7 AND stage = $8' : ''}`,
+      [change.state ?? null, change.stage ?? null, change.reason ?? null, change.ackFailures ?? null, this.now(), id, ...(expect ? [expect.state, expect.stage] : [])]);
+    return res.rowCount === 1;
   }
 
   async getJob(id: string): Promise<JobRecord | null> {

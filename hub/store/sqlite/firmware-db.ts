@@ -110,10 +110,11 @@ export class FirmwareDb implements FirmwarePort {
     return (await this.db.all<Row>(`SELECT * FROM fw_rollouts ${where} ORDER BY created_at DESC, id`, q.states ?? [])).map(rolloutOf);
   }
 
-  async updateRollout(id: string, change: Partial<Pick<RolloutRecord, 'state' | 'stage' | 'reason' | 'ackFailures'>>): Promise<void> {
+  async updateRollout(id: string, change: Partial<Pick<RolloutRecord, 'state' | 'stage' | 'reason' | 'ackFailures'>>, expect?: Pick<RolloutRecord, 'state' | 'stage'>): Promise<boolean> {
     const db = this.db;
-    await db.exclusive(() => db.run('UPDATE fw_rollouts SET state = coalesce(?, state), stage = coalesce(?, stage), reason = coalesce(?, reason), ack_failures = coalesce(?, ack_failures), updated_at = ? WHERE id = ?',
-      [change.state ?? null, change.stage ?? null, change.reason ?? null, change.ackFailures ?? null, this.now(), id]));
+    const res = await db.exclusive(() => db.run(`UPDATE fw_rollouts SET state = coalesce(?, state), stage = coalesce(?, stage), reason = coalesce(?, reason), ack_failures = coalesce(?, ack_failures), updated_at = ? WHERE id = ?${expect ? ' AND state = ? AND stage = ?' : ''}`,
+      [change.state ?? null, change.stage ?? null, change.reason ?? null, change.ackFailures ?? null, this.now(), id, ...(expect ? [expect.state, expect.stage] : [])]));
+    return res.changes === 1;
   }
 
   async getJob(id: string): Promise<JobRecord | null> {

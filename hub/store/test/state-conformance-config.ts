@@ -223,6 +223,12 @@ export function configFirmwareConformance(t: Test, name: string, fx: ConfigFirmw
       now += 1000;
       await f.updateRollout('r-1', { stage: 1 });
       t.same(((await f.getRollout('r-1'))!), { ...r1, stage: 1, updatedAt: now }, 'only the given field changes');
+      // Compare-and-set (the rollout engine's steps): only while state and stage are as expected.
+      t.equal(await f.updateRollout('r-1', { stage: 2 }, { state: 'running', stage: 0 }), false, 'a step from a stale stage is refused');
+      t.equal(await f.updateRollout('r-1', { stage: 2 }, { state: 'paused', stage: 1 }), false, 'a step from a stale state is refused');
+      t.equal(((await f.getRollout('r-1'))!).stage, 1, 'and changed nothing');
+      t.equal(await f.updateRollout('r-1', { stage: 1 }, { state: 'running', stage: 1 }), true, 'the same stage again (offers within a stage) passes');
+      t.equal(await f.updateRollout('r-none', { stage: 1 }, { state: 'running', stage: 0 }), false, 'unknown rollout');
       await f.updateRollout('r-1', { state: 'stopped', reason: 'too many failures', ackFailures: 2 });
       const stopped = (await f.getRollout('r-1'))!;
       t.same([stopped.state, stopped.stage, stopped.reason, stopped.ackFailures], ['stopped', 1, 'too many failures', 2]);
