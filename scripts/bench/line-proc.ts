@@ -45,7 +45,8 @@ export class LineProc {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('no answer from child in time')), timeoutMs);
       this.waiting.push({ match, resolve: (o) => (clearTimeout(t), resolve(o)) });
-      void this.exited.then((code) => reject(new Error(`child exited (${code}) before answering`)));
+      // The timer goes with the child too: a wait left pending at exit must not hold the bench's process open.
+      void this.exited.then((code) => (clearTimeout(t), reject(new Error(`child exited (${code}) before answering`))));
     });
   }
 
