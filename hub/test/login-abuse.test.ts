@@ -14,6 +14,7 @@ import { Writable } from 'node:stream';
 import { CLAIM_USERNAME, claimClientId } from '../../contract/index.js';
 import { createLogger } from '../../lib/index.js';
 import { waitFor } from '../../test/support/wait.js';
+import { DEFAULT_BROKER_LIMITS } from '../broker/broker-limits.js';
 import { parseProxyHeader, PROXY_V2_SIGNATURE } from '../broker/proxy-protocol.js';
 import { connectPacket, mqttUrl, startSecureHub, tempDir, tryConnect } from './support.js';
 import { makeTestPki, opensslMissing } from './tls-certs.js';
@@ -82,14 +83,20 @@ t.test('a gateway that tried a wrong secret (rolled-back credential push) is not
   t.match(await tryConnect(t, url, { clientId: 'gw-a', username: 'gw-a', password: a.password }), { ok: false, code: 5 }, 're-keying forgets the old secret: it is locked out like any guess');
 });
 
-t.test('a login storm is checked at most two at a time (scrypt leaves libuv threads for the commits); every CONNECT is answered', async (t) => {
-  const hub = await startSecureHub(t);
-  const url = mqttUrl(hub);
-  const results = await Promise.all(Array.from({ length: 40 }, (_, i) => tryConnect(t, url, { clientId: `gw-s${i}`, username: `gw-s${i}`, password: 'wrong' })));
-  t.equal(results.filter((r) => !r.ok && r.code === 4).length, 40, 'all 40 answered CONNACK 4');
-  t.equal(hub.mqttAuth.counters.peakConcurrentLogins, 2, 'never more than 2 checks at once');
-  t.equal(hub.mqttAuth.timing.checks, 40, 'every check is timed (bench:reconnect-storm reports where login time goes)');
-  t.ok(hub.mqttAuth.timing.slotWaitMs > 0 && hub.mqttAuth.timing.checkMs > 0, 'queued logins waited for a slot; checks took time');
+t.test('a login storm is checked at most maxConcurrentLogins at a time (default 8; the rest wait, leaving libuv threads for the commits); every CONNECT is answered', async (t) => {
+  t.equal(DEFAULT_BROKER_LIMITS.maxConcurrentLogins, 8);
+  for (const bound of [2, 8]) {
+    const hub = await startSecureHub(t, bound === 8 ? {} : { brokerLimits: { maxConcurrentLogins: bound } });
+    const url = mqttUrl(hub);
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => tryConnect(t, url, { clientId: `gw-s${i}`, username: `gw-s${i}`, password: 'wrong' })));
+    t.equal(results.filter((r) => !r.ok && r.code === 4).length, 40, `bound ${bound}: all 40 answered CONNACK 4`);
+    t.ok(hub.mqttAuth.counters.peakConcurrentLogins <= bound, `bound ${bound}: never more than ${bound} checks at once (peak ${hub.mqttAuth.counters.peakConcurrentLogins})`);
+    t.equal(hub.mqttAuth.timing.checks, 40, 'every check is timed (bench:reconnect-storm reports where login time goes)');
+    if (bound === 2) {
+      t.equal(hub.mqttAuth.counters.peakConcurrentLogins, 2, '40 at once fill both slots');
+      t.ok(hub.mqttAuth.timing.slotWaitMs > 0 && hub.mqttAuth.timing.checkMs > 0, 'queued logins waited for a slot; checks took time');
+    }
+  }
 });
 
 /** Opens a raw connection, sends `header` then a CONNECT; resolves with the first answer or 'closed'. */
