@@ -24,6 +24,7 @@
  */
 import type { AedesOptions, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
 import { IocError, parseProvisionTopic, type ErrorCode } from '../../contract/index.js';
+import { DEFAULT_BROKER_LIMITS } from '../broker/broker-limits.js';
 import type { Logger } from '../../lib/index.js';
 import { canPublish, canSubscribe, describe, gatewayOf, type Identity } from './acl.js';
 import type { IdentityService } from './identity-service.js';
@@ -159,7 +160,7 @@ export class MqttAuth {
       return;
     }
     const arrived = performance.now();
-    if (this.activeLogins >= (this.deps.maxConcurrentLogins ?? 8)) {
+    if (this.activeLogins >= (this.deps.maxConcurrentLogins ?? DEFAULT_BROKER_LIMITS.maxConcurrentLogins)) {
       if (this.loginQueue.length >= (this.deps.maxWaitingLogins ?? 2000)) {
         this.counters.loginsBusy++;
         cb(connackError('HUB_ERR_LIMIT', `${this.loginQueue.length} logins are waiting to be checked; try again shortly`, 3), null);

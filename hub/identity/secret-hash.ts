@@ -34,6 +34,8 @@ export const DEFAULT_SCRYPT: ScryptParams = { N: 1024, r: 8, p: 1 };
 
 /** Domain tag hashed before the secret: a digest here equals no plain SHA-256 of the same string elsewhere. */
 const SHA_TAG = 'ioc-edge secret v1\0';
+/** Prefix of a stored hash of the fast scheme. */
+const SHA_PREFIX = 'sha256$';
 
 function sha256Digest(secret: string): Buffer {
   return createHash('sha256').update(SHA_TAG).update(secret, 'utf8').digest();
@@ -52,7 +54,7 @@ function derive(secret: string, salt: Buffer, p: ScryptParams): Promise<Buffer> 
  * `params` are given, else with the fast `sha256$` scheme.
  */
 export async function hashSecret(secret: string, params?: ScryptParams): Promise<string> {
-  if (!params) return `sha256$${sha256Digest(secret).toString('base64url')}`;
+  if (!params) return `${SHA_PREFIX}${sha256Digest(secret).toString('base64url')}`;
   const salt = randomBytes(16);
   const key = await derive(secret, salt, params);
   return `scrypt$${params.N}$${params.r}$${params.p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
@@ -60,8 +62,8 @@ export async function hashSecret(secret: string, params?: ScryptParams): Promise
 
 /** True when `secret` matches `encoded` (either scheme; constant-time compare). False for a malformed hash. */
 export async function verifySecret(secret: string, encoded: string): Promise<boolean> {
-  if (encoded.startsWith('sha256$')) {
-    const want = Buffer.from(encoded.slice(7), 'base64url');
+  if (encoded.startsWith(SHA_PREFIX)) {
+    const want = Buffer.from(encoded.slice(SHA_PREFIX.length), 'base64url');
     const got = sha256Digest(secret);
     return want.length === got.length && timingSafeEqual(want, got);
   }
@@ -76,7 +78,7 @@ export async function verifySecret(secret: string, encoded: string): Promise<boo
 
 /** True when `encoded` was hashed by a scheme other than the one `params` choose (see {@link hashSecret}): a login may upgrade it. */
 export function hashOutdated(encoded: string, params?: ScryptParams): boolean {
-  return params ? !encoded.startsWith(`scrypt$${params.N}$${params.r}$${params.p}$`) : !encoded.startsWith('sha256$');
+  return params ? !encoded.startsWith(`scrypt$${params.N}$${params.r}$${params.p}$`) : !encoded.startsWith(SHA_PREFIX);
 }
 
 /** A random secret of `bytes` bytes, base64url (43 characters for 32 bytes). */

@@ -10,9 +10,10 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Test } from 'tap';
 import { silentLogger } from '../../lib/index.js';
 import { startHub, type Hub, type HubOptions } from '../index.js';
+import { DEFAULT_SCRYPT } from '../identity/secret-hash.js';
 
 /** scrypt as hubs before the fast hash stored secrets: tests that run on it cover that scheme too. */
-export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
+export const TEST_SCRYPT = DEFAULT_SCRYPT;
 
 /** A fresh temporary folder removed at teardown (t.testdir() would wipe the test's other files). */
 export function tempDir(t: Test, prefix = 'ioc-edge-'): string {
