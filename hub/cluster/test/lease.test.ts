@@ -110,8 +110,10 @@ t.test('runner: the work runs on one node only; a stopped holder hands over; a l
     aborted.push(node);
     running--;
   };
-  const ra = new LeaseRunner({ leases: new PgLeases(a), holder: 'node-a', logger: silentLogger(), ttlMs: 600, retryMs: 50 });
-  const rb = new LeaseRunner({ leases: new PgLeases(b), holder: 'node-b', logger: silentLogger(), ttlMs: 600, retryMs: 50 });
+  // A ttl of 2 s: renewals every 667 ms leave A 1.3 s of slack, so a loaded CI machine (3 test files at once)
+  // does not stall A past its deadline (with 600 ms, a 400 ms stall once made A lose and re-take the lease).
+  const ra = new LeaseRunner({ leases: new PgLeases(a), holder: 'node-a', logger: silentLogger(), ttlMs: 2000, retryMs: 50 });
+  const rb = new LeaseRunner({ leases: new PgLeases(b), holder: 'node-b', logger: silentLogger(), ttlMs: 2000, retryMs: 50 });
   t.teardown(async () => {
     await ra.stop();
     await rb.stop();
@@ -121,8 +123,8 @@ t.test('runner: the work runs on one node only; a stopped holder hands over; a l
   await ra.start();
   await until(() => ran.length === 1);
   await rb.start();
-  // Several ttls pass: A keeps renewing, B keeps asking and never runs it.
-  await until(async () => (await sql.query("SELECT renewed_at > acquired_at + interval '1.5 second' AS long FROM leases WHERE name = 'job'")).rows[0]?.long, 15_000);
+  // More than a ttl passes: A keeps renewing (three times at least), B keeps asking and never runs it.
+  await until(async () => (await sql.query("SELECT renewed_at > acquired_at + interval '2.5 second' AS long FROM leases WHERE name = 'job'")).rows[0]?.long, 15_000);
   t.same(ran, ['node-a:1'], 'only A ran the work while it held the lease');
   t.equal(most, 1);
   t.match(ra.states(), [{ name: 'job', held: true, epoch: 1 }]);
