@@ -132,11 +132,33 @@ export class PacketGuard extends Duplex {
     this.socket.resume();
   }
 
+  /**
+   * Holds the socket's writes until the event loop's check phase: every packet Aedes writes to
+   * this client in one turn of the loop (PUBACKs of a group commit, the messages it forwards,
+   * each from its own callback) leaves in one `writev` instead of one system call per packet.
+   * A subscriber of busy telemetry got one `writev` per message before (bench:hub: 12,400 in 3 s).
+   */
+  private holdUntilCheck(): void {
+    if (this.holding) return;
+    this.holding = true;
+    this.socket.cork();
+    setImmediate(this.release);
+  }
+
+  private holding = false;
+
+  private readonly release = (): void => {
+    if (!this.holding) return;
+    this.holding = false;
+    if (!this.socket.destroyed) this.socket.uncork();
+  };
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.socket.destroyed) {
       cb();
       return;
     }
+    this.holdUntilCheck();
     if (this.socket.write(chunk)) cb();
     else this.socket.once('drain', () => cb());
   }
@@ -146,20 +168,22 @@ export class PacketGuard extends Duplex {
       cb();
       return;
     }
-    this.socket.cork();
+    this.holdUntilCheck();
     let ok = true;
     for (const c of chunks) ok = this.socket.write(c.chunk);
-    this.socket.uncork();
     if (ok) cb();
     else this.socket.once('drain', () => cb());
   }
 
   override _final(cb: (err?: Error | null) => void): void {
+    this.release();
     if (this.socket.destroyed) cb();
     else this.socket.end(() => cb());
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // What Aedes wrote last (a CONNACK refusing the login, say) leaves before the connection closes.
+    this.release();
     this.socket.destroy();
     cb(err);
   }

@@ -36,10 +36,11 @@ export async function startSecureHub(t: Test, opts: Partial<HubOptions> = {}): P
 /** Result of a connection attempt: the client when accepted, or the CONNACK return code / error. */
 export type ConnectResult = { ok: true; client: MqttClient } | { ok: false; code: number | undefined; message: string };
 
-/** Connects once (no reconnect); never rejects. Accepted clients are ended at teardown. */
-export function tryConnect(t: Test, url: string, opts: IClientOptions): Promise<ConnectResult> {
+/** Connects once (no reconnect); never rejects. Accepted clients are ended at teardown. `before` sees the client before CONNACK (to attach listeners). */
+export function tryConnect(t: Test, url: string, opts: IClientOptions, before?: (client: MqttClient) => void): Promise<ConnectResult> {
   return new Promise((resolve) => {
     const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+    before?.(client);
     const done = (r: ConnectResult): void => {
       client.removeAllListeners('connect');
       client.removeAllListeners('error');
@@ -61,8 +62,8 @@ export function tryConnect(t: Test, url: string, opts: IClientOptions): Promise<
 }
 
 /** Connects or fails the test. */
-export async function connectOk(t: Test, url: string, opts: IClientOptions): Promise<MqttClient> {
-  const r = await tryConnect(t, url, opts);
+export async function connectOk(t: Test, url: string, opts: IClientOptions, before?: (client: MqttClient) => void): Promise<MqttClient> {
+  const r = await tryConnect(t, url, opts, before);
   if (!r.ok) throw new Error(`connect as ${String(opts.clientId)} refused: ${r.message} (${String(r.code)})`);
   return r.client;
 }
