@@ -78,8 +78,6 @@ const seriesKey = (gateway: string, device: string, point: string): string => `$
 /** Series ids: gateway/device/point → integer, cached (a series row never changes once made). */
 export class SeriesIds {
   private readonly ids = new Map<string, number>();
-  /** Series per gateway, for gateways that asked for a new one since the start (read from the table on first need). */
-  private readonly perGateway = new Map<string, number>();
   /** Points one gateway may create (the hub's `maxSeriesPerGateway`); readings of further new points are refused. */
   maxPerGateway = Number.MAX_SAFE_INTEGER;
 
@@ -110,30 +108,49 @@ export class SeriesIds {
       }
     };
     for (let i = 0; i < missing.length; i += 10_000) await lookup(missing.slice(i, i + 10_000));
-    // Series that do not exist yet: created while their gateway stays within its cap (counted per hub:
-    // two hubs creating a gateway's points at the same moment may pass it by what each creates at once).
+    // Series that do not exist yet: created while their gateway stays within its cap, counted in the
+    // database under a per-gateway lock, so that hub processes sharing it never pass the cap together
+    // (each counting only what it made itself let a gateway reach it once per hub it connected to).
     const fresh = missing.filter(([g, d, p]) => !out.has(seriesKey(g, d, p)));
-    const allowed: Array<[string, string, string]> = [];
+    if (fresh.length === 0) return out;
+    const allowed = await this.createWithinCap(db, fresh);
+    for (let i = 0; i < allowed.length; i += 10_000) await lookup(allowed.slice(i, i + 10_000));
+    return out;
+  }
+
+  /**
+   * Creates the series of `fresh` whose gateway has room under
+   * {@link maxPerGateway}; returns those it let through (some may have been
+   * made by another hub at the same moment: ON CONFLICT, no harm). One
+   * transaction: an advisory lock per gateway (taken in one order, so two
+   * hubs never deadlock), then the count, read after the lock and so
+   * including what another hub committed under it, then the insert.
+   */
+  private async createWithinCap(db: PgPool, fresh: Array<[string, string, string]>): Promise<Array<[string, string, string]>> {
     const byGateway = new Map<string, Array<[string, string, string]>>();
     for (const f of fresh) {
       const l = byGateway.get(f[0]);
       if (l) l.push(f);
       else byGateway.set(f[0], [f]);
     }
-    for (const [gw, list] of byGateway) {
-      let have = this.perGateway.get(gw);
-      if (have === undefined) have = Number((await db.query<{ n: number }>('SELECT count(*) AS n FROM series WHERE gateway = $1', [gw])).rows[0]?.n ?? 0);
-      const room = Math.max(0, this.maxPerGateway - have);
-      allowed.push(...list.slice(0, room));
-      this.perGateway.set(gw, have + Math.min(room, list.length));
-    }
-    for (let i = 0; i < allowed.length; i += 10_000) {
-      const part = allowed.slice(i, i + 10_000);
-      const cols = [part.map((x) => x[0]), part.map((x) => x[1]), part.map((x) => x[2])];
-      await db.query('INSERT INTO series(gateway, device, point) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING', cols);
-      await lookup(part);
-    }
-    return out;
+    const gateways = [...byGateway.keys()];
+    const capped = this.maxPerGateway < Number.MAX_SAFE_INTEGER;
+    return db.transaction(async (c) => {
+      const allowed: Array<[string, string, string]> = [];
+      if (capped) {
+        await c.query(`SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('ioc-edge series of ' || g, 0) AS k FROM unnest($1::text[]) AS g ORDER BY k) AS locks`, [gateways]);
+        const have = new Map<string, number>();
+        for (const r of (await c.query<{ gateway: string; n: string }>('SELECT gateway, count(*) AS n FROM series WHERE gateway = ANY($1::text[]) GROUP BY gateway', [gateways])).rows) have.set(r.gateway, Number(r.n));
+        for (const [gw, list] of byGateway) allowed.push(...list.slice(0, Math.max(0, this.maxPerGateway - (have.get(gw) ?? 0))));
+      } else {
+        allowed.push(...fresh);
+      }
+      for (let i = 0; i < allowed.length; i += 10_000) {
+        const part = allowed.slice(i, i + 10_000);
+        await c.query('INSERT INTO series(gateway, device, point) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING', [part.map((x) => x[0]), part.map((x) => x[1]), part.map((x) => x[2])]);
+      }
+      return allowed;
+    });
   }
 }
 
