@@ -1,4 +1,4 @@
-/** Units of the identity layer: the failed-login limiter, the packet guard's framing, secret hashing. */
+/** Units of the identity layer: the failed-login limiter, the packet guard's framing and writes, secret hashing. */
 import { createHash } from 'node:crypto';
 import t from 'tap';
 import net from 'node:net';
@@ -76,6 +76,51 @@ t.test('PacketGuard follows packet boundaries across arbitrary chunking', async 
   t.ok(cut.received.length < big.length, 'the oversized body is not passed on');
   const bigConnect = await run([Buffer.from([0x10]), remainingLength(101).subarray(0, 1), remainingLength(101).subarray(1)]);
   t.match(bigConnect.oversize, { declared: 101, limit: 100, first: true }, 'the first packet has the CONNECT limit');
+});
+
+t.test('PacketGuard writes: one turn of the event loop leaves in one socket write, in order; what was written before destroy still arrives', async (t) => {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const port = (server.address() as net.AddressInfo).port;
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+  const client = net.connect(port, '127.0.0.1');
+  t.teardown(() => client.destroy());
+  const [sock] = await accepted;
+  const guard = new PacketGuard(sock, { maxPacketBytes: 1000, maxConnectBytes: 100 });
+  // Counts the writes the guard hands to the socket's handle (one each is one system call): Node 20's
+  // net.Socket funnels _write and _writev through _writeGeneric.
+  const handleWrites: number[] = [];
+  const s = sock as unknown as { _writeGeneric: (writev: boolean, data: unknown, enc: string, cb: () => void) => void };
+  const original = s._writeGeneric.bind(sock);
+  s._writeGeneric = (writev, data, enc, cb) => {
+    handleWrites.push(writev ? (data as unknown[]).length : 1);
+    original(writev, data, enc, cb);
+  };
+  const got: Buffer[] = [];
+  client.on('data', (d: Buffer) => got.push(d));
+  // 40 packets, each from its own callback in one turn (as Aedes answers a group commit).
+  const packets = Array.from({ length: 40 }, (_, i) => Buffer.from([0x40, 0x02, 0x00, i]));
+  await new Promise<void>((resolve) => {
+    setImmediate(() => {
+      for (const p of packets) void Promise.resolve().then(() => guard.write(p));
+      void Promise.resolve().then(resolve);
+    });
+  });
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  t.equal(handleWrites.length, 1, `one socket write for the turn (${handleWrites.join(',')})`);
+  const expected = Buffer.concat(packets);
+  const { waitFor } = await import('../../test/support/wait.js');
+  await waitFor(() => Buffer.concat(got).length >= expected.length || null, 'the packets');
+  t.same(Buffer.concat(got), expected, 'every packet, in order');
+  // A last packet written and the connection destroyed in the same turn (a CONNACK refusing a login).
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+  guard.write(Buffer.from([0x20, 0x02, 0x00, 0x05]));
+  guard.destroy();
+  await closed;
+  t.same(Buffer.concat(got).subarray(expected.length), Buffer.from([0x20, 0x02, 0x00, 0x05]), 'the last packet arrived before the close');
 });
 
 t.test('secrets: scrypt hashes verify, fail on a wrong secret or a malformed hash', async (t) => {
