@@ -48,6 +48,8 @@ export class PacketGuard extends Duplex {
   private multiplier = 1;
   private lengthBytes = 0;
   private first = true;
+  /** The socket is corked until the check phase ({@link holdUntilCheck}). */
+  private holding = false;
 
   constructor(
     private readonly socket: net.Socket,
@@ -144,8 +146,6 @@ export class PacketGuard extends Duplex {
     this.socket.cork();
     setImmediate(this.release);
   }
-
-  private holding = false;
 
   private readonly release = (): void => {
     if (!this.holding) return;

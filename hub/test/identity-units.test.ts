@@ -1,12 +1,13 @@
 /** Units of the identity layer: the failed-login limiter, the packet guard's framing and writes, secret hashing. */
 import { createHash } from 'node:crypto';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { FailureLimiter } from '../identity/rate-limiter.js';
 import { PacketGuard, type OversizeInfo } from '../identity/packet-guard.js';
 import { fingerprint, generateSecret, hashOutdated, hashSecret, randomBase32, verifySecret } from '../identity/secret-hash.js';
 import { isLoopback } from '../identity/tls-files.js';
+import { waitFor } from '../../test/support/wait.js';
 import { connectPacket, remainingLength } from './support.js';
 
 t.test('FailureLimiter: window, lockout doubling, decay, bounded memory', async (t) => {
@@ -36,16 +37,27 @@ t.test('FailureLimiter: window, lockout doubling, decay, bounded memory', async 
   t.ok(l.size <= 4, `at most maxEntries tracked (${l.size})`);
 });
 
-t.test('PacketGuard follows packet boundaries across arbitrary chunking', async (t) => {
+/** A loopback listener closed at teardown; `pair()` connects a client and returns both ends. */
+async function loopback(t: Test): Promise<{ pair: () => Promise<{ client: net.Socket; sock: net.Socket }> }> {
   const server = net.createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.teardown(() => server.close());
   const port = (server.address() as net.AddressInfo).port;
+  return {
+    pair: async () => {
+      const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+      const client = net.connect(port, '127.0.0.1');
+      const [sock] = await accepted;
+      return { client, sock };
+    },
+  };
+}
+
+t.test('PacketGuard follows packet boundaries across arbitrary chunking', async (t) => {
+  const server = await loopback(t);
   const run = async (chunks: Buffer[], limits = { maxPacketBytes: 1000, maxConnectBytes: 100 }): Promise<{ received: Buffer; oversize: OversizeInfo | null }> => {
-    const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-    const client = net.connect(port, '127.0.0.1');
-    const [sock] = await accepted;
+    const { client, sock } = await server.pair();
     let oversize: OversizeInfo | null = null;
     const guard = new PacketGuard(sock, limits, (i) => (oversize = i));
     const parts: Buffer[] = [];
@@ -79,15 +91,8 @@ t.test('PacketGuard follows packet boundaries across arbitrary chunking', async 
 });
 
 t.test('PacketGuard writes: one turn of the event loop leaves in one socket write, in order; what was written before destroy still arrives', async (t) => {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => server.close());
-  const port = (server.address() as net.AddressInfo).port;
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const client = net.connect(port, '127.0.0.1');
+  const { client, sock } = await (await loopback(t)).pair();
   t.teardown(() => client.destroy());
-  const [sock] = await accepted;
   const guard = new PacketGuard(sock, { maxPacketBytes: 1000, maxConnectBytes: 100 });
   // Counts the writes the guard hands to the socket's handle (one each is one system call): Node 20's
   // net.Socket funnels _write and _writev through _writeGeneric.
@@ -112,7 +117,6 @@ t.test('PacketGuard writes: one turn of the event loop leaves in one socket writ
   await new Promise((r) => setImmediate(r));
   t.equal(handleWrites.length, 1, `one socket write for the turn (${handleWrites.join(',')})`);
   const expected = Buffer.concat(packets);
-  const { waitFor } = await import('../../test/support/wait.js');
   await waitFor(() => Buffer.concat(got).length >= expected.length || null, 'the packets');
   t.same(Buffer.concat(got), expected, 'every packet, in order');
   // A last packet written and the connection destroyed in the same turn (a CONNACK refusing a login).
