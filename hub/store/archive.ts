@@ -182,6 +182,9 @@ export async function* readArchive(file: string): AsyncGenerator<ArchiveItem> {
     streamError = e;
     gunzip.destroy(e);
   });
+  // A corrupt stream can fail after this reader has stopped (a bad line thrown first): that error
+  // must not end the process. While reading, readline passes it on to the loop below.
+  gunzip.on('error', () => undefined);
   const lines = createInterface({ input: input.pipe(gunzip), crlfDelay: Infinity });
   const hash = createHash('sha256');
   const counts: Record<string, number> = {};
@@ -217,6 +220,8 @@ export async function* readArchive(file: string): AsyncGenerator<ArchiveItem> {
       yield { kind: 'rows', table: spec.name, rows: o.r as Row[] };
     }
   } catch (e) {
+    input.destroy();
+    gunzip.destroy();
     if ((e as IocError).code === 'HUB_ERR_ARCHIVE') throw e;
     const code = (e as { code?: string }).code;
     if (streamError) throw bad(file, `cannot read it (${(streamError as Error).message})`, streamError);
