@@ -161,33 +161,8 @@ export class Broker {
         else cb(null, true);
       },
       // The client's publish rate first (broker/publish-rate.ts): held past it, disconnected past its hard limit.
-      authorizePublish: (client, packet, cb) => rate.admit(client, () => {
-        // $SYS/… is the brokers' own channel (takeover, heartbeats, the cluster's close requests): never a client's.
-        if (client && packet.topic.startsWith('$SYS/')) {
-          cb(Object.assign(new Error(`'${packet.topic}': $SYS topics are reserved to the broker`), { code: 'HUB_ERR_FORBIDDEN' }));
-          return;
-        }
-        const refusal = cluster ? this.clusterRefusal(cluster, client, packet) : null;
-        if (refusal) {
-          cb(refusal);
-          return;
-        }
-        const run = (): void => {
-          ingest.onPublish(client, packet).then(
-            () => cb(null),
-            (err: Error) => {
-              if ((err as { code?: string }).code !== 'HUB_ERR_STALE_WILL') logger.error({ err, topic: packet.topic, client: client?.id }, 'publish refused');
-              cb(err);
-            },
-          );
-        };
-        const retainThenRun = (): void => {
-          if (!packet.retain) return run();
-          this.retainPolicy(client, packet).then(run, (err: Error) => cb(err));
-        };
-        if (opts.authorizePublish) opts.authorizePublish(client, packet, (err) => (err ? cb(err) : retainThenRun()));
-        else retainThenRun();
-      }, cb),
+      // The steps are methods rather than closures made per publish: this runs for every message.
+      authorizePublish: (client, packet, cb) => rate.admit(client, () => this.authorizePublish(client, packet, cb), cb),
       authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, roleOf, cb),
       authorizeForward: (client, packet) => {
         if (isQuarantined(packet.payload)) {
@@ -393,6 +368,40 @@ export class Broker {
   }
 
   /** NUL check, then the identity service's ACL, then the session's subscription bound. */
+  /** After the publish rate: the $SYS and cluster checks, the identity's ACL, the retained policy, then the ingest. */
+  private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err: Error | null) => void): void {
+    // $SYS/… is the brokers' own channel (takeover, heartbeats, the cluster's close requests): never a client's.
+    if (client && packet.topic.startsWith('$SYS/')) {
+      cb(Object.assign(new Error(`'${packet.topic}': $SYS topics are reserved to the broker`), { code: 'HUB_ERR_FORBIDDEN' }));
+      return;
+    }
+    const cluster = this.deps.cluster;
+    const refusal = cluster ? this.clusterRefusal(cluster, client, packet) : null;
+    if (refusal) {
+      cb(refusal);
+      return;
+    }
+    const acl = this.deps.aedesOptions?.authorizePublish;
+    if (acl) acl(client, packet, (err) => (err ? cb(err) : this.retainThenIngest(client, packet, cb)));
+    else this.retainThenIngest(client, packet, cb);
+  }
+
+  private retainThenIngest(client: Client | null, packet: PublishPacket, cb: (err: Error | null) => void): void {
+    if (!packet.retain) return this.ingestPublish(client, packet, cb);
+    this.retainPolicy(client, packet).then(() => this.ingestPublish(client, packet, cb), (err: Error) => cb(err));
+  }
+
+  /** The ingest decides whether the publish is acknowledged (and forwarded): PUBACK only after its commit. */
+  private ingestPublish(client: Client | null, packet: PublishPacket, cb: (err: Error | null) => void): void {
+    this.deps.ingest.onPublish(client, packet).then(
+      () => cb(null),
+      (err: Error) => {
+        if ((err as { code?: string }).code !== 'HUB_ERR_STALE_WILL') this.deps.logger.error({ err, topic: packet.topic, client: client?.id }, 'publish refused');
+        cb(err);
+      },
+    );
+  }
+
   private authorizeSubscribe(client: Client, sub: Subscription, roleOf: (c: Client) => LimitRole, cb: (err: Error | null, sub?: Subscription | null) => void): void {
     const lc = this.limitCounters;
     // [MQTT-4.7.3-2]: topic names and filters must not include U+0000.

@@ -16,6 +16,8 @@ export interface RunResult {
 /** One sqlite3 connection with promise helpers and a serialised work queue. */
 export class SqliteDb {
   private tail: Promise<unknown> = Promise.resolve();
+  /** Statements kept prepared by {@link SqliteDb.runPrepared}, by SQL text; finalized on close. */
+  private readonly prepared = new Map<string, Promise<sqlite3.Statement>>();
 
   private constructor(private readonly db: sqlite3.Database) {}
 
@@ -30,6 +32,32 @@ export class SqliteDb {
   run(sql: string, params: unknown[] = []): Promise<RunResult> {
     return new Promise((resolve, reject) => {
       this.db.run(sql, params, function (this: sqlite3.RunResult, err: Error | null) {
+        if (err) reject(err);
+        else resolve({ lastID: this.lastID, changes: this.changes });
+      });
+    });
+  }
+
+  /**
+   * Runs one statement through a prepared statement kept for the life of the
+   * connection (prepared on first use; SQLite re-prepares it by itself after
+   * a schema change). For the hot statements only: preparing the telemetry
+   * ingest statement, whose view fires two triggers, cost about a fifth of
+   * its run (measured: 20-21 → 17-18 µs of CPU per 2-reading message in
+   * groups of 60, synchronous=FULL).
+   */
+  async runPrepared(sql: string, params: unknown[] = []): Promise<RunResult> {
+    let p = this.prepared.get(sql);
+    if (!p) {
+      p = new Promise<sqlite3.Statement>((resolve, reject) => {
+        const st: sqlite3.Statement = this.db.prepare(sql, (err) => (err ? reject(err) : resolve(st)));
+      });
+      this.prepared.set(sql, p);
+      p.catch(() => this.prepared.delete(sql)); // a failed prepare is tried again next time
+    }
+    const st = await p;
+    return new Promise((resolve, reject) => {
+      st.run(params, function (this: sqlite3.RunResult, err: Error | null) {
         if (err) reject(err);
         else resolve({ lastID: this.lastID, changes: this.changes });
       });
@@ -76,6 +104,12 @@ export class SqliteDb {
   /** Waits for queued work, then closes the connection. */
   async close(): Promise<void> {
     await this.tail.catch(() => undefined);
+    const statements = [...this.prepared.values()];
+    this.prepared.clear();
+    for (const p of statements) {
+      const st = await p.catch(() => null);
+      if (st) await new Promise<void>((resolve) => st.finalize(() => resolve()));
+    }
     await new Promise<void>((resolve, reject) => this.db.close((err) => (err ? reject(err) : resolve())));
   }
 }

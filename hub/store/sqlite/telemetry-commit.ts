@@ -96,10 +96,16 @@ const ROWS_PER_STATEMENT = 50_000;
 
 const bits = new DataView(new ArrayBuffer(8));
 
-/** A column value in the form {@link INGEST_JSON} rebuilds exactly. */
-function exactJsonValue(v: unknown): unknown {
-  if (typeof v !== 'number' || (Number.isSafeInteger(v) && !Object.is(v, -0))) return v;
-  if (!Number.isFinite(v)) return null; // the contract allows only finite numbers; JSON.stringify would write null too
+/**
+ * A column value as the JSON text {@link INGEST_JSON} rebuilds exactly. The
+ * group's JSON is written as text directly, row by row, rather than built as
+ * arrays for JSON.stringify: that was two arrays per reading on the broker's
+ * thread.
+ */
+export function exactJsonText(v: unknown): string {
+  if (typeof v !== 'number') return JSON.stringify(v) ?? 'null';
+  if (Number.isSafeInteger(v) && !Object.is(v, -0)) return String(v);
+  if (!Number.isFinite(v)) return 'null'; // the contract allows only finite numbers; JSON.stringify would write null too
   bits.setFloat64(0, v);
   const hi = bits.getUint32(0);
   const lo = bits.getUint32(4);
@@ -115,7 +121,7 @@ function exactJsonValue(v: unknown): unknown {
     e++;
   }
   const negative = hi >>> 31;
-  return [negative ? -m : m, e, negative];
+  return `[${negative ? -m : m},${e},${negative}]`;
 }
 
 /**
@@ -134,54 +140,68 @@ function exactJsonValue(v: unknown): unknown {
  */
 export async function commitTelemetryGroup(db: SqliteDb, state: TelemetryState, batches: BatchToCommit[], now: number): Promise<{ results: Array<'stored' | 'duplicate'>; readings: number; refused: number }> {
   const { results, changed } = await dedupe(db, state, batches);
-  // Series ids: from the cache, else looked up or created first. A series row is only a
-  // name for an id: created by a commit that then fails, it does no harm.
+  // One pass for the series ids the cache holds; the rest are looked up or created first.
+  // A series row is only a name for an id: created by a commit that then fails, it does no harm.
+  const ids: Array<number | undefined> = [];
   const missing = new Map<string, [string, string, string]>();
   for (let i = 0; i < batches.length; i++) {
     if (results[i] !== 'stored') continue;
     const b = batches[i]!;
     for (const r of b.readings) {
       const k = seriesKey(b.gateway, r.device, r.point);
-      if (!state.series.has(k)) missing.set(k, [b.gateway, r.device, r.point]);
+      const id = state.series.get(k);
+      ids.push(id);
+      if (id === undefined && !missing.has(k)) missing.set(k, [b.gateway, r.device, r.point]);
     }
   }
   const created = new Map<string, number>();
   if (missing.size > 0) await resolveSeries(db, state, missing, created);
   for (const [k, id] of created) state.remember(k, id);
   let refused = 0;
-  const rows: Array<[0, number, number, unknown, number]> = [];
-  const latest = new Map<number, LatestValue>();
+  // Rows in parallel arrays (no arrays per reading); `newest`: series → row of its newest reading.
+  const sid: number[] = [];
+  const tss: number[] = [];
+  const values: unknown[] = [];
+  const texts: string[] = [];
+  const flagsOf: number[] = [];
+  const newest = new Map<number, number>();
   const seen = new Set<string>();
+  let j = 0;
   for (let i = 0; i < batches.length; i++) {
     if (results[i] !== 'stored') continue;
     const b = batches[i]!;
     seen.add(b.gateway);
     for (const r of b.readings) {
-      const k = seriesKey(b.gateway, r.device, r.point);
-      const s = state.series.get(k) ?? created.get(k);
+      const s = ids[j++] ?? created.get(seriesKey(b.gateway, r.device, r.point));
       if (s === undefined) {
         // A new point past its gateway's cap (resolveSeries made no series for it).
         refused++;
         continue;
       }
+      const row = sid.length;
+      sid.push(s);
+      tss.push(r.ts);
       const value = columnValue(r.value);
-      const flags = packFlags(r.value, r.quality, b.historical);
-      rows.push([0, s, r.ts, exactJsonValue(value), flags]);
-      const prev = latest.get(s);
-      if (!prev || prev.ts <= r.ts) latest.set(s, { ts: r.ts, value, flags: flags & 15 });
+      values.push(value);
+      texts.push(exactJsonText(value));
+      flagsOf.push(packFlags(r.value, r.quality, b.historical));
+      const prev = newest.get(s);
+      if (prev === undefined || tss[prev]! <= r.ts) newest.set(s, row);
     }
   }
+  const latest = new Map<number, LatestValue>();
+  for (const [s, row] of newest) latest.set(s, { ts: tss[row]!, value: values[row], flags: flagsOf[row]! & 15 });
   // In index order: neighbouring index pages are touched together instead of at random.
-  rows.sort((a, b) => a[1] - b[1] || a[2] - b[2]);
-  const all: unknown[][] = [];
-  for (const [k, set] of changed) if (set.size > 0) all.push([1, ...k.split('\u0000'), set.toString(), now]);
-  for (const r of rows) all.push(r);
-  if (all.length <= ROWS_PER_STATEMENT) {
-    if (all.length > 0) await db.run(INGEST_JSON, [JSON.stringify(all)]);
+  const order = Array.from(sid.keys()).sort((a, b) => sid[a]! - sid[b]! || tss[a]! - tss[b]!);
+  const parts: string[] = [];
+  for (const [k, set] of changed) if (set.size > 0) parts.push(JSON.stringify([1, ...k.split('\u0000'), set.toString(), now]));
+  for (const i of order) parts.push(`[0,${sid[i]},${tss[i]},${texts[i]},${flagsOf[i]}]`);
+  if (parts.length <= ROWS_PER_STATEMENT) {
+    if (parts.length > 0) await db.runPrepared(INGEST_JSON, [`[${parts.join(',')}]`]);
   } else {
     await db.run('BEGIN IMMEDIATE');
     try {
-      for (let i = 0; i < all.length; i += ROWS_PER_STATEMENT) await db.run(INGEST_JSON, [JSON.stringify(all.slice(i, i + ROWS_PER_STATEMENT))]);
+      for (let i = 0; i < parts.length; i += ROWS_PER_STATEMENT) await db.runPrepared(INGEST_JSON, [`[${parts.slice(i, i + ROWS_PER_STATEMENT).join(',')}]`]);
       await db.run('COMMIT');
     } catch (err) {
       await db.run('ROLLBACK').catch(() => undefined);
@@ -191,7 +211,7 @@ export async function commitTelemetryGroup(db: SqliteDb, state: TelemetryState, 
   for (const [k, set] of changed) state.rememberRanges(k, set);
   state.mergeLatest(latest);
   for (const gw of seen) state.dirtySeen.set(gw, now);
-  return { results, readings: rows.length, refused };
+  return { results, readings: sid.length, refused };
 }
 
 /**
