@@ -115,6 +115,8 @@ export class PgTelemetryStore implements TelemetryPort {
   private queue: Pending[] = [];
   /** Group commits running now (at most `commitConcurrency`), and whether a gathering turn is scheduled. */
   private inFlight = 0;
+  /** Settles when every group formed so far has been answered (groups answer in the order they were formed). */
+  private answered: Promise<void> = Promise.resolve();
   private scheduled = false;
   private readonly clock: () => number;
   private readonly series = new SeriesIds();
@@ -311,20 +313,28 @@ export class PgTelemetryStore implements TelemetryPort {
       while (n < this.queue.length && n < maxBatches && (n === 0 || readings + this.queue[n]!.batch.readings.length <= maxReadings)) readings += this.queue[n++]!.batch.readings.length;
       const group = this.queue.splice(0, n);
       this.inFlight++;
-      void this.runGroup(group, readings).finally(() => {
+      // Groups are answered in the order they were formed, whichever commits first: a client's PUBLISHes
+      // split over two groups (past the group caps) still get their PUBACKs in order (MQTT 3.1.1 §4.6).
+      const after = this.answered;
+      let turnDone!: () => void;
+      this.answered = new Promise<void>((r) => (turnDone = r));
+      void this.runGroup(group, readings, after).finally(() => {
+        turnDone();
         this.inFlight--;
         this.pump();
       });
     }
   }
 
-  private async runGroup(group: Pending[], readings: number): Promise<void> {
+  private async runGroup(group: Pending[], readings: number, after: Promise<void>): Promise<void> {
     try {
       const results = await this.commitWithRetry(group.map((p) => p.batch));
       this.deps.onCommit?.({ ms: performance.now() - group[0]!.queuedAt, batches: group.length, readings });
+      await after;
       // A slice per turn of the event loop: a thousand answers at once overflowed the stack (release-in-slices.ts).
       await releaseInSlices(group, (p, k) => p.resolve(results[k]!));
     } catch (err) {
+      await after;
       const unavailable = isUnavailable(err);
       this.deps.logger[unavailable ? 'warn' : 'error']({ err, batches: group.length, code: 'HUB_ERR_COMMIT' }, 'telemetry commit failed; not acknowledging');
       const why = unavailable ? (this.db?.health().reason ?? (err as Error).message) : (err as Error).message;
