@@ -252,7 +252,7 @@ export async function commitGroup(
     bg, be, bs, now,
     intArray(rb), intArray(rs), intArray(rt), numArray(rv), textArray(rx), intArray(rf),
     intArray(lb), intArray(ls), intArray(lt), numArray(lv), textArray(lx), intArray(lf),
-  ]);
+  ], 'ioc_edge_commit_group');
   let readings = 0;
   let refused = 0;
   const gateways = new Set<string>();

@@ -138,10 +138,16 @@ export class PgPool {
     return () => this.listeners.delete(fn);
   }
 
-  /** Runs one parameterised statement; marks the pool unhealthy when the database is unreachable. */
-  async query<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  /**
+   * Runs one parameterised statement; marks the pool unhealthy when the
+   * database is unreachable. With `name`, a prepared statement of that name
+   * (prepared on each connection at its first use, then only bound and
+   * executed): for the hot statements, whose parse and plan would otherwise
+   * be paid on every call.
+   */
+  async query<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, values?: unknown[], name?: string): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      return await (name ? this.pool.query<R>({ name, text, values: values ?? [] }) : this.pool.query<R>(text, values));
     } catch (err) {
       this.failed(err);
       throw err;

@@ -51,4 +51,9 @@ t.test('partitions ahead, on demand, default for odd timestamps, moved when thei
   t.notOk(res!.partitions.includes(partitionName(TODAY)), 'a day not wholly before the cutoff stays');
   t.same((await store.history({ gateway: 'g', device: 'd', point: 'p', from: 0, to: NOON + 40 * DAY_MS, limit: 10 })).map((x) => x.value), [4, 5, 3], 'what is left');
   t.equal(res!.age, 2, 'counted: the dropped partition row and the old default row');
+
+  // The group commit is a prepared statement, kept per connection: after partitions were made, filled, moved and
+  // dropped under it, it still routes rows (into a fresh partition for the dropped day, too).
+  await store.commitBatch({ gateway: 'g', epoch: 'e', seq: 3, historical: true, readings: [r(now + 1, 6), r(NOON - 10 * DAY_MS, 7)] });
+  t.same((await store.history({ gateway: 'g', device: 'd', point: 'p', from: 0, to: NOON + 40 * DAY_MS, limit: 10 })).map((x) => x.value), [7, 4, 5, 6, 3], 'committed after the partition changes');
 });
