@@ -28,11 +28,16 @@
  *   Issue 15 asks for the default load and `--publishers 64 --window 64`: run
  *   it once with each.
  *
+ *   Each run line also gives the CPU time per message of the broker's process
+ *   (all its threads: SQLite's and the GC's too), of the load generator and of
+ *   the whole machine (PostgreSQL's share shows there): on a shared machine the
+ *   rate swings with the neighbours, the CPU a message costs much less.
+ *
  *   npm run bench:hub -- [--publishers 8] [--messages 8000] [--window 32] [--readings 2]
  *
  * Last line: BENCH hub-vs-durable-floor <SQLite hub rate / floor rate> ratio.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -52,15 +57,53 @@ interface Cred {
   password?: string;
 }
 
-async function load(url: string, pubs: Cred[], subscriber: Cred & { filter: string }, topic = 'ioc/v1/gw/{id}/telemetry', payload = 'telemetry'): Promise<{ rate: number; received: number; payloadBytes: number; seconds: number }> {
+/** CPU time (user + system, ms) of a process, all its threads (Linux /proc; 0 elsewhere). */
+async function cpuMsOf(pid: number | undefined): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10; // clock ticks of 10 ms (USER_HZ 100)
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy CPU time of this whole machine (ms): the broker, the load generator, PostgreSQL, this script and anything else running here. */
+async function machineCpuMs(): Promise<number> {
+  try {
+    const f = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU per message (µs) over a load: the broker's process, the load generator's, the whole machine's. */
+interface CpuPerMessage {
+  broker: number;
+  loadGenerator: number;
+  machine: number;
+}
+
+/**
+ * Runs the load against `url`. With the broker's pid, also its CPU time per message (all threads: SQLite's
+ * and the GC's too): on a shared machine the rate swings with the neighbours, the CPU a message costs much less.
+ */
+async function load(url: string, pubs: Cred[], subscriber: Cred & { filter: string }, topic = 'ioc/v1/gw/{id}/telemetry', payload = 'telemetry', brokerPid?: number): Promise<{ rate: number; received: number; payloadBytes: number; seconds: number; cpu: CpuPerMessage }> {
   const file = path.join(dir, `load-${Date.now()}.json`);
   await writeFile(file, JSON.stringify({ url, publishers: pubs, subscriber, messages, window, readingsPerMessage: readings, topic, payload, warmup: 0.2 }));
   const worker = LineProc.start('scripts/bench/mqtt-load.ts', ['publish', file]);
   await worker.next((o) => o.ready === true);
+  const before = [await cpuMsOf(brokerPid), await cpuMsOf(worker.child.pid), await machineCpuMs()];
   const r = await worker.next((o) => o.done === true);
+  const after = [await cpuMsOf(brokerPid), await cpuMsOf(worker.child.pid), await machineCpuMs()];
   await worker.stop();
-  return r as never;
+  const total = messages * pubs.length;
+  const per = (i: number): number => ((after[i]! - before[i]!) * 1000) / total;
+  return { ...(r as never as { rate: number; received: number; payloadBytes: number; seconds: number }), cpu: { broker: per(0), loadGenerator: per(1), machine: per(2) } };
 }
+
+const cpuLine = (c: CpuPerMessage): string => `CPU per message: broker ${c.broker.toFixed(0)} µs, load generator ${c.loadGenerator.toFixed(0)} µs, whole machine ${c.machine.toFixed(0)} µs`;
 
 try {
   // 1. Plain Aedes (measured again at the end; the ratio uses the mean, which evens out a shared machine's drift).
@@ -68,9 +111,9 @@ try {
     const aedes = LineProc.start('scripts/bench/aedes-process.ts');
     const ar = await aedes.next((o) => o.ready === true);
     const plainPubs = Array.from({ length: publishers }, (_, i) => ({ clientId: `gw-${i}` }));
-    const r = await load(`mqtt://127.0.0.1:${ar.mqttPort as number}`, plainPubs, { clientId: 'ioc-core:1', filter: 'ioc/v1/gw/+/telemetry' });
+    const r = await load(`mqtt://127.0.0.1:${ar.mqttPort as number}`, plainPubs, { clientId: 'ioc-core:1', filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, aedes.child.pid);
     await aedes.stop();
-    console.log(`plain aedes: ${Math.round(r.rate)} msg/s (QoS 1, ${r.payloadBytes} B, ${publishers} publishers × window ${window}, 1 QoS 1 subscriber)`);
+    console.log(`plain aedes: ${Math.round(r.rate)} msg/s (QoS 1, ${r.payloadBytes} B, ${publishers} publishers × window ${window}, 1 QoS 1 subscriber); ${cpuLine(r.cpu)}`);
     return r.rate;
   };
   const plainBefore = await runPlain();
@@ -80,10 +123,10 @@ try {
   const runFloor = async (n: number): Promise<number> => {
     const floorProc = LineProc.start('scripts/bench/floor-process.ts', [path.join(dir, `floor-${n}.journal`)]);
     const fr = await floorProc.next((o) => o.ready === true);
-    const floorRun = await load(`mqtt://127.0.0.1:${fr.mqttPort as number}`, Array.from({ length: publishers }, (_, i) => ({ clientId: `gw-${i}` })), { clientId: 'ioc-core:1', filter: 'ioc/v1/gw/+/telemetry' });
+    const floorRun = await load(`mqtt://127.0.0.1:${fr.mqttPort as number}`, Array.from({ length: publishers }, (_, i) => ({ clientId: `gw-${i}` })), { clientId: 'ioc-core:1', filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, floorProc.child.pid);
     const fstats = await floorProc.ask('stats', (o) => 'syncs' in o);
     await floorProc.stop();
-    console.log(`durable floor (aedes + fdatasync'd journal before PUBACK): ${Math.round(floorRun.rate)} msg/s (${(floorRun.rate / plainBefore).toFixed(3)} of plain Aedes; ${fstats.appended as number} appends in ${fstats.syncs as number} fdatasyncs)`);
+    console.log(`durable floor (aedes + fdatasync'd journal before PUBACK): ${Math.round(floorRun.rate)} msg/s (${(floorRun.rate / plainBefore).toFixed(3)} of plain Aedes; ${fstats.appended as number} appends in ${fstats.syncs as number} fdatasyncs); ${cpuLine(floorRun.cpu)}`);
     return floorRun.rate;
   };
   const floorBefore = await runFloor(1);
@@ -93,16 +136,16 @@ try {
   const hr = await hub.next((o) => o.ready === true);
   const credFile = path.join(dir, 'creds.json');
   await hub.ask(`issue ${publishers} gw ${credFile}`, (o) => 'issued' in o);
-  const creds = JSON.parse(await (await import('node:fs/promises')).readFile(credFile, 'utf8')) as Cred[];
+  const creds = JSON.parse(await readFile(credFile, 'utf8')) as Cred[];
   const consumer = (await hub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
   const url = `mqtt://127.0.0.1:${hr.mqttPort as number}`;
   const service = (await hub.ask('service cfg-svc', (o) => 'password' in o)) as { username: string; password: string };
-  const noCommit = await load(url, creds, { clientId: 'cfg-svc:1', username: service.username, password: service.password, filter: 'ioc/v1/gw/+/cmd/bench/result' }, 'ioc/v1/gw/{id}/cmd/bench/result', 'command-result');
-  console.log(`hub, auth + ACL + packet guard, no commit (cmd/bench/result): ${Math.round(noCommit.rate)} msg/s (${(noCommit.rate / plainBefore).toFixed(3)} of plain Aedes)`);
-  const secured = await load(url, creds, { clientId: 'ioc-core:1', username: consumer.username, password: consumer.password, filter: 'ioc/v1/gw/+/telemetry' });
+  const noCommit = await load(url, creds, { clientId: 'cfg-svc:1', username: service.username, password: service.password, filter: 'ioc/v1/gw/+/cmd/bench/result' }, 'ioc/v1/gw/{id}/cmd/bench/result', 'command-result', hub.child.pid);
+  console.log(`hub, auth + ACL + packet guard, no commit (cmd/bench/result): ${Math.round(noCommit.rate)} msg/s (${(noCommit.rate / plainBefore).toFixed(3)} of plain Aedes); ${cpuLine(noCommit.cpu)}`);
+  const secured = await load(url, creds, { clientId: 'ioc-core:1', username: consumer.username, password: consumer.password, filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, hub.child.pid);
   const stats = await hub.ask('stats', (o) => 'rss' in o);
   await hub.stop();
-  console.log(`hub, auth + ACL + ingest commit (telemetry): ${Math.round(secured.rate)} msg/s, subscriber got ${secured.received}; ${stats.batches as number} batches in ${stats.commits as number} commits (${((stats.batches as number) / Math.max(1, stats.commits as number)).toFixed(1)} per commit)`);
+  console.log(`hub, auth + ACL + ingest commit (telemetry): ${Math.round(secured.rate)} msg/s, subscriber got ${secured.received}; ${stats.batches as number} batches in ${stats.commits as number} commits (${((stats.batches as number) / Math.max(1, stats.commits as number)).toFixed(1)} per commit); ${cpuLine(secured.cpu)}`);
 
   // 4. The hub on PostgreSQL, same load.
   const pgUrl = process.env.IOC_EDGE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -122,13 +165,13 @@ try {
       const pr = await pgHub.next((o) => o.ready === true);
       const pgCredFile = path.join(dir, 'creds-pg.json');
       await pgHub.ask(`issue ${publishers} gw ${pgCredFile}`, (o) => 'issued' in o);
-      const pgCreds = JSON.parse(await (await import('node:fs/promises')).readFile(pgCredFile, 'utf8')) as Cred[];
+      const pgCreds = JSON.parse(await readFile(pgCredFile, 'utf8')) as Cred[];
       const pgConsumer = (await pgHub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
-      const r = await load(`mqtt://127.0.0.1:${pr.mqttPort as number}`, pgCreds, { clientId: 'ioc-core:1', username: pgConsumer.username, password: pgConsumer.password, filter: 'ioc/v1/gw/+/telemetry' });
+      const r = await load(`mqtt://127.0.0.1:${pr.mqttPort as number}`, pgCreds, { clientId: 'ioc-core:1', username: pgConsumer.username, password: pgConsumer.password, filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, pgHub.child.pid);
       const ps = await pgHub.ask('stats', (o) => 'rss' in o);
       await pgHub.stop();
       pgRate = r.rate;
-      console.log(`hub on PostgreSQL, auth + ACL + ingest commit: ${Math.round(r.rate)} msg/s, subscriber got ${r.received}; ${ps.batches as number} batches in ${ps.commits as number} commits`);
+      console.log(`hub on PostgreSQL, auth + ACL + ingest commit: ${Math.round(r.rate)} msg/s, subscriber got ${r.received}; ${ps.batches as number} batches in ${ps.commits as number} commits; ${cpuLine(r.cpu)} (PostgreSQL's share is in the machine's)`);
     } finally {
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
       await admin.end();
