@@ -13,7 +13,8 @@
  *
  * Per attack: the good gateways' PUBACK p50/p99/max over the attack's
  * window (at least WINDOW_S), their disconnects, and the hub's RSS growth
- * (after a GC, before → after the attack). The good gateways run in their
+ * (after a GC, before → after the attack; the window starts a second after
+ * that GC, whose pause is the bench's own). The good gateways run in their
  * own process (abuse-gateways-proc.ts), the hub in another
  * (secure-hub-process.ts), the attacker here.
  *
@@ -182,6 +183,9 @@ try {
   const rows: Array<{ name: string; p50: number; p99: number; max: number; n: number; disconnects: number; rssMb: number; note: string }> = [];
   for (const [name, run] of attacks) {
     const before = (await hub.ask('stats', (o) => 'rss' in o)) as { rss: number };
+    // 'stats' runs a full GC in the hub, which holds its event loop: PUBACKs it delayed would be counted in
+    // this window (latencies are taken when the PUBACK arrives). Let them arrive first, then start the window.
+    await sleep(1000);
     await g.ask('mark', (o) => 'p99' in o);
     const t0 = Date.now();
     const note = await run();
