@@ -60,12 +60,25 @@ export function float8Text(v: number): string | null {
  */
 export const ESCAPED_STRING = 32;
 
-/** Column values of a reading: numeric column (as text), string column, extra flag bits. */
-function columns(value: Reading['value']): [string | null, string | null, number] {
-  if (value === null) return [null, null, 0];
-  if (typeof value === 'boolean') return [value ? '1' : '0', null, 0];
-  if (typeof value === 'string') return value.includes('\u0000') ? [null, JSON.stringify(value), ESCAPED_STRING] : [null, value, 0];
-  return [float8Text(value), null, 0];
+/**
+ * Appends a reading's column values: the numeric column (as text) to `num`, the string column to
+ * `str` (a string with U+0000 JSON-encoded; its flag is ESCAPED_STRING). Appended rather than
+ * returned as a tuple: this runs for every reading of every group.
+ */
+function pushColumns(value: Reading['value'], num: Array<string | null>, str: Array<string | null>): void {
+  if (value === null) {
+    num.push(null);
+    str.push(null);
+  } else if (typeof value === 'boolean') {
+    num.push(value ? '1' : '0');
+    str.push(null);
+  } else if (typeof value === 'string') {
+    num.push(null);
+    str.push(value.includes('\u0000') ? JSON.stringify(value) : value);
+  } else {
+    num.push(float8Text(value));
+    str.push(null);
+  }
 }
 
 /** Array literals built here instead of by pg (which quotes and escapes every element): ints and floats as they are, text quoted. */
@@ -186,12 +199,16 @@ export async function commitGroup(
     return a.gateway < b.gateway ? -1 : a.gateway > b.gateway ? 1 : a.epoch < b.epoch ? -1 : a.epoch > b.epoch ? 1 : a.seq - b.seq;
   });
   const wanted = new Map<string, [string, string, string]>();
+  // Series ids of the cached series, reading by reading in `order` (each key built once).
+  const cachedIds: Array<number | undefined> = [];
   let minTs = Infinity;
   let maxTs = -Infinity;
   for (const i of order) {
     const b = batches[i]!;
     for (const r of b.readings) {
-      if (series.get(b.gateway, r.device, r.point) === undefined) wanted.set(seriesKey(b.gateway, r.device, r.point), [b.gateway, r.device, r.point]);
+      const id = series.get(b.gateway, r.device, r.point);
+      cachedIds.push(id);
+      if (id === undefined) wanted.set(seriesKey(b.gateway, r.device, r.point), [b.gateway, r.device, r.point]);
       if (r.ts < minTs) minTs = r.ts;
       if (r.ts > maxTs) maxTs = r.ts;
     }
@@ -216,15 +233,16 @@ export async function commitGroup(
   const lx: Array<string | null> = [];
   const lf: number[] = [];
   const refusedIn = new Map<number, number>(); // batch ordinal - 1 → readings refused
+  const newest = new Map<number, number>(); // of the batch at hand: series → row index in r*
+  let j = 0;
   order.forEach((i, k) => {
     const b = batches[i]!;
     bg.push(b.gateway);
     be.push(b.epoch);
     bs.push(b.seq);
-    const newest = new Map<number, number>(); // series → row index in r*
+    newest.clear();
     for (const r of b.readings) {
-      const [v, s, extra] = columns(r.value);
-      const id = series.get(b.gateway, r.device, r.point) ?? resolved.get(seriesKey(b.gateway, r.device, r.point));
+      const id = cachedIds[j++] ?? resolved.get(seriesKey(b.gateway, r.device, r.point));
       if (id === undefined) {
         // A new point past its gateway's cap: refused, the rest of the batch is stored.
         refusedIn.set(k, (refusedIn.get(k) ?? 0) + 1);
@@ -235,9 +253,8 @@ export async function commitGroup(
       rb.push(k + 1); // ordinality of its batch in u
       rs.push(id);
       rt.push(r.ts);
-      rv.push(v);
-      rx.push(s);
-      rf.push(packFlags(r.value, r.quality, b.historical) | extra);
+      pushColumns(r.value, rv, rx);
+      rf.push(packFlags(r.value, r.quality, b.historical) | (typeof r.value === 'string' && r.value.includes('\u0000') ? ESCAPED_STRING : 0));
     }
     for (const [id, at] of newest) {
       lb.push(k + 1);
