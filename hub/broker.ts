@@ -127,7 +127,7 @@ export class Broker {
   }
 
   async start(): Promise<void> {
-    const { logger, ingest, store, events } = this.deps;
+    const { logger, store, events } = this.deps;
     const limits = this.limits;
     const lc = this.limitCounters;
     const roleOf = this.deps.roleOf ?? ((): LimitRole => 'open');
@@ -367,7 +367,6 @@ export class Broker {
     return null;
   }
 
-  /** NUL check, then the identity service's ACL, then the session's subscription bound. */
   /** After the publish rate: the $SYS and cluster checks, the identity's ACL, the retained policy, then the ingest. */
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err: Error | null) => void): void {
     // $SYS/… is the brokers' own channel (takeover, heartbeats, the cluster's close requests): never a client's.
@@ -402,6 +401,7 @@ export class Broker {
     );
   }
 
+  /** NUL check, then the session's subscription bound, then the identity service's ACL and the bound again. */
   private authorizeSubscribe(client: Client, sub: Subscription, roleOf: (c: Client) => LimitRole, cb: (err: Error | null, sub?: Subscription | null) => void): void {
     // [MQTT-4.7.3-2]: topic names and filters must not include U+0000.
     if (sub.topic.includes('\u0000')) {

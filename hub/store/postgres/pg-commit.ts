@@ -62,10 +62,10 @@ export const ESCAPED_STRING = 32;
 
 /**
  * Appends a reading's column values: the numeric column (as text) to `num`, the string column to
- * `str` (a string with U+0000 JSON-encoded; its flag is ESCAPED_STRING). Appended rather than
- * returned as a tuple: this runs for every reading of every group.
+ * `str`. Returns the extra flag bits (ESCAPED_STRING for a string with U+0000, kept JSON-encoded).
+ * Appended rather than returned as a tuple: this runs for every reading of every group.
  */
-function pushColumns(value: Reading['value'], num: Array<string | null>, str: Array<string | null>): void {
+function pushColumns(value: Reading['value'], num: Array<string | null>, str: Array<string | null>): number {
   if (value === null) {
     num.push(null);
     str.push(null);
@@ -74,11 +74,16 @@ function pushColumns(value: Reading['value'], num: Array<string | null>, str: Ar
     str.push(null);
   } else if (typeof value === 'string') {
     num.push(null);
-    str.push(value.includes('\u0000') ? JSON.stringify(value) : value);
+    if (value.includes('\u0000')) {
+      str.push(JSON.stringify(value));
+      return ESCAPED_STRING;
+    }
+    str.push(value);
   } else {
     num.push(float8Text(value));
     str.push(null);
   }
+  return 0;
 }
 
 /** Array literals built here instead of by pg (which quotes and escapes every element): ints and floats as they are, text quoted. */
@@ -253,8 +258,8 @@ export async function commitGroup(
       rb.push(k + 1); // ordinality of its batch in u
       rs.push(id);
       rt.push(r.ts);
-      pushColumns(r.value, rv, rx);
-      rf.push(packFlags(r.value, r.quality, b.historical) | (typeof r.value === 'string' && r.value.includes('\u0000') ? ESCAPED_STRING : 0));
+      const extra = pushColumns(r.value, rv, rx);
+      rf.push(packFlags(r.value, r.quality, b.historical) | extra);
     }
     for (const [id, at] of newest) {
       lb.push(k + 1);

@@ -12,11 +12,10 @@
  * ({@link recoverLatest}), so nothing is lost; `last_seen` may be up to a
  * second old.
  */
-import type { GatewayStatus, Reading } from '../../../contract/index.js';
 import type { SqliteDb } from '../../../lib/index.js';
 import { SeqRanges } from '../../seq-ranges.js';
 import { columnValue, packFlags } from '../model/readings.js';
-import { type BatchToCommit, type CoalescedGatewayState, GatewayStateBatcher, type GatewayStateChange } from '../model/telemetry.js';
+import type { BatchToCommit, CoalescedGatewayState } from '../model/telemetry.js';
 
 interface LatestValue {
   ts: number;
@@ -102,7 +101,7 @@ const bits = new DataView(new ArrayBuffer(8));
  * arrays for JSON.stringify: that was two arrays per reading on the broker's
  * thread.
  */
-export function exactJsonText(v: unknown): string {
+function exactJsonText(v: unknown): string {
   if (typeof v !== 'number') return JSON.stringify(v) ?? 'null';
   if (Number.isSafeInteger(v) && !Object.is(v, -0)) return String(v);
   if (!Number.isFinite(v)) return 'null'; // the contract allows only finite numbers; JSON.stringify would write null too
