@@ -42,6 +42,10 @@ export interface HubStoreDeps {
   maxGroupReadings?: number;
   /** Called after each group commit with its duration (ms, from the first batch queued to COMMIT) — for metrics. */
   onCommit?: (info: { ms: number; batches: number; readings: number }) => void;
+  /** How often staged readings are moved into `readings` (ms; default 250). */
+  mergeMs?: number;
+  /** Readings in a group from which it skips the staging table (default 2,048). */
+  directReadings?: number;
   /** How often the newest value per point and gateway last-seen times are written behind (ms; default 1000). */
   latestFlushMs?: number;
   /** Quarantine quota, points per gateway, retention (default: resolveDataLimits()). */
@@ -51,6 +55,13 @@ export interface HubStoreDeps {
 }
 
 /** The hub's SQLite store: registry, telemetry, events, quarantine. */
+/** Most staged readings moved into `readings` per transaction; also how many staged readings start a merge before the timer. */
+const MERGE_ROWS = 16_384;
+/** How often staged readings are moved (ms) by default. */
+const MERGE_MS = 250;
+/** Readings in a group from which it goes straight into `readings` (a backlog drain) by default. */
+const DIRECT_READINGS = 2_048;
+
 export class HubStore implements DataLimitCounters {
   private db: SqliteDb | null = null;
   private queue: Array<Pending & { queuedAt?: number }> = [];
@@ -66,6 +77,13 @@ export class HubStore implements DataLimitCounters {
   readonly retained = { quarantineDropped: 0, eventsDropped: 0, alarmsDropped: 0, runs: 0 };
   /** The limits in force. */
   readonly limits: DataLimits;
+  /** Readings in `readings_staged` (telemetry-commit.ts), not yet moved into `readings`. */
+  private staged = 0;
+  /** The merge running (mergeStaged), joined by any caller that needs the staged readings in `readings`. */
+  private merging: Promise<void> | null = null;
+  private mergeTimer: NodeJS.Timeout | null = null;
+  /** Staged readings moved (`merges`: transactions) — for tests and the log. */
+  readonly mergeCounters = { merges: 0, readings: 0 };
   /** Quarantine rows and payload bytes per gateway ('' for none) and overall. */
   private readonly quarantineUse = new Map<string, { rows: number; bytes: number }>();
   private retentionTimer: NodeJS.Timeout | null = null;
@@ -92,7 +110,8 @@ export class HubStore implements DataLimitCounters {
     this.db = db;
     await db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536;');
     const found = await ensureSchema(db);
-    if (found === 1) this.deps.logger.info({ file: this.deps.file }, 'hub store migrated to schema version 2 (series ids)');
+    if (found === 1) this.deps.logger.info({ file: this.deps.file }, 'hub store migrated from schema version 1 (series ids, staged readings)');
+    if (found === 2) this.deps.logger.info({ file: this.deps.file }, 'hub store migrated from schema version 2 (staged readings)');
     await db.exec(ALARM_SCHEMA);
     await db.exec('CREATE TEMP TABLE IF NOT EXISTS retire (rid INTEGER PRIMARY KEY)');
     await this.forgetRemovedRollupLevels(db);
@@ -100,6 +119,10 @@ export class HubStore implements DataLimitCounters {
       this.quarantineUse.set(r.gateway ?? '', { rows: r.rows, bytes: r.bytes });
     }
     await db.exclusive(() => this.enforceQuarantineQuota(db, null));
+    // Readings a crash left staged go into `readings` first: the recovery of latest values reads them there.
+    this.staged = (await db.get<{ n: number }>('SELECT count(*) AS n FROM readings_staged'))?.n ?? 0;
+    if (this.staged > 0) this.deps.logger.info({ readings: this.staged }, 'moving readings left staged by the last run');
+    await this.mergeStaged();
     const recovered = await recoverLatest(db);
     if (recovered > 0) this.deps.logger.info({ readings: recovered }, 'latest values recomputed from readings committed after their last write');
     // Nobody is connected to a broker that has just started.
@@ -108,6 +131,10 @@ export class HubStore implements DataLimitCounters {
       this.flushPending().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'writing latest values failed; will retry'));
     }, this.deps.latestFlushMs ?? 1000);
     this.flushTimer.unref();
+    this.mergeTimer = setInterval(() => {
+      if (this.staged > 0) this.mergeStaged().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'moving staged readings failed; will retry'));
+    }, this.deps.mergeMs ?? MERGE_MS);
+    this.mergeTimer.unref();
     if (this.deps.retentionTimer !== false) {
       this.retentionTimer = setInterval(() => void this.runRetention(), this.limits.retention.intervalMs);
       this.retentionTimer.unref();
@@ -123,6 +150,9 @@ export class HubStore implements DataLimitCounters {
     await this.gatewayStates.flush();
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
+    if (this.mergeTimer) clearInterval(this.mergeTimer);
+    this.mergeTimer = null;
+    await this.mergeStaged().catch((err: unknown) => this.deps.logger.warn({ err }, 'moving staged readings at stop failed; moved at next start'));
     await this.flushPending().catch((err: unknown) => this.deps.logger.warn({ err }, 'writing latest values at stop failed; recomputed at next start'));
     const db = this.db;
     this.db = null;
@@ -144,6 +174,7 @@ export class HubStore implements DataLimitCounters {
     if (!db) return Promise.resolve(null);
     this.retentionRun = (async () => {
       try {
+        await this.mergeStaged();
         const r = await runRetention(db, this.limits, now ?? this.clock());
         this.dropped.future += r.future;
         this.dropped.age += r.age;
@@ -246,7 +277,19 @@ export class HubStore implements DataLimitCounters {
   private async commitGroup(batches: BatchToCommit[]): Promise<Array<'stored' | 'duplicate'>> {
     const db = this.requireDb();
     const now = this.clock();
-    const { results, readings, refused } = await db.exclusive(() => commitTelemetryGroup(db, this.telemetry, batches, now));
+    let inGroup = 0;
+    for (const b of batches) inGroup += b.readings.length;
+    // A large group (a backlog) goes straight into `readings`, after what is staged: rowids stay in commit order.
+    const direct = inGroup >= (this.deps.directReadings ?? DIRECT_READINGS);
+    const { results, readings, refused } = await db.exclusive(async () => {
+      if (direct) while (this.staged > 0) await this.mergeChunk(db);
+      const r = await commitTelemetryGroup(db, this.telemetry, batches, now, direct);
+      if (!direct) this.staged += r.readings;
+      return r;
+    });
+    if (!direct) {
+      if (this.staged >= MERGE_ROWS) this.mergeStaged().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'moving staged readings failed; will retry'));
+    }
     if (refused > 0) {
       this.dropped.series_limit += refused;
       this.deps.logger.warn({ readings: refused, maxSeriesPerGateway: this.limits.maxSeriesPerGateway, code: 'HUB_ERR_POINTS_LIMIT' }, 'readings of new points refused: their gateway has as many points as the hub keeps per gateway');
@@ -256,6 +299,57 @@ export class HubStore implements DataLimitCounters {
     this.counters.duplicates += results.filter((r) => r === 'duplicate').length;
     this.counters.readings += readings;
     return results;
+  }
+
+  /**
+   * Moves every staged reading into `readings` (telemetry-commit.ts stages
+   * live commits), a transaction of up to {@link MERGE_ROWS} readings at a
+   * time so that telemetry commits queue behind one chunk at most. Called by
+   * a timer, when enough is staged, and before anything reads `readings`
+   * (history, retention, stop), so no reader ever misses a committed
+   * reading. A merge already running is joined; it goes on until nothing is
+   * staged, including readings staged while it ran.
+   */
+  mergeStaged(): Promise<void> {
+    if (this.merging) return this.merging;
+    const db = this.db;
+    if (!db || this.staged === 0) return Promise.resolve();
+    this.merging = (async () => {
+      try {
+        while (this.staged > 0 && this.db === db) await db.exclusive(() => this.mergeChunk(db));
+      } finally {
+        this.merging = null;
+      }
+    })();
+    return this.merging;
+  }
+
+  /**
+   * One merge transaction (the caller holds the connection exclusively): the
+   * oldest staged readings, up to {@link MERGE_ROWS}, into `readings` and out
+   * of `readings_staged`, atomically, in commit order, so that `readings`
+   * looks as if they had been inserted there directly (its newest rowid is
+   * the newest reading committed, which retention keeps and the recovery of
+   * latest values counts from). Measured with 8,000 points: 1.4-1.7 µs of
+   * CPU per reading in commit order and the same in index order.
+   */
+  private async mergeChunk(db: SqliteDb): Promise<void> {
+    if (this.staged === 0) return;
+    const n = Math.min(this.staged, MERGE_ROWS);
+    // All of it (the usual case) or the oldest n; the INSERT and the DELETE take the same rows in one transaction.
+    const sql = this.staged <= MERGE_ROWS
+      ? 'INSERT INTO readings(series, ts, value, flags) SELECT series, ts, value, flags FROM readings_staged ORDER BY rowid; DELETE FROM readings_staged;'
+      : `INSERT INTO readings(series, ts, value, flags) SELECT series, ts, value, flags FROM readings_staged ORDER BY rowid LIMIT ${n};
+         DELETE FROM readings_staged WHERE rowid IN (SELECT rowid FROM readings_staged ORDER BY rowid LIMIT ${n});`;
+    try {
+      await db.exec(`BEGIN IMMEDIATE; ${sql} COMMIT;`);
+    } catch (err) {
+      await db.exec('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+    this.staged -= n;
+    this.mergeCounters.merges++;
+    this.mergeCounters.readings += n;
   }
 
   /** Stores an event once per (gateway, id); false when it was a replay. Alarm events update the alarm state in the same transaction. */
@@ -338,6 +432,7 @@ export class HubStore implements DataLimitCounters {
    */
   async downsample(q: { gateway: string; device: string; point: string; from: number; to: number; bucketMs: number }): Promise<Array<{ ts: number; count: number; min: number; max: number; avg: number }>> {
     const db = this.requireDb();
+    await this.mergeStaged();
     const id = (await db.get<{ id: number }>('SELECT id FROM series WHERE gateway = ? AND device = ? AND point = ?', [q.gateway, q.device, q.point]))?.id;
     if (id === undefined) return [];
     // Raw readings not yet rolled up, plus the rollups of those that were (readings-retention.ts: never both).
@@ -474,6 +569,7 @@ export class HubStore implements DataLimitCounters {
   }
 
   async history(q: { gateway: string; device: string; point: string; from: number; to: number; limit: number }): Promise<StoredReading[]> {
+    await this.mergeStaged();
     const rows = await this.requireDb().all<RawReadingRow>(
       `SELECT s.gateway, s.device, s.point, r.ts, r.value, r.flags FROM series s JOIN readings r ON r.series = s.id
        WHERE s.gateway = ? AND s.device = ? AND s.point = ? AND r.ts >= ? AND r.ts <= ? ORDER BY r.ts LIMIT ?`,
@@ -512,6 +608,7 @@ export class HubStore implements DataLimitCounters {
 
   /** Readings stored per (device, point) of a gateway, and how many of them are duplicates of (device, point, ts). */
   async readingCounts(gateway: string): Promise<{ total: number; distinct: number }> {
+    await this.mergeStaged();
     const r = await this.requireDb().get<{ total: number; distinct_: number }>(
       `SELECT count(*) AS total, (SELECT count(*) FROM (SELECT DISTINCT r.series, r.ts FROM readings r JOIN series s ON s.id = r.series WHERE s.gateway = ?)) AS distinct_
        FROM readings r JOIN series s ON s.id = r.series WHERE s.gateway = ?`,

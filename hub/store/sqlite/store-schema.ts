@@ -15,13 +15,17 @@
  * telemetry-commit.ts): kind 0 rows are readings (series, ts, value, flags),
  * kind 1 rows seq-range updates (gateway, epoch, ranges, updated_at).
  */
-import type { Quality, Reading, ReadingValue } from '../../../contract/index.js';
+import { IocError, type Quality, type Reading, type ReadingValue } from '../../../contract/index.js';
 import type { SqliteDb } from '../../../lib/index.js';
 import { SeqRanges } from '../../seq-ranges.js';
 import { columnValue, GOOD_NUMERIC, packFlags, type RawReadingRow, type StoredReading, toReading, VType } from '../model/readings.js';
 
-/** `PRAGMA user_version` of the layout this code writes. */
-export const SCHEMA_VERSION = 2;
+/**
+ * `PRAGMA user_version` of the layout this code writes. Version 3 adds
+ * `readings_staged`: live commits append their readings there, unindexed, and
+ * the store moves them into `readings` in bulk (hub-store.ts, mergeStaged).
+ */
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS gateways (
@@ -36,10 +40,14 @@ CREATE TABLE IF NOT EXISTS series (
 CREATE TABLE IF NOT EXISTS readings (
   series INTEGER NOT NULL, ts INTEGER NOT NULL, value, flags INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS readings_series_ts ON readings (series, ts);
+CREATE TABLE IF NOT EXISTS readings_staged (
+  series INTEGER NOT NULL, ts INTEGER NOT NULL, value, flags INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS latest (
   series INTEGER PRIMARY KEY, ts INTEGER NOT NULL, value, flags INTEGER NOT NULL);
 CREATE VIEW IF NOT EXISTS ingest(kind, a, b, c, d) AS SELECT NULL, NULL, NULL, NULL, NULL WHERE 0;
 CREATE TRIGGER IF NOT EXISTS ingest_reading INSTEAD OF INSERT ON ingest WHEN NEW.kind = 0 BEGIN
+  INSERT INTO readings_staged(series, ts, value, flags) VALUES (NEW.a, NEW.b, NEW.c, NEW.d); END;
+CREATE TRIGGER IF NOT EXISTS ingest_reading_direct INSTEAD OF INSERT ON ingest WHEN NEW.kind = 2 BEGIN
   INSERT INTO readings(series, ts, value, flags) VALUES (NEW.a, NEW.b, NEW.c, NEW.d); END;
 CREATE TRIGGER IF NOT EXISTS ingest_seq_ranges INSTEAD OF INSERT ON ingest WHEN NEW.kind = 1 BEGIN
   INSERT INTO seq_ranges(gateway, epoch, ranges, updated_at) VALUES (NEW.a, NEW.b, NEW.c, NEW.d)
@@ -68,6 +76,7 @@ CREATE TABLE IF NOT EXISTS rollups (
  */
 const MIGRATE_V1 = `
 BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS ingest_reading;
 ALTER TABLE readings RENAME TO readings_v1;
 ALTER TABLE latest RENAME TO latest_v1;
 DROP INDEX IF EXISTS readings_point_ts;
@@ -84,9 +93,26 @@ DROP TABLE readings_v1;
 DROP TABLE latest_v1;
 `;
 
-/** Creates the tables, or migrates an older store; returns the version found ('new' for an empty file). */
+/**
+ * Version 2 inserted live readings into `readings` directly: the trigger now
+ * stages them (a store of version 2 has nothing staged).
+ */
+const MIGRATE_V2 = `
+BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS ingest_reading;
+${SCHEMA}
+PRAGMA user_version = ${SCHEMA_VERSION};
+COMMIT;
+`;
+
+/**
+ * Creates the tables, or migrates an older store; returns the version found
+ * ('new' for an empty file). Refuses a store of a newer version: an older
+ * hub would not know where that version keeps its readings.
+ */
 export async function ensureSchema(db: SqliteDb): Promise<number | 'new'> {
   const v = (await db.get<{ user_version: number }>('PRAGMA user_version'))?.user_version ?? 0;
+  if (v > SCHEMA_VERSION) throw new IocError('HUB_ERR_STORE_IO', `hub store is at schema version ${v}, newer than this hub knows (${SCHEMA_VERSION}): run a hub of the version that wrote it, or newer`);
   const v1 = v < SCHEMA_VERSION && (await db.get("SELECT 1 AS x FROM pragma_table_info('readings') WHERE name = 'gateway'")) !== undefined;
   if (v1) {
     try {
@@ -106,6 +132,15 @@ export async function ensureSchema(db: SqliteDb): Promise<number | 'new'> {
       throw err;
     }
     return 1;
+  }
+  if (v === 2) {
+    try {
+      await db.exec(MIGRATE_V2);
+    } catch (err) {
+      await db.exec('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+    return v;
   }
   await db.exec(`${SCHEMA}PRAGMA user_version = ${SCHEMA_VERSION};`);
   return v === 0 ? 'new' : v;
