@@ -54,7 +54,6 @@ export interface HubStoreDeps {
   retentionTimer?: boolean;
 }
 
-/** The hub's SQLite store: registry, telemetry, events, quarantine. */
 /** Most staged readings moved into `readings` per transaction; also how many staged readings start a merge before the timer. */
 const MERGE_ROWS = 16_384;
 /** How often staged readings are moved (ms) by default. */
@@ -62,6 +61,7 @@ const MERGE_MS = 250;
 /** Readings in a group from which it goes straight into `readings` (a backlog drain) by default. */
 const DIRECT_READINGS = 2_048;
 
+/** The hub's SQLite store: registry, telemetry, events, quarantine. */
 export class HubStore implements DataLimitCounters {
   private db: SqliteDb | null = null;
   private queue: Array<Pending & { queuedAt?: number }> = [];
@@ -131,9 +131,7 @@ export class HubStore implements DataLimitCounters {
       this.flushPending().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'writing latest values failed; will retry'));
     }, this.deps.latestFlushMs ?? 1000);
     this.flushTimer.unref();
-    this.mergeTimer = setInterval(() => {
-      if (this.staged > 0) this.mergeStaged().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'moving staged readings failed; will retry'));
-    }, this.deps.mergeMs ?? MERGE_MS);
+    this.mergeTimer = setInterval(() => this.mergeInBackground(), this.deps.mergeMs ?? MERGE_MS);
     this.mergeTimer.unref();
     if (this.deps.retentionTimer !== false) {
       this.retentionTimer = setInterval(() => void this.runRetention(), this.limits.retention.intervalMs);
@@ -258,7 +256,7 @@ export class HubStore implements DataLimitCounters {
         while (n < this.queue.length && n < maxBatches && (n === 0 || readings + this.queue[n]!.batch.readings.length <= maxReadings)) readings += this.queue[n++]!.batch.readings.length;
         const group = this.queue.splice(0, n);
         try {
-          const results = await this.commitGroup(group.map((p) => p.batch));
+          const results = await this.commitGroup(group.map((p) => p.batch), readings);
           if (this.deps.onCommit) this.deps.onCommit({ ms: performance.now() - (group[0]!.queuedAt ?? 0), batches: group.length, readings });
           // A slice per turn of the event loop, not up to 1,024 at once: each answer sends a PUBACK and
           // forwards the message, and Aedes' queue recursion overflowed the stack (release-in-slices.ts).
@@ -274,11 +272,10 @@ export class HubStore implements DataLimitCounters {
     }
   }
 
-  private async commitGroup(batches: BatchToCommit[]): Promise<Array<'stored' | 'duplicate'>> {
+  /** Commits a group of `inGroup` readings in all. */
+  private async commitGroup(batches: BatchToCommit[], inGroup: number): Promise<Array<'stored' | 'duplicate'>> {
     const db = this.requireDb();
     const now = this.clock();
-    let inGroup = 0;
-    for (const b of batches) inGroup += b.readings.length;
     // A large group (a backlog) goes straight into `readings`, after what is staged: rowids stay in commit order.
     const direct = inGroup >= (this.deps.directReadings ?? DIRECT_READINGS);
     const { results, readings, refused } = await db.exclusive(async () => {
@@ -287,9 +284,7 @@ export class HubStore implements DataLimitCounters {
       if (!direct) this.staged += r.readings;
       return r;
     });
-    if (!direct) {
-      if (this.staged >= MERGE_ROWS) this.mergeStaged().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'moving staged readings failed; will retry'));
-    }
+    if (this.staged >= MERGE_ROWS) this.mergeInBackground();
     if (refused > 0) {
       this.dropped.series_limit += refused;
       this.deps.logger.warn({ readings: refused, maxSeriesPerGateway: this.limits.maxSeriesPerGateway, code: 'HUB_ERR_POINTS_LIMIT' }, 'readings of new points refused: their gateway has as many points as the hub keeps per gateway');
@@ -324,6 +319,11 @@ export class HubStore implements DataLimitCounters {
     return this.merging;
   }
 
+  /** Starts (or joins) a merge nobody waits for; a failure is logged and the next one tries again. */
+  private mergeInBackground(): void {
+    this.mergeStaged().catch((err: unknown) => this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'moving staged readings failed; will retry'));
+  }
+
   /**
    * One merge transaction (the caller holds the connection exclusively): the
    * oldest staged readings, up to {@link MERGE_ROWS}, into `readings` and out
@@ -335,9 +335,10 @@ export class HubStore implements DataLimitCounters {
    */
   private async mergeChunk(db: SqliteDb): Promise<void> {
     if (this.staged === 0) return;
-    const n = Math.min(this.staged, MERGE_ROWS);
+    const all = this.staged <= MERGE_ROWS;
+    const n = all ? this.staged : MERGE_ROWS;
     // All of it (the usual case) or the oldest n; the INSERT and the DELETE take the same rows in one transaction.
-    const sql = this.staged <= MERGE_ROWS
+    const sql = all
       ? 'INSERT INTO readings(series, ts, value, flags) SELECT series, ts, value, flags FROM readings_staged ORDER BY rowid; DELETE FROM readings_staged;'
       : `INSERT INTO readings(series, ts, value, flags) SELECT series, ts, value, flags FROM readings_staged ORDER BY rowid LIMIT ${n};
          DELETE FROM readings_staged WHERE rowid IN (SELECT rowid FROM readings_staged ORDER BY rowid LIMIT ${n});`;

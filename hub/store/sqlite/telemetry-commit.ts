@@ -140,7 +140,7 @@ function exactJsonText(v: unknown): string {
  *
  * Readings go to `readings_staged` (kind 0), an unindexed table that only
  * grows at its end, unless `direct` (kind 2: straight into `readings` and its
- * (series, ts) index; so is a group too large for one statement). The caller
+ * (series, ts) index, in which case nothing may be staged). The caller
  * moves staged rows into `readings` in bulk (HubStore.mergeStaged). Why: a
  * commit writes every page it changed to the WAL and fsyncs it, and a
  * group of 2-reading messages from a few gateways changed a leaf page of the
@@ -208,7 +208,7 @@ export async function commitTelemetryGroup(db: SqliteDb, state: TelemetryState, 
   const parts: string[] = [];
   for (const [k, set] of changed) if (set.size > 0) parts.push(JSON.stringify([1, ...k.split('\u0000'), set.toString(), now]));
   // Kind 0 stages the reading (readings_staged), kind 2 writes it into `readings` (see the doc comment above).
-  const kind = direct || sid.length > ROWS_PER_STATEMENT ? 2 : 0;
+  const kind = direct ? 2 : 0;
   for (const i of order) parts.push(`[${kind},${sid[i]},${tss[i]},${texts[i]},${flagsOf[i]}]`);
   if (parts.length <= ROWS_PER_STATEMENT) {
     if (parts.length > 0) await db.runPrepared(INGEST_JSON, [`[${parts.join(',')}]`]);
