@@ -150,6 +150,11 @@ export class Broker {
           }
         : {}),
       maxInflightInbound: limits.maxInflightInbound,
+      // No queue on the message bus (Aedes' default holds messages past 100 in flight). mqemitter starts a
+      // queued message from inside the callback of the one before, so a queue of messages whose listeners
+      // finish at once (only the hub's own services, or none) was drained by recursion and overflowed the
+      // stack (test/bus-recursion.test.ts). Every client's socket bounds what it has in flight already.
+      concurrency: 0,
       preConnect: (client, packet, cb) => {
         if ((packet.clientId ?? '').length > limits.maxClientIdLength) {
           lc.connectionsRefused++;

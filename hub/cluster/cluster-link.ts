@@ -164,7 +164,7 @@ export class ClusterLink {
       throw new IocError('HUB_ERR_CLUSTER_UNAVAILABLE', `Redis at ${s.redisUrl.replace(/\/\/[^@/]*@/, '//***@')} unreachable at start: ${(err as Error).message}; start it or fix --redis`, { cause: err });
     }
     // Channels under the cluster's prefix; matchEmptyLevels as Aedes' own default bus [MQTT-4.7.1-3].
-    this.bus = new MQEmitterRedisPrefix(`${s.keyPrefix}mq/`, { pubConn: this.pub, subConn: this.sub, matchEmptyLevels: true, concurrency: 100 });
+    this.bus = new MQEmitterRedisPrefix(`${s.keyPrefix}mq/`, { pubConn: this.pub, subConn: this.sub, matchEmptyLevels: true, concurrency: 0 });
     this.bus.state.on('error', () => undefined); // logged by the connections' own handlers
     // Registered before Aedes' own listener: the old connection is marked before Aedes closes it.
     this.bus.on('$SYS/+/birth', (packet, done) => {

@@ -1,0 +1,108 @@
+/**
+ * Aedes' message bus (mqemitter) holds messages past its concurrency in a
+ * queue and, each time one message is done, starts the next from inside that
+ * one's callback. A message whose listeners all finish at once (the hub's own
+ * services, or no listener at all) finishes inside that call, so a queue of
+ * thousands of such messages was drained by recursion and overflowed the
+ * stack: the hub's process died (seen in bench:hub at 64 × 64 in flight).
+ *
+ * The queue forms when a client stops reading: the messages for it wait on
+ * its socket, and everyone else's publishes queue behind them.
+ */
+import t from 'tap';
+import type { Socket } from 'node:net';
+import type { Test } from 'tap';
+import type { MqttClient } from 'mqtt';
+import type { Hub } from '../hub.js';
+import { topics } from '../../contract/index.js';
+import { batch, consumerAccount, gateway } from './abuse-support.js';
+import { connectPacket, rawSocket, remainingLength, startSecureHub } from './support.js';
+import { pgSchema, skipUnlessPostgres } from '../../test/support/postgres.js';
+import { waitFor } from '../../test/support/wait.js';
+import { clusterNode, gatewayClient } from '../cluster/test/cluster-support.js';
+import { redisPrefix, skipUnlessRedis } from '../cluster/test/redis-support.js';
+
+/** A SUBSCRIBE of one filter at `qos`. */
+function subscribePacket(id: number, filter: string, qos: 0 | 1): Buffer {
+  const f = Buffer.from(filter);
+  const body = Buffer.concat([Buffer.from([id >> 8, id & 0xff, f.length >> 8, f.length & 0xff]), f, Buffer.from([qos])]);
+  return Buffer.concat([Buffer.from([0x82]), remainingLength(body.length), body]);
+}
+
+/** Resolves when the socket has received bytes starting with `type` (upper nibble). */
+function awaitPacket(socket: Socket, type: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onData = (d: Buffer): void => {
+      if (d[0]! >> 4 !== type) return;
+      socket.off('data', onData);
+      resolve();
+    };
+    socket.on('data', onData);
+    socket.once('close', () => reject(new Error('closed')));
+  });
+}
+
+type Bus = { current: number; length: number };
+
+/**
+ * A reader of every command result, 20 gateways sending 600 results each at
+ * once, and the reader leaving while more than 5,000 are on the bus. Aedes
+ * takes a socket's packets in one go, so far more than its bus's concurrency
+ * (100 by default) are emitted in one turn; each is delivered to the reader on
+ * a later turn. When the reader's subscription leaves the bus, what is still
+ * queued reaches only the hub's own command service.
+ */
+async function readerLeaves(t: Test, hub: Hub, mq: Bus, connectReader: (socket: Socket) => void, gatewayOf: (id: string) => Promise<MqttClient>): Promise<void> {
+  const reader = await rawSocket(t, hub.broker.port);
+  const connack = awaitPacket(reader, 2);
+  connectReader(reader);
+  await connack;
+  const suback = awaitPacket(reader, 9);
+  reader.write(subscribePacket(1, 'ioc/v1/gw/+/cmd/+/result', 1));
+  await suback;
+
+  const gws = [];
+  for (let g = 0; g < 20; g++) gws.push(await gatewayOf(`gw-q${g}`));
+  let closes = 0;
+  for (const c of gws) c.on('close', () => closes++);
+  let most = 0;
+  const left = new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      // On the bus: being delivered, or queued behind the bus's concurrency.
+      most = Math.max(most, mq.current + mq.length);
+      if (mq.current + mq.length < 5000) return;
+      clearInterval(poll);
+      reader.destroy();
+      resolve();
+    }, 1);
+  });
+  const acked = gws.flatMap((c, g) => Array.from({ length: 600 }, (_, i) => c.publishAsync(topics.cmdResult(`gw-q${g}`, 'bench'), JSON.stringify({ id: `r${i}`, ok: true }), { qos: 1 })));
+  await left;
+  t.ok(most >= 5000, `on the bus when the reader left: ${most}`);
+  await Promise.all(acked);
+  t.pass('every result was acknowledged');
+  // On a cluster node the PUBACK follows Redis' answer, and the node's own delivery comes from Redis after it.
+  await waitFor(() => mq.current + mq.length === 0, 'the bus to empty');
+  t.pass('the bus is empty');
+  t.equal(closes, 0, 'no gateway was disconnected');
+  const probe = await gatewayOf('gw-probe');
+  await probe.publishAsync(topics.telemetry('gw-probe'), batch(), { qos: 1 });
+  t.pass('the hub still accepts and acknowledges telemetry');
+}
+
+const busOf = (hub: Hub): Bus => (hub.broker.instance as unknown as { mq: Bus }).mq;
+
+t.test('SQLite hub: a subscriber leaves while thousands of messages are on the bus, and the hub does not overflow its stack', async (t) => {
+  const hub = await startSecureHub(t, { brokerLimits: { publishRate: 1_000_000, publishBurst: 1_000_000 } });
+  // A service that reads every command result, as the hub's own command service does in the process.
+  const svc = await hub.identity.createAccount({ username: 'cfg-svc', kind: 'service' }, { actor: 'test' });
+  await readerLeaves(t, hub, busOf(hub), (s) => s.write(connectPacket({ clientId: 'cfg-svc:1', clean: true, username: svc.username, password: svc.password })), (id) => gateway(t, hub, id));
+});
+
+const skipCluster = (await skipUnlessPostgres()) || (await skipUnlessRedis());
+
+t.test('cluster node (PostgreSQL, Redis bus): the same', { skip: skipCluster }, async (t) => {
+  const schema = pgSchema(t);
+  const hub = await clusterNode(t, schema, redisPrefix(t), { brokerLimits: { publishRate: 1_000_000, publishBurst: 1_000_000 } });
+  await readerLeaves(t, hub, busOf(hub), (s) => s.write(connectPacket({ clientId: 'reader', clean: true })), (id) => gatewayClient(t, hub.broker.port, id));
+});
