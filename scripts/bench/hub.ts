@@ -89,13 +89,21 @@ interface CpuPerMessage {
  * Runs the load against `url`. With the broker's pid, also its CPU time per message (all threads: SQLite's
  * and the GC's too): on a shared machine the rate swings with the neighbours, the CPU a message costs much less.
  */
-async function load(url: string, pubs: Cred[], subscriber: Cred & { filter: string }, topic = 'ioc/v1/gw/{id}/telemetry', payload = 'telemetry', brokerPid?: number): Promise<{ rate: number; received: number; payloadBytes: number; seconds: number; cpu: CpuPerMessage }> {
+async function load(url: string, pubs: Cred[], subscriber: Cred & { filter: string }, topic = 'ioc/v1/gw/{id}/telemetry', payload = 'telemetry', broker?: LineProc): Promise<{ rate: number; received: number; payloadBytes: number; seconds: number; cpu: CpuPerMessage }> {
   const file = path.join(dir, `load-${Date.now()}.json`);
   await writeFile(file, JSON.stringify({ url, publishers: pubs, subscriber, messages, window, readingsPerMessage: readings, topic, payload, warmup: 0.2 }));
   const worker = LineProc.start('scripts/bench/mqtt-load.ts', ['publish', file]);
   await worker.next((o) => o.ready === true);
+  const brokerPid = broker?.child.pid;
   const before = [await cpuMsOf(brokerPid), await cpuMsOf(worker.child.pid), await machineCpuMs()];
-  const r = await worker.next((o) => o.done === true);
+  // A broker that dies mid-load leaves the publishers waiting for PUBACKs: fail at once, not after the wait's timeout.
+  let r: Record<string, unknown>;
+  try {
+    r = await Promise.race([worker.next((o) => o.done === true), ...(broker ? [broker.exitCode().then((code) => Promise.reject(new Error(`the broker's process exited (${code}) during the load (its stderr is above)`)))] : [])]);
+  } catch (err) {
+    await worker.stop(2000);
+    throw err;
+  }
   const after = [await cpuMsOf(brokerPid), await cpuMsOf(worker.child.pid), await machineCpuMs()];
   await worker.stop();
   const total = messages * pubs.length;
@@ -111,7 +119,7 @@ try {
     const aedes = LineProc.start('scripts/bench/aedes-process.ts');
     const ar = await aedes.next((o) => o.ready === true);
     const plainPubs = Array.from({ length: publishers }, (_, i) => ({ clientId: `gw-${i}` }));
-    const r = await load(`mqtt://127.0.0.1:${ar.mqttPort as number}`, plainPubs, { clientId: 'ioc-core:1', filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, aedes.child.pid);
+    const r = await load(`mqtt://127.0.0.1:${ar.mqttPort as number}`, plainPubs, { clientId: 'ioc-core:1', filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, aedes);
     await aedes.stop();
     console.log(`plain aedes: ${Math.round(r.rate)} msg/s (QoS 1, ${r.payloadBytes} B, ${publishers} publishers × window ${window}, 1 QoS 1 subscriber); ${cpuLine(r.cpu)}`);
     return r.rate;
@@ -123,7 +131,7 @@ try {
   const runFloor = async (n: number): Promise<number> => {
     const floorProc = LineProc.start('scripts/bench/floor-process.ts', [path.join(dir, `floor-${n}.journal`)]);
     const fr = await floorProc.next((o) => o.ready === true);
-    const floorRun = await load(`mqtt://127.0.0.1:${fr.mqttPort as number}`, Array.from({ length: publishers }, (_, i) => ({ clientId: `gw-${i}` })), { clientId: 'ioc-core:1', filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, floorProc.child.pid);
+    const floorRun = await load(`mqtt://127.0.0.1:${fr.mqttPort as number}`, Array.from({ length: publishers }, (_, i) => ({ clientId: `gw-${i}` })), { clientId: 'ioc-core:1', filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, floorProc);
     const fstats = await floorProc.ask('stats', (o) => 'syncs' in o);
     await floorProc.stop();
     console.log(`durable floor (aedes + fdatasync'd journal before PUBACK): ${Math.round(floorRun.rate)} msg/s (${(floorRun.rate / plainBefore).toFixed(3)} of plain Aedes; ${fstats.appended as number} appends in ${fstats.syncs as number} fdatasyncs); ${cpuLine(floorRun.cpu)}`);
@@ -140,9 +148,9 @@ try {
   const consumer = (await hub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
   const url = `mqtt://127.0.0.1:${hr.mqttPort as number}`;
   const service = (await hub.ask('service cfg-svc', (o) => 'password' in o)) as { username: string; password: string };
-  const noCommit = await load(url, creds, { clientId: 'cfg-svc:1', username: service.username, password: service.password, filter: 'ioc/v1/gw/+/cmd/bench/result' }, 'ioc/v1/gw/{id}/cmd/bench/result', 'command-result', hub.child.pid);
+  const noCommit = await load(url, creds, { clientId: 'cfg-svc:1', username: service.username, password: service.password, filter: 'ioc/v1/gw/+/cmd/bench/result' }, 'ioc/v1/gw/{id}/cmd/bench/result', 'command-result', hub);
   console.log(`hub, auth + ACL + packet guard, no commit (cmd/bench/result): ${Math.round(noCommit.rate)} msg/s (${(noCommit.rate / plainBefore).toFixed(3)} of plain Aedes); ${cpuLine(noCommit.cpu)}`);
-  const secured = await load(url, creds, { clientId: 'ioc-core:1', username: consumer.username, password: consumer.password, filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, hub.child.pid);
+  const secured = await load(url, creds, { clientId: 'ioc-core:1', username: consumer.username, password: consumer.password, filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, hub);
   const stats = await hub.ask('stats', (o) => 'rss' in o);
   await hub.stop();
   console.log(`hub, auth + ACL + ingest commit (telemetry): ${Math.round(secured.rate)} msg/s, subscriber got ${secured.received}; ${stats.batches as number} batches in ${stats.commits as number} commits (${((stats.batches as number) / Math.max(1, stats.commits as number)).toFixed(1)} per commit); ${cpuLine(secured.cpu)}`);
@@ -167,7 +175,7 @@ try {
       await pgHub.ask(`issue ${publishers} gw ${pgCredFile}`, (o) => 'issued' in o);
       const pgCreds = JSON.parse(await readFile(pgCredFile, 'utf8')) as Cred[];
       const pgConsumer = (await pgHub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
-      const r = await load(`mqtt://127.0.0.1:${pr.mqttPort as number}`, pgCreds, { clientId: 'ioc-core:1', username: pgConsumer.username, password: pgConsumer.password, filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, pgHub.child.pid);
+      const r = await load(`mqtt://127.0.0.1:${pr.mqttPort as number}`, pgCreds, { clientId: 'ioc-core:1', username: pgConsumer.username, password: pgConsumer.password, filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, pgHub);
       const ps = await pgHub.ask('stats', (o) => 'rss' in o);
       await pgHub.stop();
       pgRate = r.rate;

@@ -50,6 +50,11 @@ export class LineProc {
     });
   }
 
+  /** Resolves with the child's exit code when it exits (null when ended by a signal). */
+  exitCode(): Promise<number | null> {
+    return this.exited;
+  }
+
   /** Sends a command line and resolves with the next line matching `match`. */
   ask(line: string, match: (o: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>> {
     const p = this.next(match, timeoutMs);
