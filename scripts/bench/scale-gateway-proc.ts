@@ -62,8 +62,9 @@ createInterface({ input: process.stdin }).on('close', () => {
       writeFileSync(heapProfile!, JSON.stringify(profile));
     }
     await gw.stop();
-    // The run's final counts, after the last polls finished (soak accounting).
-    console.log(JSON.stringify({ final: true, produced, timeouts: timeouts() }));
+    // The run's final counts, after the last polls finished (soak accounting), and the readings still held
+    // in the outbox (on disk, unacknowledged: the next start sends them).
+    console.log(JSON.stringify({ final: true, produced, timeouts: timeouts(), left: gw.outbox.stats().rows }));
     process.exit(0);
   })();
 });
