@@ -101,6 +101,10 @@ async function readerLeaves(t: Test, hub: Hub, mq: Bus, connectReader: (socket: 
   const probe = await gatewayOf('gw-probe');
   await probe.publishAsync(topics.telemetry('gw-probe'), batch(), { qos: 1 });
   t.pass('the hub still accepts and acknowledges telemetry');
+  // Every client gone before the hub stops (its teardown): on a cluster node, disconnects during the stop
+  // still wrote to Redis as its connections closed (an unhandled rejection in CI).
+  await Promise.all([...gws, probe].map((c) => c.endAsync()));
+  await waitFor(() => Object.keys((hub.broker.instance as unknown as { clients: object }).clients).length === 0, 'every client to leave');
 }
 
 const busOf = (hub: Hub): Bus => (hub.broker.instance as unknown as { mq: Bus }).mq;
