@@ -8,6 +8,9 @@
  * (released → _do). A thousand answers in one turn overflowed the stack
  * (RangeError in mqemitter; bench:hub at 64 publishers × 64 in flight on the
  * PostgreSQL store). Between two slices Aedes' queue unwinds.
+ * The hub's bus now has no queue (Broker: `concurrency: 0`), so this is no
+ * longer what stops that overflow; it stays so that one large group does not
+ * hold the event loop for a whole turn of PUBACKs.
  */
 
 /** Answers released per turn of the event loop. */

@@ -60,8 +60,9 @@ const MERGE_ROWS = 16_384;
 /**
  * SQLite's page cache, in KiB (16 MiB). It was 64 MiB: the hub's RSS then
  * climbed in every lifetime until the cache was full, on a young store for
- * longer than the soak's first 10 minutes (its RSS growth figure). Since live readings are staged (schema version 3),
- * bench:drain measures the same with 16 MiB (63.8k and 56.0k readings/s)
+ * longer than the soak's first 10 minutes (its RSS growth figure). Since live
+ * readings are staged (schema version 3), bench:drain measures the same with
+ * 16 MiB (63.8k and 56.0k readings/s)
  * as with 64 MiB (59.2k and 59.6k, interleaved); the kernel's page cache
  * holds the file either way.
  */
