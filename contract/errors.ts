@@ -83,6 +83,8 @@ export const ERRORS = {
   HUB_ERR_STORE_SCHEMA: { message: 'store schema is missing or newer than this hub knows; run ioc-edge hub migrate with a hub of that version or newer', retryable: false },
   HUB_ERR_ARCHIVE: { message: 'hub archive is unreadable, truncated, corrupted or of a newer format than this hub knows; nothing was imported', retryable: false },
   HUB_ERR_IMPORT_TARGET: { message: 'the import target store is not empty; import into a fresh store (or pass --force to empty it first)', retryable: false },
+  HUB_ERR_IMPORT_INTERRUPTED: { message: 'the import stopped part way (store unreachable, disk full, …); what was written is kept and the same command resumes it', retryable: true },
+  HUB_ERR_IMPORT_UNFINISHED: { message: 'an import into this store did not finish; run hub import with the same archive again to finish it (or --force to start over)', retryable: false },
   // hub: cluster singletons (issue 16)
   HUB_ERR_LEASE_LOST: { message: 'this hub node no longer holds the lease of that singleton work (expired or taken over); the write was refused and the current holder redoes the work', retryable: true },
   HUB_ERR_BAD_REQUEST: { message: 'request is invalid', retryable: false },

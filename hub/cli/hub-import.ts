@@ -5,12 +5,18 @@
  * Order of work, so that nothing is ever half-imported:
  * 1. the whole archive is read once and checked (gzip, every line, counts,
  *    SHA-256 in the trailer, format version) before anything is written;
- * 2. the target must be empty (`--force` empties it first);
- * 3. rows are written up to 10,000 per transaction; if anything fails the
- *    target is emptied again, so a second run starts from clean (the
- *    import is idempotent rather than resumable);
+ * 2. the target must be empty (`--force` empties it first), or hold an
+ *    import of this same archive that did not finish: then it resumes;
+ * 3. rows are written up to 10,000 per transaction, each transaction also
+ *    moving the checkpoint (archive.ts ImportCheckpoint) to the rows done.
+ *    When the store goes away, the disk fills or the process is killed, what
+ *    was written stays and the same command resumes after the last
+ *    checkpoint; an archive at fault (an image whose bytes do not match its
+ *    name) empties the target again;
  * 4. the imported audit chain is verified end to end and its head must
- *    equal the source's newest entry.
+ *    equal the source's newest entry (if not, the target is emptied again);
+ *    only then is the checkpoint dropped. Until then `hub run` refuses the
+ *    store (hub/store/import-guard.ts).
  */
 import { IocError } from '../../contract/index.js';
 import { readArchive, verifyArchive, type ArchiveTarget, type Row } from '../store/archive.js';
@@ -25,14 +31,18 @@ const HELP = `Usage: ioc-edge hub import [--store URL] [--data-dir DIR] --in FIL
 
 Reads an archive written by 'ioc-edge hub export' into an empty store (SQLite or
 PostgreSQL). The archive is checked whole (SHA-256, counts, format version) before
-anything is written; a failed import leaves the store empty. The imported audit
-chain is verified and must end at the exported head. Start the hub afterwards.
+anything is written. An import that stops part way (database gone, disk full,
+killed) keeps what it wrote: run the same command again and it resumes where it
+stopped. The imported audit chain is verified and must end at the exported head;
+if not, the store is emptied again. Start the hub afterwards (it refuses a store
+whose import did not finish).
 
   --store URL     postgres://user@host:5432/db?schema=name, sqlite:DIR, or absent for SQLite in
                   --data-dir (also IOC_EDGE_STORE / IOC_EDGE_HUB_STORE)
   --data-dir DIR  the SQLite hub's data directory
   --in FILE       the archive
-  --force         empty a store that already holds data first (everything in it is lost)
+  --force         empty a store that already holds data (or an unfinished import) first;
+                  everything in it is lost
   --quiet         no progress on stderr`;
 
 /** Rows written per transaction (several archive lines of one table). */
@@ -44,15 +54,17 @@ export interface ImportResult {
   rows: number;
   seconds: number;
   audit: { entries: number; head: { n: number; hash: string } | null };
+  /** Rows of the archive an earlier, interrupted run had written (0: not a resumed import). */
+  resumedAt: number;
 }
 
 /** Options of {@link importArchive}. */
 export interface ImportOptions {
   force?: boolean;
   /** The caller checked the archive already ({@link verifyArchive}): skip the first pass. */
-  verified?: { trailer: { counts: Record<string, number> } };
-  /** Called per chunk checked (`verify`) and written (`import`). */
-  progress?: (phase: 'verify' | 'import', rows: number, table: string) => void;
+  verified?: { trailer: { counts: Record<string, number>; sha256: string } };
+  /** Called per chunk checked (`verify`), skipped because an earlier run wrote it (`resume`) and written (`import`). */
+  progress?: (phase: 'verify' | 'resume' | 'import', rows: number, table: string) => void;
 }
 
 /**
@@ -62,49 +74,86 @@ export interface ImportOptions {
 export async function importArchive(file: string, target: ArchiveTarget, store: StoreChoice, opts: ImportOptions = {}): Promise<ImportResult> {
   const started = Date.now();
   const { trailer } = opts.verified ?? (await verifyArchive(file, (n) => opts.progress?.('verify', n, 'archive')));
-  const filled = await target.nonEmpty();
-  if (filled !== null) {
-    if (!opts.force) throw new IocError('HUB_ERR_IMPORT_TARGET', `the target ${target.kind} store already holds data (table '${filled}'): import into an empty store, or pass --force to empty it first`);
-    await target.clear();
+  const archive = trailer.sha256;
+  const total = totalOf(trailer.counts);
+  const under = await target.progress();
+  let resumeAt = 0;
+  if (under && !opts.force) {
+    if (under.archive !== archive) {
+      throw new IocError('HUB_ERR_IMPORT_TARGET', `an import of another archive (SHA-256 ${under.archive.slice(0, 16)}…) into this ${target.kind} store did not finish (${under.rows.toLocaleString('en')} rows written): import that archive again to finish it, or pass --force to empty the store and import this one`);
+    }
+    resumeAt = under.rows;
+  } else {
+    const filled = under ? 'import_progress' : await target.nonEmpty();
+    if (filled !== null) {
+      if (!opts.force) throw new IocError('HUB_ERR_IMPORT_TARGET', `the target ${target.kind} store already holds data (table '${filled}'): import into an empty store, or pass --force to empty it first`);
+      await target.clear();
+    }
+    await target.begin(archive);
   }
   let head: { n: number; hash: string } | null = null;
+  let written = resumeAt; // rows of the archive, in its order, in the store
   try {
     // Lines of one table are gathered up to WRITE_ROWS rows: one transaction each (fewer round trips and commits).
     let table = '';
     let pending: Row[] = [];
+    let seen = 0; // rows of the archive passed so far
+    let pendingEnd = 0; // the archive's rows done once `pending` is written
     const flush = async (): Promise<void> => {
       if (pending.length === 0) return;
       const rows = pending;
       pending = [];
-      await target.write(table, rows);
+      await target.write(table, rows, { archive, rows: pendingEnd });
+      written = pendingEnd;
       opts.progress?.('import', rows.length, table);
     };
     for await (const item of readArchive(file)) {
       if (item.kind !== 'rows') continue;
-      if (item.table !== table || item.table === 'image_bytes') await flush();
-      table = item.table;
       if (item.table === 'audit') {
         for (const r of item.rows) if (!head || (r[0] as number) > head.n) head = { n: r[0] as number, hash: r[8] as string };
       }
-      for (const r of item.rows) pending.push(r);
+      // Written by an earlier run (checkpoints fall on line boundaries; image pieces move none, so a
+      // resumed run stores the images again from their first piece, which changes nothing).
+      const skip = Math.min(item.rows.length, Math.max(0, resumeAt - seen));
+      seen += item.rows.length;
+      if (skip > 0) opts.progress?.('resume', skip, item.table);
+      const rows = skip > 0 ? item.rows.slice(skip) : item.rows;
+      if (rows.length === 0) continue;
+      if (item.table !== table || item.table === 'image_bytes') await flush();
+      table = item.table;
+      for (const r of rows) pending.push(r);
+      pendingEnd = seen;
       if (pending.length >= WRITE_ROWS) await flush();
     }
     await flush();
     await target.finish();
-    const audit = await verifyAudit(store, head);
-    const rows = totalOf(trailer.counts);
-    return { counts: trailer.counts, rows, seconds: (Date.now() - started) / 1000, audit };
   } catch (err) {
-    // Nothing half-imported: the store was empty before, so it is emptied again.
-    await target.clear().catch(() => undefined);
-    throw err;
+    if ((err as IocError).code === 'HUB_ERR_ARCHIVE') {
+      // The archive itself is at fault (an image whose bytes do not match its name): nothing of it stays.
+      await target.clear().catch(() => undefined);
+      throw err;
+    }
+    // The store went away, the disk filled, …: what is written stays, with its checkpoint.
+    throw new IocError('HUB_ERR_IMPORT_INTERRUPTED', `the import stopped after ${written.toLocaleString('en')} of ${total.toLocaleString('en')} rows (${(err as Error).message}); what was written is kept: run the same command again to resume there, or pass --force to start over`, { cause: err });
+  }
+  try {
+    const audit = await verifyAudit(store, head);
+    await target.done();
+    return { counts: trailer.counts, rows: total, seconds: (Date.now() - started) / 1000, audit, resumedAt: resumeAt };
+  } catch (err) {
+    if ((err as IocError).code === 'HUB_ERR_ARCHIVE') {
+      // A chain that does not verify: nothing half-imported, the store is emptied again.
+      await target.clear().catch(() => undefined);
+      throw err;
+    }
+    throw new IocError('HUB_ERR_IMPORT_INTERRUPTED', `every row was written but the audit chain could not be checked (${(err as Error).message}): run the same command again to check it and finish`, { cause: err });
   }
 }
 
 /** The imported chain verified end to end through the hub's own audit port; its head must be the exported one. */
 async function verifyAudit(store: StoreChoice, head: { n: number; hash: string } | null): Promise<ImportResult['audit']> {
   const where = parseStoreUrl(store.store);
-  const state = openStateStores({ store: where, dataDir: store.dataDir ?? (where.kind === 'sqlite' ? where.dir : null) ?? '', logger: store.logger });
+  const state = openStateStores({ store: where, dataDir: store.dataDir ?? (where.kind === 'sqlite' ? where.dir : null) ?? '', logger: store.logger, importing: true });
   await state.start();
   try {
     const v = await state.audit.verify(head ?? undefined);
@@ -118,7 +167,7 @@ async function verifyAudit(store: StoreChoice, head: { n: number; hash: string }
 
 export const hubImport: Command = {
   name: 'hub import',
-  summary: 'read an archive from hub export into an empty store (SQLite or PostgreSQL)',
+  summary: 'read an archive from hub export into an empty store (SQLite or PostgreSQL); resumes if interrupted',
   async run(args, io) {
     const p = parse(args, { store: { type: 'string' }, 'data-dir': { type: 'string' }, in: { type: 'string' }, force: { type: 'boolean' }, quiet: { type: 'boolean' } }, HELP, io);
     if ('exit' in p) return p.exit;
@@ -139,7 +188,9 @@ export const hubImport: Command = {
         const bar = new RowProgress(io.err, 'import', totalOf(verified.trailer.counts), 3000, v.quiet ?? false);
         const r = await importArchive(v.in!, target, choice, { force: v.force ?? false, verified, progress: (_phase, n, table) => bar.add(n, table) });
         bar.end();
-        io.out.write(`imported ${r.rows.toLocaleString('en')} rows into ${target.kind} ${redact(store ?? v['data-dir'] ?? '')} in ${r.seconds.toFixed(1)} s (${Math.round(r.rows / Math.max(r.seconds, 0.001)).toLocaleString('en')} rows/s); audit chain verified: ${r.audit.entries} entries, head ${r.audit.head?.hash ?? 'none'}\n`);
+        const thisRun = r.rows - r.resumedAt;
+        const resumed = r.resumedAt > 0 ? ` (resumed an interrupted import at row ${r.resumedAt.toLocaleString('en')}: ${thisRun.toLocaleString('en')} rows this run)` : '';
+        io.out.write(`imported ${r.rows.toLocaleString('en')} rows into ${target.kind} ${redact(store ?? v['data-dir'] ?? '')}${resumed} in ${r.seconds.toFixed(1)} s (${Math.round(thisRun / Math.max(r.seconds, 0.001)).toLocaleString('en')} rows/s); audit chain verified: ${r.audit.entries} entries, head ${r.audit.head?.hash ?? 'none'}\n`);
       } finally {
         await target.close();
       }

@@ -264,17 +264,40 @@ export interface ArchiveSource {
   close(): Promise<void>;
 }
 
+/**
+ * How far an import into a store has come: the archive (its trailer's
+ * SHA-256) and the rows of it, in archive order, written so far. Kept in
+ * the target (table `import_progress`) in the same transaction as the rows
+ * it counts, so after a crash it never claims a row that is not there nor
+ * misses one that is.
+ */
+export interface ImportCheckpoint {
+  archive: string;
+  rows: number;
+}
+
 /** A store written table by table by import. */
 export interface ArchiveTarget {
   readonly kind: 'sqlite' | 'postgres';
   /** The first table that holds rows, or null when the store is empty. */
   nonEmpty(): Promise<string | null>;
-  /** Empties every table the archive fills (--force, and after a failed import). */
+  /** Where an import that did not finish stopped; null when none is under way. */
+  progress(): Promise<ImportCheckpoint | null>;
+  /** Marks an import of `archive` under way, at row 0 (into an empty store). */
+  begin(archive: string): Promise<void>;
+  /** Empties every table the archive fills and forgets any import under way (--force, and after a refused import). */
   clear(): Promise<void>;
-  /** Writes rows of one table in one transaction. */
-  write(table: string, rows: Row[]): Promise<void>;
+  /**
+   * Writes rows of one table in one transaction, with the checkpoint `at`
+   * (the archive's rows done once these are in). Image pieces are kept only
+   * as whole images, which a repeated import stores again harmlessly, so
+   * they move no checkpoint.
+   */
+  write(table: string, rows: Row[], at: ImportCheckpoint): Promise<void>;
   /** After the last row: identity sequences, bookkeeping the store keeps beside its tables. */
   finish(): Promise<void>;
+  /** The import is complete and verified: forgets its checkpoint. */
+  done(): Promise<void>;
   close(): Promise<void>;
 }
 

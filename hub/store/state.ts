@@ -50,6 +50,12 @@ export interface StateStoreOptions {
   configEventsPerGateway?: number;
   /** Pool settings for PostgreSQL (default: 4 connections, application name `ioc-edge-hub-state`). */
   pg?: Omit<PgConnectOptions, 'url' | 'schema'>;
+  /**
+   * `hub import` opens the store it is filling. Anyone else is refused a
+   * store an import has not finished (it holds part of an archive and no
+   * verified audit chain): HUB_ERR_IMPORT_UNFINISHED.
+   */
+  importing?: boolean;
 }
 
 /** The hub's state stores of one backend, started and stopped together. */
@@ -163,6 +169,15 @@ export function openStateStores(opts: StateStoreOptions): StateStores {
         for (const part of parts) {
           await part.start();
           started.push(part);
+        }
+        if (!opts.importing) {
+          // The checkpoint table of hub/cli/hub-import.ts exists only while an import is under way.
+          const unfinished = pool
+            ? (await pool.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t
+            : await regDb?.db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'import_progress'");
+          if (unfinished) {
+            throw new IocError('HUB_ERR_IMPORT_UNFINISHED', `an import into this store (${where.kind === 'postgres' ? `schema ${pool!.schema}` : opts.dataDir}) did not finish: run 'ioc-edge hub import' with the same archive again to finish it (or with --force to start over); the hub does not run on part of an archive`);
+          }
         }
       } catch (err) {
         for (const part of started.splice(0).reverse()) await part.stop().catch(() => undefined);

@@ -13,7 +13,7 @@
 import type pg from 'pg';
 import { IocError } from '../../../contract/index.js';
 import type { Logger } from '../../../lib/index.js';
-import { CHUNK_ROWS, fromB64, ImageAssembler, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type Row } from '../archive.js';
+import { CHUNK_ROWS, fromB64, ImageAssembler, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type ImportCheckpoint, type Row } from '../archive.js';
 import { checkVersion, migrate } from './migrations.js';
 import { Partitions } from './partitions.js';
 import { PgImageStore } from './pg-firmware.js';
@@ -150,28 +150,49 @@ export async function openPgTarget(loc: PgLocation): Promise<ArchiveTarget> {
   const images = new PgImageStore({ db });
   const assembler = new ImageAssembler();
   const tables = TABLES.map((s) => s.name);
+  // The checkpoint (archive.ts ImportCheckpoint): one row, updated in each write's transaction; the
+  // table exists only while an import is under way (not part of the hub's schema).
+  const mark = (c: pg.PoolClient, at: ImportCheckpoint): Promise<unknown> => c.query('UPDATE import_progress SET archive = $1, rows = $2 WHERE id = 1', [at.archive, at.rows]);
   return {
     kind: 'postgres',
     async nonEmpty() {
       for (const t of tables) if ((await db.query(`SELECT 1 FROM ${pgName(t)} LIMIT 1`)).rowCount) return t;
       return null;
     },
+    async progress() {
+      if (!(await db.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t) return null;
+      const r = (await db.query<{ archive: string; rows: string }>('SELECT archive, rows FROM import_progress WHERE id = 1')).rows[0];
+      return r ? { archive: r.archive, rows: Number(r.rows) } : null;
+    },
+    async begin(archive) {
+      await db.transaction(async (c) => {
+        await c.query('CREATE TABLE IF NOT EXISTS import_progress (id integer PRIMARY KEY CHECK (id = 1), archive text NOT NULL, rows bigint NOT NULL)');
+        await c.query('INSERT INTO import_progress (id, archive, rows) VALUES (1, $1, 0) ON CONFLICT (id) DO UPDATE SET archive = excluded.archive, rows = 0', [archive]);
+      });
+    },
     async clear() {
       await db.query(`TRUNCATE ${[...new Set(tables.map(pgName)), 'fw_image_chunks'].join(', ')} RESTART IDENTITY`);
+      await db.query('DROP TABLE IF EXISTS import_progress');
     },
-    async write(table, rows) {
+    async done() {
+      await db.query('DROP TABLE IF EXISTS import_progress');
+    },
+    async write(table, rows, at) {
       if (table === 'image_bytes') {
         await assembler.store(rows, images);
         return;
       }
       if (table === 'dedupe') {
-        const g: string[] = [], e: string[] = [], lo: number[] = [], hi: number[] = [], at: number[] = [];
+        const g: string[] = [], e: string[] = [], lo: number[] = [], hi: number[] = [], when: number[] = [];
         for (const [gateway, epoch, ranges, updated] of rows as Array<[string, string, string, number]>) {
           for (const [a, b] of JSON.parse(ranges) as Array<[number, number]>) {
-            g.push(gateway), e.push(epoch), lo.push(a), hi.push(b), at.push(updated);
+            g.push(gateway), e.push(epoch), lo.push(a), hi.push(b), when.push(updated);
           }
         }
-        await db.query('INSERT INTO batches(gateway, epoch, seq, committed_at) SELECT u.g, u.e, generate_series(u.lo, u.hi), u.at FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(g, e, lo, hi, at)', [g, e, lo, hi, at]);
+        await db.transaction(async (c) => {
+          await c.query('INSERT INTO batches(gateway, epoch, seq, committed_at) SELECT u.g, u.e, generate_series(u.lo, u.hi), u.at FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(g, e, lo, hi, at)', [g, e, lo, hi, when]);
+          await mark(c, at);
+        });
         return;
       }
       let cols = TABLE.get(table)!.columns;
@@ -191,7 +212,10 @@ export async function openPgTarget(loc: PgLocation): Promise<ArchiveTarget> {
       if (table === 'readings') {
         // The hot table: one statement of five arrays, as the telemetry commit does (pg-commit.ts).
         const col = (i: number): unknown[] => values.map((r) => r[i]);
-        await db.query('INSERT INTO readings(series, ts, value, svalue, flags) SELECT * FROM unnest($1::int[], $2::bigint[], $3::float8[], $4::text[], $5::int2[])', [col(0), col(1), col(2), col(3), col(4)]);
+        await db.transaction(async (c) => {
+          await c.query('INSERT INTO readings(series, ts, value, svalue, flags) SELECT * FROM unnest($1::int[], $2::bigint[], $3::float8[], $4::text[], $5::int2[])', [col(0), col(1), col(2), col(3), col(4)]);
+          await mark(c, at);
+        });
         return;
       }
       const per = Math.max(1, Math.floor(MAX_PARAMS / cols.length));
@@ -203,6 +227,7 @@ export async function openPgTarget(loc: PgLocation): Promise<ArchiveTarget> {
           const tuples = part.map((r) => `(${r.map((v) => `$${params.push(v)}`).join(',')})`);
           await c.query(`INSERT INTO ${table} (${cols.join(', ')})${override} VALUES ${tuples.join(',')}`, params);
         }
+        await mark(c, at);
       });
     },
     async finish() {

@@ -8,13 +8,14 @@
  * bulk copy never weighs on their code paths.
  */
 import path from 'node:path';
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { IocError } from '../../../contract/index.js';
 import { insertMany, SqliteDb, type Logger } from '../../../lib/index.js';
 import { DiskImages } from './disk-images.js';
 import { HubStore } from './hub-store.js';
 import { SCHEMA_VERSION } from './store-schema.js';
-import { CHUNK_ROWS, fromB64, ImageAssembler, imagePieces, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type Row } from '../archive.js';
+import { CHUNK_ROWS, fromB64, ImageAssembler, imagePieces, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type ImportCheckpoint, type Row } from '../archive.js';
 import { openStateStores } from '../state.js';
 
 /** Where a SQLite hub keeps its state. */
@@ -162,6 +163,17 @@ async function* readTable(files: Files, images: DiskImages, table: string): Asyn
   }
 }
 
+/** Whether an import into this hub did not finish: its checkpoint table is in `registry.sqlite`. */
+async function importUnderWay(registryFile: string): Promise<boolean> {
+  if (!existsSync(registryFile)) return false;
+  const db = await SqliteDb.open(registryFile);
+  try {
+    return Boolean(await db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'import_progress'"));
+  } finally {
+    await db.close();
+  }
+}
+
 /** Creates (or brings up to date) every table of a SQLite hub by starting and stopping its own stores. */
 async function prepare(loc: SqliteLocation): Promise<void> {
   const hub = new HubStore({ file: path.join(loc.storeDir ?? loc.dataDir, 'hub.sqlite'), logger: loc.logger, retentionTimer: false });
@@ -181,25 +193,49 @@ export async function openSqliteTarget(loc: SqliteLocation): Promise<ArchiveTarg
   // Private to the hub's user, as the hub makes its data directory (hub/identity/data-dir.ts).
   await mkdir(loc.dataDir, { recursive: true, mode: 0o700 });
   if (loc.storeDir) await mkdir(loc.storeDir, { recursive: true, mode: 0o700 });
-  await prepare(loc);
+  // An import under way made every table already. Starting the hub's stores over part of an archive
+  // would also let the telemetry store's recovery rewrite `latest` from the readings imported so far.
+  if (!(await importUnderWay(path.join(loc.dataDir, 'registry.sqlite')))) await prepare(loc);
   const files = new Files(loc);
   await files.open();
   const imageDir = path.join(loc.dataDir, 'firmware');
   const images = new DiskImages(imageDir);
   const assembler = new ImageAssembler();
   const tables = TABLES.filter((s) => s.name !== 'image_bytes').map((s) => s.name);
+  // The checkpoint lives in each of the three files, beside the rows it counts (written in the same
+  // transaction). Writes go one after another, so the furthest of the three is where the import stopped.
+  const all = (): SqliteDb[] => (['registry_gateways', 'fw_images', 'readings'] as const).map((t) => files.of(t));
+  const forget = async (): Promise<void> => {
+    for (const db of all()) await db.run('DROP TABLE IF EXISTS import_progress');
+  };
   return {
     kind: 'sqlite',
     async nonEmpty() {
       for (const t of tables) if (await files.of(t).get(`SELECT 1 AS x FROM ${sqlName(t)} LIMIT 1`)) return t;
       return null;
     },
+    async progress() {
+      let best: ImportCheckpoint | null = null;
+      for (const db of all()) {
+        if (!(await db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'import_progress'"))) continue;
+        const r = await db.get<{ archive: string; rows: number }>('SELECT archive, rows FROM import_progress WHERE id = 1');
+        if (r && (!best || r.rows > best.rows)) best = { archive: r.archive, rows: r.rows };
+      }
+      return best;
+    },
+    async begin(archive) {
+      for (const db of all()) {
+        await db.run('CREATE TABLE IF NOT EXISTS import_progress (id INTEGER PRIMARY KEY CHECK (id = 1), archive TEXT NOT NULL, rows INTEGER NOT NULL)');
+        await db.run('INSERT OR REPLACE INTO import_progress (id, archive, rows) VALUES (1, ?, 0)', [archive]);
+      }
+    },
     async clear() {
       for (const t of tables) await files.of(t).run(`DELETE FROM ${sqlName(t)}`);
       await files.of('readings').run("DELETE FROM store_meta WHERE key = 'latest_rowid'");
       await rm(imageDir, { recursive: true, force: true });
+      await forget();
     },
-    async write(table, rows) {
+    async write(table, rows, at) {
       if (table === 'image_bytes') {
         await assembler.store(rows, images);
         return;
@@ -207,12 +243,16 @@ export async function openSqliteTarget(loc: SqliteLocation): Promise<ArchiveTarg
       const spec = TABLE.get(table)!;
       const db = files.of(table);
       const cols = table === 'dedupe' ? 'gateway, epoch, ranges, updated_at' : spec.columns.join(', ');
-      await db.transaction(() => insertMany(db, `INSERT INTO ${sqlName(table)} (${cols})`, spec.columns.length, rows.map((r) => fromArchive(table, r))));
+      await db.transaction(async () => {
+        await insertMany(db, `INSERT INTO ${sqlName(table)} (${cols})`, spec.columns.length, rows.map((r) => fromArchive(table, r)));
+        await db.run('UPDATE import_progress SET archive = ?, rows = ? WHERE id = 1', [at.archive, at.rows]);
+      });
     },
     async finish() {
       // Latest values came with the archive: the start-up recovery must not recompute them from readings.
       await files.of('readings').run("INSERT OR REPLACE INTO store_meta(key, value) VALUES ('latest_rowid', (SELECT coalesce(max(rowid), 0) FROM readings))");
     },
+    done: forget,
     close: () => files.close(),
   };
 }
