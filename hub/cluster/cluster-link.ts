@@ -166,6 +166,7 @@ export class ClusterLink {
     // Channels under the cluster's prefix; matchEmptyLevels as Aedes' own default bus [MQTT-4.7.1-3].
     this.bus = new MQEmitterRedisPrefix(`${s.keyPrefix}mq/`, { pubConn: this.pub, subConn: this.sub, matchEmptyLevels: true, concurrency: 0 });
     this.bus.state.on('error', () => undefined); // logged by the connections' own handlers
+    this.replaceBusClose(this.bus, this.pub, this.sub);
     // Registered before Aedes' own listener: the old connection is marked before Aedes closes it.
     this.bus.on('$SYS/+/birth', (packet, done) => {
       this.noteHeard(packet.topic.split('/')[1]!);
@@ -263,6 +264,39 @@ export class ClusterLink {
     const other = this.heard.get(brokerId);
     if (beat === undefined) return other;
     return other === undefined ? beat : Math.max(beat, other);
+  }
+
+  /**
+   * mqemitter-redis 7 closes by sending QUIT on its two connections and
+   * waiting for both to end, without handling QUIT's promise. While Redis is
+   * away the connections keep reconnecting, so they never end: Aedes' close,
+   * and so the node's stop, hung for good, and QUIT's rejection
+   * (MaxRetriesPerRequestError) was unhandled, which the process policy
+   * turns into a fatal exit. Here a ready connection gets QUIT (bounded),
+   * any other is disconnected at once, and then the emitter's own close runs.
+   */
+  private replaceBusClose(bus: MessageBus, ...conns: Array<Redis | null>): void {
+    const b = bus as unknown as { closing: boolean; closed: boolean; _close(cb: () => void): void; close(cb?: () => void): unknown };
+    b.close = (cb: () => void = () => undefined) => {
+      if (b.closed || b.closing) {
+        cb();
+        return b;
+      }
+      b.closing = true;
+      void Promise.all(conns.map(async (c) => {
+        if (!c) return;
+        if (c.status !== 'ready') {
+          c.disconnect();
+          return;
+        }
+        let timer: NodeJS.Timeout | undefined;
+        const quit = c.quit().then(() => undefined, () => c.disconnect());
+        const late = new Promise<void>((resolve) => (timer = setTimeout(() => (c.disconnect(), resolve()), 2000)));
+        await Promise.race([quit, late]);
+        clearTimeout(timer);
+      })).finally(() => b._close(cb));
+      return b;
+    };
   }
 
   /** Asks every other node to close the connection of this client id (the broker closes its own). */

@@ -13,7 +13,7 @@ import mqtt from 'mqtt';
 import { pgSchema, skipUnlessPostgres, PG_URL } from '../../../test/support/postgres.js';
 import { waitFor } from '../../../test/support/wait.js';
 import { tempDir } from '../../test/support.js';
-import { api, clusterNode, gatewayClient, HEARTBEAT_MS, online, telemetry } from './cluster-support.js';
+import { api, clusterNode, gatewayClient, HEARTBEAT_MS, online, status, telemetry } from './cluster-support.js';
 import { ownRedis, redisPrefix, REDIS_URL, skipUnlessRedis } from './redis-support.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -96,4 +96,39 @@ t.test('Redis lost under a node: no PUBACK, readiness false with the reason; bot
   await waitFor(async () => (await api(a, 'GET', '/readyz')).status === 200, 'ready again');
   const counts = await a.store.readingCounts('gw-redis');
   t.same(counts, { total: 10, distinct: 10 }, 'both batches stored once');
+});
+
+t.test('a node stops while Redis is away: the stop completes and nothing is left unhandled', { skip }, async (t) => {
+  // Before the fix the bus's close sent QUIT on connections that were reconnecting: Aedes' close waited
+  // for them to end, which never came (the node's stop hung for good), and QUIT's rejection was unhandled
+  // (a fatal exit under the process policy).
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown): void => void unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => void process.off('unhandledRejection', onUnhandled));
+  const redis = await ownRedis(t);
+  const hub = await clusterNode(t, pgSchema(t), redisPrefix(t, redis.url), { redis: redis.url });
+  const clients: mqtt.MqttClient[] = [];
+  for (let i = 0; i < 5; i++) {
+    // Persistent sessions with wills and subscriptions: each leaves work for the bus and the persistence at close.
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${hub.mqttPort}`, {
+      clientId: `gw-stop-${i}`, clean: false, reconnectPeriod: 0,
+      will: { topic: `ioc/v1/gw/gw-stop-${i}/status`, payload: status('offline'), qos: 1, retain: false },
+    });
+    c.on('error', () => undefined);
+    await c.subscribeAsync(`ioc/v1/gw/gw-stop-${i}/cmd/#`, { qos: 1 });
+    clients.push(c);
+  }
+  t.teardown(() => Promise.all(clients.map((c) => c.endAsync(true))));
+  await redis.kill();
+  await waitFor(() => hub.cluster?.health().ok === false || null, 'the node to notice Redis gone', 10_000);
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    hub.stop().then(() => 'stopped'),
+    new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still stopping after 60 s'), 60_000))),
+  ]);
+  clearTimeout(timer);
+  t.equal(outcome, 'stopped', 'the node stopped');
+  await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS)); // late rejections of the closed connections
+  t.same(unhandled.map((e) => (e as Error)?.message ?? String(e)), [], 'no unhandled rejection');
 });
