@@ -51,6 +51,7 @@ import { reportsHealth, type TelemetryPort } from './store/port.js';
 import { parseStoreUrl } from './store/postgres/pg-pool.js';
 import { PgTelemetryStore } from './store/postgres/pg-telemetry-store.js';
 import { openStateStores } from './store/state.js';
+import { importUnfinished, sqliteImportUnderWay } from './store/import-guard.js';
 import type { AuditPort, RegistryPort } from './store/state-ports.js';
 
 /** Settings of a hub. */
@@ -206,6 +207,9 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   let metrics: HubMetrics | null = null;
   // The storage backend (issue 15): SQLite files in the data directory unless `store` names PostgreSQL.
   const where = parseStoreUrl(opts.store);
+  // Before the telemetry store starts: its recovery would rewrite `latest` from part of an archive (import-guard.ts;
+  // PostgreSQL is refused by the state stores' start, before anything reads its tables).
+  if (where.kind === 'sqlite' && (await sqliteImportUnderWay(opts.dataDir))) throw importUnfinished(opts.dataDir);
   const storeCommon = {
     logger: logger.child({ component: 'store' }), onCommit: (info: { ms: number; batches: number; readings: number }) => metrics?.observeCommit(info),
     limits: resolveDataLimits(opts.data), ...(opts.dataClock ? { clock: opts.dataClock } : {}),

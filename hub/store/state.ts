@@ -28,6 +28,7 @@ import { AuditLog } from './sqlite/audit-log.js';
 import { IdentityStore } from './sqlite/identity-store.js';
 import { RegistryDb } from './sqlite/registry-db.js';
 import { RegistryStore } from './sqlite/registry-store.js';
+import { importUnfinished } from './import-guard.js';
 import { migrate } from './postgres/migrations.js';
 import { PgAudit } from './postgres/pg-audit.js';
 import { PgConfigStore } from './postgres/pg-config.js';
@@ -175,9 +176,7 @@ export function openStateStores(opts: StateStoreOptions): StateStores {
           const unfinished = pool
             ? (await pool.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t
             : await regDb?.db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'import_progress'");
-          if (unfinished) {
-            throw new IocError('HUB_ERR_IMPORT_UNFINISHED', `an import into this store (${where.kind === 'postgres' ? `schema ${pool!.schema}` : opts.dataDir}) did not finish: run 'ioc-edge hub import' with the same archive again to finish it (or with --force to start over); the hub does not run on part of an archive`);
-          }
+          if (unfinished) throw importUnfinished(where.kind === 'postgres' ? `schema ${pool!.schema}` : opts.dataDir);
         }
       } catch (err) {
         for (const part of started.splice(0).reverse()) await part.stop().catch(() => undefined);

@@ -16,6 +16,7 @@ import type { Logger } from '../../../lib/index.js';
 import { CHUNK_ROWS, fromB64, ImageAssembler, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type ImportCheckpoint, type Row } from '../archive.js';
 import { checkVersion, migrate } from './migrations.js';
 import { Partitions } from './partitions.js';
+import { importUnfinished } from '../import-guard.js';
 import { PgImageStore } from './pg-firmware.js';
 import { isUnavailable, PgPool } from './pg-pool.js';
 
@@ -69,6 +70,7 @@ export async function openPgSource(loc: PgLocation): Promise<ArchiveSource> {
   try {
     version = await checkVersion(db);
     if (version === 0) throw new IocError('HUB_ERR_STORE_SCHEMA', `PostgreSQL schema '${db.schema}' at ${db.where} holds no hub (no schema version): check --store`);
+    if ((await db.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t) throw importUnfinished(`schema ${db.schema}`);
     client = await db.pool.connect();
     // Checked out, a client has no error listener: a dying link would be an uncaught event; the next FETCH fails instead.
     client.on('error', () => undefined);

@@ -8,7 +8,6 @@
  * bulk copy never weighs on their code paths.
  */
 import path from 'node:path';
-import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { IocError } from '../../../contract/index.js';
 import { insertMany, SqliteDb, type Logger } from '../../../lib/index.js';
@@ -17,6 +16,7 @@ import { HubStore } from './hub-store.js';
 import { SCHEMA_VERSION } from './store-schema.js';
 import { CHUNK_ROWS, fromB64, ImageAssembler, imagePieces, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type ImportCheckpoint, type Row } from '../archive.js';
 import { openStateStores } from '../state.js';
+import { importUnfinished, sqliteImportUnderWay } from '../import-guard.js';
 
 /** Where a SQLite hub keeps its state. */
 export interface SqliteLocation {
@@ -98,6 +98,8 @@ export async function openSqliteSource(loc: SqliteLocation): Promise<ArchiveSour
   await access(files.file('registry')).catch(() => {
     throw new IocError('HUB_ERR_STORE_IO', `no SQLite hub in ${loc.dataDir} (registry.sqlite missing): give the hub's --data-dir`);
   });
+  // Part of an archive is not a hub to copy (checked before the hub's own start below touches anything).
+  if (await sqliteImportUnderWay(loc.dataDir)) throw importUnfinished(loc.dataDir);
   // The hub's own start creates any table the file lacks (an older hub); then the files are read raw.
   await prepare(loc);
   await files.open();
@@ -163,17 +165,6 @@ async function* readTable(files: Files, images: DiskImages, table: string): Asyn
   }
 }
 
-/** Whether an import into this hub did not finish: its checkpoint table is in `registry.sqlite`. */
-async function importUnderWay(registryFile: string): Promise<boolean> {
-  if (!existsSync(registryFile)) return false;
-  const db = await SqliteDb.open(registryFile);
-  try {
-    return Boolean(await db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'import_progress'"));
-  } finally {
-    await db.close();
-  }
-}
-
 /** Creates (or brings up to date) every table of a SQLite hub by starting and stopping its own stores. */
 async function prepare(loc: SqliteLocation): Promise<void> {
   const hub = new HubStore({ file: path.join(loc.storeDir ?? loc.dataDir, 'hub.sqlite'), logger: loc.logger, retentionTimer: false });
@@ -195,7 +186,7 @@ export async function openSqliteTarget(loc: SqliteLocation): Promise<ArchiveTarg
   if (loc.storeDir) await mkdir(loc.storeDir, { recursive: true, mode: 0o700 });
   // An import under way made every table already. Starting the hub's stores over part of an archive
   // would also let the telemetry store's recovery rewrite `latest` from the readings imported so far.
-  if (!(await importUnderWay(path.join(loc.dataDir, 'registry.sqlite')))) await prepare(loc);
+  if (!(await sqliteImportUnderWay(loc.dataDir))) await prepare(loc);
   const files = new Files(loc);
   await files.open();
   const imageDir = path.join(loc.dataDir, 'firmware');

@@ -3,7 +3,7 @@
  * of the real CLI process, into SQLite and into PostgreSQL) leaves what it
  * wrote with a checkpoint; the hub refuses to start on that store; another
  * archive is refused there; the same command again resumes after the
- * checkpoint, and the store then holds exactly the archive's rows (exported
+ * checkpoint (`hub export` refuses it too), and the store then holds exactly the archive's rows (exported
  * again and compared table by table: nothing missing, nothing twice) with
  * the audit chain verified. On PostgreSQL, a connection cut mid-import ends
  * the command with HUB_ERR_IMPORT_INTERRUPTED, and the next run resumes.
@@ -133,6 +133,7 @@ t.test('SQLite: an import killed part way resumes after its checkpoint; the hub 
   const killedAt = await killPartWay(t, store, progress, Math.floor(total / 2));
 
   await t.rejects(startHub({ dataDir: dir, logger: silentLogger(), mqttPort: 0, httpPort: 0 }), { code: 'HUB_ERR_IMPORT_UNFINISHED', message: /did not finish: run 'ioc-edge hub import' with the same archive again/ }, 'a hub does not start on part of an archive');
+  t.match(await runCli(['hub', 'export', ...store, '--out', path.join(root, 'half.ioc.gz'), '--quiet']), { code: 1, err: /did not finish.*\(HUB_ERR_IMPORT_UNFINISHED\)/ }, 'part of an archive is not exported as if it were a hub');
   t.match(await runCli(['hub', 'import', ...store, '--in', other, '--quiet']), { code: 1, err: /an import of another archive .* did not finish \([\d,]+ rows written\).*\(HUB_ERR_IMPORT_TARGET\)/ }, 'another archive is refused while one is unfinished');
 
   const r = await runCli(['hub', 'import', ...store, '--in', source, '--quiet']);
@@ -158,6 +159,7 @@ t.test('PostgreSQL: killed part way, then a connection cut: each run resumes whe
   const left = (await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.readings`)).rows[0]!.n;
   t.ok(Number(left) > 0, `what the killed run wrote stays (${left} readings)`);
   await t.rejects(startHub({ dataDir: tempDir(t, 'ioc-edge-resume-pgdir-'), store: url, logger: silentLogger(), mqttPort: 0, httpPort: 0 }), { code: 'HUB_ERR_IMPORT_UNFINISHED' }, 'a hub does not start on part of an archive');
+  t.match(await runCli(['hub', 'export', ...store, '--out', path.join(root, 'half-pg.ioc.gz'), '--quiet']), { code: 1, err: /did not finish.*\(HUB_ERR_IMPORT_UNFINISHED\)/ }, 'and it is not exported');
 
   // Second run: its connection is cut part way (as when the database restarts).
   const cut = (async () => {
