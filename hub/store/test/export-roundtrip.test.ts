@@ -20,7 +20,7 @@ import { silentLogger, SqliteDb } from '../../../lib/index.js';
 import { runCli } from '../../../test/support/cli.js';
 import { PG_URL, pgSchema, skipUnlessPostgres } from '../../../test/support/postgres.js';
 import { api, connectOk, mqttUrl, startSecureHub, tempDir, tryConnect } from '../../test/support.js';
-import { readArchive, type Row } from '../archive.js';
+import { contents } from './archive-contents.js';
 import { openStateStores } from '../state.js';
 
 const skip = await skipUnlessPostgres();
@@ -31,19 +31,6 @@ const image = Buffer.from(Array.from({ length: 600_000 }, (_, i) => (i * 13 + (i
 const key = generateSigningKey();
 const priv = parsePrivateKey(key.privateKeyPem);
 const signed = signManifest(buildManifest(image, { model: 'sim-fc21-device', version: '3.1.0', chunkSize: 4096 }), priv.key, priv.keyId);
-
-/** Every table's rows of an archive, each table sorted (the backends read in different orders). */
-async function contents(file: string): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  for await (const item of readArchive(file)) {
-    if (item.kind !== 'rows') continue;
-    const rows = out.get(item.table) ?? [];
-    for (const r of item.rows as Row[]) rows.push(JSON.stringify(r));
-    out.set(item.table, rows);
-  }
-  for (const rows of out.values()) rows.sort();
-  return out;
-}
 
 t.test('SQLite -> PostgreSQL -> SQLite: everything arrives, audit verifies, credentials and dedupe hold', { skip }, async (t) => {
   const root = tempDir(t, 'ioc-edge-move-');

@@ -22,26 +22,13 @@ import { PG_URL, pgClient, pgSchema, skipUnlessPostgres } from '../../../test/su
 import { startHub } from '../../hub.js';
 import { connectOk, mqttUrl, startSecureHub, tempDir } from '../../test/support.js';
 import { provisionGateway } from '../../../gateway/identity/provision.js';
-import { readArchive, type Row } from '../archive.js';
+import { contents } from './archive-contents.js';
 
 const skipPg = await skipUnlessPostgres();
 const BIN = fileURLToPath(new URL('../../../bin/ioc-edge.js', import.meta.url));
 const GW = 'gw-resume';
 const BATCHES = 150;
 const PER_BATCH = 2000;
-
-/** Every table's rows of an archive, each table sorted (the backends read in different orders). */
-async function contents(file: string): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  for await (const item of readArchive(file)) {
-    if (item.kind !== 'rows') continue;
-    const rows = out.get(item.table) ?? [];
-    for (const r of item.rows as Row[]) rows.push(JSON.stringify(r));
-    out.set(item.table, rows);
-  }
-  for (const rows of out.values()) rows.sort();
-  return out;
-}
 
 // One source archive for every case: a SQLite hub with a provisioned gateway, tokens, an audit chain and 300,000 readings.
 const root = tempDir(t, 'ioc-edge-resume-');
