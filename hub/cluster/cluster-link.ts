@@ -216,7 +216,10 @@ export class ClusterLink {
   /** The persistence for Aedes: shared in Redis, bounded per session cluster-wide. */
   persistence(opts: BoundedPersistenceOptions): ClusterPersistence {
     if (!this.cmd) throw new Error('cluster link not started');
-    return new ClusterPersistence({ ...opts, redis: this.cmd, keyPrefix: this.deps.settings.keyPrefix });
+    return new ClusterPersistence({
+      ...opts, redis: this.cmd, keyPrefix: this.deps.settings.keyPrefix,
+      onStreamError: (what, err) => this.deps.logger.warn({ err: err.message, code: 'HUB_ERR_CLUSTER_UNAVAILABLE' }, `reading ${what} from Redis failed; the subscriber gets none of the rest`),
+    });
   }
 
   /** Retained topics per client outside the contract's namespace, counted in Redis (all nodes). */

@@ -128,6 +128,8 @@ export interface ClusterPersistenceOptions {
   book: SubscriptionBook;
   counters: BrokerLimitCounters;
   onDrop?: (clientId: string, dropped: number) => void;
+  /** A read streamed to Aedes failed and was cut short (Redis away); for the log. */
+  onStreamError?: (what: string, err: Error) => void;
   /** Seconds a queued packet lives in Redis (default 7 days). */
   packetTtlSeconds?: number;
 }
@@ -182,13 +184,24 @@ export class ClusterPersistence {
     return this.inner.storeRetained(packet);
   }
 
-  // Aedes 1.2 pipes these (stream.pipe); upstream 11.x returns async generators.
+  // Aedes 1.2 pipes these (stream.pipe); upstream 11.x returns async generators. Aedes pipes the
+  // retained messages of a SUBSCRIBE without an 'error' listener on the source: a Redis failure
+  // while they were read (hscanStream: MaxRetriesPerRequestError) was an uncaught exception that
+  // ended the node. The stream ends instead, without the rest of them, and the failure is reported.
   createRetainedStream(pattern: string): Readable {
-    return Readable.from(this.inner.createRetainedStream(pattern));
+    return Readable.from(this.endOnError(this.inner.createRetainedStream(pattern), 'retained messages'));
   }
 
   createRetainedStreamCombi(patterns: string[]): Readable {
-    return Readable.from(this.inner.createRetainedStreamCombi(patterns));
+    return Readable.from(this.endOnError(this.inner.createRetainedStreamCombi(patterns), 'retained messages'));
+  }
+
+  private async *endOnError<T>(source: AsyncIterable<T>, what: string): AsyncGenerator<T> {
+    try {
+      yield* source;
+    } catch (err) {
+      this.opts.onStreamError?.(what, err as Error);
+    }
   }
 
   async addSubscriptions(client: Client, subs: Subscription[]): Promise<void> {
