@@ -9,10 +9,21 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { IocError } from '../../contract/index.js';
 import { SqliteDb } from '../../lib/index.js';
+import type { PgPool } from './postgres/pg-pool.js';
 
 /** The refusal, naming the store and what to do. */
 export function importUnfinished(where: string): IocError {
   return new IocError('HUB_ERR_IMPORT_UNFINISHED', `an import into this store (${where}) did not finish: run 'ioc-edge hub import' with the same archive again to finish it (or with --force to start over); the hub does not run on part of an archive`);
+}
+
+/** Whether this SQLite file holds the checkpoint table. */
+export async function hasCheckpoint(db: SqliteDb): Promise<boolean> {
+  return Boolean(await db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'import_progress'"));
+}
+
+/** Whether this PostgreSQL store (the pool's schema) holds the checkpoint table. */
+export async function pgHasCheckpoint(db: PgPool): Promise<boolean> {
+  return Boolean((await db.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t);
 }
 
 /** Whether an import into the SQLite hub in `dataDir` did not finish (its checkpoint table is in registry.sqlite). Opens nothing that is not there. */
@@ -21,7 +32,7 @@ export async function sqliteImportUnderWay(dataDir: string): Promise<boolean> {
   if (!existsSync(file)) return false;
   const db = await SqliteDb.open(file);
   try {
-    return Boolean(await db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'import_progress'"));
+    return await hasCheckpoint(db);
   } finally {
     await db.close();
   }

@@ -28,7 +28,7 @@ import { AuditLog } from './sqlite/audit-log.js';
 import { IdentityStore } from './sqlite/identity-store.js';
 import { RegistryDb } from './sqlite/registry-db.js';
 import { RegistryStore } from './sqlite/registry-store.js';
-import { importUnfinished } from './import-guard.js';
+import { hasCheckpoint, importUnfinished, pgHasCheckpoint } from './import-guard.js';
 import { migrate } from './postgres/migrations.js';
 import { PgAudit } from './postgres/pg-audit.js';
 import { PgConfigStore } from './postgres/pg-config.js';
@@ -173,9 +173,7 @@ export function openStateStores(opts: StateStoreOptions): StateStores {
         }
         if (!opts.importing) {
           // The checkpoint table of hub/cli/hub-import.ts exists only while an import is under way.
-          const unfinished = pool
-            ? (await pool.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t
-            : await regDb?.db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'import_progress'");
+          const unfinished = pool ? await pgHasCheckpoint(pool) : regDb !== null && (await hasCheckpoint(regDb.db));
           if (unfinished) throw importUnfinished(where.kind === 'postgres' ? `schema ${pool!.schema}` : opts.dataDir);
         }
       } catch (err) {

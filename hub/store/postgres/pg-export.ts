@@ -16,7 +16,7 @@ import type { Logger } from '../../../lib/index.js';
 import { CHUNK_ROWS, fromB64, ImageAssembler, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type ImportCheckpoint, type Row } from '../archive.js';
 import { checkVersion, migrate } from './migrations.js';
 import { Partitions } from './partitions.js';
-import { importUnfinished } from '../import-guard.js';
+import { importUnfinished, pgHasCheckpoint } from '../import-guard.js';
 import { PgImageStore } from './pg-firmware.js';
 import { isUnavailable, PgPool } from './pg-pool.js';
 
@@ -70,7 +70,7 @@ export async function openPgSource(loc: PgLocation): Promise<ArchiveSource> {
   try {
     version = await checkVersion(db);
     if (version === 0) throw new IocError('HUB_ERR_STORE_SCHEMA', `PostgreSQL schema '${db.schema}' at ${db.where} holds no hub (no schema version): check --store`);
-    if ((await db.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t) throw importUnfinished(`schema ${db.schema}`);
+    if (await pgHasCheckpoint(db)) throw importUnfinished(`schema ${db.schema}`);
     client = await db.pool.connect();
     // Checked out, a client has no error listener: a dying link would be an uncaught event; the next FETCH fails instead.
     client.on('error', () => undefined);
@@ -154,6 +154,9 @@ export async function openPgTarget(loc: PgLocation): Promise<ArchiveTarget> {
   const tables = TABLES.map((s) => s.name);
   // The checkpoint (archive.ts ImportCheckpoint): one row, updated in each write's transaction; the
   // table exists only while an import is under way (not part of the hub's schema).
+  const forget = async (): Promise<void> => {
+    await db.query('DROP TABLE IF EXISTS import_progress');
+  };
   const mark = (c: pg.PoolClient, at: ImportCheckpoint): Promise<unknown> => c.query('UPDATE import_progress SET archive = $1, rows = $2 WHERE id = 1', [at.archive, at.rows]);
   return {
     kind: 'postgres',
@@ -162,7 +165,7 @@ export async function openPgTarget(loc: PgLocation): Promise<ArchiveTarget> {
       return null;
     },
     async progress() {
-      if (!(await db.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t) return null;
+      if (!(await pgHasCheckpoint(db))) return null;
       const r = (await db.query<{ archive: string; rows: string }>('SELECT archive, rows FROM import_progress WHERE id = 1')).rows[0];
       return r ? { archive: r.archive, rows: Number(r.rows) } : null;
     },
@@ -174,11 +177,9 @@ export async function openPgTarget(loc: PgLocation): Promise<ArchiveTarget> {
     },
     async clear() {
       await db.query(`TRUNCATE ${[...new Set(tables.map(pgName)), 'fw_image_chunks'].join(', ')} RESTART IDENTITY`);
-      await db.query('DROP TABLE IF EXISTS import_progress');
+      await forget();
     },
-    async done() {
-      await db.query('DROP TABLE IF EXISTS import_progress');
-    },
+    done: forget,
     async write(table, rows, at) {
       if (table === 'image_bytes') {
         await assembler.store(rows, images);

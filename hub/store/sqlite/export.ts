@@ -16,7 +16,7 @@ import { HubStore } from './hub-store.js';
 import { SCHEMA_VERSION } from './store-schema.js';
 import { CHUNK_ROWS, fromB64, ImageAssembler, imagePieces, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type ImportCheckpoint, type Row } from '../archive.js';
 import { openStateStores } from '../state.js';
-import { importUnfinished, sqliteImportUnderWay } from '../import-guard.js';
+import { hasCheckpoint, importUnfinished, sqliteImportUnderWay } from '../import-guard.js';
 
 /** Where a SQLite hub keeps its state. */
 export interface SqliteLocation {
@@ -208,7 +208,7 @@ export async function openSqliteTarget(loc: SqliteLocation): Promise<ArchiveTarg
     async progress() {
       let best: ImportCheckpoint | null = null;
       for (const db of all()) {
-        if (!(await db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'import_progress'"))) continue;
+        if (!(await hasCheckpoint(db))) continue;
         const r = await db.get<{ archive: string; rows: number }>('SELECT archive, rows FROM import_progress WHERE id = 1');
         if (r && (!best || r.rows > best.rows)) best = { archive: r.archive, rows: r.rows };
       }
