@@ -4,12 +4,13 @@
  * `import_progress`, exists from the import's first write until it is
  * verified. Nothing but `hub import` may use such a store: the hub does not
  * start on it, `hub export` does not copy it, other commands do not open it.
+ * The PostgreSQL backend's check is pgHasCheckpoint (postgres/pg-export.ts):
+ * this file stays backend-neutral (test/layering.test.ts).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { IocError } from '../../contract/index.js';
 import { SqliteDb } from '../../lib/index.js';
-import type { PgPool } from './postgres/pg-pool.js';
 
 /** The refusal, naming the store and what to do. */
 export function importUnfinished(where: string): IocError {
@@ -19,11 +20,6 @@ export function importUnfinished(where: string): IocError {
 /** Whether this SQLite file holds the checkpoint table. */
 export async function hasCheckpoint(db: SqliteDb): Promise<boolean> {
   return Boolean(await db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'import_progress'"));
-}
-
-/** Whether this PostgreSQL store (the pool's schema) holds the checkpoint table. */
-export async function pgHasCheckpoint(db: PgPool): Promise<boolean> {
-  return Boolean((await db.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t);
 }
 
 /** Whether an import into the SQLite hub in `dataDir` did not finish (its checkpoint table is in registry.sqlite). Opens nothing that is not there. */

@@ -16,7 +16,7 @@ import type { Logger } from '../../../lib/index.js';
 import { CHUNK_ROWS, fromB64, ImageAssembler, TABLE, TABLES, toB64, type ArchiveSource, type ArchiveTarget, type ImportCheckpoint, type Row } from '../archive.js';
 import { checkVersion, migrate } from './migrations.js';
 import { Partitions } from './partitions.js';
-import { importUnfinished, pgHasCheckpoint } from '../import-guard.js';
+import { importUnfinished } from '../import-guard.js';
 import { PgImageStore } from './pg-firmware.js';
 import { isUnavailable, PgPool } from './pg-pool.js';
 
@@ -63,6 +63,11 @@ function toArchive(table: string, r: Record<string, unknown>): Row {
 }
 
 /** Opens a PostgreSQL hub as an export source (its schema must exist and not be newer than this code). */
+/** Whether this PostgreSQL store (the pool's schema) holds an unfinished import's checkpoint table (import-guard.ts). */
+export async function pgHasCheckpoint(db: PgPool): Promise<boolean> {
+  return Boolean((await db.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t);
+}
+
 export async function openPgSource(loc: PgLocation): Promise<ArchiveSource> {
   const db = open(loc.url, loc.logger, 'ioc-edge-hub-export');
   let client: pg.PoolClient;
