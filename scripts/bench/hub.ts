@@ -33,9 +33,15 @@
  *   the whole machine (PostgreSQL's share shows there): on a shared machine the
  *   rate swings with the neighbours, the CPU a message costs much less.
  *
- *   npm run bench:hub -- [--publishers 8] [--messages 8000] [--window 32] [--readings 2]
+ *   The whole sequence runs ROUNDS times (default 3), interleaved: each round
+ *   measures plain Aedes, the floor, both hubs (fresh), the floor and plain
+ *   Aedes again, and its ratios use that round's own floor and plain runs. The
+ *   BENCH lines give the median of the rounds' ratios: one round swung from
+ *   0.73 to 0.93 (SQLite hub vs floor) within minutes on this 2-core machine.
  *
- * Last line: BENCH hub-vs-durable-floor <SQLite hub rate / floor rate> ratio.
+ *   npm run bench:hub -- [--publishers 8] [--messages 8000] [--window 32] [--readings 2] [--rounds 3]
+ *
+ * Last line: BENCH hub-vs-durable-floor <median of SQLite hub rate / floor rate> ratio.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -44,7 +50,8 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { LineProc } from './line-proc.js';
 
-const { values: a } = parseArgs({ options: { publishers: { type: 'string' }, messages: { type: 'string' }, window: { type: 'string' }, readings: { type: 'string' } } });
+const { values: a } = parseArgs({ options: { publishers: { type: 'string' }, messages: { type: 'string' }, window: { type: 'string' }, readings: { type: 'string' }, rounds: { type: 'string' } } });
+const rounds = Math.max(1, Number(a.rounds ?? 3));
 const publishers = Number(a.publishers ?? 8);
 const messages = Number(a.messages ?? 8000);
 const window = Number(a.window ?? 32);
@@ -124,11 +131,10 @@ try {
     console.log(`plain aedes: ${Math.round(r.rate)} msg/s (QoS 1, ${r.payloadBytes} B, ${publishers} publishers × window ${window}, 1 QoS 1 subscriber); ${cpuLine(r.cpu)}`);
     return r.rate;
   };
-  const plainBefore = await runPlain();
 
   // 2. The durable floor: plain Aedes + fdatasync'd journal before PUBACK. Measured again at the end too, as plain
   // Aedes is: the ratios use the mean (one run of the floor swung 17k-35k msg/s within minutes on a shared machine).
-  const runFloor = async (n: number): Promise<number> => {
+  const runFloor = async (n: number, plainBefore: number): Promise<number> => {
     const floorProc = LineProc.start('scripts/bench/floor-process.ts', [path.join(dir, `floor-${n}.journal`)]);
     const fr = await floorProc.next((o) => o.ready === true);
     const floorRun = await load(`mqtt://127.0.0.1:${fr.mqttPort as number}`, Array.from({ length: publishers }, (_, i) => ({ clientId: `gw-${i}` })), { clientId: 'ioc-core:1', filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, floorProc);
@@ -137,66 +143,95 @@ try {
     console.log(`durable floor (aedes + fdatasync'd journal before PUBACK): ${Math.round(floorRun.rate)} msg/s (${(floorRun.rate / plainBefore).toFixed(3)} of plain Aedes; ${fstats.appended as number} appends in ${fstats.syncs as number} fdatasyncs); ${cpuLine(floorRun.cpu)}`);
     return floorRun.rate;
   };
-  const floorBefore = await runFloor(1);
 
-  // 3. The hub: authentication, ACL, ingest commit (SQLite).
-  const hub = LineProc.start('scripts/bench/secure-hub-process.ts', [path.join(dir, 'hub')]);
-  const hr = await hub.next((o) => o.ready === true);
-  const credFile = path.join(dir, 'creds.json');
-  await hub.ask(`issue ${publishers} gw ${credFile}`, (o) => 'issued' in o);
-  const creds = JSON.parse(await readFile(credFile, 'utf8')) as Cred[];
-  const consumer = (await hub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
-  const url = `mqtt://127.0.0.1:${hr.mqttPort as number}`;
-  const service = (await hub.ask('service cfg-svc', (o) => 'password' in o)) as { username: string; password: string };
-  const noCommit = await load(url, creds, { clientId: 'cfg-svc:1', username: service.username, password: service.password, filter: 'ioc/v1/gw/+/cmd/bench/result' }, 'ioc/v1/gw/{id}/cmd/bench/result', 'command-result', hub);
-  console.log(`hub, auth + ACL + packet guard, no commit (cmd/bench/result): ${Math.round(noCommit.rate)} msg/s (${(noCommit.rate / plainBefore).toFixed(3)} of plain Aedes); ${cpuLine(noCommit.cpu)}`);
-  const secured = await load(url, creds, { clientId: 'ioc-core:1', username: consumer.username, password: consumer.password, filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, hub);
-  const stats = await hub.ask('stats', (o) => 'rss' in o);
-  await hub.stop();
-  console.log(`hub, auth + ACL + ingest commit (telemetry): ${Math.round(secured.rate)} msg/s, subscriber got ${secured.received}; ${stats.batches as number} batches in ${stats.commits as number} commits (${((stats.batches as number) / Math.max(1, stats.commits as number)).toFixed(1)} per commit); ${cpuLine(secured.cpu)}`);
 
-  // 4. The hub on PostgreSQL, same load.
-  const pgUrl = process.env.IOC_EDGE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const schema = `bench_hub_${process.pid}`;
-  let pgRate: number | null = null;
-  const admin = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 3000 });
-  let pgUp = false;
-  try {
-    await admin.connect();
-    pgUp = true;
-  } catch (err) {
-    console.log(`hub on PostgreSQL: SKIPPED, PostgreSQL does not answer at ${pgUrl} (${(err as Error).message}): start it or set IOC_EDGE_TEST_PG`);
-  }
-  if (pgUp) {
-    try {
-      const pgHub = LineProc.start('scripts/bench/secure-hub-process.ts', [path.join(dir, 'hub-pg')], { env: { ...process.env, IOC_EDGE_HUB_STORE: `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}schema=${schema}` } });
-      const pr = await pgHub.next((o) => o.ready === true);
-      const pgCredFile = path.join(dir, 'creds-pg.json');
-      await pgHub.ask(`issue ${publishers} gw ${pgCredFile}`, (o) => 'issued' in o);
-      const pgCreds = JSON.parse(await readFile(pgCredFile, 'utf8')) as Cred[];
-      const pgConsumer = (await pgHub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
-      const r = await load(`mqtt://127.0.0.1:${pr.mqttPort as number}`, pgCreds, { clientId: 'ioc-core:1', username: pgConsumer.username, password: pgConsumer.password, filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, pgHub);
-      const ps = await pgHub.ask('stats', (o) => 'rss' in o);
-      await pgHub.stop();
-      pgRate = r.rate;
-      console.log(`hub on PostgreSQL, auth + ACL + ingest commit: ${Math.round(r.rate)} msg/s, subscriber got ${r.received}; ${ps.batches as number} batches in ${ps.commits as number} commits; ${cpuLine(r.cpu)} (PostgreSQL's share is in the machine's)`);
-    } finally {
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
-      await admin.end();
+  /**
+   * One round: plain Aedes, the floor, the hub on SQLite, the hub on PostgreSQL, the floor and plain Aedes again
+   * (each hub fresh, in its own directory or schema). Ratios use the mean of the round's two floor and plain runs.
+   */
+  const oneRound = async (round: number): Promise<{ plain: number; floor: number; sqlite: number; pg: number | null }> => {
+    console.log(`--- round ${round} of ${rounds}`);
+    const plainBefore = await runPlain();
+    const floorBefore = await runFloor(2 * round - 1, plainBefore);
+    // 3. The hub: authentication, ACL, ingest commit (SQLite).
+    const hub = LineProc.start('scripts/bench/secure-hub-process.ts', [path.join(dir, `hub-${round}`)]);
+    const hr = await hub.next((o) => o.ready === true);
+    const credFile = path.join(dir, 'creds.json');
+    await hub.ask(`issue ${publishers} gw ${credFile}`, (o) => 'issued' in o);
+    const creds = JSON.parse(await readFile(credFile, 'utf8')) as Cred[];
+    const consumer = (await hub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
+    const url = `mqtt://127.0.0.1:${hr.mqttPort as number}`;
+    const service = (await hub.ask('service cfg-svc', (o) => 'password' in o)) as { username: string; password: string };
+    if (round === 1) {
+      // The diagnostic run, once: the cost of authentication, ACL and the packet guard without the ingest commit.
+      const noCommit = await load(url, creds, { clientId: 'cfg-svc:1', username: service.username, password: service.password, filter: 'ioc/v1/gw/+/cmd/bench/result' }, 'ioc/v1/gw/{id}/cmd/bench/result', 'command-result', hub);
+      console.log(`hub, auth + ACL + packet guard, no commit (cmd/bench/result): ${Math.round(noCommit.rate)} msg/s (${(noCommit.rate / plainBefore).toFixed(3)} of plain Aedes); ${cpuLine(noCommit.cpu)}`);
     }
-  }
+    const secured = await load(url, creds, { clientId: 'ioc-core:1', username: consumer.username, password: consumer.password, filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, hub);
+    const stats = await hub.ask('stats', (o) => 'rss' in o);
+    await hub.stop();
+    console.log(`hub, auth + ACL + ingest commit (telemetry): ${Math.round(secured.rate)} msg/s, subscriber got ${secured.received}; ${stats.batches as number} batches in ${stats.commits as number} commits (${((stats.batches as number) / Math.max(1, stats.commits as number)).toFixed(1)} per commit); ${cpuLine(secured.cpu)}`);
 
-  const floor = (floorBefore + (await runFloor(2))) / 2;
-  const plain = (plainBefore + (await runPlain())) / 2;
-  const row = (name: string, rate: number): string => `${name.padEnd(22)} ${String(Math.round(rate)).padStart(7)} msg/s  ${(rate / plain).toFixed(3)} of plain Aedes  ${(rate / floor).toFixed(3)} of the durable floor`;
-  console.log(`load: ${publishers} publishers × window ${window}, ${messages} messages, ${readings} readings each (a loaded shared machine gives noisy figures)`);
-  console.log(row('plain Aedes (mean)', plain));
-  console.log(row('durable floor (mean)', floor));
-  console.log(row('hub on SQLite', secured.rate));
-  if (pgRate !== null) console.log(row('hub on PostgreSQL', pgRate));
-  console.log(`BENCH hub-vs-aedes ${(secured.rate / plain).toFixed(3)} ratio`);
-  if (pgRate !== null) console.log(`BENCH hub-postgres-vs-durable-floor ${(pgRate / floor).toFixed(3)} ratio`);
-  console.log(`BENCH hub-vs-durable-floor ${(secured.rate / floor).toFixed(3)} ratio`);
+    // 4. The hub on PostgreSQL, same load.
+    const pgUrl = process.env.IOC_EDGE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+    const schema = `bench_hub_${process.pid}_${round}`;
+    let pgRate: number | null = null;
+    const admin = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 3000 });
+    let pgUp = false;
+    try {
+      await admin.connect();
+      pgUp = true;
+    } catch (err) {
+      console.log(`hub on PostgreSQL: SKIPPED, PostgreSQL does not answer at ${pgUrl} (${(err as Error).message}): start it or set IOC_EDGE_TEST_PG`);
+    }
+    if (pgUp) {
+      try {
+        const pgHub = LineProc.start('scripts/bench/secure-hub-process.ts', [path.join(dir, `hub-pg-${round}`)], { env: { ...process.env, IOC_EDGE_HUB_STORE: `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}schema=${schema}` } });
+        const pr = await pgHub.next((o) => o.ready === true);
+        const pgCredFile = path.join(dir, 'creds-pg.json');
+        await pgHub.ask(`issue ${publishers} gw ${pgCredFile}`, (o) => 'issued' in o);
+        const pgCreds = JSON.parse(await readFile(pgCredFile, 'utf8')) as Cred[];
+        const pgConsumer = (await pgHub.ask('consumer ioc-core', (o) => 'password' in o)) as { username: string; password: string };
+        const r = await load(`mqtt://127.0.0.1:${pr.mqttPort as number}`, pgCreds, { clientId: 'ioc-core:1', username: pgConsumer.username, password: pgConsumer.password, filter: 'ioc/v1/gw/+/telemetry' }, undefined, undefined, pgHub);
+        const ps = await pgHub.ask('stats', (o) => 'rss' in o);
+        await pgHub.stop();
+        pgRate = r.rate;
+        console.log(`hub on PostgreSQL, auth + ACL + ingest commit: ${Math.round(r.rate)} msg/s, subscriber got ${r.received}; ${ps.batches as number} batches in ${ps.commits as number} commits; ${cpuLine(r.cpu)} (PostgreSQL's share is in the machine's)`);
+      } finally {
+        await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+        await admin.end();
+      }
+    }
+
+
+    const floor = (floorBefore + (await runFloor(2 * round, plainBefore))) / 2;
+    const plain = (plainBefore + (await runPlain())) / 2;
+    console.log(`round ${round}: SQLite hub ${(secured.rate / floor).toFixed(3)} of the floor${pgRate !== null ? `, PostgreSQL hub ${(pgRate / floor).toFixed(3)}` : ''}`);
+    return { plain, floor, sqlite: secured.rate, pg: pgRate };
+  };
+
+  const results: Array<{ plain: number; floor: number; sqlite: number; pg: number | null }> = [];
+  for (let k = 1; k <= rounds; k++) results.push(await oneRound(k));
+  // The median of the rounds' ratios (each measured within its round, against that round's floor and plain Aedes).
+  const median = (xs: number[]): number => {
+    const v = [...xs].sort((x, y) => x - y);
+    return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  };
+  const ratios = (f: (r: (typeof results)[number]) => number | null): number[] => results.map(f).filter((x): x is number => x !== null);
+  const list = (xs: number[]): string => xs.map((x) => x.toFixed(3)).join(', ');
+  const sqliteVsFloor = ratios((r) => r.sqlite / r.floor);
+  const sqliteVsPlain = ratios((r) => r.sqlite / r.plain);
+  const pgVsFloor = ratios((r) => (r.pg === null ? null : r.pg / r.floor));
+  const pgVsPlain = ratios((r) => (r.pg === null ? null : r.pg / r.plain));
+  const floorVsPlain = ratios((r) => r.floor / r.plain);
+  console.log(`load: ${publishers} publishers × window ${window}, ${messages} messages, ${readings} readings each; ${rounds} round(s), medians (a loaded shared machine gives noisy figures)`);
+  console.log(`plain Aedes            ${results.map((r) => Math.round(r.plain)).join(', ')} msg/s`);
+  console.log(`durable floor          ${list(floorVsPlain)} of plain Aedes (median ${median(floorVsPlain).toFixed(3)})`);
+  console.log(`hub on SQLite          ${list(sqliteVsPlain)} of plain Aedes (median ${median(sqliteVsPlain).toFixed(3)}); ${list(sqliteVsFloor)} of the durable floor (median ${median(sqliteVsFloor).toFixed(3)})`);
+  if (pgVsFloor.length > 0) console.log(`hub on PostgreSQL      ${list(pgVsPlain)} of plain Aedes (median ${median(pgVsPlain).toFixed(3)}); ${list(pgVsFloor)} of the durable floor (median ${median(pgVsFloor).toFixed(3)})`);
+  console.log(`BENCH hub-vs-aedes ${median(sqliteVsPlain).toFixed(3)} ratio`);
+  if (pgVsFloor.length > 0) console.log(`BENCH hub-postgres-vs-durable-floor ${median(pgVsFloor).toFixed(3)} ratio`);
+  console.log(`BENCH hub-vs-durable-floor ${median(sqliteVsFloor).toFixed(3)} ratio`);
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
