@@ -29,7 +29,7 @@
  *   it once with each.
  *
  *   Each run line also gives the CPU time per message of the broker's process
- *   (all its threads: SQLite's and the GC's too), of the load generator and of
+ *   (all its threads: SQLite's and the GC's too; and of its main thread alone), of the load generator and of
  *   the whole machine (PostgreSQL's share shows there): on a shared machine the
  *   rate swings with the neighbours, the CPU a message costs much less.
  *
@@ -64,16 +64,22 @@ interface Cred {
   password?: string;
 }
 
-/** CPU time (user + system, ms) of a process, all its threads (Linux /proc; 0 elsewhere). */
-async function cpuMsOf(pid: number | undefined): Promise<number> {
+/** CPU time (user + system, ms) in a /proc stat file (Linux; 0 elsewhere). */
+async function statMs(file: string): Promise<number> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const stat = await readFile(file, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) * 10; // clock ticks of 10 ms (USER_HZ 100)
   } catch {
     return 0;
   }
 }
+
+/** CPU time (ms) of a process, all its threads. */
+const cpuMsOf = (pid: number | undefined): Promise<number> => (pid ? statMs(`/proc/${pid}/stat`) : Promise.resolve(0));
+
+/** CPU time (ms) of a process's main thread alone (its JavaScript, and the GC pauses on it). */
+const mainThreadMsOf = (pid: number | undefined): Promise<number> => (pid ? statMs(`/proc/${pid}/task/${pid}/stat`) : Promise.resolve(0));
 
 /** Busy CPU time of this whole machine (ms): the broker, the load generator, PostgreSQL, this script and anything else running here. */
 async function machineCpuMs(): Promise<number> {
@@ -88,6 +94,8 @@ async function machineCpuMs(): Promise<number> {
 /** CPU per message (µs) over a load: the broker's process, the load generator's, the whole machine's. */
 interface CpuPerMessage {
   broker: number;
+  /** Of which the broker's main thread (the rest: SQLite's threads, the GC's helpers, libuv's). */
+  brokerMain: number;
   loadGenerator: number;
   machine: number;
 }
@@ -102,7 +110,7 @@ async function load(url: string, pubs: Cred[], subscriber: Cred & { filter: stri
   const worker = LineProc.start('scripts/bench/mqtt-load.ts', ['publish', file]);
   await worker.next((o) => o.ready === true);
   const brokerPid = broker?.child.pid;
-  const before = [await cpuMsOf(brokerPid), await cpuMsOf(worker.child.pid), await machineCpuMs()];
+  const before = [await cpuMsOf(brokerPid), await cpuMsOf(worker.child.pid), await machineCpuMs(), await mainThreadMsOf(brokerPid)];
   // A broker that dies mid-load leaves the publishers waiting for PUBACKs: fail at once, not after the wait's timeout.
   let r: Record<string, unknown>;
   try {
@@ -111,14 +119,14 @@ async function load(url: string, pubs: Cred[], subscriber: Cred & { filter: stri
     await worker.stop(2000);
     throw err;
   }
-  const after = [await cpuMsOf(brokerPid), await cpuMsOf(worker.child.pid), await machineCpuMs()];
+  const after = [await cpuMsOf(brokerPid), await cpuMsOf(worker.child.pid), await machineCpuMs(), await mainThreadMsOf(brokerPid)];
   await worker.stop();
   const total = messages * pubs.length;
   const per = (i: number): number => ((after[i]! - before[i]!) * 1000) / total;
-  return { ...(r as never as { rate: number; received: number; payloadBytes: number; seconds: number }), cpu: { broker: per(0), loadGenerator: per(1), machine: per(2) } };
+  return { ...(r as never as { rate: number; received: number; payloadBytes: number; seconds: number }), cpu: { broker: per(0), brokerMain: per(3), loadGenerator: per(1), machine: per(2) } };
 }
 
-const cpuLine = (c: CpuPerMessage): string => `CPU per message: broker ${c.broker.toFixed(0)} µs, load generator ${c.loadGenerator.toFixed(0)} µs, whole machine ${c.machine.toFixed(0)} µs`;
+const cpuLine = (c: CpuPerMessage): string => `CPU per message: broker ${c.broker.toFixed(0)} µs (main thread ${c.brokerMain.toFixed(0)}), load generator ${c.loadGenerator.toFixed(0)} µs, whole machine ${c.machine.toFixed(0)} µs`;
 
 try {
   // 1. Plain Aedes (measured again at the end; the ratio uses the mean, which evens out a shared machine's drift).
