@@ -12,6 +12,10 @@
  *   or a baud rate outside the list;
  * - answers at another setting than the configured one → names it.
  *
+ * The configured setting is asked up to three times per unit, and asked again
+ * before another setting is recommended: a lost reply must not make the
+ * technician change a bus that is set right.
+ *
  * One request at a time (RTU has no transaction ids). The RTU transport is the
  * gateway's own, so what the technician sees is what the gateway will see.
  */
@@ -85,7 +89,9 @@ export async function scanSerialAuto(
   try {
     for (const setting of settings) {
       progress.update(tried.length, `trying ${describeSetting(setting, base.dataBits, base.stopBits)}`);
-      const result = await trySetting(v, setting, searchUnits, what, openPort, true);
+      // The configured setting gets CONFIGURED_RETRIES more tries per unit: one reply lost to noise (or a
+      // slow device) must not make the scan recommend changing a bus that is set right.
+      const result = await trySetting(v, setting, searchUnits, what, openPort, true, setting === configured ? CONFIGURED_RETRIES : 0);
       tried.push(result);
       if (result.answered.length > 0) {
         hit = result;
@@ -108,8 +114,17 @@ export async function scanSerialAuto(
     }
     return 1;
   }
-  // Scan the whole range at the setting found.
-  const full = units.length > 0 ? await trySetting(v, hit.setting, units, what, openPort, false) : hit;
+  // Found at another setting: before telling the technician to change the bus, the configured setting is asked
+  // once more, for the units that answered (a line that drops frames now and then can answer at both).
+  let askedConfiguredAgain = false;
+  if (hit.setting !== configured) {
+    const again = await trySetting(v, configured, hit.answered, what, openPort, true, CONFIGURED_RETRIES);
+    askedConfiguredAgain = true;
+    if (again.answered.length > 0) hit = again;
+  }
+  // Scan the whole range at the setting found (without a range: its units again, so the port is left at that setting).
+  const scanUnits = units.length > 0 ? units : askedConfiguredAgain && hit.setting !== configured ? hit.answered : [];
+  const full = scanUnits.length > 0 ? await trySetting(v, hit.setting, scanUnits, what, openPort, false) : hit;
   const found = [...new Set([...hit.answered, ...full.answered])].sort((a, b) => a - b);
   io.out.write(`found ${found.length} device${found.length === 1 ? '' : 's'} on ${path} at ${name(hit.setting)}: unit${found.length === 1 ? '' : 's'} ${found.join(', ')}\n`);
   if (hit.setting.baudRate === configured.baudRate && hit.setting.parity === configured.parity) {
@@ -120,15 +135,18 @@ export async function scanSerialAuto(
   return 3;
 }
 
-/** Asks `units` at one setting; `firstOnly` stops at the first answer. */
-async function trySetting(v: LineValues, setting: AutoSetting, units: readonly number[], what: { table: ModbusTable; address: number }, openPort: SerialPortFactory | undefined, firstOnly: boolean): Promise<Tried> {
+/** Retries per unit at the configured setting (the other settings get none: 21 of them would take too long). */
+const CONFIGURED_RETRIES = 2;
+
+/** Asks `units` at one setting, each up to 1 + `retries` times; `firstOnly` stops at the first answer. */
+async function trySetting(v: LineValues, setting: AutoSetting, units: readonly number[], what: { table: ModbusTable; address: number }, openPort: SerialPortFactory | undefined, firstOnly: boolean, retries = 0): Promise<Tried> {
   const transport = (await modbusTransport({ ...v, baud: String(setting.baudRate), parity: setting.parity }, { timeoutMs: 100, ...(openPort ? { openPort } : {}) })) as ModbusRtuTransport;
   await transport.start();
   const answered: number[] = [];
   try {
     for (const unit of units) {
       try {
-        await transport.read(unit, what.table, what.address, 1, { retries: 0 });
+        await transport.read(unit, what.table, what.address, 1, { retries });
         answered.push(unit);
       } catch (e) {
         const code = isIocError(e) ? e.code : '';
