@@ -89,8 +89,6 @@ export async function scanSerialAuto(
   try {
     for (const setting of settings) {
       progress.update(tried.length, `trying ${describeSetting(setting, base.dataBits, base.stopBits)}`);
-      // The configured setting gets CONFIGURED_RETRIES more tries per unit: one reply lost to noise (or a
-      // slow device) must not make the scan recommend changing a bus that is set right.
       const result = await trySetting(v, setting, searchUnits, what, openPort, true, setting === configured ? CONFIGURED_RETRIES : 0);
       tried.push(result);
       if (result.answered.length > 0) {
@@ -116,14 +114,13 @@ export async function scanSerialAuto(
   }
   // Found at another setting: before telling the technician to change the bus, the configured setting is asked
   // once more, for the units that answered (a line that drops frames now and then can answer at both).
-  let askedConfiguredAgain = false;
   if (hit.setting !== configured) {
     const again = await trySetting(v, configured, hit.answered, what, openPort, true, CONFIGURED_RETRIES);
-    askedConfiguredAgain = true;
     if (again.answered.length > 0) hit = again;
   }
-  // Scan the whole range at the setting found (without a range: its units again, so the port is left at that setting).
-  const scanUnits = units.length > 0 ? units : askedConfiguredAgain && hit.setting !== configured ? hit.answered : [];
+  // Scan the whole range at the setting found (without a range, at another setting: its units again, so the
+  // port is left at the setting found rather than at the configured one just asked).
+  const scanUnits = units.length > 0 ? units : hit.setting !== configured ? hit.answered : [];
   const full = scanUnits.length > 0 ? await trySetting(v, hit.setting, scanUnits, what, openPort, false) : hit;
   const found = [...new Set([...hit.answered, ...full.answered])].sort((a, b) => a - b);
   io.out.write(`found ${found.length} device${found.length === 1 ? '' : 's'} on ${path} at ${name(hit.setting)}: unit${found.length === 1 ? '' : 's'} ${found.join(', ')}\n`);

@@ -62,12 +62,12 @@ function toArchive(table: string, r: Record<string, unknown>): Row {
   return spec.columns.map((c) => (spec.bytes?.includes(c) ? toB64(r[c] as Buffer | null) : (r[c] ?? null)));
 }
 
-/** Opens a PostgreSQL hub as an export source (its schema must exist and not be newer than this code). */
 /** Whether this PostgreSQL store (the pool's schema) holds an unfinished import's checkpoint table (import-guard.ts). */
 export async function pgHasCheckpoint(db: PgPool): Promise<boolean> {
   return Boolean((await db.query<{ t: string | null }>("SELECT to_regclass('import_progress')::text AS t")).rows[0]?.t);
 }
 
+/** Opens a PostgreSQL hub as an export source (its schema must exist and not be newer than this code). */
 export async function openPgSource(loc: PgLocation): Promise<ArchiveSource> {
   const db = open(loc.url, loc.logger, 'ioc-edge-hub-export');
   let client: pg.PoolClient;
