@@ -18,6 +18,8 @@
  *   inserts its batches with ON CONFLICT DO NOTHING in the same statement as
  *   their readings, so the unique index decides which of two concurrent
  *   commits of one batch stores it (the other waits for it, then skips).
+ *   Replaced in version 7 by seq ranges per gateway epoch
+ *   (schema-v7-seq-ranges.ts), with the same guarantee.
  * - `series`, `latest`, `gateways`, `events`, `alarms`, `quarantine` as in
  *   the SQLite store.
  */
@@ -29,6 +31,7 @@ import { SCHEMA_V2_STATE } from './schema-v2-state.js';
 import { SCHEMA_V3_CONFIG_FIRMWARE } from './schema-v3-config-firmware.js';
 import { SCHEMA_V5_GATEWAY_NODE } from './schema-v5-gateway-node.js';
 import { SCHEMA_V6_ROLLUPS } from './schema-v6-rollups.js';
+import { SCHEMA_V7_SEQ_RANGES } from './schema-v7-seq-ranges.js';
 
 /** One schema change. */
 interface Migration {
@@ -85,6 +88,7 @@ CREATE TABLE quarantine (
   { version: 4, name: 'cluster: leases with fencing epochs, node heartbeats', sql: SCHEMA_V4_LEASES },
   { version: 5, name: 'cluster: the node holding each gateway connection (gateways.node)', sql: SCHEMA_V5_GATEWAY_NODE },
   { version: 6, name: 'rollups of expired raw readings', sql: SCHEMA_V6_ROLLUPS },
+  { version: 7, name: 'the dedupe record as seq ranges per gateway epoch (batch_seqs), instead of a row per batch', sql: SCHEMA_V7_SEQ_RANGES },
 ];
 
 /** The newest schema version this code writes. */

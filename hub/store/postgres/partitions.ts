@@ -131,8 +131,8 @@ export class Partitions {
 
   /**
    * Retention: drops every partition that ends at or before `cutoff` (ms),
-   * deletes older rows of the default partition and dedupe records committed
-   * before it. Returns what went.
+   * deletes older rows of the default partition and the dedupe records of
+   * gateway epochs last committed to before it. Returns what went.
    */
   async dropBefore(cutoff: number, rollUp: RollUp = async () => undefined): Promise<{ partitions: string[]; rows: number; defaultRows: number; batches: number }> {
     const days = await this.list();
@@ -155,7 +155,8 @@ export class Partitions {
       await rollUp(c, 'readings_default', 'ts < $1', [cutoff]);
       return c.query('DELETE FROM readings_default WHERE ts < $1', [cutoff]);
     });
-    const batches = await this.db.query('DELETE FROM batches WHERE committed_at < $1', [cutoff]);
+    // Dedupe records of gateway epochs not committed to since (schema-v7-seq-ranges.ts).
+    const batches = await this.db.query('DELETE FROM batch_seqs WHERE updated_at < $1', [cutoff]);
     return { partitions: dropped, rows: rows + (def.rowCount ?? 0), defaultRows: def.rowCount ?? 0, batches: batches.rowCount ?? 0 };
   }
 }

@@ -2,18 +2,20 @@
  * One group commit of telemetry batches into PostgreSQL, as ONE statement
  * (autocommit, so atomic and durable when it returns; one round trip):
  *
- *   batches  INSERT … ON CONFLICT DO NOTHING RETURNING   — the dedupe
- *   readings INSERT … SELECT FROM unnest(arrays) of the batches inserted
- *   latest   upsert of the newest reading per series (only if newer)
- *   gateways upsert of last_seen
+ *   batch_seqs upsert of the group's seqs per gateway epoch RETURNING what it
+ *              added — the dedupe (schema-v7-seq-ranges.ts)
+ *   readings   INSERT … SELECT FROM unnest(arrays) of the batches added
+ *   latest     upsert of the newest reading per series (only if newer)
+ *   gateways   upsert of last_seen
  *
- * Exactly-once across hub processes rests on the primary key of `batches`,
- * never on a read before the write: when two hubs commit the same batch at
- * the same moment, the second INSERT waits on the first's uncommitted index
- * entry; if the first commits, the second skips the batch (and so its
- * readings), if it rolls back, the second stores it. Inputs are sorted by
- * (gateway, epoch, seq) and series so concurrent commits take row locks in
- * the same order.
+ * Exactly-once across hub processes rests on the row lock of the upsert,
+ * never on a read before the write: INSERT … ON CONFLICT DO UPDATE waits for
+ * a concurrent commit of the same gateway epoch and then works on its
+ * committed row, so when two hubs commit the same batch at the same moment
+ * the second finds the seq already there (`added` leaves it out) and skips
+ * the batch and its readings; if the first rolls back, the second stores it.
+ * Rows are upserted in (gateway, epoch) order, so concurrent commits take
+ * their locks in the same order.
  *
  * Bulk insert by arrays and `unnest` (one parameter per column, not per
  * value): see the commit message of this file for the figures against
@@ -23,14 +25,17 @@
 import type { Reading } from '../../../contract/index.js';
 import { packFlags } from '../model/readings.js';
 import type { BatchToCommit } from '../model/telemetry.js';
+import { SeqRanges } from '../../seq-ranges.js';
 import type { PgPool } from './pg-pool.js';
 
 const COMMIT_SQL = `
 WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS u(g, e, s, i)),
-b AS (
-  INSERT INTO batches(gateway, epoch, seq, committed_at) SELECT g, e, s, $4::bigint FROM u ORDER BY i
-  ON CONFLICT DO NOTHING RETURNING gateway, epoch, seq),
-ok AS (SELECT u.i FROM u JOIN b ON b.gateway = u.g AND b.epoch = u.e AND b.seq = u.s),
+k AS (SELECT g, e, range_agg(int8range(s, s, '[]')) AS m FROM u GROUP BY g, e),
+d AS (
+  INSERT INTO batch_seqs AS t (gateway, epoch, seqs, added, updated_at) SELECT g, e, m, m, $4::bigint FROM k ORDER BY g, e
+  ON CONFLICT (gateway, epoch) DO UPDATE SET seqs = t.seqs + excluded.seqs, added = excluded.seqs - t.seqs, updated_at = excluded.updated_at
+  RETURNING gateway, epoch, added, pg_column_size(seqs) AS size),
+ok AS (SELECT u.i FROM u JOIN d ON d.gateway = u.g AND d.epoch = u.e WHERE d.added @> u.s),
 r AS (
   INSERT INTO readings(series, ts, value, svalue, flags)
   SELECT x.series, x.ts, x.value, x.svalue, x.flags FROM unnest($5::int[], $6::int[], $7::bigint[], $8::float8[], $9::text[], $10::int2[]) AS x(bi, series, ts, value, svalue, flags)
@@ -43,9 +48,17 @@ l AS (
   ON CONFLICT (series) DO UPDATE SET ts = excluded.ts, value = excluded.value, svalue = excluded.svalue, flags = excluded.flags
   WHERE excluded.ts >= latest.ts),
 gw AS (
-  INSERT INTO gateways(id, first_seen, last_seen) SELECT DISTINCT gateway, $4::bigint, $4::bigint FROM b ORDER BY 1
+  INSERT INTO gateways(id, first_seen, last_seen) SELECT DISTINCT gateway, $4::bigint, $4::bigint FROM d WHERE NOT isempty(added) ORDER BY 1
   ON CONFLICT (id) DO UPDATE SET last_seen = greatest(gateways.last_seen, excluded.last_seen))
-SELECT i::int AS i FROM ok`;
+SELECT i::int AS i, NULL AS g, NULL AS e FROM ok
+UNION ALL SELECT NULL, gateway, epoch FROM d WHERE size > $17::int`;
+
+/**
+ * Bytes of an int8multirange per range it holds: n ranges take more than 21·n and at most 21·(n + 1) bytes
+ * (measured for n = 1 … 60 and 1,000). A record larger than 21·(maxSeqRanges + 1) bytes has more than
+ * maxSeqRanges ranges; one at the cap is not looked at again.
+ */
+const BYTES_PER_RANGE = 21;
 
 /** A double as PostgreSQL's float8 input reads it back exactly (JS's shortest round-trip form; `-0` keeps its sign). */
 export function float8Text(v: number): string | null {
@@ -181,15 +194,22 @@ export interface GroupResult {
   refused: number;
   /** Gateways with stored batches. */
   gateways: Set<string>;
+  /** Gaps closed in dedupe records grown past `maxSeqRanges` ranges. */
+  gapsClosed: number;
 }
 
 /**
  * Commits a group atomically. `beforeCommit` runs before the statement with
  * the time range of its readings (the store creates missing partitions there).
+ * A gateway epoch whose dedupe record holds more than `maxSeqRanges` ranges
+ * after it (a gateway skipping seqs) has its lowest gaps closed, as the
+ * SQLite store does (hub/seq-ranges.ts): a batch filling one of them later is
+ * taken for a replay.
  */
 export async function commitGroup(
   db: PgPool, series: SeriesIds, batches: BatchToCommit[], now: number,
   beforeCommit: (minTs: number, maxTs: number) => Promise<void>,
+  maxSeqRanges = 1000,
 ): Promise<GroupResult> {
   const results: Array<'stored' | 'duplicate'> = batches.map(() => 'duplicate');
   // Within the group, a key's first copy is the candidate; later copies are duplicates.
@@ -270,15 +290,21 @@ export async function commitGroup(
       lf.push(rf[at]! & ~16); // `latest` keeps no historical bit
     }
   });
-  const res = await db.query<{ i: number }>(COMMIT_SQL, [
-    bg, be, bs, now,
+  const res = await db.query<{ i: number | null; g: string | null; e: string | null }>(COMMIT_SQL, [
+    textArray(bg), textArray(be), intArray(bs), now,
     intArray(rb), intArray(rs), intArray(rt), numArray(rv), textArray(rx), intArray(rf),
     intArray(lb), intArray(ls), intArray(lt), numArray(lv), textArray(lx), intArray(lf),
-  ], 'ioc_edge_commit_group');
+    (maxSeqRanges + 1) * BYTES_PER_RANGE,
+  ], 'ioc_edge_commit_group_v7');
   let readings = 0;
   let refused = 0;
+  let gapsClosed = 0;
   const gateways = new Set<string>();
-  for (const { i } of res.rows) {
+  for (const { i, g, e } of res.rows) {
+    if (i === null) {
+      gapsClosed += await closeLowestGaps(db, g!, e!, maxSeqRanges);
+      continue;
+    }
     const idx = order[i - 1]!;
     results[idx] = 'stored';
     const r = refusedIn.get(i - 1) ?? 0;
@@ -286,5 +312,28 @@ export async function commitGroup(
     refused += r;
     gateways.add(batches[idx]!.gateway);
   }
-  return { results, readings, refused, gateways };
+  return { results, readings, refused, gateways, gapsClosed };
+}
+
+/**
+ * Closes the lowest gaps of one gateway epoch's dedupe record until it holds
+ * `max` ranges (rare: a gateway skipping seqs). Under the row's lock, so a
+ * commit of the same epoch waits for it. Returns the gaps closed.
+ */
+async function closeLowestGaps(db: PgPool, gateway: string, epoch: string, max: number): Promise<number> {
+  return db.transaction(async (c) => {
+    const got = await c.query<{ lo: string; hi: string }>(
+      'SELECT lower(r) AS lo, upper(r) - 1 AS hi FROM (SELECT seqs FROM batch_seqs WHERE gateway = $1 AND epoch = $2 FOR UPDATE) t, unnest(t.seqs) AS r',
+      [gateway, epoch],
+    );
+    const set = SeqRanges.parse(JSON.stringify(got.rows.map((r) => [Number(r.lo), Number(r.hi)])));
+    const closed = set.closeLowestGaps(max);
+    if (closed === 0) return 0;
+    const ranges = JSON.parse(set.toString()) as Array<[number, number]>;
+    await c.query(
+      "UPDATE batch_seqs SET seqs = (SELECT range_agg(int8range(lo, hi, '[]')) FROM unnest($3::bigint[], $4::bigint[]) AS u(lo, hi)) WHERE gateway = $1 AND epoch = $2",
+      [gateway, epoch, ranges.map((r) => r[0]), ranges.map((r) => r[1])],
+    );
+    return closed;
+  });
 }

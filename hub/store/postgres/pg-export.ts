@@ -7,8 +7,8 @@
  * columns keep the archive's numbers (OVERRIDING SYSTEM VALUE) and their
  * sequences are moved past them at the end. Readings: the day partitions
  * of the window are created as the hub would (partitions.ts), older days
- * go to the default partition. The dedupe record: one `batches` row per
- * seq, folded into seq ranges on export and expanded on import.
+ * go to the default partition. The dedupe record: one `batch_seqs` row per
+ * gateway epoch, its multirange written as the archive's JSON ranges.
  */
 import type pg from 'pg';
 import { IocError } from '../../../contract/index.js';
@@ -28,7 +28,7 @@ export interface PgLocation {
 }
 
 /** PostgreSQL table of an archive table. */
-const PG_TABLE: Record<string, string> = { dedupe: 'batches', image_bytes: 'fw_image_data' };
+const PG_TABLE: Record<string, string> = { dedupe: 'batch_seqs', image_bytes: 'fw_image_data' };
 const pgName = (t: string): string => PG_TABLE[t] ?? t;
 /** Identity columns (GENERATED ALWAYS): written with the archive's numbers, sequence moved after. */
 const IDENTITY: Record<string, string> = { series: 'id', alarms: 'n', quarantine: 'n', config_events: 'n' };
@@ -51,13 +51,15 @@ const unreachable = (db: PgPool, err: unknown): unknown =>
 function selectOf(table: string): string {
   const spec = TABLE.get(table)!;
   if (table === 'readings' || table === 'latest') return `SELECT ${spec.columns[0]}, ts, value, svalue, flags FROM ${table}${ORDER[table] ? ` ORDER BY ${ORDER[table]}` : ''}`;
-  if (table === 'dedupe') return 'SELECT gateway, epoch, seq, committed_at FROM batches ORDER BY gateway, epoch, seq';
+  if (table === 'dedupe') return "SELECT gateway, epoch, coalesce((SELECT json_agg(json_build_array(lower(r), upper(r) - 1) ORDER BY lower(r)) FROM unnest(seqs) AS r)::text, '[]') AS ranges, updated_at FROM batch_seqs ORDER BY gateway, epoch";
   if (table === 'image_bytes') return 'SELECT c.sha256, c.n, d.pieces, c.data FROM fw_image_chunks c JOIN fw_image_data d USING (sha256) ORDER BY c.sha256, c.n';
   return `SELECT ${spec.columns.join(', ')} FROM ${table} ORDER BY ${ORDER[table]}`;
 }
 
 function toArchive(table: string, r: Record<string, unknown>): Row {
   if (table === 'readings' || table === 'latest') return [r.series, r.ts, r.svalue ?? r.value ?? null, r.flags];
+  // PostgreSQL's JSON text has spaces; the archive keeps seq-ranges.ts' compact form, whichever store wrote it.
+  if (table === 'dedupe') return [r.gateway, r.epoch, JSON.stringify(JSON.parse(r.ranges as string)), r.updated_at];
   const spec = TABLE.get(table)!;
   return spec.columns.map((c) => (spec.bytes?.includes(c) ? toB64(r[c] as Buffer | null) : (r[c] ?? null)));
 }
@@ -93,42 +95,18 @@ export async function openPgSource(loc: PgLocation): Promise<ArchiveSource> {
       return `postgres-${version}`;
     },
     async count(table) {
-      const sql = table === 'dedupe' ? 'SELECT count(*) AS n FROM (SELECT DISTINCT gateway, epoch FROM batches) d' : table === 'image_bytes' ? 'SELECT count(*) AS n FROM fw_image_chunks' : `SELECT count(*) AS n FROM ${table}`;
+      const sql = table === 'image_bytes' ? 'SELECT count(*) AS n FROM fw_image_chunks' : `SELECT count(*) AS n FROM ${pgName(table)}`;
       return Number((await c.query<{ n: number }>(sql)).rows[0]?.n ?? 0);
     },
     async *read(table) {
       const name = `export_${cursors++}`;
       await c.query(`DECLARE ${name} NO SCROLL CURSOR FOR ${selectOf(table)}`);
-      // The dedupe record: consecutive seqs of one gateway epoch become ranges.
-      let cur: { gateway: string; epoch: string; ranges: number[][]; at: number } | null = null;
-      let pending: Row[] = [];
-      const flush = (): Row[] => {
-        const out = pending;
-        pending = [];
-        return out;
-      };
       try {
         for (;;) {
           const r = await c.query<Record<string, unknown>>(`FETCH ${table === 'image_bytes' ? 1 : CHUNK_ROWS} FROM ${name}`);
-          if (table !== 'dedupe') {
-            if (r.rows.length > 0) yield r.rows.map((x) => toArchive(table, x));
-          } else {
-            for (const x of r.rows as Array<{ gateway: string; epoch: string; seq: number; committed_at: number }>) {
-              if (!cur || cur.gateway !== x.gateway || cur.epoch !== x.epoch) {
-                if (cur) pending.push([cur.gateway, cur.epoch, JSON.stringify(cur.ranges), cur.at]);
-                cur = { gateway: x.gateway, epoch: x.epoch, ranges: [], at: 0 };
-              }
-              const last = cur.ranges[cur.ranges.length - 1];
-              if (last && x.seq === last[1]! + 1) last[1] = x.seq;
-              else cur.ranges.push([x.seq, x.seq]);
-              cur.at = Math.max(cur.at, x.committed_at);
-            }
-            if (pending.length >= CHUNK_ROWS) yield flush();
-          }
+          if (r.rows.length > 0) yield r.rows.map((x) => toArchive(table, x));
           if (r.rows.length < (table === 'image_bytes' ? 1 : CHUNK_ROWS)) break;
         }
-        if (cur) pending.push([cur.gateway, cur.epoch, JSON.stringify(cur.ranges), cur.at]);
-        if (pending.length > 0) yield flush();
       } finally {
         await c.query(`CLOSE ${name}`).catch(() => undefined);
       }
@@ -191,14 +169,22 @@ export async function openPgTarget(loc: PgLocation): Promise<ArchiveTarget> {
         return;
       }
       if (table === 'dedupe') {
-        const g: string[] = [], e: string[] = [], lo: number[] = [], hi: number[] = [], when: number[] = [];
+        // One row per range (an epoch without any: one row without a range), folded back into a multirange per epoch.
+        const g: string[] = [], e: string[] = [], lo: Array<number | null> = [], hi: Array<number | null> = [], when: number[] = [];
         for (const [gateway, epoch, ranges, updated] of rows as Array<[string, string, string, number]>) {
-          for (const [a, b] of JSON.parse(ranges) as Array<[number, number]>) {
+          const list = JSON.parse(ranges) as Array<[number, number]>;
+          for (const [a, b] of list.length > 0 ? list : [[null, null] as const]) {
             g.push(gateway), e.push(epoch), lo.push(a), hi.push(b), when.push(updated);
           }
         }
         await db.transaction(async (c) => {
-          await c.query('INSERT INTO batches(gateway, epoch, seq, committed_at) SELECT u.g, u.e, generate_series(u.lo, u.hi), u.at FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(g, e, lo, hi, at)', [g, e, lo, hi, when]);
+          await c.query(
+            `INSERT INTO batch_seqs AS t (gateway, epoch, seqs, added, updated_at)
+             SELECT u.g, u.e, coalesce(range_agg(int8range(u.lo, u.hi, '[]')) FILTER (WHERE u.lo IS NOT NULL), '{}'), '{}', max(u.at)
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(g, e, lo, hi, at) GROUP BY u.g, u.e
+             ON CONFLICT (gateway, epoch) DO UPDATE SET seqs = t.seqs + excluded.seqs, updated_at = greatest(t.updated_at, excluded.updated_at)`,
+            [g, e, lo, hi, when],
+          );
           await mark(c, at);
         });
         return;

@@ -6,8 +6,9 @@
  * - Group commit per hub: batches waiting when the commit loop runs go to
  *   PostgreSQL as one statement (pg-commit.ts); each caller is answered only
  *   after that statement returned (COMMIT), so PUBACK follows COMMIT.
- * - Dedupe on (gateway, epoch, seq) by the primary key of `batches`, inside
- *   that statement: exactly-once also between hub processes.
+ * - Dedupe on (gateway, epoch, seq) by seq ranges per gateway epoch
+ *   (`batch_seqs`, upserted under its row lock) inside that statement:
+ *   exactly-once also between hub processes.
  * - `latest` and `gateways.last_seen` are updated in the same statement (not
  *   written behind as in SQLite): with several hubs on one database there is
  *   no single process whose memory could hold them, and after a crash there
@@ -50,6 +51,10 @@ export interface PgStoreLimits extends StoreLimits {
   quarantine: { maxMessageBytes: number; maxRowsPerGateway: number; maxRows: number };
   /** Points (series) one gateway may create; readings of further new points are refused and counted. */
   maxSeriesPerGateway: number;
+  /** Seq ranges kept per gateway epoch (the dedupe record); past it the lowest gaps are closed (default 1,000). */
+  maxSeqRanges?: number;
+  /** Epochs whose dedupe record is kept per gateway; the least recently used are deleted by retention (default 1,000). */
+  maxEpochsPerGateway?: number;
 }
 
 /** Used when none are given (tests): the defaults of hub/data-limits.ts. */
@@ -125,12 +130,14 @@ export class PgTelemetryStore implements TelemetryPort {
   readonly counters: CommitCounters = { commits: 0, batches: 0, readings: 0, duplicates: 0 };
   /** Readings refused or deleted, by reason (as the SQLite store counts them). */
   readonly dropped = { future: 0, past: 0, series_limit: 0, age: 0, size: 0, rollup_age: 0 };
-  readonly retained = { quarantineDropped: 0, eventsDropped: 0, alarmsDropped: 0, runs: 0 };
+  readonly retained = { quarantineDropped: 0, eventsDropped: 0, alarmsDropped: 0, runs: 0, epochsDropped: 0 };
+  /** Gaps closed in dedupe records grown past `maxSeqRanges` (a gateway skipping seqs). */
+  gapsClosed = 0;
   readonly limits: PgStoreLimits;
   /** Quarantine rows and payload bytes, as of the last quarantine write or retention pass (metrics read it synchronously). */
   private qUsage = { rows: 0, bytes: 0 };
   private retentionTimer: NodeJS.Timeout | null = null;
-  private retentionRun: Promise<(RetentionSummary & { partitions: string[] }) | null> | null = null;
+  private retentionRun: Promise<(RetentionSummary & { partitions: string[]; epochs: number }) | null> | null = null;
   /** Connection state and status changes, written in group commits (counters: state commits, changes, rows). */
   readonly gatewayStates = new GatewayStateBatcher((rows) => this.writeGatewayStates(rows));
 
@@ -151,8 +158,10 @@ export class PgTelemetryStore implements TelemetryPort {
    * `events.keepMs` and cleared alarms raised before it deleted. The good
    * numeric readings of what is dropped go into the rollups first, in the
    * same transaction; rollups past their level's keep time are deleted.
+   * Dedupe records past `maxEpochsPerGateway` per gateway are deleted, least
+   * recently used first (`epochs`).
    */
-  runRetention(now?: number): Promise<(RetentionSummary & { partitions: string[] }) | null> {
+  runRetention(now?: number): Promise<(RetentionSummary & { partitions: string[]; epochs: number }) | null> {
     if (this.retentionRun) return this.retentionRun;
     const db = this.db;
     if (!db) return Promise.resolve(null);
@@ -179,13 +188,22 @@ export class PgTelemetryStore implements TelemetryPort {
           [this.limits.events.maxPerGateway],
         );
         const al = await db.query('DELETE FROM alarms WHERE cleared_at IS NOT NULL AND raised_at < $1', [at - this.limits.events.keepMs]);
-        const r = { age: p.rows, rollupAge, events: (ev.rowCount ?? 0) + (over.rowCount ?? 0), alarms: al.rowCount ?? 0, partitions: p.partitions };
+        // Dedupe records past maxEpochsPerGateway per gateway, least recently used first: a gateway inventing an
+        // epoch per batch must not grow batch_seqs without bound (forgetting an old epoch only lets its replay be stored again).
+        const epochs = await db.query(
+          `DELETE FROM batch_seqs t USING (
+             SELECT gateway, epoch FROM (SELECT gateway, epoch, row_number() OVER (PARTITION BY gateway ORDER BY updated_at DESC, epoch DESC) AS k FROM batch_seqs) x WHERE k > $1) old
+           WHERE t.gateway = old.gateway AND t.epoch = old.epoch`,
+          [this.limits.maxEpochsPerGateway ?? 1000],
+        );
+        const r = { age: p.rows, rollupAge, events: (ev.rowCount ?? 0) + (over.rowCount ?? 0), alarms: al.rowCount ?? 0, epochs: epochs.rowCount ?? 0, partitions: p.partitions };
         this.dropped.age += r.age;
         this.dropped.rollup_age += r.rollupAge;
         this.retained.eventsDropped += r.events;
         this.retained.alarmsDropped += r.alarms;
+        this.retained.epochsDropped += r.epochs;
         this.retained.runs++;
-        if (r.age + r.events + r.alarms > 0) this.deps.logger.info(r, 'retention: old partitions dropped, old events deleted');
+        if (r.age + r.events + r.alarms + r.epochs > 0) this.deps.logger.info(r, 'retention: old partitions dropped, old events deleted');
         return r;
       } catch (err) {
         if (this.db) this.deps.logger.warn({ err, code: 'HUB_ERR_STORE_IO' }, 'retention pass failed; the next one tries again');
@@ -347,7 +365,11 @@ export class PgTelemetryStore implements TelemetryPort {
     const db = this.requireDb();
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await commitGroup(db, this.series, batches, this.clock(), (lo, hi) => this.partitions!.ensureFor(lo, hi));
+        const r = await commitGroup(db, this.series, batches, this.clock(), (lo, hi) => this.partitions!.ensureFor(lo, hi), this.limits.maxSeqRanges ?? 1000);
+        if (r.gapsClosed > 0) {
+          this.gapsClosed += r.gapsClosed;
+          this.deps.logger.warn({ gaps: r.gapsClosed, maxSeqRanges: this.limits.maxSeqRanges ?? 1000, code: 'HUB_ERR_SEQ_GAPS' }, 'a gateway skips batch seqs: the lowest gaps of its dedupe record were closed (a batch filling one later is taken for a replay)');
+        }
         this.counters.commits++;
         this.counters.batches += r.results.filter((x) => x === 'stored').length;
         this.counters.duplicates += r.results.filter((x) => x === 'duplicate').length;

@@ -35,14 +35,14 @@ t.test('PostgreSQL: a group that commits first waits for the earlier group befor
       IF NEW.gateway = 'slow' THEN PERFORM pg_advisory_xact_lock_shared(${key}); END IF;
       RETURN NULL;
     END $$;
-    CREATE TRIGGER hold_slow AFTER INSERT ON batches FOR EACH ROW EXECUTE FUNCTION hold_slow();`);
+    CREATE TRIGGER hold_slow AFTER INSERT ON batch_seqs FOR EACH ROW EXECUTE FUNCTION hold_slow();`);
   await control.query('SELECT pg_advisory_lock($1)', [key]);
   const order: string[] = [];
   const slow = store.commitBatch(batch('slow', 1)).then((r) => (order.push('slow'), r));
   await waitFor(async () => (await control.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'")).rowCount, 'the first group waiting on the lock');
   const fast = store.commitBatch(batch('fast', 1)).then((r) => (order.push('fast'), r));
   // The second group is committed (visible to another session) while the first is still held.
-  await waitFor(async () => (await control.query("SELECT 1 FROM batches WHERE gateway = 'fast'")).rowCount, 'the second group committed');
+  await waitFor(async () => (await control.query("SELECT 1 FROM batch_seqs WHERE gateway = 'fast'")).rowCount, 'the second group committed');
   await new Promise((r) => setTimeout(r, 100));
   t.same(order, [], 'the second group is not answered before the first');
   await control.query('SELECT pg_advisory_unlock($1)', [key]);

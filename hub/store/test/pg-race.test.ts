@@ -46,7 +46,7 @@ async function twoHubs(t: Test): Promise<{ a: PgTelemetryStore; b: PgTelemetrySt
       END IF;
       RETURN NULL;
     END $$;
-    CREATE TRIGGER hold_hub_a AFTER INSERT ON batches FOR EACH STATEMENT EXECUTE FUNCTION hold_hub_a();`);
+    CREATE TRIGGER hold_hub_a AFTER INSERT ON batch_seqs FOR EACH STATEMENT EXECUTE FUNCTION hold_hub_a();`);
   return { a, b, control, key, schema };
 }
 
