@@ -5,7 +5,8 @@
  *   batch_seqs upsert of the group's seqs per gateway epoch RETURNING what it
  *              added — the dedupe (schema-v7-seq-ranges.ts)
  *   readings   INSERT … SELECT FROM unnest(arrays) of the batches added
- *   latest     upsert of the newest reading per series (only if newer)
+ *   latest     upsert of the newest reading per series of the stored batches
+ *              (a later one wins a tie; only if newer than the row's)
  *   gateways   upsert of last_seen
  *
  * Exactly-once across hub processes rests on the row lock of the upsert,
@@ -42,8 +43,8 @@ r AS (
   WHERE x.bi IN (SELECT i FROM ok)),
 l AS (
   INSERT INTO latest(series, ts, value, svalue, flags)
-  SELECT DISTINCT ON (series) series, ts, value, svalue, flags
-  FROM unnest($11::int[], $12::int[], $13::bigint[], $14::float8[], $15::text[], $16::int2[]) WITH ORDINALITY AS y(bi, series, ts, value, svalue, flags, o)
+  SELECT DISTINCT ON (series) series, ts, value, svalue, (flags & ~16)::int2
+  FROM unnest($5::int[], $6::int[], $7::bigint[], $8::float8[], $9::text[], $10::int2[]) WITH ORDINALITY AS y(bi, series, ts, value, svalue, flags, o)
   WHERE y.bi IN (SELECT i FROM ok) ORDER BY series, ts DESC, o DESC
   ON CONFLICT (series) DO UPDATE SET ts = excluded.ts, value = excluded.value, svalue = excluded.svalue, flags = excluded.flags
   WHERE excluded.ts >= latest.ts),
@@ -51,7 +52,7 @@ gw AS (
   INSERT INTO gateways(id, first_seen, last_seen) SELECT DISTINCT gateway, $4::bigint, $4::bigint FROM d WHERE NOT isempty(added) ORDER BY 1
   ON CONFLICT (id) DO UPDATE SET last_seen = greatest(gateways.last_seen, excluded.last_seen))
 SELECT i::int AS i, NULL AS g, NULL AS e FROM ok
-UNION ALL SELECT NULL, gateway, epoch FROM d WHERE size > $17::int`;
+UNION ALL SELECT NULL, gateway, epoch FROM d WHERE size > $11::int`;
 
 /**
  * Bytes of an int8multirange per range it holds: n ranges take more than 21·n and at most 21·(n + 1) bytes
@@ -74,35 +75,34 @@ export function float8Text(v: number): string | null {
 export const ESCAPED_STRING = 32;
 
 /**
- * Appends a reading's column values: the numeric column (as text) to `num`, the string column to
- * `str`. Returns the extra flag bits (ESCAPED_STRING for a string with U+0000, kept JSON-encoded).
- * Appended rather than returned as a tuple: this runs for every reading of every group.
+ * Appends a reading's column values as array-literal elements: the numeric column (as text) to `num`, the
+ * string column (quoted) to `str`, `NULL` where there is none. Returns the extra flag bits (ESCAPED_STRING for a
+ * string with U+0000, kept JSON-encoded). Appended rather than returned as a tuple: this runs for every reading
+ * of every group.
  */
-function pushColumns(value: Reading['value'], num: Array<string | null>, str: Array<string | null>): number {
+function pushColumns(value: Reading['value'], num: string[], str: string[]): number {
   if (value === null) {
-    num.push(null);
-    str.push(null);
+    num.push('NULL');
+    str.push('NULL');
   } else if (typeof value === 'boolean') {
     num.push(value ? '1' : '0');
-    str.push(null);
+    str.push('NULL');
   } else if (typeof value === 'string') {
-    num.push(null);
+    num.push('NULL');
     if (value.includes('\u0000')) {
-      str.push(JSON.stringify(value));
+      str.push(quoted(JSON.stringify(value)));
       return ESCAPED_STRING;
     }
-    str.push(value);
+    str.push(quoted(value));
   } else {
-    num.push(float8Text(value));
-    str.push(null);
+    num.push(float8Text(value) ?? 'NULL');
+    str.push('NULL');
   }
   return 0;
 }
 
-/** Array literals built here instead of by pg (which quotes and escapes every element): ints and floats as they are, text quoted. */
-const intArray = (a: number[]): string => `{${a.join(',')}}`;
-const numArray = (a: Array<string | null>): string => `{${a.map((v) => v ?? 'NULL').join(',')}}`;
-const textArray = (a: Array<string | null>): string => `{${a.map((v) => (v === null ? 'NULL' : `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`)).join(',')}}`;
+/** A text element of an array literal: always double-quoted (so `NULL`, braces, commas and blanks are plain text), `\` and `"` escaped. */
+const quoted = (v: string): string => (/[\\"]/.test(v) ? `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"` : `"${v}"`);
 
 const seriesKey = (gateway: string, device: string, point: string): string => `${gateway}\u0000${device}\u0000${point}`;
 
@@ -241,31 +241,23 @@ export async function commitGroup(
   // Held here too: the cache may evict an id while a large group is resolved.
   const resolved = wanted.size > 0 ? await series.resolve(db, [...wanted.values()]) : new Map<string, number>();
   if (minTs <= maxTs) await beforeCommit(minTs, maxTs);
+  // Array literals for the statement, built here in one pass: pg would quote and escape every element of a JS array.
   const bg: string[] = [];
   const be: string[] = [];
   const bs: number[] = [];
   const rb: number[] = [];
   const rs: number[] = [];
   const rt: number[] = [];
-  const rv: Array<string | null> = [];
-  const rx: Array<string | null> = [];
+  const rv: string[] = [];
+  const rx: string[] = [];
   const rf: number[] = [];
-  // Newest reading per series of each batch (a later one wins a tie): `latest` gets these, not every reading.
-  const lb: number[] = [];
-  const ls: number[] = [];
-  const lt: number[] = [];
-  const lv: Array<string | null> = [];
-  const lx: Array<string | null> = [];
-  const lf: number[] = [];
   const refusedIn = new Map<number, number>(); // batch ordinal - 1 → readings refused
-  const newest = new Map<number, number>(); // of the batch at hand: series → row index in r*
   let j = 0;
-  order.forEach((i, k) => {
-    const b = batches[i]!;
-    bg.push(b.gateway);
-    be.push(b.epoch);
+  for (let k = 0; k < order.length; k++) {
+    const b = batches[order[k]!]!;
+    bg.push(quoted(b.gateway));
+    be.push(quoted(b.epoch));
     bs.push(b.seq);
-    newest.clear();
     for (const r of b.readings) {
       const id = cachedIds[j++] ?? resolved.get(seriesKey(b.gateway, r.device, r.point));
       if (id === undefined) {
@@ -273,27 +265,16 @@ export async function commitGroup(
         refusedIn.set(k, (refusedIn.get(k) ?? 0) + 1);
         continue;
       }
-      const prev = newest.get(id);
-      if (prev === undefined || rt[prev]! <= r.ts) newest.set(id, rt.length);
       rb.push(k + 1); // ordinality of its batch in u
       rs.push(id);
       rt.push(r.ts);
       const extra = pushColumns(r.value, rv, rx);
       rf.push(packFlags(r.value, r.quality, b.historical) | extra);
     }
-    for (const [id, at] of newest) {
-      lb.push(k + 1);
-      ls.push(id);
-      lt.push(rt[at]!);
-      lv.push(rv[at]!);
-      lx.push(rx[at]!);
-      lf.push(rf[at]! & ~16); // `latest` keeps no historical bit
-    }
-  });
+  }
   const res = await db.query<{ i: number | null; g: string | null; e: string | null }>(COMMIT_SQL, [
-    textArray(bg), textArray(be), intArray(bs), now,
-    intArray(rb), intArray(rs), intArray(rt), numArray(rv), textArray(rx), intArray(rf),
-    intArray(lb), intArray(ls), intArray(lt), numArray(lv), textArray(lx), intArray(lf),
+    `{${bg.join(',')}}`, `{${be.join(',')}}`, `{${bs.join(',')}}`, now,
+    `{${rb.join(',')}}`, `{${rs.join(',')}}`, `{${rt.join(',')}}`, `{${rv.join(',')}}`, `{${rx.join(',')}}`, `{${rf.join(',')}}`,
     (maxSeqRanges + 1) * BYTES_PER_RANGE,
   ], 'ioc_edge_commit_group_v7');
   let readings = 0;
