@@ -50,6 +50,33 @@ t.test('PostgreSQL: a group that commits first waits for the earlier group befor
   t.same(order, ['slow', 'fast'], 'answered in the order the groups were formed');
 });
 
+t.test('PostgreSQL: while a group commit runs, another starts only once secondGroupMin batches wait', { skip }, async (t) => {
+  const schema = pgSchema(t);
+  const store = new PgTelemetryStore({ connect: { url: PG_URL, schema }, logger: silentLogger(), retentionTimer: false, commitConcurrency: 2, secondGroupMin: 3 });
+  await store.start();
+  t.teardown(() => store.stop());
+  const control = await pgClient(t, schema);
+  const key = Math.floor(Math.random() * 2 ** 31);
+  await control.query(`
+    CREATE FUNCTION hold_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.gateway = 'slow' THEN PERFORM pg_advisory_xact_lock_shared(${key}); END IF;
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER hold_slow AFTER INSERT ON batch_seqs FOR EACH ROW EXECUTE FUNCTION hold_slow();`);
+  await control.query('SELECT pg_advisory_lock($1)', [key]);
+  const slow = store.commitBatch(batch('slow', 1));
+  await waitFor(async () => (await control.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'")).rowCount, 'the first group waiting on the lock');
+  const waiting = [store.commitBatch(batch('g1', 1)), store.commitBatch(batch('g2', 1))];
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal((await control.query("SELECT 1 FROM batch_seqs WHERE gateway IN ('g1', 'g2')")).rowCount, 0, 'two waiting batches do not start a second commit');
+  waiting.push(store.commitBatch(batch('g3', 1)));
+  await waitFor(async () => (await control.query("SELECT 1 FROM batch_seqs WHERE gateway IN ('g1', 'g2', 'g3')")).rowCount === 3, 'the third waiting batch started a second commit, all three in it');
+  await control.query('SELECT pg_advisory_unlock($1)', [key]);
+  t.same(await Promise.all([slow, ...waiting]), ['stored', 'stored', 'stored', 'stored']);
+  t.equal(store.counters.commits, 2, 'two group commits: the held one and the three that waited');
+});
+
 t.test('SQLite: groups larger than a release slice are answered in order', async (t) => {
   const dir = t.testdir();
   const commits: number[] = [];
