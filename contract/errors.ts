@@ -110,6 +110,7 @@ export const ERRORS = {
   // hub: data limits (issue 13)
   HUB_ERR_TIMESTAMP_RANGE: { message: "reading or event is stamped outside the hub's clock-skew window; check the gateway's clock (NTP)", retryable: false },
   HUB_ERR_POINTS_LIMIT: { message: 'gateway already has as many points (device, point names) as the hub keeps per gateway; readings of further new points are refused', retryable: false },
+  HUB_ERR_SEQ_GAPS: { message: 'gateway skips batch seqs: the lowest gaps of its dedupe record were closed (maxSeqRanges); a batch filling one later is taken for a replay', retryable: false },
   HUB_ERR_INSECURE_CONFIG: { message: 'refusing plain TCP on a non-loopback address without TLS (set tls, or allowPlain for a trusted network)', retryable: false },
   // hub: per-client broker bounds (issue 13, docs/security.md "Limits")
   HUB_ERR_LIMIT: { message: 'a per-client bound of the broker was reached (subscriptions, retained messages, offline queue, connections, client id length); the excess was refused or dropped', retryable: false },
