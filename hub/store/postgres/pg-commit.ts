@@ -209,7 +209,7 @@ export interface GroupResult {
 export async function commitGroup(
   db: PgPool, series: SeriesIds, batches: BatchToCommit[], now: number,
   beforeCommit: (minTs: number, maxTs: number) => Promise<void>,
-  maxSeqRanges = 1000,
+  maxSeqRanges: number,
 ): Promise<GroupResult> {
   const results: Array<'stored' | 'duplicate'> = batches.map(() => 'duplicate');
   // Within the group, a key's first copy is the candidate; later copies are duplicates.

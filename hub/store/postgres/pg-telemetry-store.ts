@@ -51,10 +51,10 @@ export interface PgStoreLimits extends StoreLimits {
   quarantine: { maxMessageBytes: number; maxRowsPerGateway: number; maxRows: number };
   /** Points (series) one gateway may create; readings of further new points are refused and counted. */
   maxSeriesPerGateway: number;
-  /** Seq ranges kept per gateway epoch (the dedupe record); past it the lowest gaps are closed (default 1,000). */
-  maxSeqRanges?: number;
-  /** Epochs whose dedupe record is kept per gateway; the least recently used are deleted by retention (default 1,000). */
-  maxEpochsPerGateway?: number;
+  /** Seq ranges kept per gateway epoch (the dedupe record); past it the lowest gaps are closed. */
+  maxSeqRanges: number;
+  /** Epochs whose dedupe record is kept per gateway; the least recently used are deleted by retention. */
+  maxEpochsPerGateway: number;
 }
 
 /** Used when none are given (tests): the defaults of hub/data-limits.ts. */
@@ -65,6 +65,8 @@ const DEFAULT_LIMITS: PgStoreLimits = {
   retention: { rawMs: 30 * DAY, intervalMs: 60_000, rollups: [{ bucketMs: 60_000, keepMs: 90 * DAY }, { bucketMs: 3_600_000, keepMs: 730 * DAY }] },
   events: { keepMs: 365 * DAY, maxPerGateway: 100_000 },
   maxSeriesPerGateway: 50_000,
+  maxSeqRanges: 1000,
+  maxEpochsPerGateway: 1000,
 };
 
 /** Dependencies and settings of {@link PgTelemetryStore}. */
@@ -203,7 +205,7 @@ export class PgTelemetryStore implements TelemetryPort {
           `DELETE FROM batch_seqs t USING (
              SELECT gateway, epoch FROM (SELECT gateway, epoch, row_number() OVER (PARTITION BY gateway ORDER BY updated_at DESC, epoch DESC) AS k FROM batch_seqs) x WHERE k > $1) old
            WHERE t.gateway = old.gateway AND t.epoch = old.epoch`,
-          [this.limits.maxEpochsPerGateway ?? 1000],
+          [this.limits.maxEpochsPerGateway],
         );
         const r = { age: p.rows, rollupAge, events: (ev.rowCount ?? 0) + (over.rowCount ?? 0), alarms: al.rowCount ?? 0, epochs: epochs.rowCount ?? 0, partitions: p.partitions };
         this.dropped.age += r.age;
@@ -375,10 +377,10 @@ export class PgTelemetryStore implements TelemetryPort {
     const db = this.requireDb();
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await commitGroup(db, this.series, batches, this.clock(), (lo, hi) => this.partitions!.ensureFor(lo, hi), this.limits.maxSeqRanges ?? 1000);
+        const r = await commitGroup(db, this.series, batches, this.clock(), (lo, hi) => this.partitions!.ensureFor(lo, hi), this.limits.maxSeqRanges);
         if (r.gapsClosed > 0) {
           this.gapsClosed += r.gapsClosed;
-          this.deps.logger.warn({ gaps: r.gapsClosed, maxSeqRanges: this.limits.maxSeqRanges ?? 1000, code: 'HUB_ERR_SEQ_GAPS' }, 'a gateway skips batch seqs: the lowest gaps of its dedupe record were closed (a batch filling one later is taken for a replay)');
+          this.deps.logger.warn({ gaps: r.gapsClosed, maxSeqRanges: this.limits.maxSeqRanges, code: 'HUB_ERR_SEQ_GAPS' }, 'a gateway skips batch seqs: the lowest gaps of its dedupe record were closed (a batch filling one later is taken for a replay)');
         }
         this.counters.commits++;
         this.counters.batches += r.results.filter((x) => x === 'stored').length;

@@ -8,11 +8,13 @@
  * slice (release-in-slices.ts) before the next commits.
  */
 import t from 'tap';
+import type { Test } from 'tap';
+import type pg from 'pg';
 import path from 'node:path';
 import { silentLogger } from '../../../lib/index.js';
 import { PG_URL, pgClient, pgSchema, skipUnlessPostgres } from '../../../test/support/postgres.js';
 import { waitFor } from '../../../test/support/wait.js';
-import { PgTelemetryStore } from '../postgres/pg-telemetry-store.js';
+import { PgTelemetryStore, type PgTelemetryStoreDeps } from '../postgres/pg-telemetry-store.js';
 import { HubStore } from '../sqlite/hub-store.js';
 import type { BatchToCommit } from '../port.js';
 
@@ -22,9 +24,14 @@ const batch = (gateway: string, seq: number): BatchToCommit => ({
   gateway, epoch: 'e1', seq, historical: false, readings: [{ device: 'd', point: 'p', ts: NOW + seq, value: seq, quality: 'good' }],
 });
 
-t.test('PostgreSQL: a group that commits first waits for the earlier group before it is answered', { skip }, async (t) => {
+/**
+ * A PostgreSQL store whose commit of gateway `slow`'s batch is held inside its transaction (a trigger waits
+ * on an advisory lock the test holds; `pg_advisory_unlock(key)` on `control` lets it go). Returns once that
+ * commit is waiting; `slow` is its answer (`onSlow` runs when it comes).
+ */
+async function heldSlowCommit(t: Test, opts: Partial<PgTelemetryStoreDeps>, onSlow: () => void = () => undefined): Promise<{ store: PgTelemetryStore; control: pg.Client; key: number; slow: Promise<'stored' | 'duplicate'> }> {
   const schema = pgSchema(t);
-  const store = new PgTelemetryStore({ connect: { url: PG_URL, schema }, logger: silentLogger(), retentionTimer: false, maxGroup: 1, commitConcurrency: 2 });
+  const store = new PgTelemetryStore({ connect: { url: PG_URL, schema }, logger: silentLogger(), retentionTimer: false, ...opts });
   await store.start();
   t.teardown(() => store.stop());
   const control = await pgClient(t, schema);
@@ -37,9 +44,14 @@ t.test('PostgreSQL: a group that commits first waits for the earlier group befor
     END $$;
     CREATE TRIGGER hold_slow AFTER INSERT ON batch_seqs FOR EACH ROW EXECUTE FUNCTION hold_slow();`);
   await control.query('SELECT pg_advisory_lock($1)', [key]);
-  const order: string[] = [];
-  const slow = store.commitBatch(batch('slow', 1)).then((r) => (order.push('slow'), r));
+  const slow = store.commitBatch(batch('slow', 1)).then((r) => (onSlow(), r));
   await waitFor(async () => (await control.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'")).rowCount, 'the first group waiting on the lock');
+  return { store, control, key, slow };
+}
+
+t.test('PostgreSQL: a group that commits first waits for the earlier group before it is answered', { skip }, async (t) => {
+  const order: string[] = [];
+  const { store, control, key, slow } = await heldSlowCommit(t, { maxGroup: 1, commitConcurrency: 2 }, () => order.push('slow'));
   const fast = store.commitBatch(batch('fast', 1)).then((r) => (order.push('fast'), r));
   // The second group is committed (visible to another session) while the first is still held.
   await waitFor(async () => (await control.query("SELECT 1 FROM batch_seqs WHERE gateway = 'fast'")).rowCount, 'the second group committed');
@@ -51,22 +63,7 @@ t.test('PostgreSQL: a group that commits first waits for the earlier group befor
 });
 
 t.test('PostgreSQL: while a group commit runs, another starts only once secondGroupMin batches wait', { skip }, async (t) => {
-  const schema = pgSchema(t);
-  const store = new PgTelemetryStore({ connect: { url: PG_URL, schema }, logger: silentLogger(), retentionTimer: false, commitConcurrency: 2, secondGroupMin: 3 });
-  await store.start();
-  t.teardown(() => store.stop());
-  const control = await pgClient(t, schema);
-  const key = Math.floor(Math.random() * 2 ** 31);
-  await control.query(`
-    CREATE FUNCTION hold_slow() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF NEW.gateway = 'slow' THEN PERFORM pg_advisory_xact_lock_shared(${key}); END IF;
-      RETURN NULL;
-    END $$;
-    CREATE TRIGGER hold_slow AFTER INSERT ON batch_seqs FOR EACH ROW EXECUTE FUNCTION hold_slow();`);
-  await control.query('SELECT pg_advisory_lock($1)', [key]);
-  const slow = store.commitBatch(batch('slow', 1));
-  await waitFor(async () => (await control.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'")).rowCount, 'the first group waiting on the lock');
+  const { store, control, key, slow } = await heldSlowCommit(t, { commitConcurrency: 2, secondGroupMin: 3 });
   const waiting = [store.commitBatch(batch('g1', 1)), store.commitBatch(batch('g2', 1))];
   await new Promise((r) => setTimeout(r, 300));
   t.equal((await control.query("SELECT 1 FROM batch_seqs WHERE gateway IN ('g1', 'g2')")).rowCount, 0, 'two waiting batches do not start a second commit');
