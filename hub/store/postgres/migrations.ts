@@ -32,6 +32,7 @@ import { SCHEMA_V3_CONFIG_FIRMWARE } from './schema-v3-config-firmware.js';
 import { SCHEMA_V5_GATEWAY_NODE } from './schema-v5-gateway-node.js';
 import { SCHEMA_V6_ROLLUPS } from './schema-v6-rollups.js';
 import { SCHEMA_V7_SEQ_RANGES } from './schema-v7-seq-ranges.js';
+import { SCHEMA_V8_HOT_DEDUPE } from './schema-v8-hot-dedupe.js';
 
 /** One schema change. */
 interface Migration {
@@ -89,6 +90,7 @@ CREATE TABLE quarantine (
   { version: 5, name: 'cluster: the node holding each gateway connection (gateways.node)', sql: SCHEMA_V5_GATEWAY_NODE },
   { version: 6, name: 'rollups of expired raw readings', sql: SCHEMA_V6_ROLLUPS },
   { version: 7, name: 'the dedupe record as seq ranges per gateway epoch (batch_seqs), instead of a row per batch', sql: SCHEMA_V7_SEQ_RANGES },
+  { version: 8, name: 'the dedupe record updated in place (HOT): no index on batch_seqs.updated_at', sql: SCHEMA_V8_HOT_DEDUPE },
 ];
 
 /** The newest schema version this code writes. */

@@ -3,15 +3,16 @@
  * seq ranges per gateway epoch instead of a row per batch. A schema at
  * version 6 with `batches` rows is migrated without forgetting a batch; the
  * record stays bounded for a gateway that skips seqs or invents epochs, as
- * the SQLite store's does (hub/test/store-bounds.test.ts). Each test in its
- * own schema; skipped with one line where no PostgreSQL answers.
+ * the SQLite store's does (hub/test/store-bounds.test.ts), and is updated in
+ * place (schema version 8). Each test in its own schema; skipped with one
+ * line where no PostgreSQL answers.
  */
 import t from 'tap';
 import type { Test } from 'tap';
 import { silentLogger } from '../../../lib/index.js';
 import { PG_URL, pgClient, pgSchema, skipUnlessPostgres } from '../../../test/support/postgres.js';
 import { resolveDataLimits, type DataLimitOptions } from '../../data-limits.js';
-import { MIGRATIONS } from '../postgres/migrations.js';
+import { MIGRATIONS, PG_SCHEMA_VERSION } from '../postgres/migrations.js';
 import { PgTelemetryStore } from '../postgres/pg-telemetry-store.js';
 
 const skip = await skipUnlessPostgres();
@@ -47,7 +48,7 @@ t.test('a version-6 schema with batch rows is migrated to seq ranges: every comm
     ['gw-a', 'e1', '{[1,4),[5,6)}', 14], ['gw-a', 'e2', '{[7,8)}', 20], ['gw-b', 'e1', '{[1,2)}', 30],
   ], 'one row per gateway epoch, its seqs as ranges, the newest commit time');
   t.equal((await c.query("SELECT to_regclass('batches') AS t")).rows[0].t, null, 'the batches table is gone');
-  t.equal((await c.query('SELECT max(version) AS v FROM schema_migrations')).rows[0].v, 7);
+  t.equal((await c.query('SELECT max(version) AS v FROM schema_migrations')).rows[0].v, PG_SCHEMA_VERSION);
   for (const [g, e, s] of [['gw-a', 'e1', 1], ['gw-a', 'e1', 3], ['gw-a', 'e1', 5], ['gw-a', 'e2', 7], ['gw-b', 'e1', 1]] as const) {
     t.equal(await store.commitBatch(batch(g, e, s)), 'duplicate', `${g}/${e}/${s} committed before the migration is a replay`);
   }
@@ -78,4 +79,22 @@ t.test('dedupe record bounded: a gateway skipping every other seq, or inventing 
   t.equal(left.length, 20);
   t.notOk(left.includes('e'), 'the epoch used longest ago went first');
   t.equal(await one(1, 'ep29'), 'duplicate', 'a kept epoch still recognises its replays');
+});
+
+t.test('the dedupe record is updated in place: hundreds of group commits leave its rows on one page (HOT updates, schema version 8)', { skip: skip || undefined }, async (t) => {
+  const schema = pgSchema(t);
+  const store = await open(t, schema);
+  const c = await pgClient(t, schema);
+  // 300 group commits of 8 gateways, each updating the 8 rows of batch_seqs. Version 7 indexed updated_at,
+  // so no update was HOT: every one left a dead tuple (2,400 here, about 27 pages) until VACUUM came round.
+  const COMMITS = 300;
+  for (let k = 1; k <= COMMITS; k++) {
+    const results = await Promise.all(Array.from({ length: 8 }, (_, g) => store.commitBatch(batch(`gw-${g}`, 'e1', k))));
+    if (results.some((r) => r !== 'stored')) t.fail(`commit ${k}: ${results.join(', ')}`);
+  }
+  t.equal((await c.query('SELECT count(*)::int AS n FROM batch_seqs')).rows[0].n, 8, 'one row per gateway epoch');
+  t.same((await c.query("SELECT DISTINCT seqs::text AS s FROM batch_seqs")).rows, [{ s: `{[1,${COMMITS + 1})}` }], 'each holds every seq as one range');
+  const pages = Number((await c.query("SELECT pg_relation_size('batch_seqs') / current_setting('block_size')::int AS p")).rows[0].p);
+  t.ok(pages <= 2, `the table takes ${pages} page(s) after ${COMMITS} commits (dead versions pruned in place)`);
+  t.same((await c.query("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'batch_seqs'")).rows.map((r) => r.indexname), ['batch_seqs_pkey'], 'no index on a column every commit updates');
 });
