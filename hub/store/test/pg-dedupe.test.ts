@@ -95,6 +95,8 @@ t.test('the dedupe record is updated in place: hundreds of group commits leave i
   t.equal((await c.query('SELECT count(*)::int AS n FROM batch_seqs')).rows[0].n, 8, 'one row per gateway epoch');
   t.same((await c.query("SELECT DISTINCT seqs::text AS s FROM batch_seqs")).rows, [{ s: `{[1,${COMMITS + 1})}` }], 'each holds every seq as one range');
   const pages = Number((await c.query("SELECT pg_relation_size('batch_seqs') / current_setting('block_size')::int AS p")).rows[0].p);
-  t.ok(pages <= 2, `the table takes ${pages} page(s) after ${COMMITS} commits (dead versions pruned in place)`);
+  // One page, give or take: an update that finds its page full while another backend (autovacuum) holds it
+  // cannot prune it then and goes to a new page. With the version-7 index it took 9.
+  t.ok(pages <= 3, `the table takes ${pages} page(s) after ${COMMITS} commits (dead versions pruned in place)`);
   t.same((await c.query("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'batch_seqs'")).rows.map((r) => r.indexname), ['batch_seqs_pkey'], 'no index on a column every commit updates');
 });
