@@ -86,7 +86,7 @@ t.test('the dedupe record is updated in place: hundreds of group commits leave i
   const store = await open(t, schema);
   const c = await pgClient(t, schema);
   // 300 group commits of 8 gateways, each updating the 8 rows of batch_seqs. Version 7 indexed updated_at,
-  // so no update was HOT: every one left a dead tuple (2,400 here, about 27 pages) until VACUUM came round.
+  // so no update was HOT: every one left a dead tuple (2,400 here) until pruning or VACUUM came round.
   const COMMITS = 300;
   for (let k = 1; k <= COMMITS; k++) {
     const results = await Promise.all(Array.from({ length: 8 }, (_, g) => store.commitBatch(batch(`gw-${g}`, 'e1', k))));
