@@ -12,7 +12,7 @@ import mqtt from 'mqtt';
 import path from 'node:path';
 import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chunkCount, fwTopics, type FirmwareOffer } from '../contract/index.js';
+import { chunkCount, fwTopics, isFinalFwState, type FirmwareOffer } from '../contract/index.js';
 import { DownloadStore, generateSigningKey, parsePrivateKey, signManifest } from '../firmware-bridge/index.js';
 import { buildSimImage } from '../scripts/sim/sim-firmware.js';
 import { GW, hubApi, rollOut, rolloutState, sign, startFwStack } from './support/fw-stack.js';
@@ -73,7 +73,9 @@ t.test('bad signatures and a wrong model are refused before any byte is fetched'
   const { key: priv, keyId } = parsePrivateKey(s.key.privateKeyPem);
   await offer('x-model', 'fc21-1', signManifest({ ...good.manifest, model: 'sim-xmodem-sensor' }, priv, keyId));
   await offer('x-nodev', 'nope-9', good);
-  await waitFor(async () => (await s.gw.firmware.list()).filter((j) => j.job.startsWith('x-')).length === 3, 'three refused jobs');
+  // Each job is recorded (idle) before its checks run: wait for all three to be decided, not only recorded
+  // (CI once read x-nodev while still idle).
+  await waitFor(async () => (await s.gw.firmware.list()).filter((j) => j.job.startsWith('x-') && isFinalFwState(j.state)).length === 3, 'three refused jobs');
   const byId = Object.fromEntries((await s.gw.firmware.list()).map((j) => [j.job, j]));
   t.match(byId['x-unsigned'], { state: 'failed', result: 5, error: { code: 'FW_ERR_UNSIGNED' } });
   t.match(byId['x-model'], { state: 'failed', result: 6, error: { code: 'FW_ERR_WRONG_MODEL' } });
