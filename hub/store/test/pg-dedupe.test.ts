@@ -81,12 +81,12 @@ t.test('dedupe record bounded: a gateway skipping every other seq, or inventing 
   t.equal(await one(1, 'ep29'), 'duplicate', 'a kept epoch still recognises its replays');
 });
 
-t.test('the dedupe record is updated in place: hundreds of group commits leave its rows on one page (HOT updates, schema version 8)', { skip: skip || undefined }, async (t) => {
+t.test('the dedupe record is updated in place: hundreds of group commits update its rows as HOT updates, with no index on a column they change (schema version 8)', { skip: skip || undefined }, async (t) => {
   const schema = pgSchema(t);
   const store = await open(t, schema);
   const c = await pgClient(t, schema);
   // 300 group commits of 8 gateways, each updating the 8 rows of batch_seqs. Version 7 indexed updated_at,
-  // so no update was HOT: every one left a dead tuple (2,400 here) until pruning or VACUUM came round.
+  // so no update was HOT: every one added index entries, which stay until VACUUM, and a new version elsewhere.
   const COMMITS = 300;
   for (let k = 1; k <= COMMITS; k++) {
     const results = await Promise.all(Array.from({ length: 8 }, (_, g) => store.commitBatch(batch(`gw-${g}`, 'e1', k))));
@@ -94,9 +94,20 @@ t.test('the dedupe record is updated in place: hundreds of group commits leave i
   }
   t.equal((await c.query('SELECT count(*)::int AS n FROM batch_seqs')).rows[0].n, 8, 'one row per gateway epoch');
   t.same((await c.query("SELECT DISTINCT seqs::text AS s FROM batch_seqs")).rows, [{ s: `{[1,${COMMITS + 1})}` }], 'each holds every seq as one range');
-  const pages = Number((await c.query("SELECT pg_relation_size('batch_seqs') / current_setting('block_size')::int AS p")).rows[0].p);
-  // One page, give or take: an update that finds its page full while another backend (autovacuum) holds it
-  // cannot prune it then and goes to a new page. With the version-7 index it took 9.
-  t.ok(pages <= 3, `the table takes ${pages} page(s) after ${COMMITS} commits (dead versions pruned in place)`);
+  // The share of HOT updates, not the table's size. How soon dead versions are pruned depends on every open
+  // transaction of the server, even in another database: in one full run of the suite (files in parallel, some
+  // holding transactions open on purpose) the table took 4 pages, and beside one open transaction 32. Whether
+  // an update is HOT depends on the indexes: with pruning held back a row moves to a new page once per page
+  // filled (2,144 of 2,392 stayed HOT), and with the version-7 index none did (0 of 2,392).
+  // The counters reach pg_stat once the store's connections have ended.
+  await store.stop();
+  const updates = (COMMITS - 1) * 8;
+  let stats = { upd: 0, hot: 0 };
+  for (const until = Date.now() + 20_000; stats.upd < updates && Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
+    const r = (await c.query<{ upd: string; hot: string }>("SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relid = 'batch_seqs'::regclass")).rows[0];
+    stats = { upd: Number(r?.upd ?? 0), hot: Number(r?.hot ?? 0) };
+  }
+  t.equal(stats.upd, updates, `PostgreSQL counted the ${updates} updates of the commits after the first`);
+  t.ok(stats.hot >= updates / 2, `${stats.hot} of ${stats.upd} updates were HOT (in place on their page, no index entry)`);
   t.same((await c.query("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'batch_seqs'")).rows.map((r) => r.indexname), ['batch_seqs_pkey'], 'no index on a column every commit updates');
 });
