@@ -18,7 +18,7 @@ import { checkVersion, migrate } from './migrations.js';
 import { Partitions } from './partitions.js';
 import { importUnfinished } from '../import-guard.js';
 import { PgImageStore } from './pg-firmware.js';
-import { isUnavailable, PgPool } from './pg-pool.js';
+import { isUnavailable, parseStoreUrl, PgPool } from './pg-pool.js';
 
 /** Where a PostgreSQL hub keeps its state. */
 export interface PgLocation {
@@ -40,8 +40,14 @@ const ORDER: Record<string, string> = {
   rollups: 'series, bucket_ms, ts',
 };
 
+/**
+ * A pool for an export or import. Its sessions show in pg_stat_activity as `APP:SCHEMA` (`ioc-edge-hub-import:ioc_edge`):
+ * an operator sees which deployment an import is writing, and a test cuts only its own import's connection.
+ */
 function open(url: string, logger: Logger, app: string): PgPool {
-  return new PgPool({ url, max: 2, applicationName: app, statementTimeoutMs: 600_000 }, logger);
+  const parsed = parseStoreUrl(url);
+  const schema = parsed.kind === 'postgres' ? parsed.schema : '';
+  return new PgPool({ url, max: 2, applicationName: `${app}:${schema}`, statementTimeoutMs: 600_000 }, logger);
 }
 
 const unreachable = (db: PgPool, err: unknown): unknown =>

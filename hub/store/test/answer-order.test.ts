@@ -31,7 +31,7 @@ const batch = (gateway: string, seq: number): BatchToCommit => ({
  */
 async function heldSlowCommit(t: Test, opts: Partial<PgTelemetryStoreDeps>, onSlow: () => void = () => undefined): Promise<{ store: PgTelemetryStore; control: pg.Client; key: number; slow: Promise<'stored' | 'duplicate'> }> {
   const schema = pgSchema(t);
-  const store = new PgTelemetryStore({ connect: { url: PG_URL, schema }, logger: silentLogger(), retentionTimer: false, ...opts });
+  const store = new PgTelemetryStore({ connect: { url: PG_URL, schema, applicationName: `answer-order-${schema}` }, logger: silentLogger(), retentionTimer: false, ...opts });
   await store.start();
   t.teardown(() => store.stop());
   const control = await pgClient(t, schema);
@@ -45,7 +45,8 @@ async function heldSlowCommit(t: Test, opts: Partial<PgTelemetryStoreDeps>, onSl
     CREATE TRIGGER hold_slow AFTER INSERT ON batch_seqs FOR EACH ROW EXECUTE FUNCTION hold_slow();`);
   await control.query('SELECT pg_advisory_lock($1)', [key]);
   const slow = store.commitBatch(batch('slow', 1)).then((r) => (onSlow(), r));
-  await waitFor(async () => (await control.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'")).rowCount, 'the first group waiting on the lock');
+  // This store's session: another test file's may be waiting on an advisory lock of its own at the same time.
+  await waitFor(async () => (await control.query("SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory'", [`answer-order-${schema}`])).rowCount, 'the first group waiting on the lock');
   return { store, control, key, slow };
 }
 
