@@ -11,6 +11,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { silentLogger } from '../../../lib/index.js';
 import { PG_URL, pgClient, pgSchema, skipUnlessPostgres } from '../../../test/support/postgres.js';
+import { waitFor } from '../../../test/support/wait.js';
 import { resolveDataLimits, type DataLimitOptions } from '../../data-limits.js';
 import { MIGRATIONS, PG_SCHEMA_VERSION } from '../postgres/migrations.js';
 import { PgTelemetryStore } from '../postgres/pg-telemetry-store.js';
@@ -102,11 +103,10 @@ t.test('the dedupe record is updated in place: hundreds of group commits update 
   // The counters reach pg_stat once the store's connections have ended.
   await store.stop();
   const updates = (COMMITS - 1) * 8;
-  let stats = { upd: 0, hot: 0 };
-  for (const until = Date.now() + 20_000; stats.upd < updates && Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
+  const stats = await waitFor(async () => {
     const r = (await c.query<{ upd: string; hot: string }>("SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relid = 'batch_seqs'::regclass")).rows[0];
-    stats = { upd: Number(r?.upd ?? 0), hot: Number(r?.hot ?? 0) };
-  }
+    return r && Number(r.upd) >= updates ? { upd: Number(r.upd), hot: Number(r.hot) } : null;
+  }, `pg_stat to count the ${updates} updates`, 20_000, 100);
   t.equal(stats.upd, updates, `PostgreSQL counted the ${updates} updates of the commits after the first`);
   t.ok(stats.hot >= updates / 2, `${stats.hot} of ${stats.upd} updates were HOT (in place on their page, no index entry)`);
   t.same((await c.query("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'batch_seqs'")).rows.map((r) => r.indexname), ['batch_seqs_pkey'], 'no index on a column every commit updates');
