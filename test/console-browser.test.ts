@@ -84,7 +84,9 @@ t.test('operator console end to end', { skip: skipUnlessBinary(CHROMIUM, 'chromi
 
   // Configuration: a refused push shows its problems inline; a good one is applied and reported.
   await page.goto(`${base}/console/#/config/gw-test-01`);
-  await page.waitForSelector('#config-editor');
+  // The page has loaded the gateway's configuration (the Desired panel and the editor's current text come in one
+  // step): filling the editor before that raced the page's own fill ('{}' landed in front of ours once, on a loaded CI run).
+  await page.locator('#view h2:text-is("Desired")').waitFor();
   const desired = structuredClone(cfg) as Record<string, any>;
   delete desired.dataDir;
   delete desired.hub.claim;
